@@ -1,0 +1,20 @@
+//! `tessera bench ...`: figures, not timed tests. Each benchmark prints a table and
+//! writes `bench/results/<name>.json`.
+
+mod embed;
+mod search;
+
+#[derive(clap::Subcommand)]
+pub enum BenchCommand {
+    /// Per-tile embedding latency: tract int8/fp32, 1 and all threads, vs onnxruntime.
+    Embed(embed::BenchEmbedArgs),
+    /// Index build/search at scale on synthetic vectors, vs faiss and hnswlib.
+    Search(search::BenchSearchArgs),
+}
+
+pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Embed(args) => embed::run(args),
+        BenchCommand::Search(args) => search::run(args),
+    }
+}

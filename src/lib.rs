@@ -1,0 +1,14 @@
+//! Tessera: histopathology tile search that runs in the browser.
+//!
+//! The core modules (`preprocess`, `model`, `descriptor`, `index`, `search`, `eval`,
+//! `slide`) are plain Rust and know nothing of JS or terminals; `wasm` (browser) and the
+//! `tessera` binary (`cli`) are thin faces over them. See `../shared/ARCHITECTURE.md`.
+
+pub mod descriptor;
+pub mod eval;
+pub mod index;
+pub mod model;
+pub mod preprocess;
+pub mod search;
+#[cfg(feature = "cli")]
+pub mod slide;

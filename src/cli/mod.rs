@@ -5,8 +5,14 @@ mod build;
 mod embed;
 mod eval;
 mod search;
+mod tiles;
 
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tessera::model::Embedder;
 
 #[derive(Parser)]
 #[command(name = "tessera", version, about = "Histopathology tile search: embed, index, search, evaluate")]
@@ -41,4 +47,45 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Bench(cmd) => bench::run(cmd),
     }
+}
+
+/// Which model to embed with (defaults: the crate's `models/vit-s14-int8.*`).
+#[derive(clap::Args, Clone)]
+pub struct ModelArgs {
+    /// ONNX model file.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The model's JSON manifest (SHA-256, input size, normalization, ...).
+    #[arg(long)]
+    model_manifest: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    fn paths(&self) -> (PathBuf, PathBuf) {
+        let (model, manifest) = Embedder::default_files();
+        let model = self.model.clone().unwrap_or(model);
+        // A model given without a manifest: look for the manifest beside it.
+        let manifest = match (&self.model_manifest, &self.model) {
+            (Some(m), _) => m.clone(),
+            (None, Some(m)) => m.with_extension("json"),
+            (None, None) => manifest,
+        };
+        (model, manifest)
+    }
+
+    pub fn load(&self) -> anyhow::Result<Embedder> {
+        let (model, manifest) = self.paths();
+        Ok(Embedder::from_files(&model, &manifest)?)
+    }
+}
+
+/// Writes `path` through a temporary file in the same folder and renames it into place,
+/// so an interrupted or failed write never leaves a partial file behind.
+pub fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("{}: cannot create a file here", dir.display()))?;
+    write(tmp.as_file_mut())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).with_context(|| format!("{}: cannot move the finished file into place", path.display()))?;
+    Ok(())
 }

@@ -1,0 +1,216 @@
+//! The tile-embedding model: an ONNX ViT run by tract, described by a JSON manifest
+//! (`models/vit-s14-int8.json`). Loaded from bytes because the browser has bytes; the
+//! bytes are checked against the manifest's SHA-256 before tract sees them.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tract_onnx::prelude::*;
+
+use crate::preprocess::{self, Normalization, RgbImage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{name}: invalid model manifest: {source}")]
+    Manifest { name: String, source: serde_json::Error },
+    #[error("{name}: manifest field `{field}` is invalid: {why}")]
+    ManifestField { name: String, field: &'static str, why: String },
+    #[error("model file does not match its manifest `{manifest_id}`: SHA-256 is {actual}, manifest says {expected}")]
+    HashMismatch { manifest_id: String, expected: String, actual: String },
+    #[error("cannot load model `{manifest_id}` with tract: {source:#}")]
+    Load { manifest_id: String, source: TractError },
+    #[error("model `{manifest_id}` failed on {input}: {source:#}")]
+    Run { manifest_id: String, input: String, source: TractError },
+    #[error("model `{manifest_id}` returned shape {shape:?}, expected [1, {dim}]")]
+    OutputShape { manifest_id: String, shape: Vec<usize>, dim: usize },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+/// What the model expects and produces. Mirrors `models/*.json` (written by
+/// `models/export.py`); unknown fields (notes, source, licence) are kept as they are.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ModelManifest {
+    pub id: String,
+    pub file: String,
+    pub sha256: String,
+    pub input: InputSpec,
+    pub output: OutputSpec,
+    pub block: u32,
+    pub pooling: String,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct InputSpec {
+    pub name: String,
+    /// Side of the square input in px (a multiple of the 14-px patch). The graph's H/W are
+    /// symbolic, so changing this (e.g. for an evaluation sweep) needs no re-export.
+    pub size: u32,
+    #[serde(flatten)]
+    pub normalization: Normalization,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct OutputSpec {
+    pub name: String,
+    pub dim: usize,
+}
+
+const PATCH: u32 = 14;
+
+impl ModelManifest {
+    /// Parses and checks a manifest; `name` labels errors.
+    pub fn from_json(json: &[u8], name: &str) -> Result<Self> {
+        let manifest: Self =
+            serde_json::from_slice(json).map_err(|source| ModelError::Manifest { name: name.into(), source })?;
+        manifest.validate(name)?;
+        Ok(manifest)
+    }
+
+    fn validate(&self, name: &str) -> Result<()> {
+        let bad = |field, why: String| Err(ModelError::ManifestField { name: name.into(), field, why });
+        let size = self.input.size;
+        if size == 0 || size % PATCH != 0 || size > 1024 {
+            return bad("input.size", format!("{size} is not a multiple of {PATCH} in 14..=1022"));
+        }
+        if self.output.dim == 0 || self.output.dim > 65_536 {
+            return bad("output.dim", format!("{} is out of range", self.output.dim));
+        }
+        if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return bad("sha256", format!("`{}` is not 64 hex digits", self.sha256));
+        }
+        if self.input.normalization.std.iter().any(|s| *s <= 0.0 || !s.is_finite()) {
+            return bad("input.std", "must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Identity of the vectors this model produces, including the input size (the same
+    /// weights at another size give other vectors). Indexes record and check it.
+    pub fn embedding_id(&self) -> String {
+        format!("{}@{}px", self.id, self.input.size)
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A loaded, optimized model. Cheap to share between threads (`embed` takes `&self`).
+pub struct Embedder {
+    manifest: ModelManifest,
+    plan: std::sync::Arc<TypedSimplePlan>,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder").field("id", &self.manifest.embedding_id()).finish()
+    }
+}
+
+impl Embedder {
+    /// Verifies `model` against the manifest's SHA-256, then loads and optimizes it once
+    /// for a 1 x 3 x size x size input.
+    pub fn from_bytes(model: &[u8], manifest: ModelManifest) -> Result<Self> {
+        let actual = sha256_hex(model);
+        if !actual.eq_ignore_ascii_case(&manifest.sha256) {
+            return Err(ModelError::HashMismatch {
+                manifest_id: manifest.id.clone(),
+                expected: manifest.sha256.clone(),
+                actual,
+            });
+        }
+        let load_err = |source| ModelError::Load { manifest_id: manifest.id.clone(), source };
+        let size = manifest.input.size as usize;
+        let plan = tract_onnx::onnx()
+            .model_for_read(&mut Cursor::new(model))
+            .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, size, size]).into()))
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(load_err)?;
+        Ok(Self { manifest, plan })
+    }
+
+    /// Reads a model and its manifest from disk (CLI and tests).
+    pub fn from_files(model_path: &Path, manifest_path: &Path) -> Result<Self> {
+        Self::from_files_with(model_path, manifest_path, |_| ())
+    }
+
+    /// Like `from_files`, letting the caller adjust the manifest first (e.g. the
+    /// evaluation harness trying another input size).
+    pub fn from_files_with(
+        model_path: &Path,
+        manifest_path: &Path,
+        adjust: impl FnOnce(&mut ModelManifest),
+    ) -> Result<Self> {
+        let read = |path: &Path| std::fs::read(path).map_err(|source| ModelError::Io { path: path.into(), source });
+        let mut manifest = ModelManifest::from_json(&read(manifest_path)?, &manifest_path.display().to_string())?;
+        adjust(&mut manifest);
+        manifest.validate(&manifest_path.display().to_string())?;
+        Self::from_bytes(&read(model_path)?, manifest)
+    }
+
+    /// `models/vit-s14-int8.onnx` and `.json` in the crate's source tree.
+    pub fn default_files() -> (PathBuf, PathBuf) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        (dir.join("vit-s14-int8.onnx"), dir.join("vit-s14-int8.json"))
+    }
+
+    pub fn manifest(&self) -> &ModelManifest {
+        &self.manifest
+    }
+
+    pub fn dim(&self) -> usize {
+        self.manifest.output.dim
+    }
+
+    /// Embeds one tile of any size: centre crop, resize, normalize, run, L2-normalize.
+    pub fn embed(&self, tile: &RgbImage) -> Result<Vec<f32>> {
+        let square = preprocess::square_resize(tile, self.manifest.input.size);
+        self.embed_square(&square)
+    }
+
+    /// Embeds a tile already cropped and resized to the model's input size.
+    pub fn embed_square(&self, square: &RgbImage) -> Result<Vec<f32>> {
+        let size = self.manifest.input.size as usize;
+        debug_assert_eq!(square.dimensions(), (size as u32, size as u32));
+        let data = preprocess::normalize_chw(square, &self.manifest.input.normalization);
+        let run_err = |source| ModelError::Run {
+            manifest_id: self.manifest.id.clone(),
+            input: format!("{size}x{size} tile"),
+            source,
+        };
+        let input = Tensor::from_shape(&[1, 3, size, size], &data).map_err(run_err)?;
+        let outputs = self.plan.run(tvec!(input.into())).map_err(run_err)?;
+        let output = outputs[0].to_plain_array_view::<f32>().map_err(run_err)?;
+        if output.shape() != [1, self.dim()] {
+            return Err(ModelError::OutputShape {
+                manifest_id: self.manifest.id.clone(),
+                shape: output.shape().to_vec(),
+                dim: self.dim(),
+            });
+        }
+        let mut vector: Vec<f32> = output.iter().copied().collect();
+        l2_normalize(&mut vector);
+        Ok(vector)
+    }
+
+    /// Embeds several tiles in order (one tract run each: batch-1 plans are what the
+    /// browser uses, and callers parallelize across tiles).
+    pub fn embed_batch(&self, tiles: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
+        tiles.iter().map(|t| self.embed(t)).collect()
+    }
+}
+
+/// Scales `v` to unit length (leaves an all-zero vector as it is).
+pub fn l2_normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}

@@ -1,0 +1,171 @@
+//! Retrieval evaluation: how often a tile's nearest neighbours share its label, under
+//! protocols that keep near-duplicates, slides, cases or hospitals out of the hits.
+//!
+//! Every tile is a query against all the others with exact cosine search; see
+//! [`metrics`] for the definitions of P@k, MV@5, mMV@5 and R@k.
+
+pub mod fields;
+pub mod exact;
+pub mod metrics;
+pub mod protocol;
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+pub use exact::VectorSet;
+pub use metrics::Metrics;
+pub use protocol::{MetaField, Protocol, TileMeta};
+
+use metrics::{MetricSums, RANK_DEPTH};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum EvalError {
+    #[error("{floats} floats are not whole vectors of dimension {dim}")]
+    VectorShape { floats: usize, dim: usize },
+    #[error("tile {tile} has a zero or non-finite vector; its cosine is undefined")]
+    DegenerateVector { tile: usize },
+    #[error("{vectors} vectors but metadata for {tiles} tiles")]
+    CountMismatch { vectors: usize, tiles: usize },
+    #[error("tile {tile}: no `{column}` value")]
+    MissingColumn { tile: String, column: &'static str },
+    #[error("protocol {protocol} needs the {field} of every tile, and tile {tile} has none")]
+    MissingField { protocol: &'static str, field: &'static str, tile: usize },
+}
+
+/// Figures of one protocol over one set of tiles.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub protocol: Protocol,
+    /// Every tile is a query.
+    pub queries: usize,
+    /// Queries left with fewer than 10 candidates after exclusions; their missing hits
+    /// count as wrong.
+    pub short_queries: usize,
+    /// Means over queries.
+    pub overall: Metrics,
+    /// MV@5 averaged per class, then over classes.
+    pub m_mv_at_5: f64,
+    /// Per class (the query's label), in order of first appearance.
+    pub per_class: Vec<ClassReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassReport {
+    pub label: String,
+    pub queries: usize,
+    pub metrics: Metrics,
+}
+
+/// Evaluates `vectors` (one row per tile of `meta`) under each protocol in turn.
+/// The cosines of each query are computed once and shared by the protocols.
+pub fn evaluate(
+    vectors: &VectorSet,
+    meta: &[TileMeta],
+    protocols: &[Protocol],
+) -> Result<Vec<EvalReport>, EvalError> {
+    if vectors.len() != meta.len() {
+        return Err(EvalError::CountMismatch { vectors: vectors.len(), tiles: meta.len() });
+    }
+    let keys = TileKeys::new(meta, protocols)?;
+    let mut sums = vec![vec![MetricSums::default(); keys.class_names.len()]; protocols.len()];
+    let mut short = vec![0usize; protocols.len()];
+    for query in 0..meta.len() {
+        let cosines = vectors.cosines_from(query);
+        for (p, &protocol) in protocols.iter().enumerate() {
+            let hits =
+                exact::top_k_where(&cosines, RANK_DEPTH, |c| !keys.excludes(protocol, query, c));
+            if hits.len() < RANK_DEPTH {
+                short[p] += 1;
+            }
+            let ranked: Vec<u32> = hits.iter().map(|&h| keys.label[h]).collect();
+            sums[p][keys.label[query] as usize].add(keys.label[query], &ranked);
+        }
+    }
+    Ok(protocols
+        .iter()
+        .zip(sums)
+        .zip(short)
+        .map(|((&protocol, class_sums), short_queries)| report(protocol, &keys, &class_sums, short_queries))
+        .collect())
+}
+
+fn report(protocol: Protocol, keys: &TileKeys, class_sums: &[MetricSums], short_queries: usize) -> EvalReport {
+    let mut total = MetricSums::default();
+    for sums in class_sums {
+        total.merge(sums);
+    }
+    let per_class: Vec<ClassReport> = keys
+        .class_names
+        .iter()
+        .zip(class_sums)
+        .map(|(label, sums)| ClassReport { label: label.clone(), queries: sums.queries, metrics: sums.mean() })
+        .collect();
+    let m_mv_at_5 =
+        per_class.iter().map(|c| c.metrics.mv_at_5).sum::<f64>() / per_class.len().max(1) as f64;
+    EvalReport { protocol, queries: total.queries, short_queries, overall: total.mean(), m_mv_at_5, per_class }
+}
+
+/// Metadata interned to small integers, so the per-pair exclusion test compares numbers.
+struct TileKeys {
+    class_names: Vec<String>,
+    label: Vec<u32>,
+    group: Vec<u32>,
+    /// Per [`MetaField`] (slide, case, site); `None` when some tile lacks it.
+    fields: [Option<Vec<u32>>; 3],
+}
+
+impl TileKeys {
+    fn new(meta: &[TileMeta], protocols: &[Protocol]) -> Result<Self, EvalError> {
+        let (class_names, label) = intern(meta.iter().map(|m| m.label.as_str()));
+        let (_, group) = intern(meta.iter().map(|m| m.group.as_str()));
+        let fields = [MetaField::Slide, MetaField::Case, MetaField::Site].map(|field| {
+            let values: Option<Vec<&str>> = meta.iter().map(|m| field.of(m)).collect();
+            values.map(|v| intern(v.into_iter()).1)
+        });
+        let keys = TileKeys { class_names, label, group, fields };
+        for &protocol in protocols {
+            for &field in protocol.excluded_fields() {
+                if keys.field(field).is_none() {
+                    let tile = meta.iter().position(|m| field.of(m).is_none()).unwrap_or(0);
+                    return Err(EvalError::MissingField { protocol: protocol.name(), field: field.name(), tile });
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    fn field(&self, field: MetaField) -> Option<&Vec<u32>> {
+        let slot = match field {
+            MetaField::Slide => 0,
+            MetaField::Case => 1,
+            MetaField::Site => 2,
+        };
+        self.fields[slot].as_ref()
+    }
+
+    /// Whether `protocol` keeps `candidate` out of `query`'s hits.
+    fn excludes(&self, protocol: Protocol, query: usize, candidate: usize) -> bool {
+        candidate == query
+            || (protocol.excludes_group() && self.group[candidate] == self.group[query])
+            || protocol.excluded_fields().iter().any(|&field| {
+                // Checked present in `new` for every protocol it was given.
+                self.field(field).is_some_and(|values| values[candidate] == values[query])
+            })
+    }
+}
+
+/// Distinct values in order of first appearance, and each item's index among them.
+fn intern<'a>(items: impl Iterator<Item = &'a str>) -> (Vec<String>, Vec<u32>) {
+    let mut ids: HashMap<&str, u32> = HashMap::new();
+    let mut names = Vec::new();
+    let keys = items
+        .map(|item| {
+            *ids.entry(item).or_insert_with(|| {
+                names.push(item.to_string());
+                (names.len() - 1) as u32
+            })
+        })
+        .collect();
+    (names, keys)
+}

@@ -79,13 +79,14 @@ fn embedding_from_files_matches_reference() {
         let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "{tile}: not unit length ({norm})");
         let c = cosine(&v, expected);
-        assert!(c >= 0.995, "{tile}: cosine {c} < 0.995");
+        eprintln!("{tile}: file -> tract vs onnxruntime cosine {c:.6}");
+        assert!(c >= 0.9995, "{tile}: cosine {c} < 0.9995");
     }
 }
 
 #[test]
 fn rgba_pixels_embed_like_the_decoded_image() {
-    let path = "lc25000-lung/lung_n/lungn1000.jpeg";
+    let path = "lc25000-lung/lung_n/lungn100.jpeg";
     let bytes = std::fs::read(data().join(path)).unwrap();
     let img = preprocess::decode(&bytes, path).unwrap();
     let rgba: Vec<u8> = img.pixels().flat_map(|p| [p[0], p[1], p[2], 255]).collect();

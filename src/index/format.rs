@@ -1,0 +1,260 @@
+//! The index file: magic, version, JSON header, section table, sections, CRC-32.
+//! See `docs/index-format.md` for the byte layout.
+//!
+//! Reading checks, in order: magic, version, checksum, header, model, section table
+//! (sections must tile the file exactly), then each section against the header's counts.
+//! Every length is compared with the bytes actually present before anything is allocated.
+
+use serde::{Deserialize, Serialize};
+
+use super::bytes::{Reader, Writer};
+use super::{
+    Graph, HnswParams, Index, IndexError, Metadata, Metric, ModelRef, Pca, Quantization, SizeReport, Thumbnails,
+    VectorStore,
+};
+
+pub const MAGIC: [u8; 8] = *b"TESSERA\x1a";
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Fixed prelude: magic, version, header length.
+const PRELUDE: usize = 16;
+const CHECKSUM: usize = 4;
+/// Room for a few more sections in later versions; more is malformed.
+const MAX_SECTIONS: usize = 16;
+/// A model dim beyond this is certainly a corrupt header.
+const MAX_DIM: usize = 1 << 16;
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    model: ModelRef,
+    metric: Metric,
+    tiles: u64,
+    quantization: Quantization,
+    /// Length of the stored vectors: the PCA output dim, or the model dim.
+    vector_dim: usize,
+    pca: Option<PcaHeader>,
+    /// Present when the file has a graph.
+    hnsw: Option<HnswParams>,
+    thumbnails: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PcaHeader {
+    dim_out: usize,
+    energy_kept: f32,
+}
+
+/// Section tags, in the order they are written.
+const VECS: [u8; 4] = *b"VECS";
+const QPAR: [u8; 4] = *b"QPAR";
+const PCAM: [u8; 4] = *b"PCAM";
+const GRPH: [u8; 4] = *b"GRPH";
+const META: [u8; 4] = *b"META";
+const THMB: [u8; 4] = *b"THMB";
+const KNOWN: [[u8; 4]; 6] = [VECS, QPAR, PCAM, GRPH, META, THMB];
+
+impl Index {
+    /// Serializes the index. The same index always gives the same bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.encode().0
+    }
+
+    /// Bytes per section of [`Index::to_bytes`].
+    pub fn size_report(&self) -> SizeReport {
+        self.encode().1
+    }
+
+    fn encode(&self) -> (Vec<u8>, SizeReport) {
+        let header = Header {
+            model: self.model.clone(),
+            metric: self.metric,
+            tiles: self.len() as u64,
+            quantization: self.vectors.quantization(),
+            vector_dim: self.vectors.dim(),
+            pca: self.pca.as_ref().map(|p| PcaHeader { dim_out: p.dim_out(), energy_kept: p.energy_kept() }),
+            hnsw: self.hnsw,
+            thumbnails: self.thumbnails.is_some(),
+        };
+        let header = serde_json::to_vec(&header).expect("header serializes: plain data");
+        let mut sections: Vec<([u8; 4], Vec<u8>)> = vec![(VECS, self.vectors.codes_to_bytes())];
+        if let Some(params) = self.vectors.params_to_bytes() {
+            sections.push((QPAR, params));
+        }
+        if let Some(pca) = &self.pca {
+            sections.push((PCAM, pca.to_bytes()));
+        }
+        if let Some(graph) = &self.graph {
+            let mut w = Writer::default();
+            graph.write(&mut w);
+            sections.push((GRPH, w.bytes));
+        }
+        let mut w = Writer::default();
+        self.metadata.write(&mut w);
+        sections.push((META, w.bytes));
+        if let Some(thumbs) = &self.thumbnails {
+            let mut w = Writer::default();
+            thumbs.write(&mut w);
+            sections.push((THMB, w.bytes));
+        }
+
+        let mut out = Writer::default();
+        out.bytes.extend_from_slice(&MAGIC);
+        out.u32(FORMAT_VERSION);
+        out.u32(header.len() as u32);
+        out.bytes.extend_from_slice(&header);
+        out.u32(sections.len() as u32);
+        let mut offset = out.bytes.len() + sections.len() * 20;
+        for (tag, body) in &sections {
+            out.bytes.extend_from_slice(tag);
+            out.u64(offset as u64);
+            out.u64(body.len() as u64);
+            offset += body.len();
+        }
+        let mut report = SizeReport { total: 0, vectors: 0, pca: 0, graph: 0, metadata: 0, thumbnails: 0 };
+        for (tag, body) in &sections {
+            match *tag {
+                VECS | QPAR => report.vectors += body.len(),
+                PCAM => report.pca += body.len(),
+                GRPH => report.graph += body.len(),
+                META => report.metadata += body.len(),
+                _ => report.thumbnails += body.len(),
+            }
+            out.bytes.extend_from_slice(body);
+        }
+        let crc = crc32fast::hash(&out.bytes);
+        out.u32(crc);
+        report.total = out.bytes.len();
+        (out.bytes, report)
+    }
+
+    /// Reads an index. With `expected`, refuses an index built by another model (id,
+    /// SHA-256 or dim differ). Never panics on malformed input.
+    pub fn from_bytes(bytes: &[u8], expected: Option<&ModelRef>) -> Result<Index, IndexError> {
+        if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
+            return Err(IndexError::NotAnIndex);
+        }
+        let mut r = Reader::new(bytes, "prelude");
+        r.take(MAGIC.len())?;
+        let version = r.u32()?;
+        if version != FORMAT_VERSION {
+            return Err(IndexError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+        }
+        if bytes.len() < PRELUDE + CHECKSUM {
+            return Err(IndexError::Truncated { section: "prelude", offset: bytes.len(), needed: PRELUDE + CHECKSUM });
+        }
+        let (body, stored) = bytes.split_at(bytes.len() - CHECKSUM);
+        let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
+        let computed = crc32fast::hash(body);
+        if stored != computed {
+            return Err(IndexError::BadChecksum { stored, computed });
+        }
+
+        let mut r = Reader::new(body, "header");
+        r.take(PRELUDE - 4)?;
+        let header_len = r.u32()? as usize;
+        let header: Header =
+            serde_json::from_slice(r.take(header_len)?).map_err(|e| IndexError::BadHeader(e.to_string()))?;
+        let tiles = check_header(&header)?;
+        if let Some(expected) = expected {
+            if *expected != header.model {
+                return Err(IndexError::ModelMismatch { expected: describe(expected), found: describe(&header.model) });
+            }
+        }
+
+        let sections = read_section_table(&mut r, body.len())?;
+        let find = |tag: [u8; 4]| sections.iter().find(|(t, _)| *t == tag).map(|(_, range)| &body[range.clone()]);
+        let require = |tag: [u8; 4], name: &'static str| find(tag).ok_or(IndexError::MissingSection { section: name });
+        let unexpected = |tag: [u8; 4], wanted: bool, name: &'static str| match (find(tag).is_some(), wanted) {
+            (true, false) => Err(IndexError::BadValue { section: name, offset: 0, what: "section present but header says none" }),
+            _ => Ok(()),
+        };
+
+        unexpected(QPAR, header.quantization == Quantization::Int8, "QPAR")?;
+        let vectors =
+            VectorStore::from_sections(header.quantization, header.vector_dim, tiles, require(VECS, "VECS")?, find(QPAR))?;
+        unexpected(PCAM, header.pca.is_some(), "PCAM")?;
+        let pca = match &header.pca {
+            Some(p) => Some(Pca::from_bytes(require(PCAM, "PCAM")?, header.model.dim, p.dim_out, p.energy_kept)?),
+            None => None,
+        };
+        unexpected(GRPH, header.hnsw.is_some(), "GRPH")?;
+        let graph = match header.hnsw {
+            Some(_) => Some(Graph::read(require(GRPH, "GRPH")?, tiles)?),
+            None => None,
+        };
+        let metadata = Metadata::read(require(META, "META")?, tiles)?;
+        unexpected(THMB, header.thumbnails, "THMB")?;
+        let thumbnails = match header.thumbnails {
+            true => Some(Thumbnails::read(require(THMB, "THMB")?, tiles)?),
+            false => None,
+        };
+        Ok(Index { model: header.model, metric: header.metric, pca, vectors, hnsw: header.hnsw, graph, metadata, thumbnails })
+    }
+}
+
+fn describe(m: &ModelRef) -> String {
+    format!("{} (sha256 {}, dim {})", m.id, m.sha256, m.dim)
+}
+
+/// Checks the header's numbers against each other; returns the tile count.
+fn check_header(h: &Header) -> Result<usize, IndexError> {
+    let bad = |what: String| Err(IndexError::BadHeader(what));
+    if h.model.dim == 0 || h.model.dim > MAX_DIM {
+        return bad(format!("model dim {} out of range", h.model.dim));
+    }
+    let expected_dim = h.pca.as_ref().map_or(h.model.dim, |p| p.dim_out);
+    if h.vector_dim != expected_dim || expected_dim == 0 || expected_dim > h.model.dim {
+        return bad(format!("vector dim {} does not match model dim {} and PCA", h.vector_dim, h.model.dim));
+    }
+    if let Some(p) = &h.hnsw {
+        if p.max_degree == 0 {
+            return bad("HNSW max_degree is 0".into());
+        }
+    }
+    usize::try_from(h.tiles)
+        .ok()
+        .filter(|&t| t < u32::MAX as usize)
+        .map_or_else(|| bad(format!("tile count {} out of range", h.tiles)), Ok)
+}
+
+/// Reads the section table and checks that the sections follow it back to back, with
+/// known, distinct tags, and end exactly where the checksum starts.
+fn read_section_table(
+    r: &mut Reader<'_>,
+    body_len: usize,
+) -> Result<Vec<([u8; 4], std::ops::Range<usize>)>, IndexError> {
+    let count = r.u32()? as usize;
+    if count > MAX_SECTIONS {
+        return Err(IndexError::BadValue { section: "section table", offset: r.offset(), what: "too many sections" });
+    }
+    let mut expected_offset = r.offset() + count * 20;
+    let mut sections = Vec::with_capacity(count);
+    for _ in 0..count {
+        let at = r.offset();
+        let tag = r.take(4)?;
+        let tag = [tag[0], tag[1], tag[2], tag[3]];
+        let offset = r.len()?;
+        let len = r.len()?;
+        let bad = |what| IndexError::BadValue { section: "section table", offset: at, what };
+        if !KNOWN.contains(&tag) {
+            return Err(bad("unknown section tag"));
+        }
+        if sections.iter().any(|(t, _)| *t == tag) {
+            return Err(bad("section appears twice"));
+        }
+        if offset != expected_offset {
+            return Err(bad("section does not start where the previous one ends"));
+        }
+        let end = offset.checked_add(len).filter(|&e| e <= body_len).ok_or(bad("section runs past the end of the file"))?;
+        sections.push((tag, offset..end));
+        expected_offset = end;
+    }
+    if expected_offset != body_len {
+        return Err(IndexError::BadValue {
+            section: "section table",
+            offset: expected_offset,
+            what: "sections do not add up to the file length",
+        });
+    }
+    Ok(sections)
+}

@@ -1,0 +1,308 @@
+//! The search index: per-tile vectors (compressed), metadata, optional thumbnails and an
+//! HNSW graph, held in memory and written to / read from one static file.
+//!
+//! Build with [`IndexBuilder`], write with [`Index::to_bytes`], load with
+//! [`Index::from_bytes`]; the file layout is in `docs/index-format.md`. Searching lives in
+//! [`crate::search`]. No file system access here: the browser hands us bytes.
+
+mod bytes;
+mod format;
+mod graph;
+mod meta;
+mod pca;
+mod quant;
+mod thumbnail;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use format::{FORMAT_VERSION, MAGIC};
+pub use graph::HnswParams;
+pub use pca::Pca;
+pub use quant::{Quantization, VectorStore};
+pub use thumbnail::make_thumbnail;
+
+pub(crate) use graph::Graph;
+pub(crate) use meta::{Metadata, Thumbnails};
+pub(crate) use quant::{dot_f32, PreparedQuery};
+
+/// The model the vectors came from. An index answers only queries embedded by the same
+/// model; readers compare this against the model they have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRef {
+    pub id: String,
+    /// Hex SHA-256 of the model file.
+    pub sha256: String,
+    /// Length of the model's vectors (before any PCA).
+    pub dim: usize,
+}
+
+/// How vectors are compared. Vectors are L2-normalized at build time, so the inner
+/// product of a query with a stored vector is their cosine similarity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    Cosine,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("not a Tessera index (bad magic bytes)")]
+    NotAnIndex,
+    #[error("index format version {found} is not supported (this reader reads version {supported})")]
+    UnsupportedVersion { found: u32, supported: u32 },
+    #[error("index checksum mismatch: file says {stored:#010x}, content gives {computed:#010x} (corrupt or truncated file)")]
+    BadChecksum { stored: u32, computed: u32 },
+    #[error("index truncated in {section} at offset {offset}: needs {needed} more bytes")]
+    Truncated { section: &'static str, offset: usize, needed: usize },
+    #[error("index header is invalid: {0}")]
+    BadHeader(String),
+    #[error("index was built with model {found}, but the query model is {expected}")]
+    ModelMismatch { expected: String, found: String },
+    #[error("index section {section} is {found} bytes, expected {expected}")]
+    SectionLength { section: &'static str, expected: usize, found: usize },
+    #[error("index section {section} is missing")]
+    MissingSection { section: &'static str },
+    #[error("index section {section}, offset {offset}: {what}")]
+    BadValue { section: &'static str, offset: usize, what: &'static str },
+    #[error("index is inconsistent: {what}")]
+    Inconsistent { what: &'static str },
+    #[error("tile {tile}: {what}")]
+    BadTile { tile: usize, what: String },
+    #[error("bad build options: {0}")]
+    BadOptions(String),
+    #[error("index build failed: {0}")]
+    Build(String),
+    #[error("thumbnail: {0}")]
+    Thumbnail(String),
+}
+
+/// Build settings; the defaults suit a few thousand to a million tiles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildOptions {
+    pub quantization: Quantization,
+    /// Project vectors onto this many principal directions before storing them.
+    pub pca_dim: Option<usize>,
+    pub hnsw: HnswParams,
+    /// Below this many tiles no graph is stored: exact search is fast enough there.
+    pub graph_min_tiles: usize,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions { quantization: Quantization::Int8, pca_dim: None, hnsw: HnswParams::default(), graph_min_tiles: 10_000 }
+    }
+}
+
+/// Collects tiles (vector, metadata, thumbnail) and builds an [`Index`].
+pub struct IndexBuilder {
+    model: ModelRef,
+    options: BuildOptions,
+    vectors: Vec<f32>,
+    metadata: Vec<Vec<(String, String)>>,
+    thumbnails: Vec<Option<Vec<u8>>>,
+}
+
+impl IndexBuilder {
+    pub fn new(model: ModelRef, options: BuildOptions) -> Result<IndexBuilder, IndexError> {
+        if model.dim == 0 {
+            return Err(IndexError::BadOptions("model dim is 0".into()));
+        }
+        if let Some(p) = options.pca_dim {
+            if p == 0 || p > model.dim {
+                return Err(IndexError::BadOptions(format!("PCA dim {p} must be in 1..={}", model.dim)));
+            }
+        }
+        if options.hnsw.max_degree == 0 || options.hnsw.ef_construction == 0 {
+            return Err(IndexError::BadOptions("HNSW max_degree and ef_construction must be positive".into()));
+        }
+        Ok(IndexBuilder { model, options, vectors: Vec::new(), metadata: Vec::new(), thumbnails: Vec::new() })
+    }
+
+    pub fn len(&self) -> usize {
+        self.metadata.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.metadata.is_empty()
+    }
+
+    /// Adds one tile; its id in the index is its position in the order of `add` calls.
+    /// The vector is L2-normalized here; metadata keys and values are kept as given.
+    pub fn add(
+        &mut self,
+        vector: &[f32],
+        metadata: Vec<(String, String)>,
+        thumbnail: Option<Vec<u8>>,
+    ) -> Result<usize, IndexError> {
+        let tile = self.len();
+        let unit = normalize(vector, self.model.dim).map_err(|what| IndexError::BadTile { tile, what })?;
+        self.vectors.extend_from_slice(&unit);
+        self.metadata.push(metadata);
+        self.thumbnails.push(thumbnail);
+        Ok(tile)
+    }
+
+    pub fn build(self) -> Result<Index, IndexError> {
+        let IndexBuilder { model, options, vectors, metadata, thumbnails } = self;
+        let n = metadata.len();
+        if n >= u32::MAX as usize {
+            return Err(IndexError::BadOptions(format!("{n} tiles: at most {} fit", u32::MAX - 1)));
+        }
+        let (pca, stored) = match options.pca_dim {
+            Some(out) if out < model.dim && n > 0 => {
+                let pca = Pca::fit(&vectors, model.dim, out);
+                let projected: Vec<f32> = vectors.chunks_exact(model.dim).flat_map(|v| pca.project(v)).collect();
+                (Some(pca), projected)
+            }
+            _ => (None, vectors),
+        };
+        let dim = pca.as_ref().map_or(model.dim, Pca::dim_out);
+        let store = VectorStore::encode(&stored, dim, options.quantization);
+        drop(stored);
+        let graph = if n >= options.graph_min_tiles && n > 0 {
+            // Build on the decoded vectors so graph distances match search-time scores.
+            let decoded: Vec<f32> = (0..n).flat_map(|i| store.decode(i)).collect();
+            Some(Graph::build(&decoded, dim, &options.hnsw)?)
+        } else {
+            None
+        };
+        let thumbs = thumbnails.iter().any(Option::is_some).then(|| {
+            Thumbnails::from_items(thumbnails.iter().map(|t| t.as_deref().unwrap_or_default()))
+        });
+        Ok(Index {
+            model,
+            metric: Metric::Cosine,
+            pca,
+            vectors: store,
+            hnsw: graph.as_ref().map(|_| options.hnsw),
+            graph,
+            metadata: Metadata::from_rows(&metadata),
+            thumbnails: thumbs,
+        })
+    }
+}
+
+/// L2-normalizes `v`, which must have `dim` finite values and a non-zero norm.
+pub(crate) fn normalize(v: &[f32], dim: usize) -> Result<Vec<f32>, String> {
+    if v.len() != dim {
+        return Err(format!("vector has {} values, the model gives {dim}", v.len()));
+    }
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err("vector has non-finite values".into());
+    }
+    let norm = dot_f32(v, v).sqrt();
+    if norm == 0.0 {
+        return Err("vector is all zeros".into());
+    }
+    Ok(v.iter().map(|x| x / norm).collect())
+}
+
+/// A loaded or freshly built index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Index {
+    pub(crate) model: ModelRef,
+    pub(crate) metric: Metric,
+    pub(crate) pca: Option<Pca>,
+    pub(crate) vectors: VectorStore,
+    pub(crate) hnsw: Option<HnswParams>,
+    pub(crate) graph: Option<Graph>,
+    pub(crate) metadata: Metadata,
+    pub(crate) thumbnails: Option<Thumbnails>,
+}
+
+/// Where an index's bytes go, section by section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SizeReport {
+    pub total: usize,
+    pub vectors: usize,
+    pub pca: usize,
+    pub graph: usize,
+    pub metadata: usize,
+    pub thumbnails: usize,
+}
+
+/// A summary of an index for display.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IndexInfo {
+    pub tiles: usize,
+    pub model: ModelRef,
+    pub quantization: Quantization,
+    pub vector_dim: usize,
+    pub pca_energy_kept: Option<f32>,
+    pub graph_layers: usize,
+    pub graph_mean_degree: f64,
+    pub hnsw: Option<HnswParams>,
+    pub columns: Vec<String>,
+    pub thumbnails: bool,
+}
+
+impl Index {
+    pub fn len(&self) -> usize {
+        self.vectors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vectors.is_empty()
+    }
+
+    pub fn model(&self) -> &ModelRef {
+        &self.model
+    }
+
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    pub fn info(&self) -> IndexInfo {
+        IndexInfo {
+            tiles: self.len(),
+            model: self.model.clone(),
+            quantization: self.vectors.quantization(),
+            vector_dim: self.vectors.dim(),
+            pca_energy_kept: self.pca.as_ref().map(Pca::energy_kept),
+            graph_layers: self.graph.as_ref().map_or(0, Graph::layer_count),
+            graph_mean_degree: self.graph.as_ref().map_or(0.0, Graph::mean_degree),
+            hnsw: self.hnsw,
+            columns: self.metadata.column_names().map(str::to_string).collect(),
+            thumbnails: self.thumbnails.is_some(),
+        }
+    }
+
+    pub fn has_graph(&self) -> bool {
+        self.graph.is_some()
+    }
+
+    /// Every non-empty metadata value of tile `id`; empty when `id` is out of range.
+    pub fn metadata(&self, id: usize) -> BTreeMap<String, String> {
+        if id >= self.len() {
+            return BTreeMap::new();
+        }
+        self.metadata.row(id)
+    }
+
+    /// One metadata value of tile `id`.
+    pub fn metadata_value(&self, id: usize, key: &str) -> Option<&str> {
+        (id < self.len()).then(|| self.metadata.get(id, key)).flatten()
+    }
+
+    /// The tile's JPEG thumbnail, if the index has one for it.
+    pub fn thumbnail(&self, id: usize) -> Option<&[u8]> {
+        (id < self.len()).then(|| self.thumbnails.as_ref()?.get(id)).flatten()
+    }
+
+    /// The stored vector of tile `id`, decoded (in the stored space: after PCA if any).
+    pub fn stored_vector(&self, id: usize) -> Option<Vec<f32>> {
+        (id < self.len()).then(|| self.vectors.decode(id))
+    }
+
+    /// Maps a model embedding into the stored space: normalize, then project.
+    pub fn embed_query(&self, vector: &[f32]) -> Result<Vec<f32>, String> {
+        let unit = normalize(vector, self.model.dim)?;
+        Ok(match &self.pca {
+            Some(p) => p.project(&unit),
+            None => unit,
+        })
+    }
+}

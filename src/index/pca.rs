@@ -1,0 +1,184 @@
+//! Optional linear projection of the vectors onto their top principal directions.
+//!
+//! The projection is *uncentered* (a truncated SVD of the data, i.e. the top eigenvectors
+//! of E[x xᵀ]): for a projector P onto those directions, `(Px)·(Py) ≈ x·y` for vectors
+//! that live mostly in that subspace, which is exactly what inner-product search needs.
+//! Centering would instead preserve `(x-μ)·(y-μ)`, whose ranking for a fixed query differs
+//! from `x·y` by the per-tile term `x·μ`.
+
+use super::bytes::{f32s_to_le, Reader};
+use super::IndexError;
+
+/// At most this many vectors (evenly strided) are used to fit the projection.
+const FIT_SAMPLE: usize = 20_000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pca {
+    dim_in: usize,
+    dim_out: usize,
+    /// `dim_out` rows of `dim_in` values, orthonormal.
+    rows: Vec<f32>,
+    /// Fraction of the data's energy (sum of squares) that the kept directions hold.
+    energy_kept: f32,
+}
+
+impl Pca {
+    /// Fits a projection from `dim_in` to `dim_out` on `data` (`n * dim_in`, row-major).
+    pub(crate) fn fit(data: &[f32], dim_in: usize, dim_out: usize) -> Pca {
+        let n = data.len() / dim_in;
+        let step = n.div_ceil(FIT_SAMPLE).max(1);
+        let mut gram = vec![0.0f64; dim_in * dim_in];
+        let mut used = 0usize;
+        for row in data.chunks_exact(dim_in).step_by(step) {
+            used += 1;
+            for i in 0..dim_in {
+                let xi = row[i] as f64;
+                let g = &mut gram[i * dim_in..i * dim_in + i + 1];
+                for (j, gij) in g.iter_mut().enumerate() {
+                    *gij += xi * row[j] as f64;
+                }
+            }
+        }
+        for i in 0..dim_in {
+            for j in 0..i {
+                gram[j * dim_in + i] = gram[i * dim_in + j];
+            }
+        }
+        let scale = 1.0 / used.max(1) as f64;
+        gram.iter_mut().for_each(|g| *g *= scale);
+        let (values, vectors) = symmetric_eigen(gram, dim_in);
+        let mut order: Vec<usize> = (0..dim_in).collect();
+        order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+        let total: f64 = values.iter().map(|v| v.max(0.0)).sum();
+        let kept: f64 = order[..dim_out].iter().map(|&k| values[k].max(0.0)).sum();
+        let mut rows = Vec::with_capacity(dim_out * dim_in);
+        for &k in &order[..dim_out] {
+            // Column k of `vectors`, with a fixed sign so the output is reproducible.
+            let col: Vec<f64> = (0..dim_in).map(|i| vectors[i * dim_in + k]).collect();
+            let pivot = col.iter().copied().fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
+            let sign = if pivot < 0.0 { -1.0 } else { 1.0 };
+            rows.extend(col.iter().map(|x| (x * sign) as f32));
+        }
+        let energy_kept = if total > 0.0 { (kept / total) as f32 } else { 1.0 };
+        Pca { dim_in, dim_out, rows, energy_kept }
+    }
+
+    pub fn dim_in(&self) -> usize {
+        self.dim_in
+    }
+
+    pub fn dim_out(&self) -> usize {
+        self.dim_out
+    }
+
+    pub fn energy_kept(&self) -> f32 {
+        self.energy_kept
+    }
+
+    pub fn project(&self, x: &[f32]) -> Vec<f32> {
+        self.rows.chunks_exact(self.dim_in).map(|row| super::quant::dot_f32(row, x)).collect()
+    }
+
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        f32s_to_le(&self.rows)
+    }
+
+    pub(crate) fn from_bytes(
+        bytes: &[u8],
+        dim_in: usize,
+        dim_out: usize,
+        energy_kept: f32,
+    ) -> Result<Pca, IndexError> {
+        let expected = dim_in
+            .checked_mul(dim_out)
+            .and_then(|n| n.checked_mul(4))
+            .ok_or(IndexError::Inconsistent { what: "PCA matrix size overflows" })?;
+        if bytes.len() != expected {
+            return Err(IndexError::SectionLength { section: "PCAM", expected, found: bytes.len() });
+        }
+        let rows = Reader::new(bytes, "PCAM").f32s(dim_in * dim_out)?;
+        if rows.iter().any(|x| !x.is_finite()) {
+            return Err(IndexError::Inconsistent { what: "PCA matrix is not finite" });
+        }
+        Ok(Pca { dim_in, dim_out, rows, energy_kept })
+    }
+}
+
+/// Eigen-decomposition of a symmetric `n × n` matrix by cyclic Jacobi rotations.
+/// Returns the eigenvalues and the eigenvectors as the columns of a row-major matrix.
+/// O(n³) per sweep; a 384 × 384 matrix converges in well under a second.
+fn symmetric_eigen(mut a: Vec<f64>, n: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut v = vec![0.0f64; n * n];
+    for i in 0..n {
+        v[i * n + i] = 1.0;
+    }
+    let norm: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+    for _sweep in 0..60 {
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * n + j] * a[i * n + j])
+            .sum::<f64>()
+            .sqrt();
+        if off <= 1e-12 * norm.max(f64::MIN_POSITIVE) {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                let apq = a[p * n + q];
+                if apq.abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..n {
+                    let akp = a[k * n + p];
+                    let akq = a[k * n + q];
+                    a[k * n + p] = c * akp - s * akq;
+                    a[k * n + q] = s * akp + c * akq;
+                }
+                for k in 0..n {
+                    let apk = a[p * n + k];
+                    let aqk = a[q * n + k];
+                    a[p * n + k] = c * apk - s * aqk;
+                    a[q * n + k] = s * apk + c * aqk;
+                }
+                for k in 0..n {
+                    let vkp = v[k * n + p];
+                    let vkq = v[k * n + q];
+                    v[k * n + p] = c * vkp - s * vkq;
+                    v[k * n + q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    let values = (0..n).map(|i| a[i * n + i]).collect();
+    (values, v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovers_a_planted_subspace() {
+        // Points in the span of two fixed directions in 6-d: a 2-d projection keeps all energy
+        // and preserves inner products.
+        let u = [0.6f32, 0.8, 0.0, 0.0, 0.0, 0.0];
+        let w = [0.0f32, 0.0, 0.0, 1.0, 0.0, 0.0];
+        let data: Vec<f32> = (0..50)
+            .flat_map(|i| {
+                let (a, b) = ((i as f32 * 0.37).sin(), (i as f32 * 0.91).cos());
+                (0..6).map(move |d| a * u[d] + b * w[d])
+            })
+            .collect();
+        let pca = Pca::fit(&data, 6, 2);
+        assert!(pca.energy_kept() > 0.999, "{}", pca.energy_kept());
+        let (x, y) = (&data[0..6], &data[6..12]);
+        let exact = super::super::quant::dot_f32(x, y);
+        let projected = super::super::quant::dot_f32(&pca.project(x), &pca.project(y));
+        assert!((exact - projected).abs() < 1e-4);
+    }
+}

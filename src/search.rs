@@ -1,0 +1,316 @@
+//! Searching an [`Index`]: exact or HNSW, with positive and negative examples, metadata
+//! filters, at most one hit per slide/case (or any metadata key), and MMR diversity.
+//!
+//! # Scoring with several examples
+//! For a tile `x` (stored vector), positives `p₁..pₘ` and negatives `n₁..nₖ` (all unit
+//! vectors, cosine = inner product):
+//!
+//! ```text
+//! score(x) = mean_i cos(x, pᵢ) − β · max_j cos(x, nⱼ)        (β = negative_weight)
+//! ```
+//!
+//! Positives are averaged: they are examples of one thing the user wants, and the mean of
+//! cosines is the cosine with the mean vector (Rocchio's query point), so one graph
+//! traversal serves any number of positives. Negatives are maxed: each rejects one look
+//! (a fold, a stain artefact, a near-duplicate); averaging them would blur several rejected
+//! looks into a direction that penalizes unrelated tissue, while the max penalizes only
+//! tiles that resemble some negative. With one query and no negatives the score is plain
+//! cosine similarity. Candidates come from the Rocchio vector `mean(p) − β·mean(n)`
+//! (graph search) and are then re-scored exactly with the formula above.
+
+use std::collections::BTreeMap;
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::index::{dot_f32, Index};
+
+/// One example tile: an embedding from the model, or a tile already in the index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Example {
+    Vector(Vec<f32>),
+    Tile(u32),
+}
+
+/// What to look for: at least one positive (the query tile itself), any negatives.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Query {
+    pub positives: Vec<Example>,
+    #[serde(default)]
+    pub negatives: Vec<Example>,
+}
+
+impl Query {
+    /// A query by one embedding.
+    pub fn vector(v: Vec<f32>) -> Query {
+        Query { positives: vec![Example::Vector(v)], negatives: Vec::new() }
+    }
+}
+
+/// Keep only tiles whose `key` value is in `include` (when non-empty) and not in `exclude`.
+/// A tile without a value for `key` fails a non-empty `include`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Filter {
+    pub key: String,
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SearchOptions {
+    pub k: usize,
+    /// At most one hit per value of this metadata key ("slide", "case", ...).
+    pub unique_by: Option<String>,
+    pub filters: Vec<Filter>,
+    /// MMR trade-off λ in [0, 1]: 1 is pure relevance; lower values push the hits apart.
+    pub mmr: Option<f32>,
+    /// β in the score: how strongly negatives push tiles down.
+    pub negative_weight: f32,
+    /// Graph beam width; defaults to the index's build-time `ef_search`.
+    pub ef: Option<usize>,
+    /// Force exact (brute-force) search even when the index has a graph.
+    pub exact: bool,
+    /// Indexes with fewer tiles than this are always searched exactly.
+    pub exact_below: usize,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            k: 10,
+            unique_by: None,
+            filters: Vec::new(),
+            mmr: None,
+            negative_weight: 0.5,
+            ef: None,
+            exact: false,
+            exact_below: 20_000,
+        }
+    }
+}
+
+/// One result, in rank order; `metadata` holds every non-empty column of the tile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    /// 1-based rank.
+    pub rank: usize,
+    /// Tile id: its position in the build input.
+    pub id: u32,
+    pub score: f32,
+    pub metadata: BTreeMap<String, String>,
+    pub has_thumbnail: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("the query has no positive example")]
+    NoPositive,
+    #[error("{which} example {index}: {what}")]
+    BadExample { which: &'static str, index: usize, what: String },
+    #[error("bad search option: {0}")]
+    BadOption(String),
+}
+
+/// Runs a search; hits are sorted by descending score (or MMR order when `mmr` is set).
+pub fn search(index: &Index, query: &Query, options: &SearchOptions) -> Result<Vec<Hit>, SearchError> {
+    if query.positives.is_empty() {
+        return Err(SearchError::NoPositive);
+    }
+    if let Some(l) = options.mmr {
+        if !(0.0..=1.0).contains(&l) {
+            return Err(SearchError::BadOption(format!("mmr λ {l} is outside [0, 1]")));
+        }
+    }
+    if !options.negative_weight.is_finite() || options.negative_weight < 0.0 {
+        return Err(SearchError::BadOption(format!("negative weight {} must be ≥ 0", options.negative_weight)));
+    }
+    let positives = resolve(index, &query.positives, "positive")?;
+    let negatives = resolve(index, &query.negatives, "negative")?;
+    if index.is_empty() || options.k == 0 {
+        return Ok(Vec::new());
+    }
+    let k = options.k.min(index.len());
+    let scorer = Scorer::new(index, &positives, &negatives, options.negative_weight);
+    let accept = |id: u32| passes(index, id as usize, &options.filters);
+
+    // Enough candidates for the filters, unique-by and MMR to choose k from.
+    let want = if options.mmr.is_some() { (k * 4).min(index.len()) } else { k };
+    let use_graph = !options.exact && index.len() >= options.exact_below && index.graph.is_some();
+    let mut shortlist = if use_graph {
+        let mut ef = options.ef.or(index.hnsw.map(|h| h.ef_search)).unwrap_or(64).max(want);
+        loop {
+            let ranked = scorer.graph_candidates(index, ef);
+            let picked = pick(index, ranked.iter().copied().filter(|&(_, id)| accept(id)), options, want);
+            // Filters or unique-by left too few: widen the beam, then fall back to a scan.
+            if picked.len() >= want || ef >= index.len() {
+                break picked;
+            }
+            ef = (ef * 4).min(index.len());
+            if ef * 2 > index.len() {
+                break pick(index, scorer.exact_ranking(index, &accept).into_iter(), options, want);
+            }
+        }
+    } else {
+        pick(index, scorer.exact_ranking(index, &accept).into_iter(), options, want)
+    };
+    if let Some(lambda) = options.mmr {
+        shortlist = mmr(index, shortlist, lambda, k);
+    }
+    shortlist.truncate(k);
+    Ok(shortlist
+        .into_iter()
+        .enumerate()
+        .map(|(i, (score, id))| Hit {
+            rank: i + 1,
+            id,
+            score,
+            metadata: index.metadata(id as usize),
+            has_thumbnail: index.thumbnail(id as usize).is_some(),
+        })
+        .collect())
+}
+
+/// Example vectors in the index's stored space.
+fn resolve(index: &Index, examples: &[Example], which: &'static str) -> Result<Vec<Vec<f32>>, SearchError> {
+    examples
+        .iter()
+        .enumerate()
+        .map(|(i, e)| match e {
+            Example::Vector(v) => index.embed_query(v).map_err(|what| SearchError::BadExample { which, index: i, what }),
+            Example::Tile(id) => index.stored_vector(*id as usize).ok_or_else(|| SearchError::BadExample {
+                which,
+                index: i,
+                what: format!("tile {id} is not in the index ({} tiles)", index.len()),
+            }),
+        })
+        .collect()
+}
+
+fn passes(index: &Index, id: usize, filters: &[Filter]) -> bool {
+    filters.iter().all(|f| {
+        let v = index.metadata_value(id, &f.key);
+        let included = f.include.is_empty() || v.is_some_and(|v| f.include.iter().any(|i| i == v));
+        let excluded = v.is_some_and(|v| f.exclude.iter().any(|e| e == v));
+        included && !excluded
+    })
+}
+
+/// Walks candidates best first, keeping at most one per `unique_by` value, up to `want`.
+fn pick(
+    index: &Index,
+    ranked: impl Iterator<Item = (f32, u32)>,
+    options: &SearchOptions,
+    want: usize,
+) -> Vec<(f32, u32)> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut out = Vec::with_capacity(want);
+    for (score, id) in ranked {
+        if let Some(key) = &options.unique_by {
+            // Tiles without a value for the key are each their own group.
+            if let Some(v) = index.metadata_value(id as usize, key) {
+                if !seen.insert(v) {
+                    continue;
+                }
+            }
+        }
+        out.push((score, id));
+        if out.len() >= want {
+            break;
+        }
+    }
+    out
+}
+
+/// Maximal marginal relevance: repeatedly take the candidate maximizing
+/// `λ·score − (1−λ)·max cos(candidate, already taken)`.
+fn mmr(index: &Index, candidates: Vec<(f32, u32)>, lambda: f32, k: usize) -> Vec<(f32, u32)> {
+    let vectors: Vec<Vec<f32>> = candidates.iter().map(|&(_, id)| index.vectors.decode(id as usize)).collect();
+    let mut max_sim = vec![f32::NEG_INFINITY; candidates.len()];
+    let mut taken = vec![false; candidates.len()];
+    let mut out = Vec::with_capacity(k);
+    for _ in 0..k.min(candidates.len()) {
+        let mut best: Option<(f32, usize)> = None;
+        for (i, &(score, _)) in candidates.iter().enumerate() {
+            if taken[i] {
+                continue;
+            }
+            let redundancy = if out.is_empty() { 0.0 } else { max_sim[i] };
+            let value = lambda * score - (1.0 - lambda) * redundancy;
+            if best.is_none_or(|(b, _)| value > b) {
+                best = Some((value, i));
+            }
+        }
+        let Some((_, chosen)) = best else { break };
+        taken[chosen] = true;
+        out.push(candidates[chosen]);
+        for (i, v) in vectors.iter().enumerate() {
+            if !taken[i] {
+                max_sim[i] = max_sim[i].max(dot_f32(v, &vectors[chosen]));
+            }
+        }
+    }
+    out
+}
+
+/// The score of the module docs, prepared for one index.
+struct Scorer {
+    positives: Vec<crate::index::PreparedQuery>,
+    negatives: Vec<crate::index::PreparedQuery>,
+    /// `mean(p) − β·mean(n)`: the direction the graph is searched along.
+    rocchio: crate::index::PreparedQuery,
+    beta: f32,
+}
+
+impl Scorer {
+    fn new(index: &Index, positives: &[Vec<f32>], negatives: &[Vec<f32>], beta: f32) -> Scorer {
+        let dim = index.vectors.dim();
+        let mut direction = vec![0.0f32; dim];
+        for p in positives {
+            direction.iter_mut().zip(p).for_each(|(d, x)| *d += x / positives.len() as f32);
+        }
+        for n in negatives {
+            direction.iter_mut().zip(n).for_each(|(d, x)| *d -= beta * x / negatives.len() as f32);
+        }
+        Scorer {
+            positives: positives.iter().map(|p| index.vectors.prepare(p)).collect(),
+            negatives: negatives.iter().map(|n| index.vectors.prepare(n)).collect(),
+            rocchio: index.vectors.prepare(&direction),
+            beta,
+        }
+    }
+
+    fn score(&self, index: &Index, id: usize) -> f32 {
+        let v = &index.vectors;
+        let pos = self.positives.iter().map(|p| v.score(p, id)).sum::<f32>() / self.positives.len() as f32;
+        if self.negatives.is_empty() {
+            return pos;
+        }
+        let neg = self.negatives.iter().map(|n| v.score(n, id)).fold(f32::NEG_INFINITY, f32::max);
+        pos - self.beta * neg
+    }
+
+    /// Every accepted tile, scored, best first (ties by id).
+    fn exact_ranking(&self, index: &Index, accept: &dyn Fn(u32) -> bool) -> Vec<(f32, u32)> {
+        let mut all: Vec<(f32, u32)> =
+            (0..index.len() as u32).filter(|&id| accept(id)).map(|id| (self.score(index, id as usize), id)).collect();
+        sort_ranked(&mut all);
+        all
+    }
+
+    /// Graph search along the Rocchio direction, re-scored exactly, best first.
+    fn graph_candidates(&self, index: &Index, ef: usize) -> Vec<(f32, u32)> {
+        let Some(graph) = &index.graph else { return Vec::new() };
+        let found = graph.search(index.len(), ef, |id| index.vectors.score(&self.rocchio, id as usize));
+        let mut rescored: Vec<(f32, u32)> = found.into_iter().map(|(_, id)| (self.score(index, id as usize), id)).collect();
+        sort_ranked(&mut rescored);
+        rescored
+    }
+}
+
+fn sort_ranked(v: &mut [(f32, u32)]) {
+    v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+}

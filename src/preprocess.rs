@@ -23,6 +23,8 @@ pub enum PreprocessError {
     Decode { name: String, source: image::ImageError },
     #[error("{name}: image is {width}x{height}; sides must be 1..={max} px")]
     BadSize { name: String, width: u32, height: u32, max: u32 },
+    #[error("{name}: JPEG data is truncated (no end-of-image marker)")]
+    Truncated { name: String },
     #[error("RGBA buffer for {width}x{height} must be {expected} bytes, got {actual}")]
     RgbaLength { width: u32, height: u32, expected: u64, actual: usize },
 }
@@ -41,8 +43,15 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<RgbImage, PreprocessError> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| decode_err(image::ImageError::IoError(e)))?;
-    if reader.format().is_none() {
-        return Err(PreprocessError::UnknownFormat { name: name.into() });
+    match reader.format() {
+        None => return Err(PreprocessError::UnknownFormat { name: name.into() }),
+        // The JPEG decoder fills a cut-off scan with grey instead of failing, so a
+        // half-downloaded tile would embed as a plausible but wrong vector. Inside
+        // entropy-coded data 0xFF is always stuffed, so FF D9 only appears as a marker.
+        Some(image::ImageFormat::Jpeg) if !bytes.windows(2).any(|w| w == [0xFF, 0xD9]) => {
+            return Err(PreprocessError::Truncated { name: name.into() })
+        }
+        Some(_) => {}
     }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);

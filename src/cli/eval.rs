@@ -1,8 +1,350 @@
-//! `tessera eval` (stub: filled in by its issue).
+//! `tessera eval`: retrieval quality of the colour histogram, the ViT embedding at one or
+//! more input sizes, and their fusion, on the shared LC25000 and MoNuSeg data, in one run.
+//! Prints markdown tables; `--json` writes every figure.
+
+mod datasets;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use rayon::prelude::*;
+use npyz::WriterBuilder;
+use serde::Serialize;
+
+use tessera::descriptor::{colour_histogram, DescriptorKind, HIST_DIM};
+use tessera::eval::{evaluate, hnsw_recall_at, EvalReport, VectorSet};
+use tessera::index::HnswParams;
+use tessera::model::Embedder;
+
+use super::tiles::{embed_all, progress_bar};
+use super::ModelArgs;
+use datasets::{load_lc25000, load_monuseg, Dataset};
 
 #[derive(clap::Args)]
-pub struct EvalArgs {}
+pub struct EvalArgs {
+    /// Folder holding `lc25000-lung.csv`, `monuseg.csv` and their images.
+    #[arg(long, default_value = "../shared/data")]
+    data: PathBuf,
+    /// Model input sizes to evaluate (multiples of 14; the graph's H/W are symbolic).
+    /// Default: the manifest's size.
+    #[arg(long = "input-size", num_args = 1.., value_name = "PX")]
+    input_sizes: Vec<u32>,
+    /// Histogram weights w of the fused descriptors, similarity (1-w)·cos(vit) + w·cos(hist).
+    #[arg(long = "fuse-weight", num_args = 1.., default_values_t = [0.3], value_name = "W")]
+    fuse_weights: Vec<f32>,
+    /// Evaluate the colour histogram only (no model).
+    #[arg(long)]
+    hist_only: bool,
+    /// Skip the HNSW-vs-exact recall measurement.
+    #[arg(long)]
+    no_recall: bool,
+    /// Write every figure as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Also write the markdown tables to this file.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// Folder for cached embeddings, keyed by model SHA-256, input size and tile list.
+    #[arg(long, default_value = "target/eval-cache")]
+    cache: PathBuf,
+    /// Recompute embeddings even when cached.
+    #[arg(long)]
+    no_cache: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
 
-pub fn run(_args: EvalArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`tessera eval` is not implemented yet")
+/// One descriptor evaluated: a kind, and the model input size for those that use the ViT.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Descriptor {
+    pub kind: DescriptorKind,
+    pub input_size: Option<u32>,
+}
+
+impl Descriptor {
+    pub fn label(&self) -> String {
+        match self.input_size {
+            Some(size) => format!("{}@{size}", self.kind),
+            None => self.kind.to_string(),
+        }
+    }
+}
+
+/// A descriptor's vectors on one dataset, ready to evaluate.
+struct DescribedSet<'a> {
+    dataset: &'a Dataset,
+    descriptor: Descriptor,
+    dim: usize,
+    vectors: Vec<f32>,
+}
+
+/// The descriptors of every tile of one dataset, per input size.
+struct DatasetVectors<'a> {
+    dataset: &'a Dataset,
+    hist: Vec<Vec<f32>>,
+    vit: Vec<(u32, Vec<Vec<f32>>)>,
+}
+
+/// How long embedding took at one input size.
+#[derive(Debug, Serialize)]
+pub struct EmbedTiming {
+    pub input_size: u32,
+    pub tiles: usize,
+    pub threads: usize,
+    /// Wall-clock ms per tile with `threads` tiles in flight; `None` when cached.
+    pub wall_ms_per_tile: Option<f64>,
+}
+
+/// One evaluation: a descriptor on a dataset under one protocol.
+#[derive(Debug, Serialize)]
+pub struct ResultRow {
+    pub dataset: &'static str,
+    pub descriptor: String,
+    #[serde(flatten)]
+    pub spec: Descriptor,
+    pub dim: usize,
+    /// P@5 measured with onnxruntime/numpy for the same setting (issue 4), when known.
+    pub reference_p_at_5: Option<f64>,
+    pub report: EvalReport,
+}
+
+/// HNSW search through the index against exact cosine search.
+#[derive(Debug, Serialize)]
+pub struct RecallRow {
+    pub dataset: &'static str,
+    pub descriptor: String,
+    pub k: usize,
+    /// Mean over all tiles as queries of |HNSW top-k ∩ exact top-k| / k (query excluded).
+    pub recall: f64,
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    for &w in &args.fuse_weights {
+        if !(0.0..=1.0).contains(&w) {
+            bail!("--fuse-weight {w} is not within [0, 1]");
+        }
+    }
+    let datasets = [load_lc25000(&args.data)?, load_monuseg(&args.data)?];
+    let (model_path, manifest_path) = args.model.paths();
+    let sizes = if args.hist_only {
+        Vec::new()
+    } else if args.input_sizes.is_empty() {
+        vec![Embedder::from_files(&model_path, &manifest_path)?.manifest().input.size]
+    } else {
+        args.input_sizes.clone()
+    };
+
+    let mut all: Vec<DatasetVectors> = datasets
+        .iter()
+        .map(|dataset| Ok(DatasetVectors { dataset, hist: histograms(dataset)?, vit: Vec::new() }))
+        .collect::<anyhow::Result<_>>()?;
+    let mut timings = Vec::new();
+    let mut model_info = None;
+    for &size in &sizes {
+        let embedder = Embedder::from_files_with(&model_path, &manifest_path, |m| m.input.size = size)
+            .with_context(|| format!("cannot load the model at input size {size}"))?;
+        model_info.get_or_insert_with(|| report::ModelInfo::of(&embedder));
+        let mut tiles = 0;
+        let mut computed_secs = None::<f64>;
+        for vectors in &mut all {
+            let (vit, secs) = embeddings(&embedder, vectors.dataset, &args)?;
+            tiles += vit.len();
+            if let Some(s) = secs {
+                *computed_secs.get_or_insert(0.0) += s;
+            }
+            vectors.vit.push((size, vit));
+        }
+        let threads = rayon::current_num_threads();
+        timings.push(EmbedTiming {
+            input_size: size,
+            tiles,
+            threads,
+            wall_ms_per_tile: computed_secs.map(|s| 1000.0 * s / tiles as f64),
+        });
+    }
+
+    let described: Vec<DescribedSet> =
+        all.iter().map(|v| describe(v, &args.fuse_weights)).collect::<anyhow::Result<Vec<_>>>()?.into_iter().flatten().collect();
+    let results = evaluate_all(&described)?;
+    let recall = if args.no_recall { Vec::new() } else { hnsw_recall(&described, &args.fuse_weights)? };
+
+    let out = report::EvalOutput {
+        data: args.data.display().to_string(),
+        model: model_info,
+        tiling: report::TILING,
+        definitions: report::DEFINITIONS,
+        datasets: datasets.iter().map(report::DatasetInfo::of).collect(),
+        embedding: timings,
+        results,
+        hnsw_recall: recall,
+    };
+    let markdown = report::markdown(&out);
+    print!("{markdown}");
+    if let Some(path) = &args.markdown {
+        write_file(path, markdown.as_bytes())?;
+    }
+    if let Some(path) = &args.json {
+        write_file(path, &serde_json::to_vec_pretty(&out)?)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
+    }
+    super::write_atomically(path, |file| Ok(std::io::Write::write_all(file, bytes)?))
+}
+
+fn histograms(dataset: &Dataset) -> anyhow::Result<Vec<Vec<f32>>> {
+    let bar = progress_bar(dataset.tiles.len(), &format!("{}: colour histograms", dataset.name));
+    let hist = dataset
+        .tiles
+        .par_iter()
+        .map(|tile| {
+            let pixels = tile.load()?;
+            bar.inc(1);
+            colour_histogram(&pixels).with_context(|| tile.name())
+        })
+        .collect();
+    bar.finish_and_clear();
+    hist
+}
+
+/// The dataset's embeddings at the embedder's input size, from the cache or computed
+/// (then cached); with the seconds spent computing them, `None` when cached.
+fn embeddings(embedder: &Embedder, dataset: &Dataset, args: &EvalArgs) -> anyhow::Result<(Vec<Vec<f32>>, Option<f64>)> {
+    let manifest = embedder.manifest();
+    let cache_file = args.cache.join(format!(
+        "{}-{}-{}px-{}.npy",
+        dataset.name,
+        &manifest.sha256[..12],
+        manifest.input.size,
+        &dataset.tile_list_digest()[..12]
+    ));
+    if !args.no_cache {
+        if let Some(cached) = read_cache(&cache_file, dataset.tiles.len(), embedder.dim()) {
+            eprintln!("{}: embeddings at {} px from {}", dataset.name, manifest.input.size, cache_file.display());
+            return Ok((cached, None));
+        }
+    }
+    let what = format!("{}: embedding at {} px", dataset.name, manifest.input.size);
+    let start = Instant::now();
+    let vectors = embed_all(embedder, &dataset.tiles, &what, |t| t.name(), |t| t.load());
+    let secs = start.elapsed().as_secs_f64();
+    let failed = vectors.iter().filter(|v| v.is_none()).count();
+    if failed > 0 {
+        bail!("{}: {failed} tiles could not be embedded; an evaluation needs all of them", dataset.name);
+    }
+    let vectors: Vec<Vec<f32>> = vectors.into_iter().flatten().collect();
+    if let Err(err) = write_cache(&cache_file, &vectors, embedder.dim()) {
+        eprintln!("note: embeddings not cached ({err:#})");
+    }
+    Ok((vectors, Some(secs)))
+}
+
+fn read_cache(path: &Path, tiles: usize, dim: usize) -> Option<Vec<Vec<f32>>> {
+    let bytes = std::fs::read(path).ok()?;
+    let npy = npyz::NpyFile::new(&bytes[..]).ok()?;
+    if npy.shape() != [tiles as u64, dim as u64] {
+        return None;
+    }
+    let flat: Vec<f32> = npy.into_vec().ok()?;
+    Some(flat.chunks_exact(dim).map(<[f32]>::to_vec).collect())
+}
+
+fn write_cache(path: &Path, vectors: &[Vec<f32>], dim: usize) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    super::write_atomically(path, |file| {
+        let mut writer = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&[vectors.len() as u64, dim as u64])
+            .writer(file)
+            .begin_nd()?;
+        writer.extend(vectors.iter().flatten().copied())?;
+        writer.finish()?;
+        Ok(())
+    })
+}
+
+/// The histogram, and per input size the ViT and each fused descriptor, as flat matrices.
+fn describe<'a>(vectors: &DatasetVectors<'a>, weights: &[f32]) -> anyhow::Result<Vec<DescribedSet<'a>>> {
+    let hist = Descriptor { kind: DescriptorKind::Hist, input_size: None };
+    let mut sets = vec![DescribedSet {
+        dataset: vectors.dataset,
+        descriptor: hist,
+        dim: HIST_DIM,
+        vectors: vectors.hist.concat(),
+    }];
+    for (size, vit) in &vectors.vit {
+        let kinds = std::iter::once(DescriptorKind::Vit).chain(weights.iter().map(|&weight| DescriptorKind::Fused { weight }));
+        for kind in kinds {
+            let dim = kind.dim(vit.first().map_or(0, Vec::len));
+            let mut flat = Vec::with_capacity(dim * vit.len());
+            for (i, (v, h)) in vit.iter().zip(&vectors.hist).enumerate() {
+                let composed = kind.compose(v, h).with_context(|| vectors.dataset.tiles[i].name())?;
+                flat.extend(composed);
+            }
+            let descriptor = Descriptor { kind, input_size: Some(*size) };
+            sets.push(DescribedSet { dataset: vectors.dataset, descriptor, dim, vectors: flat });
+        }
+    }
+    Ok(sets)
+}
+
+fn evaluate_all(sets: &[DescribedSet]) -> anyhow::Result<Vec<ResultRow>> {
+    let bar = progress_bar(sets.len(), "evaluating (exact cosine, every tile a query)");
+    let per_set: Vec<Vec<ResultRow>> = sets
+        .par_iter()
+        .map(|set| {
+            let vectors = VectorSet::new(&set.vectors, set.dim)?;
+            let reports = evaluate(&vectors, &set.dataset.meta, &set.dataset.protocols)
+                .with_context(|| format!("{} / {}", set.dataset.name, set.descriptor.label()))?;
+            bar.inc(1);
+            Ok(reports
+                .into_iter()
+                .map(|report| ResultRow {
+                    dataset: set.dataset.name,
+                    descriptor: set.descriptor.label(),
+                    spec: set.descriptor,
+                    dim: set.dim,
+                    reference_p_at_5: report::reference_p_at_5(set.dataset.name, report.protocol, &set.descriptor),
+                    report,
+                })
+                .collect())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    bar.finish_and_clear();
+    Ok(per_set.into_iter().flatten().collect())
+}
+
+/// Recall@10 of the index's HNSW search against exact search, for the histogram, the ViT
+/// and the first fused weight (building a graph per descriptor; the sweep adds nothing).
+fn hnsw_recall(sets: &[DescribedSet], weights: &[f32]) -> anyhow::Result<Vec<RecallRow>> {
+    const K: usize = 10;
+    let measured: Vec<&DescribedSet> = sets
+        .iter()
+        .filter(|s| match s.descriptor.kind {
+            DescriptorKind::Fused { weight } => weights.first() == Some(&weight),
+            _ => true,
+        })
+        .collect();
+    let bar = progress_bar(measured.len(), "HNSW recall@10 (building graphs)");
+    let rows = measured
+        .par_iter()
+        .map(|set| {
+            let vectors = VectorSet::new(&set.vectors, set.dim)?;
+            let recall = hnsw_recall_at(&vectors, K, HnswParams::default())
+                .with_context(|| format!("{} / {}", set.dataset.name, set.descriptor.label()))?;
+            bar.inc(1);
+            Ok(RecallRow { dataset: set.dataset.name, descriptor: set.descriptor.label(), k: K, recall })
+        })
+        .collect::<anyhow::Result<Vec<_>>>();
+    bar.finish_and_clear();
+    rows
 }

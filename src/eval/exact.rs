@@ -46,7 +46,8 @@ impl<'a> VectorSet<'a> {
         self.dim
     }
 
-    fn row(&self, i: usize) -> &[f32] {
+    /// Tile `i`'s vector as given.
+    pub fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.dim..(i + 1) * self.dim]
     }
 

@@ -8,6 +8,7 @@ pub mod fields;
 pub mod exact;
 pub mod metrics;
 pub mod protocol;
+mod recall;
 
 use std::collections::HashMap;
 
@@ -16,6 +17,7 @@ use serde::Serialize;
 pub use exact::VectorSet;
 pub use metrics::Metrics;
 pub use protocol::{MetaField, Protocol, TileMeta};
+pub use recall::hnsw_recall_at;
 
 use metrics::{MetricSums, RANK_DEPTH};
 
@@ -29,6 +31,8 @@ pub enum EvalError {
     CountMismatch { vectors: usize, tiles: usize },
     #[error("tile {tile}: no `{column}` value")]
     MissingColumn { tile: String, column: &'static str },
+    #[error("HNSW index for the recall measurement: {0}")]
+    Index(String),
     #[error("protocol {protocol} needs the {field} of every tile, and tile {tile} has none")]
     MissingField { protocol: &'static str, field: &'static str, tile: usize },
 }

@@ -1,0 +1,207 @@
+//! What `tessera eval` reports: the JSON document and its markdown tables, and the
+//! reference figures measured outside Rust that the tables compare against.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use tessera::descriptor::DescriptorKind;
+use tessera::eval::{Metrics, Protocol};
+use tessera::model::Embedder;
+
+use super::datasets::Dataset;
+use super::{Descriptor, EmbedTiming, RecallRow, ResultRow};
+
+pub const TILING: &str = "LC25000 tiles are used whole (224×224). Each 1000×1000 MoNuSeg field is cut into \
+4×4 = 16 non-overlapping 224×224 tiles from its top-left corner (the right and bottom 104 px are unused); \
+every tile keeps its field's organ label, slide, case and tissue-source site.";
+
+pub const DEFINITIONS: &str = "Every tile is a query against all other tiles allowed by the protocol, ranked by \
+exact cosine similarity. P@k: share of the top k hits with the query's label (missing hits count as wrong). \
+MV@5: the most frequent label among the top 5 is the query's (ties go to the label ranked first). \
+mMV@5: MV@5 averaged per class, then over classes (as SISH/RetCCL report it). \
+R@k: share of queries with at least one correct hit in the top k (not recall over all relevant tiles). \
+All other figures are means over queries.";
+
+#[derive(Debug, Serialize)]
+pub struct ModelInfo {
+    pub id: String,
+    pub sha256: String,
+    pub block: u32,
+    pub pooling: String,
+    pub dim: usize,
+}
+
+impl ModelInfo {
+    pub fn of(embedder: &Embedder) -> ModelInfo {
+        let m = embedder.manifest();
+        ModelInfo { id: m.id.clone(), sha256: m.sha256.clone(), block: m.block, pooling: m.pooling.clone(), dim: m.output.dim }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DatasetInfo {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub tiles: usize,
+    pub protocols: Vec<ProtocolInfo>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProtocolInfo {
+    pub protocol: Protocol,
+    pub description: &'static str,
+}
+
+impl DatasetInfo {
+    pub fn of(dataset: &Dataset) -> DatasetInfo {
+        DatasetInfo {
+            name: dataset.name,
+            title: dataset.title,
+            tiles: dataset.tiles.len(),
+            protocols: dataset
+                .protocols
+                .iter()
+                .map(|&protocol| ProtocolInfo { protocol, description: protocol.description() })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct EvalOutput {
+    pub data: String,
+    pub model: Option<ModelInfo>,
+    pub tiling: &'static str,
+    pub definitions: &'static str,
+    pub datasets: Vec<DatasetInfo>,
+    pub embedding: Vec<EmbedTiming>,
+    pub results: Vec<ResultRow>,
+    pub hnsw_recall: Vec<RecallRow>,
+}
+
+/// P@5 for the same setting measured with onnxruntime (fp32 ViT) and numpy/PIL
+/// histograms, from issues 3 and 4.
+pub fn reference_p_at_5(dataset: &str, protocol: Protocol, d: &Descriptor) -> Option<f64> {
+    let fused_03 = matches!(d.kind, DescriptorKind::Fused { weight } if (weight - 0.3).abs() < 1e-6);
+    let (vit, fused) = (d.kind == DescriptorKind::Vit, fused_03);
+    let hist = d.kind == DescriptorKind::Hist;
+    match (dataset, protocol, d.input_size) {
+        ("lc25000", Protocol::ExcludeSameGroup, None) if hist => Some(0.936),
+        ("lc25000", Protocol::ExcludeSameGroup, Some(224)) if vit => Some(0.933),
+        ("lc25000", Protocol::ExcludeSameGroup, Some(112)) if vit => Some(0.927),
+        ("lc25000", Protocol::ExcludeSameGroup, Some(84)) if vit => Some(0.928),
+        ("lc25000", Protocol::ExcludeSameGroup, Some(224)) if fused => Some(0.943),
+        ("monuseg", Protocol::LeaveOneSlideOut, None) if hist => Some(0.499),
+        ("monuseg", Protocol::LeaveOneSlideOut, Some(224)) if vit => Some(0.579),
+        ("monuseg", Protocol::LeaveOneSlideOut, Some(112)) if vit => Some(0.575),
+        ("monuseg", Protocol::LeaveOneSlideOut, Some(84)) if vit => Some(0.587),
+        ("monuseg", Protocol::LeaveOneSlideOut, Some(224)) if fused => Some(0.577),
+        ("monuseg", Protocol::LeaveOneSiteOut, None) if hist => Some(0.397),
+        ("monuseg", Protocol::LeaveOneSiteOut, Some(224)) if vit => Some(0.310),
+        ("monuseg", Protocol::LeaveOneSiteOut, Some(224)) if fused => Some(0.362),
+        _ => None,
+    }
+}
+
+/// Every table as markdown.
+pub fn markdown(out: &EvalOutput) -> String {
+    let mut md = String::from("# Retrieval evaluation (`tessera eval`)\n\n");
+    if let Some(m) = &out.model {
+        let _ = writeln!(
+            md,
+            "Model `{}` (SHA-256 `{}…`), block {}, {} pooling, {}-d; int8 weights run by tract.",
+            m.id,
+            &m.sha256[..12],
+            m.block,
+            m.pooling,
+            m.dim
+        );
+    }
+    let _ = writeln!(md, "Data: `{}`. {}\n\n{}\n", out.data, out.tiling, out.definitions);
+    let _ = writeln!(
+        md,
+        "`hist` is the square-root RGB 8×8×8 colour histogram; `vit@N` the model's embedding at \
+         N×N input; `fused:w@N` concatenates them so that similarity = (1-w)·cos(vit) + w·cos(hist). \
+         *ref* is P@5 measured with onnxruntime (fp32 model) and numpy in issues 3–4; Δ = ours − ref.\n"
+    );
+    if !out.embedding.is_empty() {
+        md.push_str("| input px | tiles | threads | wall ms/tile |\n|---:|---:|---:|---:|\n");
+        for t in &out.embedding {
+            let ms = t.wall_ms_per_tile.map_or("cached".to_string(), |ms| format!("{ms:.1}"));
+            let _ = writeln!(md, "| {} | {} | {} | {ms} |", t.input_size, t.tiles, t.threads);
+        }
+        md.push('\n');
+    }
+    for dataset in &out.datasets {
+        let _ = writeln!(md, "## {} — {} tiles\n", dataset.title, dataset.tiles);
+        for p in &dataset.protocols {
+            let rows: Vec<&ResultRow> =
+                out.results.iter().filter(|r| r.dataset == dataset.name && r.report.protocol == p.protocol).collect();
+            let _ = writeln!(md, "### `{}`: {}\n", p.protocol.name(), p.description);
+            md.push_str(&metrics_table(&rows));
+            md.push('\n');
+        }
+        if let Some(main) = dataset.protocols.first() {
+            let rows: Vec<&ResultRow> =
+                out.results.iter().filter(|r| r.dataset == dataset.name && r.report.protocol == main.protocol).collect();
+            let _ = writeln!(md, "### Per class, `{}`: P@5 / MV@5\n", main.protocol.name());
+            md.push_str(&per_class_table(&rows));
+            md.push('\n');
+        }
+    }
+    if !out.hnsw_recall.is_empty() {
+        md.push_str(
+            "## HNSW vs exact search\n\nRecall@10 of the index's HNSW search (f32 vectors, default graph \
+             parameters, graph forced on) against exact cosine search; every tile a query, itself excluded.\n\n\
+             | dataset | descriptor | recall@10 |\n|---|---|---:|\n",
+        );
+        for r in &out.hnsw_recall {
+            let _ = writeln!(md, "| {} | {} | {:.4} |", r.dataset, r.descriptor, r.recall);
+        }
+        md.push('\n');
+    }
+    md
+}
+
+fn metrics_table(rows: &[&ResultRow]) -> String {
+    let mut md = String::from(
+        "| descriptor | dim | P@1 | P@3 | P@5 | MV@5 | mMV@5 | R@5 | R@10 | ref P@5 | Δ P@5 |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let best = rows.iter().map(|r| r.report.overall.p_at_5).fold(f64::NEG_INFINITY, f64::max);
+    for r in rows {
+        let Metrics { p_at_1, p_at_3, p_at_5, mv_at_5, r_at_5, r_at_10 } = r.report.overall;
+        let p5 = if p_at_5 == best { format!("**{p_at_5:.3}**") } else { format!("{p_at_5:.3}") };
+        let (reference, delta) = match r.reference_p_at_5 {
+            Some(x) => (format!("{x:.3}"), format!("{:+.3}", p_at_5 - x)),
+            None => ("".into(), "".into()),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {p_at_1:.3} | {p_at_3:.3} | {p5} | {mv_at_5:.3} | {:.3} | {r_at_5:.3} | {r_at_10:.3} | {reference} | {delta} |",
+            r.descriptor, r.dim, r.report.m_mv_at_5
+        );
+    }
+    md
+}
+
+fn per_class_table(rows: &[&ResultRow]) -> String {
+    let Some(first) = rows.first() else { return String::new() };
+    let mut md = String::from("| class | queries |");
+    for r in rows {
+        let _ = write!(md, " {} |", r.descriptor);
+    }
+    md.push_str("\n|---|---:|");
+    md.push_str(&"---:|".repeat(rows.len()));
+    md.push('\n');
+    for (i, class) in first.report.per_class.iter().enumerate() {
+        let _ = write!(md, "| {} | {} |", class.label, class.queries);
+        for r in rows {
+            let m = &r.report.per_class[i].metrics;
+            let _ = write!(md, " {:.3} / {:.3} |", m.p_at_5, m.mv_at_5);
+        }
+        md.push('\n');
+    }
+    md
+}

@@ -321,8 +321,9 @@ impl Graph {
             let nodes = members.as_ref().map_or(tiles, PackedInts::len);
             let offsets = PackedInts::read(&mut r)?;
             let edges = PackedInts::read(&mut r)?;
-            if offsets.len() != nodes + 1 {
-                return Err(bad(&r, "offset count does not match node count"));
+            // instant-distance lists hold at most 64 neighbours; checked before walking edges.
+            if offsets.len() != nodes + 1 || edges.len() > nodes.saturating_mul(ZERO_SLOTS) {
+                return Err(bad(&r, "offset or edge count does not match node count"));
             }
             let mut prev = 0u32;
             for (i, o) in offsets.iter().enumerate() {

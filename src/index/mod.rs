@@ -27,6 +27,11 @@ pub(crate) use graph::Graph;
 pub(crate) use meta::{Metadata, Thumbnails};
 pub(crate) use quant::{dot_f32, PreparedQuery};
 
+/// Inner product of two vectors (cosine similarity for unit vectors).
+pub fn dot_product(a: &[f32], b: &[f32]) -> f32 {
+    dot_f32(a, b)
+}
+
 /// The model the vectors came from. An index answers only queries embedded by the same
 /// model; readers compare this against the model they have.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

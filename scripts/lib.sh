@@ -1,0 +1,39 @@
+# Shared helpers for scripts/*.sh: idempotent installs on a fresh Debian machine.
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+# Rust comes with the machine (rustup); make sure cargo is on PATH in a fresh shell.
+cargo_env() {
+    if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then
+        # shellcheck disable=SC1091
+        source "$HOME/.cargo/env"
+    fi
+    command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup first" >&2; exit 1; }
+}
+
+# apt_install PKG...: installs the Debian packages that are missing (one apt-get update at most).
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    step "apt-get install ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# pip_install_requirements FILE: the Python packages for reference scripts and benchmarks
+# (never needed by the product or the tests).
+pip_install_requirements() {
+    python3 -m pip install -q --disable-pip-version-check -r "$1"
+}
+
+need_shared_data() {
+    if [ ! -d ../shared/data ]; then
+        echo "../shared/data not found: the tests use the real H&E data beside the repository" >&2
+        exit 1
+    fi
+}

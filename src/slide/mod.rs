@@ -45,8 +45,8 @@ pub enum SlideError {
     Unsupported { path: PathBuf, what: String },
     #[error("{}: corrupt: {what}", path.display())]
     Corrupt { path: PathBuf, what: String },
-    #[error("{}: directory {directory} chunk {chunk} ends at byte {end} but the file has {file_len} bytes (truncated?)", path.display())]
-    Truncated { path: PathBuf, directory: usize, chunk: usize, end: u64, file_len: u64 },
+    #[error("{}: {what} runs past the end of the file (truncated?)", path.display())]
+    Truncated { path: PathBuf, what: String },
     #[error("{}: {what} is {width}×{height}, over the limit of {limit}", path.display())]
     TooLarge { path: PathBuf, what: String, width: u64, height: u64, limit: u64 },
     #[error("{}: level {level} does not exist (the slide has {count})", path.display())]

@@ -19,7 +19,7 @@ use std::rc::Rc;
 use image::RgbImage;
 use tiff::decoder::{ChunkType, Decoder, DecodingResult, Limits};
 use tiff::tags::Tag;
-use tiff::ColorType;
+use tiff::{ColorType, TiffError};
 
 use super::{Level, SlideError, MAX_SIDE};
 
@@ -96,13 +96,7 @@ impl TiffPyramid {
                 source,
             })?
             .len();
-        let tiff_err = |context: String| {
-            move |source| SlideError::Tiff {
-                path: path.to_path_buf(),
-                context,
-                source,
-            }
-        };
+        let tiff_err = |context: String| move |source| tiff_error(path, context, source);
 
         // The decoder also bounds tag-value tables (tile offsets) by this size.
         let mut limits = Limits::default();
@@ -214,11 +208,7 @@ impl TiffPyramid {
         if self.current_directory != directory {
             self.decoder
                 .seek_to_image(directory)
-                .map_err(|source| SlideError::Tiff {
-                    path: self.path.clone(),
-                    context: format!("directory {directory}"),
-                    source,
-                })?;
+                .map_err(|source| tiff_error(&self.path, format!("directory {directory}"), source))?;
             self.current_directory = directory;
         }
         let samples = match self.decoder.read_chunk(index) {
@@ -229,13 +219,7 @@ impl TiffPyramid {
                     what: format!("sample type in {}", context()),
                 })
             }
-            Err(source) => {
-                return Err(SlideError::Tiff {
-                    path: self.path.clone(),
-                    context: context(),
-                    source,
-                })
-            }
+            Err(source) => return Err(tiff_error(&self.path, context(), source)),
         };
         let pixels = width as usize * height as usize;
         if samples.len() < pixels * colour.samples() {
@@ -260,6 +244,21 @@ impl TiffPyramid {
     }
 }
 
+/// A decoder error; reading past the end of the file is called what it is.
+fn tiff_error(path: &Path, context: String, source: TiffError) -> SlideError {
+    match &source {
+        TiffError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => SlideError::Truncated {
+            path: path.to_path_buf(),
+            what: context,
+        },
+        _ => SlideError::Tiff {
+            path: path.to_path_buf(),
+            context,
+            source,
+        },
+    }
+}
+
 /// The geometry of the loaded directory if it holds readable pixels, after checking that
 /// its chunk table is complete and lies inside the file (a truncated slide fails here,
 /// with the chunk named, rather than midway through a tiling run).
@@ -271,11 +270,7 @@ fn describe_directory(
 ) -> Result<Option<TiffLevel>, SlideError> {
     let tiff_err = |what: &str| {
         let context = format!("{what} of directory {directory}");
-        move |source| SlideError::Tiff {
-            path: path.to_path_buf(),
-            context,
-            source,
-        }
+        move |source| tiff_error(path, context, source)
     };
     let (width, height) = decoder.dimensions().map_err(tiff_err("dimensions"))?;
     let Some(colour) = decoder.colortype().ok().and_then(Colour::from_tiff) else {
@@ -347,10 +342,7 @@ fn describe_directory(
         if end > file_len {
             return Err(SlideError::Truncated {
                 path: path.to_path_buf(),
-                directory,
-                chunk,
-                end,
-                file_len,
+                what: format!("directory {directory} chunk {chunk} (bytes {offset}..{end} of {file_len})"),
             });
         }
     }

@@ -78,8 +78,14 @@ pub struct Slide {
     pixels: Pixels,
 }
 
+// The index builder may open slides on worker threads.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Slide>();
+};
+
 enum Pixels {
-    Tiff(TiffPyramid),
+    Tiff(Box<TiffPyramid>),
     /// A plain image, decoded whole: one level.
     Raster(RgbImage),
 }
@@ -102,7 +108,7 @@ pub fn open(path: &Path) -> Result<Slide, SlideError> {
             pyramid.levels(),
             aperio.as_ref().and_then(|a| a.objective_power),
             aperio.as_ref().and_then(|a| a.mpp),
-            Pixels::Tiff(pyramid),
+            Pixels::Tiff(Box::new(pyramid)),
         )
     } else {
         let image = decode_raster(path)?;

@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use image::RgbImage;
 use tiff::decoder::{ChunkType, Decoder, DecodingResult, Limits};
@@ -27,8 +27,9 @@ use super::{Level, SlideError, MAX_SIDE};
 const MAX_DIRECTORIES: usize = 64;
 /// Largest decoded chunk we accept (a whole-image strip of a huge plain TIFF is refused).
 const MAX_CHUNK_BYTES: u64 = 256 << 20;
-/// Decoded chunks kept in memory, so that a grid walk decodes each chunk about once.
-const CACHE_BYTES: usize = 128 << 20;
+/// Decoded chunks kept in memory, so that a grid walk decodes each chunk about once: a
+/// row of tiles spans up to two rows of chunks, ~150 MB on a 100k-px-wide level.
+const CACHE_BYTES: usize = 256 << 20;
 
 /// What the decoded samples of a level mean.
 #[derive(Debug, Clone, Copy)]
@@ -194,7 +195,7 @@ impl TiffPyramid {
     }
 
     /// One decoded chunk, from the cache or the file.
-    fn chunk(&mut self, level: usize, col: u32, row: u32) -> Result<Rc<RgbImage>, SlideError> {
+    fn chunk(&mut self, level: usize, col: u32, row: u32) -> Result<Arc<RgbImage>, SlideError> {
         let info = &self.levels[level];
         let index = row * info.chunks_across + col;
         if let Some(chunk) = self.cache.get(level, index) {
@@ -238,8 +239,8 @@ impl TiffPyramid {
             path: self.path.clone(),
             what: format!("{} has an inconsistent size", context()),
         })?;
-        let image = Rc::new(image);
-        self.cache.insert(level, index, Rc::clone(&image));
+        let image = Arc::new(image);
+        self.cache.insert(level, index, Arc::clone(&image));
         Ok(image)
     }
 }
@@ -395,17 +396,17 @@ fn to_rgb(samples: &[u8], colour: Colour) -> Vec<u8> {
 /// Decoded chunks, evicted oldest first once over `CACHE_BYTES`.
 #[derive(Default)]
 struct ChunkCache {
-    chunks: HashMap<(usize, u32), Rc<RgbImage>>,
+    chunks: HashMap<(usize, u32), Arc<RgbImage>>,
     order: VecDeque<(usize, u32)>,
     bytes: usize,
 }
 
 impl ChunkCache {
-    fn get(&self, level: usize, index: u32) -> Option<Rc<RgbImage>> {
+    fn get(&self, level: usize, index: u32) -> Option<Arc<RgbImage>> {
         self.chunks.get(&(level, index)).cloned()
     }
 
-    fn insert(&mut self, level: usize, index: u32, chunk: Rc<RgbImage>) {
+    fn insert(&mut self, level: usize, index: u32, chunk: Arc<RgbImage>) {
         self.bytes += chunk.as_raw().len();
         self.chunks.insert((level, index), chunk);
         self.order.push_back((level, index));

@@ -19,20 +19,39 @@ fn render() -> RgbImage {
     image::open(path).expect("open the CMU render").into_rgb8()
 }
 
-/// Appends `image` as uncompressed `TILE`-px tiles and its tile tables; returns the
-/// directory entries describing it.
-fn append_tiled(out: &mut Vec<u8>, image: &RgbImage, description: Option<&str>) -> Vec<(u16, u16, u32, u32)> {
+/// How tiles are stored.
+#[derive(Clone, Copy, PartialEq)]
+enum Storage {
+    Raw,
+    /// Self-contained JFIF tiles (YCbCr 4:4:4), PhotometricInterpretation = YCbCr.
+    Jpeg,
+}
+
+/// Appends `image` as `TILE`-px tiles and its tile tables; returns the directory
+/// entries describing it.
+fn append_tiled(
+    out: &mut Vec<u8>,
+    image: &RgbImage,
+    description: Option<&str>,
+    storage: Storage,
+) -> Vec<(u16, u16, u32, u32)> {
     let (width, height) = image.dimensions();
-    let mut offsets = Vec::new();
+    let (mut offsets, mut counts) = (Vec::new(), Vec::new());
     for tile_y in 0..height.div_ceil(TILE) {
         for tile_x in 0..width.div_ceil(TILE) {
-            offsets.push(out.len() as u32);
-            for y in tile_y * TILE..(tile_y + 1) * TILE {
-                for x in tile_x * TILE..(tile_x + 1) * TILE {
-                    let pixel = if x < width && y < height { image.get_pixel(x, y).0 } else { [0; 3] };
-                    out.extend(pixel);
-                }
+            let tile = RgbImage::from_fn(TILE, TILE, |x, y| {
+                let (x, y) = (tile_x * TILE + x, tile_y * TILE + y);
+                if x < width && y < height { *image.get_pixel(x, y) } else { image::Rgb([0; 3]) }
+            });
+            let start = out.len();
+            match storage {
+                Storage::Raw => out.extend(tile.as_raw()),
+                Storage::Jpeg => image::codecs::jpeg::JpegEncoder::new_with_quality(&mut *out, 90)
+                    .encode_image(&tile)
+                    .expect("encode tile"),
             }
+            offsets.push(start as u32);
+            counts.push((out.len() - start) as u32);
         }
     }
     assert!(offsets.len() > 1, "tables of one tile would be stored inline");
@@ -41,14 +60,18 @@ fn append_tiled(out: &mut Vec<u8>, image: &RgbImage, description: Option<&str>) 
     let offsets_at = out.len() as u32;
     offsets.iter().for_each(|o| out.extend(o.to_le_bytes()));
     let counts_at = out.len() as u32;
-    offsets.iter().for_each(|_| out.extend((TILE * TILE * 3).to_le_bytes()));
+    counts.iter().for_each(|c| out.extend(c.to_le_bytes()));
+    let (compression, photometric) = match storage {
+        Storage::Raw => (1, 2),
+        Storage::Jpeg => (7, 6),
+    };
     let mut entries = vec![
         (254, LONG, 1, 0),
         (256, LONG, 1, width),
         (257, LONG, 1, height),
         (258, SHORT, 3, bits),
-        (259, SHORT, 1, 1),
-        (262, SHORT, 1, 2),
+        (259, SHORT, 1, compression),
+        (262, SHORT, 1, photometric),
     ];
     if let Some(text) = description {
         let at = out.len() as u32;
@@ -62,19 +85,23 @@ fn append_tiled(out: &mut Vec<u8>, image: &RgbImage, description: Option<&str>) 
         (322, LONG, 1, TILE),
         (323, LONG, 1, TILE),
         (324, LONG, offsets.len() as u32, offsets_at),
-        (325, LONG, offsets.len() as u32, counts_at),
+        (325, LONG, counts.len() as u32, counts_at),
     ]);
+    if storage == Storage::Jpeg {
+        // YCbCrSubSampling = (1, 1), two SHORTs inline.
+        entries.push((530, SHORT, 2, 0x0001_0001));
+    }
     entries
 }
 
 /// A little-endian tiled TIFF with one directory per image, the first carrying
 /// `description`.
-fn write_tiff(path: &Path, images: &[RgbImage], description: &str) {
+fn write_tiff(path: &Path, images: &[RgbImage], description: &str, storage: Storage) {
     let mut out = b"II*\0\0\0\0\0".to_vec();
     let directories: Vec<_> = images
         .iter()
         .enumerate()
-        .map(|(i, image)| append_tiled(&mut out, image, (i == 0).then_some(description)))
+        .map(|(i, image)| append_tiled(&mut out, image, (i == 0).then_some(description), storage))
         .collect();
     let mut link_at = 4; // where the offset of the next directory goes
     for entries in directories {
@@ -114,7 +141,7 @@ fn pyramid() -> Pyramid {
     let levels = vec![level0, level1, level2];
     let mut images = levels.clone();
     images.push(macro_image);
-    write_tiff(&path, &images, description);
+    write_tiff(&path, &images, description, Storage::Raw);
     Pyramid { _dir: dir, path, levels }
 }
 
@@ -181,4 +208,19 @@ fn magnification_reads_from_the_nearest_finer_level() {
         let difference = mean_abs_diff(&tile.image, &from_level0);
         assert!(difference < 4.0, "tile at ({}, {}): {difference:.2}", placement.x, placement.y);
     }
+}
+
+#[test]
+fn ycbcr_jpeg_tiles_come_out_as_rgb() {
+    // The `tiff` crate returns JPEG samples unconverted; for PhotometricInterpretation =
+    // YCbCr the reader must convert them (Aperio's RGB tiles must not be).
+    let field = imageops::crop_imm(&render(), 800, 1200, 640, 512).to_image();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ycbcr.tif");
+    write_tiff(&path, &[field.clone()], "generic JPEG TIFF", Storage::Jpeg);
+    let mut slide = slide::open(&path).expect("open JPEG TIFF");
+    assert_eq!(slide.objective_power(), None);
+    let decoded = slide.read_region(0, 0, 0, 640, 512).expect("read JPEG TIFF");
+    let difference = mean_abs_diff(&decoded, &field);
+    assert!(difference < 3.0, "mean absolute difference {difference:.2}");
 }

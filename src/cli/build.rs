@@ -1,8 +1,226 @@
-//! `tessera build` (stub: filled in by its issue).
+//! `tessera build`: tiles from manifests, folders and whole slides → one index file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use rayon::prelude::*;
+
+use tessera::index::{make_thumbnail, BuildOptions, HnswParams, IndexBuilder, ModelRef, Quantization};
+use tessera::model::{Embedder, ModelManifest};
+use tessera::preprocess::RgbImage;
+use tessera::slide::{self, SlideTileOptions};
+
+use super::tiles::{list_tiles, progress_bar, read_tile};
+use super::ModelArgs;
+
+const SLIDE_EXTENSIONS: &[&str] = &["svs", "tif", "tiff"];
 
 #[derive(clap::Args)]
-pub struct BuildArgs {}
+pub struct BuildArgs {
+    /// CSV manifests (`path,label,group[,...]`, paths relative to the manifest's folder;
+    /// every column is kept), folders of tiles, or whole slides (.svs/.tif/.tiff).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// The index file to write.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Store a small JPEG of every tile, so hits can be shown without the tile files.
+    #[arg(long)]
+    thumbnails: bool,
+    /// Longest side of stored thumbnails, px.
+    #[arg(long, default_value_t = 64)]
+    thumbnail_size: u32,
+    /// Vector encoding: f32, f16 or int8.
+    #[arg(long, default_value = "int8")]
+    quant: Quantization,
+    /// Project vectors onto this many principal directions first.
+    #[arg(long)]
+    pca: Option<usize>,
+    /// Build a graph only at or above this many tiles (below, search is exact).
+    #[arg(long, default_value_t = BuildOptions::default().graph_min_tiles)]
+    graph_min_tiles: usize,
+    #[arg(long, default_value_t = HnswParams::default().ef_construction)]
+    ef_construction: usize,
+    /// Default search beam width stored in the index.
+    #[arg(long, default_value_t = HnswParams::default().ef_search)]
+    ef_search: usize,
+    /// Layer-0 neighbours kept per tile.
+    #[arg(long, default_value_t = HnswParams::default().max_degree)]
+    max_degree: usize,
+    /// Seed of the graph's layer assignment (same seed and input: same file).
+    #[arg(long, default_value_t = HnswParams::default().seed)]
+    seed: u64,
+    /// Slides: tile side in pixels at the target magnification.
+    #[arg(long, default_value_t = 224)]
+    tile_size: u32,
+    /// Slides: target magnification (e.g. 20); default: level 0.
+    #[arg(long)]
+    magnification: Option<f32>,
+    /// Slides: fraction of a tile that must be tissue.
+    #[arg(long, default_value_t = 0.5)]
+    min_tissue: f32,
+    /// Slides: keep at most this many tiles per slide, evenly spread.
+    #[arg(long)]
+    max_tiles_per_slide: Option<usize>,
+    #[command(flatten)]
+    model: ModelArgs,
+}
 
-pub fn run(_args: BuildArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`tessera build` is not implemented yet")
+/// The index's record of the model: the embedding id includes the input size, because
+/// the same weights at another size give other vectors.
+pub fn model_ref(manifest: &ModelManifest) -> ModelRef {
+    ModelRef { id: manifest.embedding_id(), sha256: manifest.sha256.clone(), dim: manifest.output.dim }
+}
+
+/// A tile waiting to be embedded: a file to read, or pixels already cut from a slide.
+enum Pending {
+    File { path: PathBuf, metadata: Vec<(String, String)> },
+    Pixels { image: RgbImage, metadata: Vec<(String, String)> },
+}
+
+impl Pending {
+    fn name(&self) -> String {
+        match self {
+            Pending::File { path, .. } => path.display().to_string(),
+            Pending::Pixels { metadata, .. } => metadata.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "),
+        }
+    }
+}
+
+pub fn run(args: BuildArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let embedder = args.model.load()?;
+    let options = BuildOptions {
+        quantization: args.quant,
+        pca_dim: args.pca,
+        hnsw: HnswParams {
+            ef_construction: args.ef_construction,
+            ef_search: args.ef_search,
+            seed: args.seed,
+            max_degree: args.max_degree,
+            ..HnswParams::default()
+        },
+        graph_min_tiles: args.graph_min_tiles,
+    };
+    let mut builder = IndexBuilder::new(model_ref(embedder.manifest()), options)?;
+
+    let (pending, mut skipped) = collect_inputs(&args)?;
+    if pending.is_empty() {
+        bail!("no tiles found in {} input(s)", args.inputs.len());
+    }
+    let embedded = embed(&embedder, pending, args.thumbnails.then_some(args.thumbnail_size));
+    for (name, result) in embedded {
+        match result.and_then(|(vector, metadata, thumb)| Ok(builder.add(&vector, metadata, thumb)?)) {
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("skipped {name}: {e:#}");
+                skipped += 1;
+            }
+        }
+    }
+    if builder.is_empty() {
+        bail!("none of the tiles could be embedded ({skipped} skipped)");
+    }
+    let tiles = builder.len();
+    let spinner = progress_bar(0, "building index");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let index = builder.build()?;
+    spinner.finish_and_clear();
+    let bytes = index.to_bytes();
+    super::write_atomically(&args.output, |file| Ok(file.write_all(&bytes)?))
+        .with_context(|| format!("{}: cannot write the index", args.output.display()))?;
+    let info = index.info();
+    eprintln!(
+        "wrote {}: {tiles} tiles, {skipped} skipped, {} bytes ({:.0} B/tile), {:?}{}{}, {:.1} s",
+        args.output.display(),
+        bytes.len(),
+        bytes.len() as f64 / tiles as f64,
+        info.quantization,
+        info.pca_energy_kept.map(|e| format!(", PCA {} dims ({:.1}% energy)", info.vector_dim, e * 100.0)).unwrap_or_default(),
+        if info.graph_layers > 0 {
+            format!(", HNSW {} layers, {:.1} neighbours/tile", info.graph_layers, info.graph_mean_degree)
+        } else {
+            ", exact search (no graph)".into()
+        },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Lists every tile of every input; slides are cut here. Unreadable slides are reported
+/// and counted, not fatal.
+fn collect_inputs(args: &BuildArgs) -> anyhow::Result<(Vec<Pending>, usize)> {
+    let slide_options = SlideTileOptions {
+        tile_size: args.tile_size,
+        magnification: args.magnification,
+        min_tissue: args.min_tissue,
+        max_tiles: args.max_tiles_per_slide,
+    };
+    let mut pending = Vec::new();
+    let mut skipped = 0;
+    for input in &args.inputs {
+        if is_slide(input) {
+            match slide::read_tiles(input, &slide_options) {
+                Ok(tiles) => {
+                    eprintln!("{}: {} tiles with tissue", input.display(), tiles.len());
+                    pending.extend(tiles.into_iter().map(|t| Pending::Pixels {
+                        metadata: vec![
+                            ("path".into(), input.display().to_string()),
+                            ("slide".into(), t.slide),
+                            ("x".into(), t.x.to_string()),
+                            ("y".into(), t.y.to_string()),
+                            ("level".into(), t.level.to_string()),
+                            ("size".into(), t.size_level0.to_string()),
+                        ],
+                        image: t.image,
+                    }));
+                }
+                Err(e) => {
+                    eprintln!("skipped slide {}: {e}", input.display());
+                    skipped += 1;
+                }
+            }
+        } else {
+            for tile in list_tiles(input)? {
+                pending.push(Pending::File { path: tile.path, metadata: tile.metadata.into_iter().collect() });
+            }
+        }
+    }
+    Ok((pending, skipped))
+}
+
+fn is_slide(path: &Path) -> bool {
+    path.is_file()
+        && path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| SLIDE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+type Embedded = anyhow::Result<(Vec<f32>, Vec<(String, String)>, Option<Vec<u8>>)>;
+
+/// Embeds every tile in parallel, keeping input order (so builds are reproducible).
+fn embed(embedder: &Embedder, pending: Vec<Pending>, thumbnail: Option<u32>) -> Vec<(String, Embedded)> {
+    let bar = progress_bar(pending.len(), "embedding");
+    let out = pending
+        .into_par_iter()
+        .map(|item| {
+            let name = item.name();
+            let result = (|| {
+                let (image, metadata) = match item {
+                    Pending::File { path, metadata } => (read_tile(&path)?, metadata),
+                    Pending::Pixels { image, metadata } => (image, metadata),
+                };
+                let vector = embedder.embed(&image)?;
+                let thumb = thumbnail.map(|side| make_thumbnail(&image, side)).transpose()?;
+                Ok((vector, metadata, thumb))
+            })();
+            bar.inc(1);
+            (name, result)
+        })
+        .collect();
+    bar.finish_and_clear();
+    out
 }

@@ -1,8 +1,123 @@
-//! `tessera search` (stub: filled in by its issue).
+//! `tessera search`: embed a query tile (and example tiles), search an index, print hits.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use tessera::index::Index;
+use tessera::search::{search, Example, Filter, Hit, Query, SearchOptions};
+
+use super::build::model_ref;
+use super::tiles::read_tile;
+use super::ModelArgs;
 
 #[derive(clap::Args)]
-pub struct SearchArgs {}
+pub struct SearchArgs {
+    /// Index file written by `tessera build`.
+    index: PathBuf,
+    /// The query tile (JPEG, PNG or WebP).
+    image: PathBuf,
+    /// Number of hits.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// At most one hit per value of this metadata column: slide, case, or any column;
+    /// `none` for no limit.
+    #[arg(long, default_value = "none")]
+    unique_by: String,
+    /// Keep only hits with this label (repeatable).
+    #[arg(long = "label")]
+    labels: Vec<String>,
+    /// Drop hits with this label (repeatable).
+    #[arg(long = "exclude-label")]
+    exclude_labels: Vec<String>,
+    /// Keep only hits whose COLUMN equals VALUE, as COLUMN=VALUE (repeatable).
+    #[arg(long = "where", value_name = "COLUMN=VALUE")]
+    where_equal: Vec<String>,
+    /// Drop hits whose COLUMN equals VALUE, as COLUMN=VALUE (repeatable).
+    #[arg(long = "where-not", value_name = "COLUMN=VALUE")]
+    where_not: Vec<String>,
+    /// More tiles like the ones wanted (repeatable); ranked by their mean similarity.
+    #[arg(long = "positive")]
+    positives: Vec<PathBuf>,
+    /// Tiles whose look is unwanted (repeatable); hits resembling any of them drop.
+    #[arg(long = "negative")]
+    negatives: Vec<PathBuf>,
+    /// How strongly negatives push hits down (β in mean cos(pos) − β·max cos(neg)).
+    #[arg(long, default_value_t = SearchOptions::default().negative_weight)]
+    negative_weight: f32,
+    /// MMR diversity: λ in [0, 1], 1 = plain ranking, lower = more varied hits.
+    #[arg(long)]
+    mmr: Option<f32>,
+    /// Graph beam width (default: the index's).
+    #[arg(long)]
+    ef: Option<usize>,
+    /// Exact (brute-force) search even if the index has a graph.
+    #[arg(long)]
+    exact: bool,
+    /// Print the hits as a JSON array: rank, id, score and every metadata column.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
 
-pub fn run(_args: SearchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`tessera search` is not implemented yet")
+pub fn run(args: SearchArgs) -> anyhow::Result<()> {
+    let embedder = args.model.load()?;
+    let bytes = std::fs::read(&args.index).with_context(|| format!("{}: cannot read", args.index.display()))?;
+    let index = Index::from_bytes(&bytes, Some(&model_ref(embedder.manifest())))
+        .with_context(|| format!("{}: cannot load the index", args.index.display()))?;
+
+    let embed = |path: &Path| -> anyhow::Result<Example> {
+        let vector = embedder.embed(&read_tile(path)?).with_context(|| format!("{}: cannot embed", path.display()))?;
+        Ok(Example::Vector(vector))
+    };
+    let query = Query {
+        positives: std::iter::once(&args.image).chain(&args.positives).map(|p| embed(p)).collect::<Result<_, _>>()?,
+        negatives: args.negatives.iter().map(|p| embed(p)).collect::<Result<_, _>>()?,
+    };
+    let options = options(&args)?;
+    let hits = search(&index, &query, &options)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &hits)?;
+        writeln!(out)?;
+    } else {
+        print_table(&mut out, &hits)?;
+    }
+    Ok(())
+}
+
+fn options(args: &SearchArgs) -> anyhow::Result<SearchOptions> {
+    let mut filters = Vec::new();
+    if !args.labels.is_empty() || !args.exclude_labels.is_empty() {
+        filters.push(Filter { key: "label".into(), include: args.labels.clone(), exclude: args.exclude_labels.clone() });
+    }
+    for (spec, include) in args.where_equal.iter().map(|s| (s, true)).chain(args.where_not.iter().map(|s| (s, false))) {
+        let (key, value) = spec.split_once('=').with_context(|| format!("`{spec}`: expected COLUMN=VALUE"))?;
+        let (inc, exc) = if include { (vec![value.to_string()], vec![]) } else { (vec![], vec![value.to_string()]) };
+        filters.push(Filter { key: key.to_string(), include: inc, exclude: exc });
+    }
+    Ok(SearchOptions {
+        k: args.k,
+        unique_by: (args.unique_by != "none").then(|| args.unique_by.clone()),
+        filters,
+        mmr: args.mmr,
+        negative_weight: args.negative_weight,
+        ef: args.ef,
+        exact: args.exact,
+        ..SearchOptions::default()
+    })
+}
+
+/// One line per hit: rank, score, then every metadata column as key=value.
+fn print_table(out: &mut impl Write, hits: &[Hit]) -> std::io::Result<()> {
+    if hits.is_empty() {
+        return writeln!(out, "no hits");
+    }
+    for hit in hits {
+        let columns: Vec<String> = hit.metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        writeln!(out, "{:>3}  {:.4}  id={}  {}", hit.rank, hit.score, hit.id, columns.join("  "))?;
+    }
+    Ok(())
 }

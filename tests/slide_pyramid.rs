@@ -217,7 +217,7 @@ fn ycbcr_jpeg_tiles_come_out_as_rgb() {
     let field = imageops::crop_imm(&render(), 800, 1200, 640, 512).to_image();
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("ycbcr.tif");
-    write_tiff(&path, &[field.clone()], "generic JPEG TIFF", Storage::Jpeg);
+    write_tiff(&path, std::slice::from_ref(&field), "generic JPEG TIFF", Storage::Jpeg);
     let mut slide = slide::open(&path).expect("open JPEG TIFF");
     assert_eq!(slide.objective_power(), None);
     let decoded = slide.read_region(0, 0, 0, 640, 512).expect("read JPEG TIFF");

@@ -25,7 +25,10 @@ const MAX_SIDE: u32 = 1 << 20;
 const MAX_REGION_BYTES: u64 = 512 << 20;
 /// Memory a plain (non-TIFF) image may take once decoded.
 const MAX_RASTER_BYTES: u64 = 1 << 30;
-/// Mask pixels wanted across one tile, so a tile's tissue fraction has some resolution.
+/// Bytes of level pixels decoded at a time while building a thumbnail.
+const THUMBNAIL_BAND_BYTES: u64 = 64 << 20;
+/// Mask pixels wanted across one tile, so a tile's tissue fraction has some resolution
+/// (the thumbnail rounding leaves between half and all of them).
 const MASK_PIXELS_PER_TILE: f64 = 8.0;
 /// Bounds on the thumbnail the tissue mask is computed on (longest side).
 const MASK_MIN_SIDE: u32 = 256;
@@ -96,10 +99,10 @@ pub fn open(path: &Path) -> Result<Slide, SlideError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut magic = [0u8; 4];
-    let mut file = std::fs::File::open(path).map_err(io_err)?;
-    let read = file.read(&mut magic).map_err(io_err)?;
-    let is_tiff = read == 4 && matches!(&magic, b"II*\0" | b"MM\0*" | b"II+\0" | b"MM\0+");
+    let mut magic = Vec::with_capacity(4);
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    file.take(4).read_to_end(&mut magic).map_err(io_err)?;
+    let is_tiff = matches!(magic.as_slice(), b"II*\0" | b"MM\0*" | b"II+\0" | b"MM\0+");
 
     let (levels, objective_power, mpp, pixels) = if is_tiff {
         let pyramid = TiffPyramid::open(path)?;
@@ -273,41 +276,47 @@ impl Slide {
         }
     }
 
-    /// A box-filtered overview whose longest side is at least `min_side` (or the whole
-    /// level 0 if smaller), read from the coarsest level that suffices, band by band so a
-    /// huge level never sits in memory whole. Returns it with its level-0 px per pixel.
-    fn thumbnail(&mut self, min_side: u32) -> Result<(RgbImage, f64), SlideError> {
+    /// A box-filtered overview whose longest side is at most `max_side` and more than half
+    /// of it (or level 0 whole, if smaller), read from the coarsest level that suffices,
+    /// band by band so a huge level never sits in memory whole. Returns it with its
+    /// level-0 pixels per pixel.
+    fn thumbnail(&mut self, max_side: u32) -> Result<(RgbImage, f64), SlideError> {
         let longest = |level: &Level| level.width.max(level.height);
         let level = (0..self.levels.len())
             .rev()
-            .find(|&l| longest(&self.levels[l]) >= min_side)
+            .find(|&l| longest(&self.levels[l]) >= max_side)
             .unwrap_or(0);
         let info = self.levels[level];
-        let factor = (longest(&info) / min_side.max(1)).max(1);
-        let (thumb_width, thumb_height) = (info.width.div_ceil(factor), info.height.div_ceil(factor));
+        let factor = longest(&info).div_ceil(max_side.max(1)).max(1);
+        let mut thumbnail = RgbImage::new(info.width.div_ceil(factor), info.height.div_ceil(factor));
 
-        // Per thumbnail pixel: RGB sums and the number of level pixels summed.
-        let mut sums = vec![[0u64; 4]; thumb_width as usize * thumb_height as usize];
-        let band_height = factor * 256u32.div_ceil(factor);
+        // RGB sums and pixel count per box of the thumbnail row being filled.
+        let mut row_sums = vec![[0u64; 4]; thumbnail.width() as usize];
+        let band_height = (THUMBNAIL_BAND_BYTES / (u64::from(info.width) * 3)).clamp(1, 1024) as u32;
         let mut y = 0;
         while y < info.height {
             let rows = band_height.min(info.height - y);
             let band = self.read_level_rect(level, 0, y, info.width, rows)?;
-            for (bx, by, pixel) in band.enumerate_pixels() {
-                let (tx, ty) = (bx / factor, (y + by) / factor);
-                let sum = &mut sums[ty as usize * thumb_width as usize + tx as usize];
-                for c in 0..3 {
-                    sum[c] += u64::from(pixel[c]);
+            for (band_row, pixels) in band.rows().enumerate() {
+                for (x, pixel) in pixels.enumerate() {
+                    let sum = &mut row_sums[x / factor as usize];
+                    for (total, &value) in sum.iter_mut().zip(&pixel.0) {
+                        *total += u64::from(value);
+                    }
+                    sum[3] += 1;
                 }
-                sum[3] += 1;
+                let level_y = y + band_row as u32;
+                if (level_y + 1).is_multiple_of(factor) || level_y + 1 == info.height {
+                    for (x, sum) in row_sums.iter_mut().enumerate() {
+                        let n = sum[3].max(1);
+                        let mean = [(sum[0] / n) as u8, (sum[1] / n) as u8, (sum[2] / n) as u8];
+                        thumbnail.put_pixel(x as u32, level_y / factor, image::Rgb(mean));
+                        *sum = [0; 4];
+                    }
+                }
             }
             y += rows;
         }
-        let thumbnail = RgbImage::from_fn(thumb_width, thumb_height, |tx, ty| {
-            let sum = sums[ty as usize * thumb_width as usize + tx as usize];
-            let n = sum[3].max(1);
-            image::Rgb([(sum[0] / n) as u8, (sum[1] / n) as u8, (sum[2] / n) as u8])
-        });
         Ok((thumbnail, info.downsample * f64::from(factor)))
     }
 
@@ -316,8 +325,7 @@ impl Slide {
         let (width, height) = self.dimensions();
         let level0_per_mask_pixel = (f64::from(tile_size_level0) / MASK_PIXELS_PER_TILE).max(1.0);
         let wanted = (f64::from(width.max(height)) / level0_per_mask_pixel).ceil() as u32;
-        let (thumbnail, level0_per_pixel) =
-            self.thumbnail(wanted.clamp(MASK_MIN_SIDE, MASK_MAX_SIDE))?;
+        let (thumbnail, level0_per_pixel) = self.thumbnail(wanted.clamp(MASK_MIN_SIDE, MASK_MAX_SIDE))?;
         Ok(TissueMask::from_thumbnail(&thumbnail, level0_per_pixel))
     }
 

@@ -9,7 +9,7 @@
 //!   (all tissue) a cut at Otsu or 0.2 drops whole pale fields (a lightly stained
 //!   carcinoma kept 0 of 16 tiles); the cap at 0.10 keeps all 16 in every field;
 //! - a slide with tissue and glass: Otsu lands midway between the modes (0.22 on CMU-1),
-//!   which trims faint stroma at tissue edges; capped at 0.10 the grid keeps 46 rather
+//!   which trims faint stroma at tissue edges; capped at 0.10 the grid keeps 45 rather
 //!   than 42 of 117 tiles, the extra ones all stained;
 //! - a blank slide: Otsu splits the glass noise; the floor at 0.05 drops it all.
 

@@ -7,12 +7,18 @@ use std::path::{Path, PathBuf};
 use tessera::slide::{self, SlideError, SlideTileOptions};
 
 fn svs_bytes() -> Vec<u8> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/slides/CMU-1-Small-Region.svs");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/slides/CMU-1-Small-Region.svs"
+    );
     std::fs::read(path).expect("read the CMU SVS")
 }
 
 fn jpeg_bytes() -> Vec<u8> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/slides/CMU-1-Small-Region.jpg");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/slides/CMU-1-Small-Region.jpg"
+    );
     std::fs::read(path).expect("read the CMU JPEG")
 }
 
@@ -27,7 +33,10 @@ fn expect_error(dir: &Path, name: &str, bytes: &[u8]) -> SlideError {
     let error = try_slide(dir, name, bytes).unwrap_or_else(|| panic!("{name} was accepted"));
     let message = error.to_string();
     println!("{message}");
-    assert!(message.contains(name), "error does not name {name}: {message}");
+    assert!(
+        message.contains(name),
+        "error does not name {name}: {message}"
+    );
     error
 }
 
@@ -61,7 +70,12 @@ fn gray_tiff(width: u32, height: u32, tile: Option<u32>) -> Vec<u8> {
         (262, SHORT, 1, 1),
     ];
     match tile {
-        None => entries.extend([(273, LONG, 1, 8), (277, SHORT, 1, 1), (278, LONG, 1, height), (279, LONG, 1, 16)]),
+        None => entries.extend([
+            (273, LONG, 1, 8),
+            (277, SHORT, 1, 1),
+            (278, LONG, 1, height),
+            (279, LONG, 1, 16),
+        ]),
         Some(side) => entries.extend([
             (277, SHORT, 1, 1),
             (322, LONG, 1, side),
@@ -82,7 +96,10 @@ fn not_a_slide() {
         ("tiny.tif", b"II".to_vec()),
     ] {
         let error = expect_error(dir.path(), name, &bytes);
-        assert!(matches!(error, SlideError::UnknownFormat { .. }), "{name}: {error}");
+        assert!(
+            matches!(error, SlideError::UnknownFormat { .. }),
+            "{name}: {error}"
+        );
     }
     // A TIFF magic with nothing behind it.
     let error = expect_error(dir.path(), "magic.tif", b"II*\0");
@@ -97,10 +114,23 @@ fn truncated_svs() {
     let dir = tempfile::tempdir().expect("temp dir");
     let bytes = svs_bytes();
     // Cuts inside the header, the level-0 tiles, each directory, and the last bytes.
-    for cut in [8, 100, 10_000, 1_000_000, 1_275_960, 1_400_000, 1_474_400, 1_900_000, bytes.len() - 1] {
+    for cut in [
+        8,
+        100,
+        10_000,
+        1_000_000,
+        1_275_960,
+        1_400_000,
+        1_474_400,
+        1_900_000,
+        bytes.len() - 1,
+    ] {
         let name = format!("cut-{cut}.svs");
         let error = expect_error(dir.path(), &name, &bytes[..cut]);
-        assert!(matches!(error, SlideError::Truncated { .. }), "{name}: {error}");
+        assert!(
+            matches!(error, SlideError::Truncated { .. }),
+            "{name}: {error}"
+        );
     }
 
     // Directory intact, pixel data missing (a 64×64 strip of 4096 bytes in a file of 186):
@@ -124,20 +154,35 @@ fn truncated_svs() {
 fn huge_declared_sizes() {
     let dir = tempfile::tempdir().expect("temp dir");
 
-    let error = expect_error(dir.path(), "wide.tif", &gray_tiff(4_000_000, 4_000_000, None));
+    let error = expect_error(
+        dir.path(),
+        "wide.tif",
+        &gray_tiff(4_000_000, 4_000_000, None),
+    );
     assert!(matches!(error, SlideError::TooLarge { .. }), "{error}");
 
     // Within the side limit, but one strip (the whole image) would decode to 90 GB.
-    let error = expect_error(dir.path(), "one-strip.tif", &gray_tiff(300_000, 300_000, None));
+    let error = expect_error(
+        dir.path(),
+        "one-strip.tif",
+        &gray_tiff(300_000, 300_000, None),
+    );
     assert!(matches!(error, SlideError::TooLarge { .. }), "{error}");
 
     // A tile of 64k × 64k: 4 GiB for one chunk.
-    let error = expect_error(dir.path(), "big-tile.tif", &gray_tiff(65_536, 65_536, Some(65_536)));
+    let error = expect_error(
+        dir.path(),
+        "big-tile.tif",
+        &gray_tiff(65_536, 65_536, Some(65_536)),
+    );
     assert!(matches!(error, SlideError::TooLarge { .. }), "{error}");
 
     // A JPEG whose header claims 60000 × 60000 (10 GB decoded).
     let mut jpeg = jpeg_bytes();
-    let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).expect("baseline SOF marker");
+    let sof = jpeg
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("baseline SOF marker");
     jpeg[sof + 5..sof + 9].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]);
     let error = expect_error(dir.path(), "huge.jpg", &jpeg);
     assert!(matches!(error, SlideError::Image { .. }), "{error}");

@@ -22,7 +22,11 @@ fn render() -> PathBuf {
 fn saturation(p: &image::Rgb<u8>) -> f32 {
     let max = p.0.iter().copied().max().unwrap_or(0);
     let min = p.0.iter().copied().min().unwrap_or(0);
-    if max == 0 { 0.0 } else { f32::from(max - min) / f32::from(max) }
+    if max == 0 {
+        0.0
+    } else {
+        f32::from(max - min) / f32::from(max)
+    }
 }
 
 #[test]
@@ -41,7 +45,9 @@ fn aperio_metadata_and_levels() {
 fn level0_matches_the_jpeg_render() {
     let mut slide = slide::open(&svs()).expect("open SVS");
     let (width, height) = slide.dimensions();
-    let decoded = slide.read_region(0, 0, 0, width, height).expect("read level 0");
+    let decoded = slide
+        .read_region(0, 0, 0, width, height)
+        .expect("read level 0");
     let reference = image::open(render()).expect("open render").into_rgb8();
     assert_eq!(decoded.dimensions(), reference.dimensions());
 
@@ -75,7 +81,12 @@ fn tissue_mask_keeps_tissue_and_drops_glass() {
         assert!(tile.tissue_fraction >= 0.5);
         // Left of the strip (x < 448) lies only glass and a thin loose fibre; the top
         // right (x ≥ 1792, y < 1344) only glass and a speck of debris.
-        assert!(tile.x >= 448, "tile at ({}, {}) in the blank left margin", tile.x, tile.y);
+        assert!(
+            tile.x >= 448,
+            "tile at ({}, {}) in the blank left margin",
+            tile.x,
+            tile.y
+        );
         assert!(
             !(tile.x >= 1792 && tile.y < 1344),
             "tile at ({}, {}) in the blank top-right corner",
@@ -85,7 +96,12 @@ fn tissue_mask_keeps_tissue_and_drops_glass() {
         // The pixels themselves are mostly stained.
         let stained = tile.image.pixels().filter(|p| saturation(p) > 0.1).count();
         let stained = stained as f32 / (224.0 * 224.0);
-        assert!(stained > 0.4, "tile at ({}, {}) is {stained:.2} stained", tile.x, tile.y);
+        assert!(
+            stained > 0.4,
+            "tile at ({}, {}) is {stained:.2} stained",
+            tile.x,
+            tile.y
+        );
     }
 
     // And the dropped ones are mostly glass: no stained tile is missed.
@@ -100,7 +116,10 @@ fn tissue_mask_keeps_tissue_and_drops_glass() {
             let region = slide.read_region(0, x, y, 224, 224).expect("read region");
             let stained = region.pixels().filter(|p| saturation(p) > 0.1).count();
             let stained = stained as f32 / (224.0 * 224.0);
-            assert!(stained < 0.6, "dropped tile at ({x}, {y}) is {stained:.2} stained");
+            assert!(
+                stained < 0.6,
+                "dropped tile at ({x}, {y}) is {stained:.2} stained"
+            );
         }
     }
 }
@@ -125,10 +144,17 @@ fn magnification_picks_the_tile_extent() {
         ..SlideTileOptions::default()
     };
     match slide::read_tiles(&svs(), &too_high) {
-        Err(SlideError::MagnificationTooHigh { requested, objective, .. }) => {
+        Err(SlideError::MagnificationTooHigh {
+            requested,
+            objective,
+            ..
+        }) => {
             assert_eq!((requested, objective), (40.0, 20.0))
         }
-        other => panic!("expected MagnificationTooHigh, got {:?}", other.map(|t| t.len())),
+        other => panic!(
+            "expected MagnificationTooHigh, got {:?}",
+            other.map(|t| t.len())
+        ),
     }
 }
 
@@ -142,7 +168,10 @@ fn max_tiles_spreads_over_the_slide() {
     assert_eq!(tiles.len(), 8);
     let top = tiles.iter().map(|t| t.y).min().unwrap_or(0);
     let bottom = tiles.iter().map(|t| t.y).max().unwrap_or(0);
-    assert!(bottom - top > 2967 / 2, "sample spans only y {top}..{bottom}");
+    assert!(
+        bottom - top > 2967 / 2,
+        "sample spans only y {top}..{bottom}"
+    );
 }
 
 #[test]
@@ -162,13 +191,18 @@ fn a_plain_jpeg_is_a_single_level_slide() {
 
     // The render and the SVS agree on where the tissue is.
     let mut svs = slide::open(&svs()).expect("open SVS");
-    let from_svs = svs.plan_tiles(&SlideTileOptions::default()).expect("plan SVS tiles");
+    let from_svs = svs
+        .plan_tiles(&SlideTileOptions::default())
+        .expect("plan SVS tiles");
     let shared = from_jpeg
         .iter()
         .filter(|j| from_svs.iter().any(|s| (s.x, s.y) == (j.x, j.y)))
         .count();
     let union = from_jpeg.len() + from_svs.len() - shared;
-    assert!(shared as f32 / union as f32 > 0.9, "{shared} shared of {union}");
+    assert!(
+        shared as f32 / union as f32 > 0.9,
+        "{shared} shared of {union}"
+    );
 }
 
 #[test]
@@ -187,7 +221,12 @@ fn all_tissue_fields_keep_nearly_every_tile() {
         let tiles = slide::open(field)
             .and_then(|mut s| s.plan_tiles(&SlideTileOptions::default()))
             .expect("plan field tiles");
-        assert!(tiles.len() >= 15, "{}: kept {} of 16", field.display(), tiles.len());
+        assert!(
+            tiles.len() >= 15,
+            "{}: kept {} of 16",
+            field.display(),
+            tiles.len()
+        );
     }
 }
 
@@ -204,10 +243,16 @@ fn regions_outside_the_slide_are_errors() {
     ));
     assert!(matches!(
         slide.read_region(3, 0, 0, 10, 10),
-        Err(SlideError::NoSuchLevel { level: 3, count: 1, .. })
+        Err(SlideError::NoSuchLevel {
+            level: 3,
+            count: 1,
+            ..
+        })
     ));
     // A region straddling TIFF tiles (240 px) is stitched from four of them.
-    let region = slide.read_region(0, 230, 230, 20, 20).expect("straddling region");
+    let region = slide
+        .read_region(0, 230, 230, 20, 20)
+        .expect("straddling region");
     let whole = slide.read_region(0, 0, 0, 480, 480).expect("2×2 tiles");
     let expected = image::imageops::crop_imm(&whole, 230, 230, 20, 20).to_image();
     assert_eq!(region, expected);
@@ -216,10 +261,22 @@ fn regions_outside_the_slide_are_errors() {
 #[test]
 fn invalid_options_are_refused() {
     for options in [
-        SlideTileOptions { tile_size: 0, ..SlideTileOptions::default() },
-        SlideTileOptions { min_tissue: 1.5, ..SlideTileOptions::default() },
-        SlideTileOptions { magnification: Some(0.0), ..SlideTileOptions::default() },
-        SlideTileOptions { magnification: Some(f32::NAN), ..SlideTileOptions::default() },
+        SlideTileOptions {
+            tile_size: 0,
+            ..SlideTileOptions::default()
+        },
+        SlideTileOptions {
+            min_tissue: 1.5,
+            ..SlideTileOptions::default()
+        },
+        SlideTileOptions {
+            magnification: Some(0.0),
+            ..SlideTileOptions::default()
+        },
+        SlideTileOptions {
+            magnification: Some(f32::NAN),
+            ..SlideTileOptions::default()
+        },
     ] {
         assert!(matches!(
             slide::read_tiles(&svs(), &options),

@@ -15,7 +15,10 @@ const ASCII: u16 = 2;
 const TILE: u32 = 128;
 
 fn render() -> RgbImage {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/slides/CMU-1-Small-Region.jpg");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/slides/CMU-1-Small-Region.jpg"
+    );
     image::open(path).expect("open the CMU render").into_rgb8()
 }
 
@@ -41,7 +44,11 @@ fn append_tiled(
         for tile_x in 0..width.div_ceil(TILE) {
             let tile = RgbImage::from_fn(TILE, TILE, |x, y| {
                 let (x, y) = (tile_x * TILE + x, tile_y * TILE + y);
-                if x < width && y < height { *image.get_pixel(x, y) } else { image::Rgb([0; 3]) }
+                if x < width && y < height {
+                    *image.get_pixel(x, y)
+                } else {
+                    image::Rgb([0; 3])
+                }
             });
             let start = out.len();
             match storage {
@@ -54,7 +61,10 @@ fn append_tiled(
             counts.push((out.len() - start) as u32);
         }
     }
-    assert!(offsets.len() > 1, "tables of one tile would be stored inline");
+    assert!(
+        offsets.len() > 1,
+        "tables of one tile would be stored inline"
+    );
     let bits = out.len() as u32;
     out.extend([8, 0, 8, 0, 8, 0]);
     let offsets_at = out.len() as u32;
@@ -137,17 +147,27 @@ fn pyramid() -> Pyramid {
     let macro_image = imageops::resize(&level0, 130, 44, FilterType::Triangle);
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("pyramid.tif");
-    let description = "Aperio Image Library test\r\n2220x2967 (128x128) RAW|AppMag = 20|MPP = 0.499";
+    let description =
+        "Aperio Image Library test\r\n2220x2967 (128x128) RAW|AppMag = 20|MPP = 0.499";
     let levels = vec![level0, level1, level2];
     let mut images = levels.clone();
     images.push(macro_image);
     write_tiff(&path, &images, description, Storage::Raw);
-    Pyramid { _dir: dir, path, levels }
+    Pyramid {
+        _dir: dir,
+        path,
+        levels,
+    }
 }
 
 fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
     assert_eq!(a.dimensions(), b.dimensions());
-    let sum: f64 = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs()).sum();
+    let sum: f64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
+        .sum();
     sum / a.as_raw().len() as f64
 }
 
@@ -157,11 +177,16 @@ fn levels_are_found_and_the_macro_is_not_one() {
     let mut slide = slide::open(&pyramid.path).expect("open pyramid");
     let downsamples: Vec<f64> = slide.levels().iter().map(|l| l.downsample).collect();
     assert_eq!(downsamples.len(), 3, "{downsamples:?}");
-    assert!((downsamples[1] - 4.0).abs() < 0.01 && (downsamples[2] - 16.0).abs() < 0.1, "{downsamples:?}");
+    assert!(
+        (downsamples[1] - 4.0).abs() < 0.01 && (downsamples[2] - 16.0).abs() < 0.1,
+        "{downsamples:?}"
+    );
     assert_eq!(slide.objective_power(), Some(20.0));
 
     // A region of level 1 addressed in level-0 coordinates; uncompressed, so exact.
-    let region = slide.read_region(1, 1000, 1200, 150, 100).expect("read level 1");
+    let region = slide
+        .read_region(1, 1000, 1200, 150, 100)
+        .expect("read level 1");
     let expected = imageops::crop_imm(&pyramid.levels[1], 250, 300, 150, 100).to_image();
     assert_eq!(region, expected);
 }
@@ -191,7 +216,11 @@ fn magnification_reads_from_the_nearest_finer_level() {
             "at {magnification}×"
         );
         let expected_count = (2220 / size_level0) * (2967 / size_level0);
-        assert_eq!(placements.len() as u32, expected_count, "at {magnification}×");
+        assert_eq!(
+            placements.len() as u32,
+            expected_count,
+            "at {magnification}×"
+        );
     }
 
     // A 5× tile read from level 1 shows the same tissue as level 0 downsampled by 4.
@@ -203,10 +232,16 @@ fn magnification_reads_from_the_nearest_finer_level() {
     assert!(!placements.is_empty());
     for placement in &placements {
         let tile = slide.read_tile(placement).expect("read 5× tile");
-        let from_level0 = imageops::crop_imm(&pyramid.levels[0], placement.x, placement.y, 896, 896).to_image();
+        let from_level0 =
+            imageops::crop_imm(&pyramid.levels[0], placement.x, placement.y, 896, 896).to_image();
         let from_level0 = imageops::resize(&from_level0, 224, 224, FilterType::Triangle);
         let difference = mean_abs_diff(&tile.image, &from_level0);
-        assert!(difference < 4.0, "tile at ({}, {}): {difference:.2}", placement.x, placement.y);
+        assert!(
+            difference < 4.0,
+            "tile at ({}, {}): {difference:.2}",
+            placement.x,
+            placement.y
+        );
     }
 }
 
@@ -217,10 +252,17 @@ fn ycbcr_jpeg_tiles_come_out_as_rgb() {
     let field = imageops::crop_imm(&render(), 800, 1200, 640, 512).to_image();
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("ycbcr.tif");
-    write_tiff(&path, std::slice::from_ref(&field), "generic JPEG TIFF", Storage::Jpeg);
+    write_tiff(
+        &path,
+        std::slice::from_ref(&field),
+        "generic JPEG TIFF",
+        Storage::Jpeg,
+    );
     let mut slide = slide::open(&path).expect("open JPEG TIFF");
     assert_eq!(slide.objective_power(), None);
-    let decoded = slide.read_region(0, 0, 0, 640, 512).expect("read JPEG TIFF");
+    let decoded = slide
+        .read_region(0, 0, 0, 640, 512)
+        .expect("read JPEG TIFF");
     let difference = mean_abs_diff(&decoded, &field);
     assert!(difference < 3.0, "mean absolute difference {difference:.2}");
 }

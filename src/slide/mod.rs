@@ -37,13 +37,23 @@ const MASK_MAX_SIDE: u32 = 4096;
 #[derive(Debug, thiserror::Error)]
 pub enum SlideError {
     #[error("{}: cannot read: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: not a slide (expected TIFF/SVS, JPEG, PNG or WebP)", path.display())]
     UnknownFormat { path: PathBuf },
     #[error("{}: TIFF {context}: {source}", path.display())]
-    Tiff { path: PathBuf, context: String, source: tiff::TiffError },
+    Tiff {
+        path: PathBuf,
+        context: String,
+        source: tiff::TiffError,
+    },
     #[error("{}: cannot decode image: {source}", path.display())]
-    Image { path: PathBuf, source: image::ImageError },
+    Image {
+        path: PathBuf,
+        source: image::ImageError,
+    },
     #[error("{}: unsupported {what}", path.display())]
     Unsupported { path: PathBuf, what: String },
     #[error("{}: corrupt: {what}", path.display())]
@@ -51,13 +61,36 @@ pub enum SlideError {
     #[error("{}: {what} runs past the end of the file (truncated?)", path.display())]
     Truncated { path: PathBuf, what: String },
     #[error("{}: {what} is {width}×{height}, over the limit of {limit}", path.display())]
-    TooLarge { path: PathBuf, what: String, width: u64, height: u64, limit: u64 },
+    TooLarge {
+        path: PathBuf,
+        what: String,
+        width: u64,
+        height: u64,
+        limit: u64,
+    },
     #[error("{}: level {level} does not exist (the slide has {count})", path.display())]
-    NoSuchLevel { path: PathBuf, level: usize, count: usize },
+    NoSuchLevel {
+        path: PathBuf,
+        level: usize,
+        count: usize,
+    },
     #[error("{}: region at ({x}, {y}) of {width}×{height} lies outside level {level} ({level_width}×{level_height})", path.display())]
-    OutOfBounds { path: PathBuf, level: usize, x: u32, y: u32, width: u32, height: u32, level_width: u32, level_height: u32 },
+    OutOfBounds {
+        path: PathBuf,
+        level: usize,
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+        level_width: u32,
+        level_height: u32,
+    },
     #[error("{}: magnification {requested}× is above the slide's objective power {objective}×", path.display())]
-    MagnificationTooHigh { path: PathBuf, requested: f32, objective: f32 },
+    MagnificationTooHigh {
+        path: PathBuf,
+        requested: f32,
+        objective: f32,
+    },
     #[error("invalid slide tile options: {0}")]
     InvalidOptions(String),
 }
@@ -106,7 +139,10 @@ pub fn open(path: &Path) -> Result<Slide, SlideError> {
 
     let (levels, objective_power, mpp, pixels) = if is_tiff {
         let pyramid = TiffPyramid::open(path)?;
-        let aperio = pyramid.description.as_deref().and_then(AperioProperties::parse);
+        let aperio = pyramid
+            .description
+            .as_deref()
+            .and_then(AperioProperties::parse);
         (
             pyramid.levels(),
             aperio.as_ref().and_then(|a| a.objective_power),
@@ -227,11 +263,14 @@ impl Slide {
         width: u32,
         height: u32,
     ) -> Result<RgbImage, SlideError> {
-        let info = *self.levels.get(level).ok_or_else(|| SlideError::NoSuchLevel {
-            path: self.path.clone(),
-            level,
-            count: self.levels.len(),
-        })?;
+        let info = *self
+            .levels
+            .get(level)
+            .ok_or_else(|| SlideError::NoSuchLevel {
+                path: self.path.clone(),
+                level,
+                count: self.levels.len(),
+            })?;
         let to_level = |v: u32| (f64::from(v) / info.downsample).round() as u32;
         self.read_level_rect(level, to_level(x), to_level(y), width, height)
     }
@@ -272,7 +311,9 @@ impl Slide {
         }
         match &mut self.pixels {
             Pixels::Tiff(pyramid) => pyramid.read_rect(level, x, y, width, height),
-            Pixels::Raster(image) => Ok(image::imageops::crop_imm(image, x, y, width, height).to_image()),
+            Pixels::Raster(image) => {
+                Ok(image::imageops::crop_imm(image, x, y, width, height).to_image())
+            }
         }
     }
 
@@ -288,11 +329,13 @@ impl Slide {
             .unwrap_or(0);
         let info = self.levels[level];
         let factor = longest(&info).div_ceil(max_side.max(1)).max(1);
-        let mut thumbnail = RgbImage::new(info.width.div_ceil(factor), info.height.div_ceil(factor));
+        let mut thumbnail =
+            RgbImage::new(info.width.div_ceil(factor), info.height.div_ceil(factor));
 
         // RGB sums and pixel count per box of the thumbnail row being filled.
         let mut row_sums = vec![[0u64; 4]; thumbnail.width() as usize];
-        let band_height = (THUMBNAIL_BAND_BYTES / (u64::from(info.width) * 3)).clamp(1, 1024) as u32;
+        let band_height =
+            (THUMBNAIL_BAND_BYTES / (u64::from(info.width) * 3)).clamp(1, 1024) as u32;
         let mut y = 0;
         while y < info.height {
             let rows = band_height.min(info.height - y);
@@ -325,14 +368,18 @@ impl Slide {
         let (width, height) = self.dimensions();
         let level0_per_mask_pixel = (f64::from(tile_size_level0) / MASK_PIXELS_PER_TILE).max(1.0);
         let wanted = (f64::from(width.max(height)) / level0_per_mask_pixel).ceil() as u32;
-        let (thumbnail, level0_per_pixel) = self.thumbnail(wanted.clamp(MASK_MIN_SIDE, MASK_MAX_SIDE))?;
+        let (thumbnail, level0_per_pixel) =
+            self.thumbnail(wanted.clamp(MASK_MIN_SIDE, MASK_MAX_SIDE))?;
         Ok(TissueMask::from_thumbnail(&thumbnail, level0_per_pixel))
     }
 
     /// Where the grid tiles with enough tissue lie, from the tissue mask alone (no tile
     /// pixels are read): full tiles only, in raster order; with `max_tiles`, an evenly
     /// spaced subset of them, so the sample covers the whole slide.
-    pub fn plan_tiles(&mut self, options: &SlideTileOptions) -> Result<Vec<TilePlacement>, SlideError> {
+    pub fn plan_tiles(
+        &mut self,
+        options: &SlideTileOptions,
+    ) -> Result<Vec<TilePlacement>, SlideError> {
         options.validate()?;
         let downsample = self.target_downsample(options.magnification)?;
         // The coarsest level no coarser than the target: read there, then resize down.
@@ -346,7 +393,11 @@ impl Slide {
             .max(1.0) as u32;
         let (width, height) = self.dimensions();
         let info = self.levels[level];
-        if size_level0 > width || size_level0 > height || size_level > info.width || size_level > info.height {
+        if size_level0 > width
+            || size_level0 > height
+            || size_level > info.width
+            || size_level > info.height
+        {
             return Ok(Vec::new());
         }
 
@@ -381,21 +432,34 @@ impl Slide {
     /// Reads one planned tile and resizes it to the tile size.
     pub fn read_tile(&mut self, placement: &TilePlacement) -> Result<SlideTile, SlideError> {
         let level = placement.level as usize;
-        let info = *self.levels.get(level).ok_or_else(|| SlideError::NoSuchLevel {
-            path: self.path.clone(),
-            level,
-            count: self.levels.len(),
-        })?;
+        let info = *self
+            .levels
+            .get(level)
+            .ok_or_else(|| SlideError::NoSuchLevel {
+                path: self.path.clone(),
+                level,
+                count: self.levels.len(),
+            })?;
         // Rounding to level pixels may overshoot the last column or row by one.
         let to_level = |v: u32, limit: u32| {
-            ((f64::from(v) / info.downsample).round() as u32).min(limit.saturating_sub(placement.size_level))
+            ((f64::from(v) / info.downsample).round() as u32)
+                .min(limit.saturating_sub(placement.size_level))
         };
-        let (x, y) = (to_level(placement.x, info.width), to_level(placement.y, info.height));
-        let region = self.read_level_rect(level, x, y, placement.size_level, placement.size_level)?;
+        let (x, y) = (
+            to_level(placement.x, info.width),
+            to_level(placement.y, info.height),
+        );
+        let region =
+            self.read_level_rect(level, x, y, placement.size_level, placement.size_level)?;
         let image = if placement.size_level == placement.tile_size {
             region
         } else {
-            image::imageops::resize(&region, placement.tile_size, placement.tile_size, FilterType::Triangle)
+            image::imageops::resize(
+                &region,
+                placement.tile_size,
+                placement.tile_size,
+                FilterType::Triangle,
+            )
         };
         Ok(SlideTile {
             image,
@@ -506,5 +570,8 @@ pub struct SlideTile {
 pub fn read_tiles(path: &Path, options: &SlideTileOptions) -> Result<Vec<SlideTile>, SlideError> {
     let mut slide = open(path)?;
     let placements = slide.plan_tiles(options)?;
-    placements.iter().map(|placement| slide.read_tile(placement)).collect()
+    placements
+        .iter()
+        .map(|placement| slide.read_tile(placement))
+        .collect()
 }

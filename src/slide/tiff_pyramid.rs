@@ -118,12 +118,12 @@ impl TiffPyramid {
                 Some(level) if levels.is_empty() => levels.push(level),
                 Some(level) if is_next_level(&levels, &level) => levels.push(level),
                 Some(_) => {}
-                None if directory == 0 => {
-                    return Err(SlideError::Unsupported {
-                        path: path.to_path_buf(),
-                        what: "pixel format in directory 0 (need 8-bit RGB, RGBA, YCbCr or gray, chunky)".into(),
-                    })
-                }
+                None if directory == 0 => return Err(SlideError::Unsupported {
+                    path: path.to_path_buf(),
+                    what:
+                        "pixel format in directory 0 (need 8-bit RGB, RGBA, YCbCr or gray, chunky)"
+                            .into(),
+                }),
                 None => {}
             }
             directory += 1;
@@ -184,7 +184,8 @@ impl TiffPyramid {
                 let (y0, y1) = (y.max(cy), (y + height).min(cy + chunk.height()));
                 let row_bytes = (x1 - x0) as usize * 3;
                 for row in y0..y1 {
-                    let src = ((row - cy) as usize * chunk.width() as usize + (x0 - cx) as usize) * 3;
+                    let src =
+                        ((row - cy) as usize * chunk.width() as usize + (x0 - cx) as usize) * 3;
                     let dst = ((row - y) as usize * width as usize + (x0 - x) as usize) * 3;
                     out.as_mut()[dst..dst + row_bytes]
                         .copy_from_slice(&chunk.as_raw()[src..src + row_bytes]);
@@ -207,9 +208,9 @@ impl TiffPyramid {
         let context = || format!("level {level} chunk {index}");
 
         if self.current_directory != directory {
-            self.decoder
-                .seek_to_image(directory)
-                .map_err(|source| tiff_error(&self.path, format!("directory {directory}"), source))?;
+            self.decoder.seek_to_image(directory).map_err(|source| {
+                tiff_error(&self.path, format!("directory {directory}"), source)
+            })?;
             self.current_directory = directory;
         }
         let samples = match self.decoder.read_chunk(index) {
@@ -248,10 +249,12 @@ impl TiffPyramid {
 /// A decoder error; reading past the end of the file is called what it is.
 fn tiff_error(path: &Path, context: String, source: TiffError) -> SlideError {
     match &source {
-        TiffError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => SlideError::Truncated {
-            path: path.to_path_buf(),
-            what: context,
-        },
+        TiffError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            SlideError::Truncated {
+                path: path.to_path_buf(),
+                what: context,
+            }
+        }
         _ => SlideError::Tiff {
             path: path.to_path_buf(),
             context,
@@ -297,8 +300,12 @@ fn describe_directory(
     let tiled = decoder.get_chunk_type() == ChunkType::Tile;
     let (chunk_width, chunk_height, offsets_tag, counts_tag) = match decoder.get_chunk_type() {
         ChunkType::Tile => (
-            decoder.get_tag_u32(Tag::TileWidth).map_err(tiff_err("TileWidth"))?,
-            decoder.get_tag_u32(Tag::TileLength).map_err(tiff_err("TileLength"))?,
+            decoder
+                .get_tag_u32(Tag::TileWidth)
+                .map_err(tiff_err("TileWidth"))?,
+            decoder
+                .get_tag_u32(Tag::TileLength)
+                .map_err(tiff_err("TileLength"))?,
             Tag::TileOffsets,
             Tag::TileByteCounts,
         ),
@@ -326,8 +333,12 @@ fn describe_directory(
     let chunks_across = width.div_ceil(chunk_width);
     let chunks = u64::from(chunks_across) * u64::from(height.div_ceil(chunk_height));
 
-    let offsets = decoder.get_tag_u64_vec(offsets_tag).map_err(tiff_err("chunk offsets"))?;
-    let counts = decoder.get_tag_u64_vec(counts_tag).map_err(tiff_err("chunk byte counts"))?;
+    let offsets = decoder
+        .get_tag_u64_vec(offsets_tag)
+        .map_err(tiff_err("chunk offsets"))?;
+    let counts = decoder
+        .get_tag_u64_vec(counts_tag)
+        .map_err(tiff_err("chunk byte counts"))?;
     if offsets.len() as u64 != chunks || counts.len() as u64 != chunks {
         return Err(SlideError::Corrupt {
             path: path.to_path_buf(),
@@ -343,7 +354,9 @@ fn describe_directory(
         if end > file_len {
             return Err(SlideError::Truncated {
                 path: path.to_path_buf(),
-                what: format!("directory {directory} chunk {chunk} (bytes {offset}..{end} of {file_len})"),
+                what: format!(
+                    "directory {directory} chunk {chunk} (bytes {offset}..{end} of {file_len})"
+                ),
             });
         }
     }
@@ -375,13 +388,20 @@ fn is_next_level(levels: &[TiffLevel], candidate: &TiffLevel) -> bool {
 fn to_rgb(samples: &[u8], colour: Colour) -> Vec<u8> {
     match colour {
         Colour::Rgb => samples.to_vec(),
-        Colour::Rgba => samples.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        Colour::Rgba => samples
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
         Colour::Gray => samples.iter().flat_map(|&v| [v, v, v]).collect(),
         Colour::YCbCr => samples
             .chunks_exact(3)
             .flat_map(|p| {
                 // JFIF full-range YCbCr, what JPEG-compressed TIFFs carry.
-                let (y, cb, cr) = (f32::from(p[0]), f32::from(p[1]) - 128.0, f32::from(p[2]) - 128.0);
+                let (y, cb, cr) = (
+                    f32::from(p[0]),
+                    f32::from(p[1]) - 128.0,
+                    f32::from(p[2]) - 128.0,
+                );
                 let clamp = |v: f32| v.round().clamp(0.0, 255.0) as u8;
                 [
                     clamp(y + 1.402 * cr),
@@ -411,7 +431,9 @@ impl ChunkCache {
         self.chunks.insert((level, index), chunk);
         self.order.push_back((level, index));
         while self.bytes > CACHE_BYTES {
-            let Some(oldest) = self.order.pop_front() else { break };
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
             if let Some(evicted) = self.chunks.remove(&oldest) {
                 self.bytes -= evicted.as_raw().len();
             }

@@ -71,12 +71,23 @@ impl TissueMask {
     pub fn fraction(&self, x: u32, y: u32, size: u32) -> f32 {
         let to_mask = |v: u32, limit: u32, round_up: bool| {
             let scaled = f64::from(v) / self.level0_per_pixel;
-            let scaled = if round_up { scaled.ceil() } else { scaled.floor() };
+            let scaled = if round_up {
+                scaled.ceil()
+            } else {
+                scaled.floor()
+            };
             (scaled.max(0.0) as u32).min(limit)
         };
-        let (x0, y0) = (to_mask(x, self.width, false), to_mask(y, self.height, false));
-        let x1 = to_mask(x.saturating_add(size), self.width, true).max(x0 + 1).min(self.width);
-        let y1 = to_mask(y.saturating_add(size), self.height, true).max(y0 + 1).min(self.height);
+        let (x0, y0) = (
+            to_mask(x, self.width, false),
+            to_mask(y, self.height, false),
+        );
+        let x1 = to_mask(x.saturating_add(size), self.width, true)
+            .max(x0 + 1)
+            .min(self.width);
+        let y1 = to_mask(y.saturating_add(size), self.height, true)
+            .max(y0 + 1)
+            .min(self.height);
         if x0 >= x1 || y0 >= y1 {
             return 0.0;
         }
@@ -105,7 +116,11 @@ fn otsu_threshold(histogram: &[u64; 256]) -> u8 {
     if total == 0 {
         return 0;
     }
-    let weighted_total: f64 = histogram.iter().enumerate().map(|(v, &n)| v as f64 * n as f64).sum();
+    let weighted_total: f64 = histogram
+        .iter()
+        .enumerate()
+        .map(|(v, &n)| v as f64 * n as f64)
+        .sum();
     let (mut below, mut weighted_below) = (0u64, 0f64);
     let (mut best, mut best_variance) = (0u8, -1f64);
     for (t, &n) in histogram.iter().enumerate() {
@@ -151,7 +166,11 @@ mod tests {
     fn fraction_counts_the_covered_pixels() {
         // Left half pink, right half white; each mask pixel spans 4 level-0 pixels.
         let thumbnail = RgbImage::from_fn(8, 8, |x, _| {
-            if x < 4 { image::Rgb([220, 100, 180]) } else { image::Rgb([245, 245, 245]) }
+            if x < 4 {
+                image::Rgb([220, 100, 180])
+            } else {
+                image::Rgb([245, 245, 245])
+            }
         });
         let mask = TissueMask::from_thumbnail(&thumbnail, 4.0);
         assert_eq!(mask.fraction(0, 0, 16), 1.0);

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Reference numbers for `tessera bench search`: faiss (IndexFlatIP, IndexHNSWFlat) and
+hnswlib on the same vectors, queries and ground truth that the Rust side wrote.
+
+Called by `tessera bench search` (not by hand, though it can be):
+
+    python3 bench/search_reference.py --base base.npy --queries queries.npy \
+        --truth truth.npy --k 10 --ef 64,128
+
+Prints one JSON object: {"rows": [...]} with, per system and beam width, the build
+time, serialized size, single-thread p50/p99 query latency and recall@k against the
+exact float32 ground truth. Everything runs on one thread, like tessera's build and
+search, so the numbers compare like with like.
+
+Setup: pip install faiss-cpu hnswlib numpy
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def latency_and_recall(search_one, queries, truth, k):
+    """Times each query alone (batch of 1) and scores recall@k against `truth`."""
+    times, found = [], 0
+    for i, q in enumerate(queries):
+        q = q[None, :]
+        t0 = time.perf_counter()
+        ids = search_one(q)
+        times.append(time.perf_counter() - t0)
+        found += len(set(int(x) for x in ids[:k]) & set(int(x) for x in truth[i, :k]))
+    ms = np.array(times) * 1000.0
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), found / (len(queries) * k)
+
+
+def row(system, variant, n, build_s, size, p50, p99, recall, **extra):
+    return dict(system=system, variant=variant, tiles=n, build_s=build_s, file_bytes=size,
+                bytes_per_tile=size / n, p50_ms=p50, p99_ms=p99, recall_at_k=recall, **extra)
+
+
+def run_faiss(base, queries, truth, k, efs):
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    n, d = base.shape
+    rows = []
+
+    t0 = time.perf_counter()
+    flat = faiss.IndexFlatIP(d)
+    flat.add(base)
+    build = time.perf_counter() - t0
+    size = len(faiss.serialize_index(flat))
+    p50, p99, rec = latency_and_recall(lambda q: flat.search(q, k)[1][0], queries, truth, k)
+    rows.append(row("faiss", "IndexFlatIP (exact, f32)", n, build, size, p50, p99, rec, version=faiss.__version__))
+
+    t0 = time.perf_counter()
+    hnsw = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efConstruction = 100
+    hnsw.add(base)
+    build = time.perf_counter() - t0
+    size = len(faiss.serialize_index(hnsw))
+    for ef in efs:
+        hnsw.hnsw.efSearch = max(ef, k)
+        p50, p99, rec = latency_and_recall(lambda q: hnsw.search(q, k)[1][0], queries, truth, k)
+        rows.append(row("faiss", f"IndexHNSWFlat M=32 efC=100 ef={ef} (f32)", n, build, size, p50, p99, rec,
+                        version=faiss.__version__))
+    return rows
+
+
+def run_hnswlib(base, queries, truth, k, efs):
+    import hnswlib
+
+    n, d = base.shape
+    t0 = time.perf_counter()
+    index = hnswlib.Index(space="ip", dim=d)
+    index.init_index(max_elements=n, ef_construction=100, M=16, random_seed=100)
+    index.add_items(base, np.arange(n), num_threads=1)
+    build = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "hnswlib.bin")
+        index.save_index(path)
+        size = os.path.getsize(path)
+    rows = []
+    for ef in efs:
+        index.set_ef(max(ef, k))
+        p50, p99, rec = latency_and_recall(lambda q: index.knn_query(q, k=k, num_threads=1)[0][0], queries, truth, k)
+        rows.append(row("hnswlib", f"M=16 efC=100 ef={ef} (f32)", n, build, size, p50, p99, rec))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--queries", required=True)
+    ap.add_argument("--truth", required=True)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--ef", default="64,128")
+    args = ap.parse_args()
+    base = np.ascontiguousarray(np.load(args.base), dtype=np.float32)
+    queries = np.ascontiguousarray(np.load(args.queries), dtype=np.float32)
+    truth = np.load(args.truth)
+    efs = [int(x) for x in args.ef.split(",") if x]
+    rows = []
+    for name, runner in [("faiss", run_faiss), ("hnswlib", run_hnswlib)]:
+        try:
+            rows += runner(base, queries, truth, args.k, efs)
+        except ImportError as e:
+            print(f"search_reference: {name} not installed ({e}); pip install faiss-cpu hnswlib", file=sys.stderr)
+    json.dump({"rows": rows}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

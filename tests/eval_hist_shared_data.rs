@@ -4,7 +4,8 @@
 
 use tessera::descriptor::{colour_histogram, HIST_DIM};
 use tessera::eval::fields::{grid_tiles, FIELD_TILE_SIZE};
-use tessera::eval::{evaluate, EvalReport, Protocol, TileMeta, VectorSet};
+use tessera::eval::{evaluate, hnsw_recall_at, EvalReport, Protocol, TileMeta, VectorSet};
+use tessera::index::HnswParams;
 use tessera::preprocess;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
@@ -76,4 +77,7 @@ fn monuseg_histogram_matches_the_reference_and_shows_the_hospital_effect() {
     // Colour encodes the hospital: taking same-site slides away costs the histogram.
     assert!(site_out < slide_out - 0.05);
     assert_eq!(reports[0].queries, 480);
+    // The index's HNSW search finds (nearly) the exact neighbours at this size.
+    let recall = hnsw_recall_at(&set, 10, HnswParams::default()).unwrap();
+    assert!(recall >= 0.95, "HNSW recall@10 = {recall}");
 }

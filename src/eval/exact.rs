@@ -16,7 +16,7 @@ pub struct VectorSet<'a> {
 impl<'a> VectorSet<'a> {
     /// Checks that `data` holds whole rows of `dim` non-degenerate vectors.
     pub fn new(data: &'a [f32], dim: usize) -> Result<Self, EvalError> {
-        if dim == 0 || data.len() % dim != 0 {
+        if dim == 0 || !data.len().is_multiple_of(dim) {
             return Err(EvalError::VectorShape { floats: data.len(), dim });
         }
         let inverse_norms = data

@@ -16,7 +16,8 @@ pub fn hnsw_recall_at(vectors: &VectorSet, k: usize, hnsw: HnswParams) -> Result
     }
     // The index checks vectors against the model it names; here there is none, only a dim.
     let model = ModelRef { id: "evaluation".into(), sha256: "0".repeat(64), dim: vectors.dim() };
-    let options = BuildOptions { quantization: Quantization::F32, pca_dim: None, hnsw, graph_min_tiles: 0 };
+    let options =
+        BuildOptions { quantization: Quantization::F32, pca_dim: None, hnsw, graph_min_tiles: 0, ..BuildOptions::default() };
     let mut builder = IndexBuilder::new(model, options).map_err(|e| index_error(&e))?;
     for tile in 0..n {
         builder.add(vectors.row(tile), Vec::new(), None).map_err(|e| index_error(&e))?;

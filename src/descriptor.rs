@@ -38,7 +38,11 @@ pub enum DescriptorError {
     #[error("fusion weight {weight} is not within [0, 1]")]
     WeightOutOfRange { weight: f32 },
     #[error("the {part} part of a descriptor has length {found}, expected {expected}")]
-    WrongLength { part: &'static str, found: usize, expected: usize },
+    WrongLength {
+        part: &'static str,
+        found: usize,
+        expected: usize,
+    },
     #[error("the {part} part of a descriptor has zero or non-finite norm")]
     DegenerateNorm { part: &'static str },
     #[error("unknown descriptor {text:?}: expected vit, hist or fused:<weight in [0,1]>")]
@@ -94,7 +98,9 @@ impl FromStr for DescriptorKind {
     type Err = DescriptorError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let unknown = || DescriptorError::UnknownKind { text: text.to_string() };
+        let unknown = || DescriptorError::UnknownKind {
+            text: text.to_string(),
+        };
         match text {
             "vit" => Ok(DescriptorKind::Vit),
             "hist" => Ok(DescriptorKind::Hist),
@@ -129,7 +135,10 @@ pub fn colour_histogram(image: &RgbImage) -> Result<Vec<f32>, DescriptorError> {
     }
     let total = f64::from(width) * f64::from(height);
     // sqrt(count / total) already has unit L2 norm; normalizing again only removes rounding.
-    let hist: Vec<f32> = counts.iter().map(|&c| (f64::from(c) / total).sqrt() as f32).collect();
+    let hist: Vec<f32> = counts
+        .iter()
+        .map(|&c| (f64::from(c) / total).sqrt() as f32)
+        .collect();
     normalized(&hist, "hist")
 }
 
@@ -159,12 +168,20 @@ fn check_len(part: &[f32], expected: usize, name: &'static str) -> Result<(), De
     if part.len() == expected {
         Ok(())
     } else {
-        Err(DescriptorError::WrongLength { part: name, found: part.len(), expected })
+        Err(DescriptorError::WrongLength {
+            part: name,
+            found: part.len(),
+            expected,
+        })
     }
 }
 
 fn normalized(part: &[f32], name: &'static str) -> Result<Vec<f32>, DescriptorError> {
-    let norm = part.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    let norm = part
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
     if part.is_empty() || !norm.is_finite() || norm == 0.0 {
         return Err(DescriptorError::DegenerateNorm { part: name });
     }

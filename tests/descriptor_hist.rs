@@ -16,7 +16,9 @@ fn bin(r: u8, g: u8, b: u8) -> usize {
 
 /// A deterministic, irregular vector (no RNG crate needed).
 fn wavy(len: usize, seed: f32) -> Vec<f32> {
-    (0..len).map(|i| ((i as f32 + 1.0) * seed).sin() + 0.3 * ((i as f32) * seed * 0.37).cos()).collect()
+    (0..len)
+        .map(|i| ((i as f32 + 1.0) * seed).sin() + 0.3 * ((i as f32) * seed * 0.37).cos())
+        .collect()
 }
 
 #[test]
@@ -50,50 +52,92 @@ fn bins_hold_square_roots_of_pixel_fractions() {
 fn empty_image_is_refused() {
     assert_eq!(
         colour_histogram(&RgbImage::new(0, 3)),
-        Err(DescriptorError::EmptyImage { width: 0, height: 3 })
+        Err(DescriptorError::EmptyImage {
+            width: 0,
+            height: 3
+        })
     );
 }
 
 #[test]
 fn fused_cosine_is_the_weighted_sum_of_part_cosines() {
     let (vit_a, vit_b) = (wavy(384, 0.7), wavy(384, 1.3));
-    let (hist_a, hist_b) = (wavy(HIST_DIM, 0.2).iter().map(|x| x.abs()).collect::<Vec<_>>(), wavy(HIST_DIM, 0.9));
+    let (hist_a, hist_b) = (
+        wavy(HIST_DIM, 0.2)
+            .iter()
+            .map(|x| x.abs())
+            .collect::<Vec<_>>(),
+        wavy(HIST_DIM, 0.9),
+    );
     let cos = |a: &[f32], b: &[f32]| dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt());
     for weight in [0.0, 0.3, 0.5, 1.0] {
         let a = fuse(&vit_a, &hist_a, weight).unwrap();
         let b = fuse(&vit_b, &hist_b, weight).unwrap();
         assert_eq!(a.len(), 384 + HIST_DIM);
-        assert!((dot(&a, &a) - 1.0).abs() < 1e-5, "fused vectors are unit length");
+        assert!(
+            (dot(&a, &a) - 1.0).abs() < 1e-5,
+            "fused vectors are unit length"
+        );
         let expected = (1.0 - weight) * cos(&vit_a, &vit_b) + weight * cos(&hist_a, &hist_b);
-        assert!((dot(&a, &b) - expected).abs() < 1e-5, "weight {weight}: {} vs {expected}", dot(&a, &b));
+        assert!(
+            (dot(&a, &b) - expected).abs() < 1e-5,
+            "weight {weight}: {} vs {expected}",
+            dot(&a, &b)
+        );
     }
 }
 
 #[test]
 fn fusion_checks_its_inputs() {
     let (vit, hist) = (wavy(384, 0.5), wavy(HIST_DIM, 0.5));
-    assert_eq!(fuse(&vit, &hist, 1.5), Err(DescriptorError::WeightOutOfRange { weight: 1.5 }));
-    assert!(matches!(fuse(&vit, &hist, f32::NAN), Err(DescriptorError::WeightOutOfRange { .. })));
+    assert_eq!(
+        fuse(&vit, &hist, 1.5),
+        Err(DescriptorError::WeightOutOfRange { weight: 1.5 })
+    );
+    assert!(matches!(
+        fuse(&vit, &hist, f32::NAN),
+        Err(DescriptorError::WeightOutOfRange { .. })
+    ));
     assert_eq!(
         fuse(&vit, &hist[..10], 0.3),
-        Err(DescriptorError::WrongLength { part: "hist", found: 10, expected: HIST_DIM })
+        Err(DescriptorError::WrongLength {
+            part: "hist",
+            found: 10,
+            expected: HIST_DIM
+        })
     );
-    assert_eq!(fuse(&vec![0.0; 384], &hist, 0.3), Err(DescriptorError::DegenerateNorm { part: "vit" }));
+    assert_eq!(
+        fuse(&vec![0.0; 384], &hist, 0.3),
+        Err(DescriptorError::DegenerateNorm { part: "vit" })
+    );
 }
 
 #[test]
 fn kind_names_round_trip_through_text_and_json() {
-    let kinds = [DescriptorKind::Vit, DescriptorKind::Hist, DescriptorKind::Fused { weight: 0.3 }];
+    let kinds = [
+        DescriptorKind::Vit,
+        DescriptorKind::Hist,
+        DescriptorKind::Fused { weight: 0.3 },
+    ];
     for kind in kinds {
         assert_eq!(kind.to_string().parse::<DescriptorKind>().unwrap(), kind);
         let json = serde_json::to_string(&kind).unwrap();
         assert_eq!(serde_json::from_str::<DescriptorKind>(&json).unwrap(), kind);
     }
-    assert_eq!(serde_json::to_string(&kinds[2]).unwrap(), r#"{"kind":"fused","weight":0.3}"#);
-    assert_eq!(serde_json::to_string(&kinds[0]).unwrap(), r#"{"kind":"vit"}"#);
+    assert_eq!(
+        serde_json::to_string(&kinds[2]).unwrap(),
+        r#"{"kind":"fused","weight":0.3}"#
+    );
+    assert_eq!(
+        serde_json::to_string(&kinds[0]).unwrap(),
+        r#"{"kind":"vit"}"#
+    );
     assert_eq!(kinds[2].dim(384), 384 + HIST_DIM);
     for bad in ["fused", "fused:2", "fused:x", "colour", ""] {
-        assert!(bad.parse::<DescriptorKind>().is_err(), "{bad:?} should not parse");
+        assert!(
+            bad.parse::<DescriptorKind>().is_err(),
+            "{bad:?} should not parse"
+        );
     }
 }
 
@@ -101,8 +145,16 @@ fn kind_names_round_trip_through_text_and_json() {
 fn compose_builds_each_kind_from_its_parts() {
     let (vit, hist) = (wavy(384, 0.5), wavy(HIST_DIM, 0.8));
     assert_eq!(DescriptorKind::Vit.compose(&vit, &[]).unwrap().len(), 384);
-    assert_eq!(DescriptorKind::Hist.compose(&[], &hist).unwrap().len(), HIST_DIM);
-    assert_eq!(DescriptorKind::Fused { weight: 0.3 }.compose(&vit, &hist).unwrap(), fuse(&vit, &hist, 0.3).unwrap());
+    assert_eq!(
+        DescriptorKind::Hist.compose(&[], &hist).unwrap().len(),
+        HIST_DIM
+    );
+    assert_eq!(
+        DescriptorKind::Fused { weight: 0.3 }
+            .compose(&vit, &hist)
+            .unwrap(),
+        fuse(&vit, &hist, 0.3).unwrap()
+    );
 }
 
 #[test]

@@ -10,16 +10,37 @@ fn histogram_eval_prints_tables_and_writes_json() {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("eval.json");
     let output = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["eval", "--hist-only", "--no-recall", "--data", DATA, "--json"])
+        .args([
+            "eval",
+            "--hist-only",
+            "--no-recall",
+            "--data",
+            DATA,
+            "--json",
+        ])
         .arg(&json_path)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let markdown = String::from_utf8(output.stdout).unwrap();
-    for heading in ["exclude_same_group", "all_others", "leave_one_slide_out", "leave_one_site_out", "Per class"] {
-        assert!(markdown.contains(heading), "no {heading} table in:\n{markdown}");
+    for heading in [
+        "exclude_same_group",
+        "all_others",
+        "leave_one_slide_out",
+        "leave_one_site_out",
+        "Per class",
+    ] {
+        assert!(
+            markdown.contains(heading),
+            "no {heading} table in:\n{markdown}"
+        );
     }
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
     let results = json["results"].as_array().unwrap();
     // One descriptor (hist) × two protocols × two datasets.
     assert_eq!(results.len(), 4);
@@ -31,17 +52,34 @@ fn histogram_eval_prints_tables_and_writes_json() {
     assert_eq!(lc["reference_p_at_5"], 0.936);
     let p5 = lc["report"]["overall"]["p_at_5"].as_f64().unwrap();
     assert!((p5 - 0.936).abs() < 0.01, "{p5}");
-    let monuseg = json["datasets"].as_array().unwrap().iter().find(|d| d["name"] == "monuseg").unwrap();
+    let monuseg = json["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "monuseg")
+        .unwrap();
     assert_eq!(monuseg["tiles"], 480);
 }
 
 #[test]
 fn bad_arguments_are_reported() {
-    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_tessera")).args(args).output().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
     let missing = run(&["eval", "--hist-only", "--data", "/nonexistent"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("lc25000-lung.csv"));
-    let weight = run(&["eval", "--hist-only", "--data", DATA, "--fuse-weight", "1.5"]);
+    let weight = run(&[
+        "eval",
+        "--hist-only",
+        "--data",
+        DATA,
+        "--fuse-weight",
+        "1.5",
+    ]);
     assert!(!weight.status.success());
     assert!(String::from_utf8_lossy(&weight.stderr).contains("1.5"));
 }

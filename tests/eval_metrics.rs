@@ -36,12 +36,18 @@ fn recall_at_k_is_any_correct_within_k() {
 fn majority_vote_breaks_ties_by_rank() {
     assert_eq!(majority_label(&['a', 'b', 'c', 'b', 'b'], 5), Some('b'));
     // The sixth hit does not vote: 'a' and 'b' tie at 2 and 'a' ranks first.
-    assert_eq!(majority_label(&['a', 'b', 'b', 'c', 'a', 'b'], 5), Some('a'));
+    assert_eq!(
+        majority_label(&['a', 'b', 'b', 'c', 'a', 'b'], 5),
+        Some('a')
+    );
     // 2-2-1: 'c' ranks first among the tied 'c' and 'a'.
     assert_eq!(majority_label(&['c', 'a', 'a', 'b', 'c'], 5), Some('c'));
     assert_eq!(majority_label(&['a', 'b', 'c'], 5), Some('a'));
     // Only the first k vote.
-    assert_eq!(majority_label(&['a', 'b', 'b', 'a', 'a', 'b', 'b', 'b'], 5), Some('a'));
+    assert_eq!(
+        majority_label(&['a', 'b', 'b', 'a', 'a', 'b', 'b', 'b'], 5),
+        Some('a')
+    );
     assert_eq!(majority_label::<char>(&[], 5), None);
 }
 
@@ -74,7 +80,12 @@ fn line_of_tiles() -> (Vec<f32>, Vec<TileMeta>) {
 fn excluding_the_same_group_removes_near_duplicate_hits() {
     let (vectors, meta) = line_of_tiles();
     let set = VectorSet::new(&vectors, 2).unwrap();
-    let reports = evaluate(&set, &meta, &[Protocol::AllOthers, Protocol::ExcludeSameGroup]).unwrap();
+    let reports = evaluate(
+        &set,
+        &meta,
+        &[Protocol::AllOthers, Protocol::ExcludeSameGroup],
+    )
+    .unwrap();
     let (all, excl) = (&reports[0], &reports[1]);
     assert_eq!(all.queries, 6);
     // Queries' nearest neighbours with everything allowed: 0→1 (A✓), 1→0 (A✓), 2→1 (A✗),
@@ -102,7 +113,11 @@ fn slide_and_site_protocols_remove_their_hits() {
         meta("A", "g3", "s3", "h1"),
     ];
     let set = VectorSet::new(&vectors, 2).unwrap();
-    let protocols = [Protocol::ExcludeSameGroup, Protocol::LeaveOneSlideOut, Protocol::LeaveOneSiteOut];
+    let protocols = [
+        Protocol::ExcludeSameGroup,
+        Protocol::LeaveOneSlideOut,
+        Protocol::LeaveOneSiteOut,
+    ];
     let reports = evaluate(&set, &meta, &protocols).unwrap();
     let p = |i: usize| (reports[i].overall.p_at_1, reports[i].overall.p_at_3);
     // Same group excluded: 0→[1,2,3], 1→[0,2,3], 2→[1,0,3], 3→[2,1,0].
@@ -136,24 +151,42 @@ fn macro_majority_vote_weights_classes_equally() {
 #[test]
 fn bad_inputs_are_errors() {
     let (vectors, mut meta) = line_of_tiles();
-    assert_eq!(VectorSet::new(&vectors[..11], 2).unwrap_err(), EvalError::VectorShape { floats: 11, dim: 2 });
-    assert_eq!(VectorSet::new(&[0.0, 0.0, 1.0, 0.0], 2).unwrap_err(), EvalError::DegenerateVector { tile: 0 });
+    assert_eq!(
+        VectorSet::new(&vectors[..11], 2).unwrap_err(),
+        EvalError::VectorShape { floats: 11, dim: 2 }
+    );
+    assert_eq!(
+        VectorSet::new(&[0.0, 0.0, 1.0, 0.0], 2).unwrap_err(),
+        EvalError::DegenerateVector { tile: 0 }
+    );
     let set = VectorSet::new(&vectors, 2).unwrap();
     assert_eq!(
         evaluate(&set, &meta[..5], &[Protocol::AllOthers]).unwrap_err(),
-        EvalError::CountMismatch { vectors: 6, tiles: 5 }
+        EvalError::CountMismatch {
+            vectors: 6,
+            tiles: 5
+        }
     );
     meta[3].site = None;
     assert!(evaluate(&set, &meta, &[Protocol::LeaveOneSlideOut]).is_ok());
     assert_eq!(
         evaluate(&set, &meta, &[Protocol::LeaveOneSiteOut]).unwrap_err(),
-        EvalError::MissingField { protocol: "leave_one_site_out", field: "site", tile: 3 }
+        EvalError::MissingField {
+            protocol: "leave_one_site_out",
+            field: "site",
+            tile: 3
+        }
     );
 }
 
 #[test]
 fn metadata_comes_from_named_columns() {
-    let row = [("label", "lung"), ("group", "g"), ("slide", "s"), ("site", " ")];
+    let row = [
+        ("label", "lung"),
+        ("group", "g"),
+        ("slide", "s"),
+        ("site", " "),
+    ];
     let column = |name: &str| row.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
     let meta = TileMeta::from_columns(column, "row 2").unwrap();
     assert_eq!(meta.slide.as_deref(), Some("s"));
@@ -162,6 +195,9 @@ fn metadata_comes_from_named_columns() {
     let no_group = |name: &str| if name == "label" { Some("lung") } else { None };
     assert_eq!(
         TileMeta::from_columns(no_group, "row 3").unwrap_err(),
-        EvalError::MissingColumn { tile: "row 3".into(), column: "group" }
+        EvalError::MissingColumn {
+            tile: "row 3".into(),
+            column: "group"
+        }
     );
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use rayon::prelude::*;
 use npyz::WriterBuilder;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use tessera::descriptor::{colour_histogram, DescriptorKind, HIST_DIM};
@@ -131,20 +131,32 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let sizes = if args.hist_only {
         Vec::new()
     } else if args.input_sizes.is_empty() {
-        vec![Embedder::from_files(&model_path, &manifest_path)?.manifest().input.size]
+        vec![
+            Embedder::from_files(&model_path, &manifest_path)?
+                .manifest()
+                .input
+                .size,
+        ]
     } else {
         args.input_sizes.clone()
     };
 
     let mut all: Vec<DatasetVectors> = datasets
         .iter()
-        .map(|dataset| Ok(DatasetVectors { dataset, hist: histograms(dataset)?, vit: Vec::new() }))
+        .map(|dataset| {
+            Ok(DatasetVectors {
+                dataset,
+                hist: histograms(dataset)?,
+                vit: Vec::new(),
+            })
+        })
         .collect::<anyhow::Result<_>>()?;
     let mut timings = Vec::new();
     let mut model_info = None;
     for &size in &sizes {
-        let embedder = Embedder::from_files_with(&model_path, &manifest_path, |m| m.input.size = size)
-            .with_context(|| format!("cannot load the model at input size {size}"))?;
+        let embedder =
+            Embedder::from_files_with(&model_path, &manifest_path, |m| m.input.size = size)
+                .with_context(|| format!("cannot load the model at input size {size}"))?;
         model_info.get_or_insert_with(|| report::ModelInfo::of(&embedder));
         let mut tiles = 0;
         let mut computed_secs = None::<f64>;
@@ -165,10 +177,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         });
     }
 
-    let described: Vec<DescribedSet> =
-        all.iter().map(|v| describe(v, &args.fuse_weights)).collect::<anyhow::Result<Vec<_>>>()?.into_iter().flatten().collect();
+    let described: Vec<DescribedSet> = all
+        .iter()
+        .map(|v| describe(v, &args.fuse_weights))
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
     let results = evaluate_all(&described)?;
-    let recall = if args.no_recall { Vec::new() } else { hnsw_recall(&described, &args.fuse_weights)? };
+    let recall = if args.no_recall {
+        Vec::new()
+    } else {
+        hnsw_recall(&described, &args.fuse_weights)?
+    };
 
     let out = report::EvalOutput {
         data: args.data.display().to_string(),
@@ -194,13 +215,17 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
 
 fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create folder", dir.display()))?;
     }
     super::write_atomically(path, |file| Ok(std::io::Write::write_all(file, bytes)?))
 }
 
 fn histograms(dataset: &Dataset) -> anyhow::Result<Vec<Vec<f32>>> {
-    let bar = progress_bar(dataset.tiles.len(), &format!("{}: colour histograms", dataset.name));
+    let bar = progress_bar(
+        dataset.tiles.len(),
+        &format!("{}: colour histograms", dataset.name),
+    );
     let hist = dataset
         .tiles
         .par_iter()
@@ -216,7 +241,11 @@ fn histograms(dataset: &Dataset) -> anyhow::Result<Vec<Vec<f32>>> {
 
 /// The dataset's embeddings at the embedder's input size, from the cache or computed
 /// (then cached); with the seconds spent computing them, `None` when cached.
-fn embeddings(embedder: &Embedder, dataset: &Dataset, args: &EvalArgs) -> anyhow::Result<(Vec<Vec<f32>>, Option<f64>)> {
+fn embeddings(
+    embedder: &Embedder,
+    dataset: &Dataset,
+    args: &EvalArgs,
+) -> anyhow::Result<(Vec<Vec<f32>>, Option<f64>)> {
     let manifest = embedder.manifest();
     let cache_file = args.cache.join(format!(
         "{}-{}-{}px-{}.npy",
@@ -227,7 +256,12 @@ fn embeddings(embedder: &Embedder, dataset: &Dataset, args: &EvalArgs) -> anyhow
     ));
     if !args.no_cache {
         if let Some(cached) = read_cache(&cache_file, dataset.tiles.len(), embedder.dim()) {
-            eprintln!("{}: embeddings at {} px from {}", dataset.name, manifest.input.size, cache_file.display());
+            eprintln!(
+                "{}: embeddings at {} px from {}",
+                dataset.name,
+                manifest.input.size,
+                cache_file.display()
+            );
             return Ok((cached, None));
         }
     }
@@ -237,7 +271,10 @@ fn embeddings(embedder: &Embedder, dataset: &Dataset, args: &EvalArgs) -> anyhow
     let secs = start.elapsed().as_secs_f64();
     let failed = vectors.iter().filter(|v| v.is_none()).count();
     if failed > 0 {
-        bail!("{}: {failed} tiles could not be embedded; an evaluation needs all of them", dataset.name);
+        bail!(
+            "{}: {failed} tiles could not be embedded; an evaluation needs all of them",
+            dataset.name
+        );
     }
     let vectors: Vec<Vec<f32>> = vectors.into_iter().flatten().collect();
     if let Err(err) = write_cache(&cache_file, &vectors, embedder.dim()) {
@@ -273,8 +310,14 @@ fn write_cache(path: &Path, vectors: &[Vec<f32>], dim: usize) -> anyhow::Result<
 }
 
 /// The histogram, and per input size the ViT and each fused descriptor, as flat matrices.
-fn describe<'a>(vectors: &DatasetVectors<'a>, weights: &[f32]) -> anyhow::Result<Vec<DescribedSet<'a>>> {
-    let hist = Descriptor { kind: DescriptorKind::Hist, input_size: None };
+fn describe<'a>(
+    vectors: &DatasetVectors<'a>,
+    weights: &[f32],
+) -> anyhow::Result<Vec<DescribedSet<'a>>> {
+    let hist = Descriptor {
+        kind: DescriptorKind::Hist,
+        input_size: None,
+    };
     let mut sets = vec![DescribedSet {
         dataset: vectors.dataset,
         descriptor: hist,
@@ -282,16 +325,30 @@ fn describe<'a>(vectors: &DatasetVectors<'a>, weights: &[f32]) -> anyhow::Result
         vectors: vectors.hist.concat(),
     }];
     for (size, vit) in &vectors.vit {
-        let kinds = std::iter::once(DescriptorKind::Vit).chain(weights.iter().map(|&weight| DescriptorKind::Fused { weight }));
+        let kinds = std::iter::once(DescriptorKind::Vit).chain(
+            weights
+                .iter()
+                .map(|&weight| DescriptorKind::Fused { weight }),
+        );
         for kind in kinds {
             let dim = kind.dim(vit.first().map_or(0, Vec::len));
             let mut flat = Vec::with_capacity(dim * vit.len());
             for (i, (v, h)) in vit.iter().zip(&vectors.hist).enumerate() {
-                let composed = kind.compose(v, h).with_context(|| vectors.dataset.tiles[i].name())?;
+                let composed = kind
+                    .compose(v, h)
+                    .with_context(|| vectors.dataset.tiles[i].name())?;
                 flat.extend(composed);
             }
-            let descriptor = Descriptor { kind, input_size: Some(*size) };
-            sets.push(DescribedSet { dataset: vectors.dataset, descriptor, dim, vectors: flat });
+            let descriptor = Descriptor {
+                kind,
+                input_size: Some(*size),
+            };
+            sets.push(DescribedSet {
+                dataset: vectors.dataset,
+                descriptor,
+                dim,
+                vectors: flat,
+            });
         }
     }
     Ok(sets)
@@ -313,7 +370,11 @@ fn evaluate_all(sets: &[DescribedSet]) -> anyhow::Result<Vec<ResultRow>> {
                     descriptor: set.descriptor.label(),
                     spec: set.descriptor,
                     dim: set.dim,
-                    reference_p_at_5: report::reference_p_at_5(set.dataset.name, report.protocol, &set.descriptor),
+                    reference_p_at_5: report::reference_p_at_5(
+                        set.dataset.name,
+                        report.protocol,
+                        &set.descriptor,
+                    ),
                     report,
                 })
                 .collect())
@@ -342,7 +403,12 @@ fn hnsw_recall(sets: &[DescribedSet], weights: &[f32]) -> anyhow::Result<Vec<Rec
             let recall = hnsw_recall_at(&vectors, K, HnswParams::default())
                 .with_context(|| format!("{} / {}", set.dataset.name, set.descriptor.label()))?;
             bar.inc(1);
-            Ok(RecallRow { dataset: set.dataset.name, descriptor: set.descriptor.label(), k: K, recall })
+            Ok(RecallRow {
+                dataset: set.dataset.name,
+                descriptor: set.descriptor.label(),
+                k: K,
+                recall,
+            })
         })
         .collect::<anyhow::Result<Vec<_>>>();
     bar.finish_and_clear();

@@ -17,7 +17,10 @@ impl<'a> VectorSet<'a> {
     /// Checks that `data` holds whole rows of `dim` non-degenerate vectors.
     pub fn new(data: &'a [f32], dim: usize) -> Result<Self, EvalError> {
         if dim == 0 || !data.len().is_multiple_of(dim) {
-            return Err(EvalError::VectorShape { floats: data.len(), dim });
+            return Err(EvalError::VectorShape {
+                floats: data.len(),
+                dim,
+            });
         }
         let inverse_norms = data
             .chunks_exact(dim)
@@ -31,7 +34,11 @@ impl<'a> VectorSet<'a> {
                 }
             })
             .collect::<Result<_, _>>()?;
-        Ok(VectorSet { dim, data, inverse_norms })
+        Ok(VectorSet {
+            dim,
+            data,
+            inverse_norms,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -93,7 +100,12 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     const LANES: usize = 8;
     let mut acc = [0.0f32; LANES];
     let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (ca, cb) in a_chunks.zip(b_chunks) {
         for lane in 0..LANES {
             acc[lane] += ca[lane] * cb[lane];

@@ -24,6 +24,10 @@ pub fn grid_tiles(field: &RgbImage, size: u32) -> Vec<FieldTile> {
     let (columns, rows) = (field.width() / size, field.height() / size);
     (0..rows)
         .flat_map(|row| (0..columns).map(move |column| (column * size, row * size)))
-        .map(|(x, y)| FieldTile { x, y, image: image::imageops::crop_imm(field, x, y, size, size).to_image() })
+        .map(|(x, y)| FieldTile {
+            x,
+            y,
+            image: image::imageops::crop_imm(field, x, y, size, size).to_image(),
+        })
         .collect()
 }

@@ -4,8 +4,8 @@
 //! Every tile is a query against all the others with exact cosine search; see
 //! [`metrics`] for the definitions of P@k, MV@5, mMV@5 and R@k.
 
-pub mod fields;
 pub mod exact;
+pub mod fields;
 pub mod metrics;
 pub mod protocol;
 mod recall;
@@ -34,7 +34,11 @@ pub enum EvalError {
     #[error("HNSW index for the recall measurement: {0}")]
     Index(String),
     #[error("protocol {protocol} needs the {field} of every tile, and tile {tile} has none")]
-    MissingField { protocol: &'static str, field: &'static str, tile: usize },
+    MissingField {
+        protocol: &'static str,
+        field: &'static str,
+        tile: usize,
+    },
 }
 
 /// Figures of one protocol over one set of tiles.
@@ -69,7 +73,10 @@ pub fn evaluate(
     protocols: &[Protocol],
 ) -> Result<Vec<EvalReport>, EvalError> {
     if vectors.len() != meta.len() {
-        return Err(EvalError::CountMismatch { vectors: vectors.len(), tiles: meta.len() });
+        return Err(EvalError::CountMismatch {
+            vectors: vectors.len(),
+            tiles: meta.len(),
+        });
     }
     let keys = TileKeys::new(meta, protocols)?;
     let mut sums = vec![vec![MetricSums::default(); keys.class_names.len()]; protocols.len()];
@@ -90,11 +97,18 @@ pub fn evaluate(
         .iter()
         .zip(sums)
         .zip(short)
-        .map(|((&protocol, class_sums), short_queries)| report(protocol, &keys, &class_sums, short_queries))
+        .map(|((&protocol, class_sums), short_queries)| {
+            report(protocol, &keys, &class_sums, short_queries)
+        })
         .collect())
 }
 
-fn report(protocol: Protocol, keys: &TileKeys, class_sums: &[MetricSums], short_queries: usize) -> EvalReport {
+fn report(
+    protocol: Protocol,
+    keys: &TileKeys,
+    class_sums: &[MetricSums],
+    short_queries: usize,
+) -> EvalReport {
     let mut total = MetricSums::default();
     for sums in class_sums {
         total.merge(sums);
@@ -103,11 +117,22 @@ fn report(protocol: Protocol, keys: &TileKeys, class_sums: &[MetricSums], short_
         .class_names
         .iter()
         .zip(class_sums)
-        .map(|(label, sums)| ClassReport { label: label.clone(), queries: sums.queries, metrics: sums.mean() })
+        .map(|(label, sums)| ClassReport {
+            label: label.clone(),
+            queries: sums.queries,
+            metrics: sums.mean(),
+        })
         .collect();
     let m_mv_at_5 =
         per_class.iter().map(|c| c.metrics.mv_at_5).sum::<f64>() / per_class.len().max(1) as f64;
-    EvalReport { protocol, queries: total.queries, short_queries, overall: total.mean(), m_mv_at_5, per_class }
+    EvalReport {
+        protocol,
+        queries: total.queries,
+        short_queries,
+        overall: total.mean(),
+        m_mv_at_5,
+        per_class,
+    }
 }
 
 /// Metadata interned to small integers, so the per-pair exclusion test compares numbers.
@@ -127,12 +152,21 @@ impl TileKeys {
             let values: Option<Vec<&str>> = meta.iter().map(|m| field.of(m)).collect();
             values.map(|v| intern(v.into_iter()).1)
         });
-        let keys = TileKeys { class_names, label, group, fields };
+        let keys = TileKeys {
+            class_names,
+            label,
+            group,
+            fields,
+        };
         for &protocol in protocols {
             for &field in protocol.excluded_fields() {
                 if keys.field(field).is_none() {
                     let tile = meta.iter().position(|m| field.of(m).is_none()).unwrap_or(0);
-                    return Err(EvalError::MissingField { protocol: protocol.name(), field: field.name(), tile });
+                    return Err(EvalError::MissingField {
+                        protocol: protocol.name(),
+                        field: field.name(),
+                        tile,
+                    });
                 }
             }
         }
@@ -154,7 +188,8 @@ impl TileKeys {
             || (protocol.excludes_group() && self.group[candidate] == self.group[query])
             || protocol.excluded_fields().iter().any(|&field| {
                 // Checked present in `new` for every protocol it was given.
-                self.field(field).is_some_and(|values| values[candidate] == values[query])
+                self.field(field)
+                    .is_some_and(|values| values[candidate] == values[query])
             })
     }
 }

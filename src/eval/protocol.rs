@@ -24,9 +24,17 @@ impl TileMeta {
         column: impl Fn(&str) -> Option<&'a str>,
         tile: &str,
     ) -> Result<TileMeta, EvalError> {
-        let present = |name: &str| column(name).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+        let present = |name: &str| {
+            column(name)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
         let required = |name: &'static str| {
-            present(name).ok_or_else(|| EvalError::MissingColumn { tile: tile.to_string(), column: name })
+            present(name).ok_or_else(|| EvalError::MissingColumn {
+                tile: tile.to_string(),
+                column: name,
+            })
         };
         Ok(TileMeta {
             label: required("label")?,

@@ -15,18 +15,36 @@ pub fn hnsw_recall_at(vectors: &VectorSet, k: usize, hnsw: HnswParams) -> Result
         return Ok(0.0);
     }
     // The index checks vectors against the model it names; here there is none, only a dim.
-    let model = ModelRef { id: "evaluation".into(), sha256: "0".repeat(64), dim: vectors.dim() };
-    let options =
-        BuildOptions { quantization: Quantization::F32, pca_dim: None, hnsw, graph_min_tiles: 0, ..BuildOptions::default() };
+    let model = ModelRef {
+        id: "evaluation".into(),
+        sha256: "0".repeat(64),
+        dim: vectors.dim(),
+    };
+    let options = BuildOptions {
+        quantization: Quantization::F32,
+        pca_dim: None,
+        hnsw,
+        graph_min_tiles: 0,
+        ..BuildOptions::default()
+    };
     let mut builder = IndexBuilder::new(model, options).map_err(|e| index_error(&e))?;
     for tile in 0..n {
-        builder.add(vectors.row(tile), Vec::new(), None).map_err(|e| index_error(&e))?;
+        builder
+            .add(vectors.row(tile), Vec::new(), None)
+            .map_err(|e| index_error(&e))?;
     }
     let index = builder.build().map_err(|e| index_error(&e))?;
-    let options = SearchOptions { k: k + 1, exact_below: 0, ..SearchOptions::default() };
+    let options = SearchOptions {
+        k: k + 1,
+        exact_below: 0,
+        ..SearchOptions::default()
+    };
     let mut found = 0usize;
     for tile in 0..n {
-        let query = Query { positives: vec![Example::Tile(tile as u32)], negatives: Vec::new() };
+        let query = Query {
+            positives: vec![Example::Tile(tile as u32)],
+            negatives: Vec::new(),
+        };
         let approx: Vec<usize> = search(&index, &query, &options)
             .map_err(|e| index_error(&e))?
             .into_iter()
@@ -34,7 +52,12 @@ pub fn hnsw_recall_at(vectors: &VectorSet, k: usize, hnsw: HnswParams) -> Result
             .filter(|&id| id != tile)
             .take(k)
             .collect();
-        let exact: Vec<usize> = vectors.top_k(tile, k + 1).into_iter().filter(|&id| id != tile).take(k).collect();
+        let exact: Vec<usize> = vectors
+            .top_k(tile, k + 1)
+            .into_iter()
+            .filter(|&id| id != tile)
+            .take(k)
+            .collect();
         found += approx.iter().filter(|id| exact.contains(id)).count();
     }
     Ok(found as f64 / (n * k) as f64)

@@ -17,7 +17,12 @@ use crate::cli::tiles::{list_tiles, read_tile, TileSource};
 /// 480 tiles are 72 MB, and cutting them once saves decoding each field 16 times).
 pub enum EvalTile {
     File(PathBuf),
-    Cut { field: PathBuf, x: u32, y: u32, pixels: RgbImage },
+    Cut {
+        field: PathBuf,
+        x: u32,
+        y: u32,
+        pixels: RgbImage,
+    },
 }
 
 impl EvalTile {
@@ -52,7 +57,11 @@ impl Dataset {
     /// SHA-256 (hex) of the source list and tiling: part of the embedding cache's key.
     pub fn tile_list_digest(&self) -> String {
         let mut hash = Sha256::new();
-        hash.update(format!("{} tiles of {} px\n", self.tiles.len(), FIELD_TILE_SIZE));
+        hash.update(format!(
+            "{} tiles of {} px\n",
+            self.tiles.len(),
+            FIELD_TILE_SIZE
+        ));
         for source in &self.sources {
             hash.update(source.as_bytes());
             hash.update(b"\n");
@@ -64,7 +73,10 @@ impl Dataset {
 fn manifest(data: &Path, file: &str) -> anyhow::Result<Vec<(TileSource, TileMeta)>> {
     let path = data.join(file);
     if !path.is_file() {
-        bail!("{}: not found (pass --data with the shared data folder)", path.display());
+        bail!(
+            "{}: not found (pass --data with the shared data folder)",
+            path.display()
+        );
     }
     list_tiles(&path)?
         .into_iter()
@@ -80,8 +92,14 @@ fn manifest(data: &Path, file: &str) -> anyhow::Result<Vec<(TileSource, TileMeta
 /// LC25000 lung tiles (224×224), one query each; main protocol: same group excluded.
 pub fn load_lc25000(data: &Path) -> anyhow::Result<Dataset> {
     let rows = manifest(data, "lc25000-lung.csv")?;
-    let sources = rows.iter().map(|(t, _)| t.metadata["path"].clone()).collect();
-    let (tiles, meta) = rows.into_iter().map(|(t, m)| (EvalTile::File(t.path), m)).unzip();
+    let sources = rows
+        .iter()
+        .map(|(t, _)| t.metadata["path"].clone())
+        .collect();
+    let (tiles, meta) = rows
+        .into_iter()
+        .map(|(t, m)| (EvalTile::File(t.path), m))
+        .unzip();
     Ok(Dataset {
         name: "lc25000",
         title: "LC25000 lung (3 classes)",
@@ -103,19 +121,30 @@ pub fn load_monuseg(data: &Path) -> anyhow::Result<Dataset> {
             let pixels = read_tile(&field.path)?;
             let tiles = grid_tiles(&pixels, FIELD_TILE_SIZE);
             if tiles.is_empty() {
-                bail!("{}: smaller than one {FIELD_TILE_SIZE}-px tile", field.path.display());
+                bail!(
+                    "{}: smaller than one {FIELD_TILE_SIZE}-px tile",
+                    field.path.display()
+                );
             }
             Ok(tiles
                 .into_iter()
                 .map(|t| {
-                    let tile = EvalTile::Cut { field: field.path.clone(), x: t.x, y: t.y, pixels: t.image };
+                    let tile = EvalTile::Cut {
+                        field: field.path.clone(),
+                        x: t.x,
+                        y: t.y,
+                        pixels: t.image,
+                    };
                     (tile, meta.clone())
                 })
                 .collect())
         })
         .collect::<anyhow::Result<_>>()
         .context("cutting MoNuSeg fields into tiles")?;
-    let sources = rows.iter().map(|(t, _)| t.metadata["path"].clone()).collect();
+    let sources = rows
+        .iter()
+        .map(|(t, _)| t.metadata["path"].clone())
+        .collect();
     let (tiles, meta) = cut.into_iter().flatten().unzip();
     Ok(Dataset {
         name: "monuseg",

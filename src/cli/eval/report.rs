@@ -35,7 +35,13 @@ pub struct ModelInfo {
 impl ModelInfo {
     pub fn of(embedder: &Embedder) -> ModelInfo {
         let m = embedder.manifest();
-        ModelInfo { id: m.id.clone(), sha256: m.sha256.clone(), block: m.block, pooling: m.pooling.clone(), dim: m.output.dim }
+        ModelInfo {
+            id: m.id.clone(),
+            sha256: m.sha256.clone(),
+            block: m.block,
+            pooling: m.pooling.clone(),
+            dim: m.output.dim,
+        }
     }
 }
 
@@ -62,7 +68,10 @@ impl DatasetInfo {
             protocols: dataset
                 .protocols
                 .iter()
-                .map(|&protocol| ProtocolInfo { protocol, description: protocol.description() })
+                .map(|&protocol| ProtocolInfo {
+                    protocol,
+                    description: protocol.description(),
+                })
                 .collect(),
         }
     }
@@ -83,7 +92,8 @@ pub struct EvalOutput {
 /// P@5 for the same setting measured with onnxruntime (fp32 ViT) and numpy/PIL
 /// histograms, from issues 3 and 4.
 pub fn reference_p_at_5(dataset: &str, protocol: Protocol, d: &Descriptor) -> Option<f64> {
-    let fused_03 = matches!(d.kind, DescriptorKind::Fused { weight } if (weight - 0.3).abs() < 1e-6);
+    let fused_03 =
+        matches!(d.kind, DescriptorKind::Fused { weight } if (weight - 0.3).abs() < 1e-6);
     let (vit, fused) = (d.kind == DescriptorKind::Vit, fused_03);
     let hist = d.kind == DescriptorKind::Hist;
     match (dataset, protocol, d.input_size) {
@@ -118,7 +128,11 @@ pub fn markdown(out: &EvalOutput) -> String {
             m.dim
         );
     }
-    let _ = writeln!(md, "Data: `{}`. {}\n\n{}\n", out.data, out.tiling, out.definitions);
+    let _ = writeln!(
+        md,
+        "Data: `{}`. {}\n\n{}\n",
+        out.data, out.tiling, out.definitions
+    );
     let _ = writeln!(
         md,
         "`hist` is the square-root RGB 8×8×8 colour histogram; `vit@N` the model's embedding at \
@@ -128,24 +142,40 @@ pub fn markdown(out: &EvalOutput) -> String {
     if !out.embedding.is_empty() {
         md.push_str("| input px | tiles | threads | wall ms/tile |\n|---:|---:|---:|---:|\n");
         for t in &out.embedding {
-            let ms = t.wall_ms_per_tile.map_or("cached".to_string(), |ms| format!("{ms:.1}"));
-            let _ = writeln!(md, "| {} | {} | {} | {ms} |", t.input_size, t.tiles, t.threads);
+            let ms = t
+                .wall_ms_per_tile
+                .map_or("cached".to_string(), |ms| format!("{ms:.1}"));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {ms} |",
+                t.input_size, t.tiles, t.threads
+            );
         }
         md.push('\n');
     }
     for dataset in &out.datasets {
         let _ = writeln!(md, "## {} — {} tiles\n", dataset.title, dataset.tiles);
         for p in &dataset.protocols {
-            let rows: Vec<&ResultRow> =
-                out.results.iter().filter(|r| r.dataset == dataset.name && r.report.protocol == p.protocol).collect();
+            let rows: Vec<&ResultRow> = out
+                .results
+                .iter()
+                .filter(|r| r.dataset == dataset.name && r.report.protocol == p.protocol)
+                .collect();
             let _ = writeln!(md, "### `{}`: {}\n", p.protocol.name(), p.description);
             md.push_str(&metrics_table(&rows));
             md.push('\n');
         }
         if let Some(main) = dataset.protocols.first() {
-            let rows: Vec<&ResultRow> =
-                out.results.iter().filter(|r| r.dataset == dataset.name && r.report.protocol == main.protocol).collect();
-            let _ = writeln!(md, "### Per class, `{}`: P@5 / MV@5\n", main.protocol.name());
+            let rows: Vec<&ResultRow> = out
+                .results
+                .iter()
+                .filter(|r| r.dataset == dataset.name && r.report.protocol == main.protocol)
+                .collect();
+            let _ = writeln!(
+                md,
+                "### Per class, `{}`: P@5 / MV@5\n",
+                main.protocol.name()
+            );
             md.push_str(&per_class_table(&rows));
             md.push('\n');
         }
@@ -169,10 +199,24 @@ fn metrics_table(rows: &[&ResultRow]) -> String {
         "| descriptor | dim | P@1 | P@3 | P@5 | MV@5 | mMV@5 | R@5 | R@10 | ref P@5 | Δ P@5 |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    let best = rows.iter().map(|r| r.report.overall.p_at_5).fold(f64::NEG_INFINITY, f64::max);
+    let best = rows
+        .iter()
+        .map(|r| r.report.overall.p_at_5)
+        .fold(f64::NEG_INFINITY, f64::max);
     for r in rows {
-        let Metrics { p_at_1, p_at_3, p_at_5, mv_at_5, r_at_5, r_at_10 } = r.report.overall;
-        let p5 = if p_at_5 == best { format!("**{p_at_5:.3}**") } else { format!("{p_at_5:.3}") };
+        let Metrics {
+            p_at_1,
+            p_at_3,
+            p_at_5,
+            mv_at_5,
+            r_at_5,
+            r_at_10,
+        } = r.report.overall;
+        let p5 = if p_at_5 == best {
+            format!("**{p_at_5:.3}**")
+        } else {
+            format!("{p_at_5:.3}")
+        };
         let (reference, delta) = match r.reference_p_at_5 {
             Some(x) => (format!("{x:.3}"), format!("{:+.3}", p_at_5 - x)),
             None => ("".into(), "".into()),
@@ -187,7 +231,9 @@ fn metrics_table(rows: &[&ResultRow]) -> String {
 }
 
 fn per_class_table(rows: &[&ResultRow]) -> String {
-    let Some(first) = rows.first() else { return String::new() };
+    let Some(first) = rows.first() else {
+        return String::new();
+    };
     let mut md = String::from("| class | queries |");
     for r in rows {
         let _ = write!(md, " {} |", r.descriptor);

@@ -16,14 +16,15 @@
 //! looks into a direction that penalizes unrelated tissue, while the max penalizes only
 //! tiles that resemble some negative. With one query and no negatives the score is plain
 //! cosine similarity. Candidates come from the Rocchio vector `mean(p) − β·mean(n)`
-//! (graph search) and are then re-scored exactly with the formula above.
+//! (graph search) and are then re-scored exactly with the formula above — on the
+//! full-dimension re-ranking vectors when the index stores them.
 
 use std::collections::BTreeMap;
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::index::{dot_f32, Index};
+use crate::index::{dot_f32, normalize, Index, PreparedQuery, VectorStore};
 
 /// One example tile: an embedding from the model, or a tile already in the index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,18 +175,30 @@ pub fn search(index: &Index, query: &Query, options: &SearchOptions) -> Result<V
         .collect())
 }
 
-/// Example vectors in the index's stored space.
-fn resolve(index: &Index, examples: &[Example], which: &'static str) -> Result<Vec<Vec<f32>>, SearchError> {
+/// An example in the two spaces an index may score in: the stored (navigation) space,
+/// and the full model space when the index keeps re-ranking vectors.
+struct Probe {
+    stored: Vec<f32>,
+    full: Option<Vec<f32>>,
+}
+
+fn resolve(index: &Index, examples: &[Example], which: &'static str) -> Result<Vec<Probe>, SearchError> {
     examples
         .iter()
         .enumerate()
         .map(|(i, e)| match e {
-            Example::Vector(v) => index.embed_query(v).map_err(|what| SearchError::BadExample { which, index: i, what }),
-            Example::Tile(id) => index.stored_vector(*id as usize).ok_or_else(|| SearchError::BadExample {
-                which,
-                index: i,
-                what: format!("tile {id} is not in the index ({} tiles)", index.len()),
-            }),
+            Example::Vector(v) => {
+                let unit = normalize(v, index.model().dim).map_err(|what| SearchError::BadExample { which, index: i, what })?;
+                Ok(Probe { stored: index.project(&unit), full: index.rerank.is_some().then_some(unit) })
+            }
+            Example::Tile(id) => match index.stored_vector(*id as usize) {
+                Some(stored) => Ok(Probe { stored, full: index.rerank_vector(*id as usize) }),
+                None => Err(SearchError::BadExample {
+                    which,
+                    index: i,
+                    what: format!("tile {id} is not in the index ({} tiles)", index.len()),
+                }),
+            },
         })
         .collect()
 }
@@ -256,47 +269,51 @@ fn mmr(index: &Index, candidates: Vec<(f32, u32)>, lambda: f32, k: usize) -> Vec
     out
 }
 
-/// The score of the module docs, prepared for one index.
-struct Scorer {
-    positives: Vec<crate::index::PreparedQuery>,
-    negatives: Vec<crate::index::PreparedQuery>,
-    /// `mean(p) − β·mean(n)`: the direction the graph is searched along.
-    rocchio: crate::index::PreparedQuery,
+/// The score of the module docs, prepared for one index. Final scores use the
+/// re-ranking vectors when the index has them, else the stored vectors; the graph is
+/// always walked on the stored vectors.
+struct Scorer<'a> {
+    store: &'a VectorStore,
+    positives: Vec<PreparedQuery>,
+    negatives: Vec<PreparedQuery>,
+    /// `mean(p) − β·mean(n)` in the stored space: the direction the graph is searched along.
+    rocchio: PreparedQuery,
     beta: f32,
 }
 
-impl Scorer {
-    fn new(index: &Index, positives: &[Vec<f32>], negatives: &[Vec<f32>], beta: f32) -> Scorer {
-        let dim = index.vectors.dim();
-        let mut direction = vec![0.0f32; dim];
+impl<'a> Scorer<'a> {
+    fn new(index: &'a Index, positives: &[Probe], negatives: &[Probe], beta: f32) -> Scorer<'a> {
+        let mut direction = vec![0.0f32; index.vectors.dim()];
         for p in positives {
-            direction.iter_mut().zip(p).for_each(|(d, x)| *d += x / positives.len() as f32);
+            direction.iter_mut().zip(&p.stored).for_each(|(d, x)| *d += x / positives.len() as f32);
         }
         for n in negatives {
-            direction.iter_mut().zip(n).for_each(|(d, x)| *d -= beta * x / negatives.len() as f32);
+            direction.iter_mut().zip(&n.stored).for_each(|(d, x)| *d -= beta * x / negatives.len() as f32);
         }
+        let store = index.rerank.as_ref().unwrap_or(&index.vectors);
+        let prepare = |p: &Probe| store.prepare(p.full.as_deref().unwrap_or(&p.stored));
         Scorer {
-            positives: positives.iter().map(|p| index.vectors.prepare(p)).collect(),
-            negatives: negatives.iter().map(|n| index.vectors.prepare(n)).collect(),
+            store,
+            positives: positives.iter().map(prepare).collect(),
+            negatives: negatives.iter().map(prepare).collect(),
             rocchio: index.vectors.prepare(&direction),
             beta,
         }
     }
 
-    fn score(&self, index: &Index, id: usize) -> f32 {
-        let v = &index.vectors;
-        let pos = self.positives.iter().map(|p| v.score(p, id)).sum::<f32>() / self.positives.len() as f32;
+    fn score(&self, id: usize) -> f32 {
+        let pos = self.positives.iter().map(|p| self.store.score(p, id)).sum::<f32>() / self.positives.len() as f32;
         if self.negatives.is_empty() {
             return pos;
         }
-        let neg = self.negatives.iter().map(|n| v.score(n, id)).fold(f32::NEG_INFINITY, f32::max);
+        let neg = self.negatives.iter().map(|n| self.store.score(n, id)).fold(f32::NEG_INFINITY, f32::max);
         pos - self.beta * neg
     }
 
     /// Every accepted tile, scored, best first (ties by id).
     fn exact_ranking(&self, index: &Index, accept: &dyn Fn(u32) -> bool) -> Vec<(f32, u32)> {
         let mut all: Vec<(f32, u32)> =
-            (0..index.len() as u32).filter(|&id| accept(id)).map(|id| (self.score(index, id as usize), id)).collect();
+            (0..index.len() as u32).filter(|&id| accept(id)).map(|id| (self.score(id as usize), id)).collect();
         sort_ranked(&mut all);
         all
     }
@@ -305,7 +322,7 @@ impl Scorer {
     fn graph_candidates(&self, index: &Index, ef: usize) -> Vec<(f32, u32)> {
         let Some(graph) = &index.graph else { return Vec::new() };
         let found = graph.search(index.len(), ef, |id| index.vectors.score(&self.rocchio, id as usize));
-        let mut rescored: Vec<(f32, u32)> = found.into_iter().map(|(_, id)| (self.score(index, id as usize), id)).collect();
+        let mut rescored: Vec<(f32, u32)> = found.into_iter().map(|(_, id)| (self.score(id as usize), id)).collect();
         sort_ranked(&mut rescored);
         rescored
     }

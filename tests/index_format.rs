@@ -15,30 +15,31 @@ fn build(tiles: &[(Vec<f32>, Vec<(String, String)>)], options: BuildOptions) -> 
     b.build().unwrap()
 }
 
-fn with_graph(quantization: Quantization, pca_dim: Option<usize>) -> BuildOptions {
-    BuildOptions { quantization, pca_dim, hnsw: HnswParams::default(), graph_min_tiles: 0 }
+fn with_graph(quantization: Quantization, pca_dim: Option<usize>, rerank: Option<Quantization>) -> BuildOptions {
+    BuildOptions { quantization, pca_dim, hnsw: HnswParams::default(), graph_min_tiles: 0, rerank }
 }
 
 #[test]
 fn every_encoding_round_trips_and_is_deterministic() {
     let tiles = lc25000(5);
-    for (quant, pca) in [
-        (Quantization::F32, None),
-        (Quantization::F16, None),
-        (Quantization::Int8, None),
-        (Quantization::Int8, Some(48)),
+    for (quant, pca, rerank) in [
+        (Quantization::F32, None, None),
+        (Quantization::F16, None, None),
+        (Quantization::Int8, None, None),
+        (Quantization::Int8, Some(48), None),
+        (Quantization::Int8, Some(48), Some(Quantization::F16)),
     ] {
-        let index = build(&tiles, with_graph(quant, pca));
+        let index = build(&tiles, with_graph(quant, pca, rerank));
         assert!(index.has_graph());
         let bytes = index.to_bytes();
         let back = Index::from_bytes(&bytes, Some(&colour_model())).unwrap();
         assert_eq!(back, index, "{quant:?} {pca:?}");
         assert_eq!(back.to_bytes(), bytes);
         // Built again from the same input: the same bytes, graph included.
-        assert_eq!(build(&tiles, with_graph(quant, pca)).to_bytes(), bytes, "{quant:?} {pca:?} not reproducible");
+        assert_eq!(build(&tiles, with_graph(quant, pca, rerank)).to_bytes(), bytes, "{quant:?} {pca:?} not reproducible");
         let report = index.size_report();
         assert_eq!(report.total, bytes.len());
-        println!("{quant:?} pca {pca:?}: {} tiles, {report:?}, {:.0} B/tile", index.len(), bytes.len() as f64 / index.len() as f64);
+        println!("{quant:?} pca {pca:?} rerank {rerank:?}: {} tiles, {report:?}, {:.0} B/tile", index.len(), bytes.len() as f64 / index.len() as f64);
     }
 }
 
@@ -101,4 +102,6 @@ fn builder_rejects_bad_vectors() {
     assert!(matches!(b.add(&nan, vec![], None), Err(IndexError::BadTile { .. })));
     let too_wide = BuildOptions { pca_dim: Some(513), ..BuildOptions::default() };
     assert!(matches!(IndexBuilder::new(colour_model(), too_wide), Err(IndexError::BadOptions(_))));
+    let int8_rerank = BuildOptions { rerank: Some(Quantization::Int8), ..BuildOptions::default() };
+    assert!(matches!(IndexBuilder::new(colour_model(), int8_rerank), Err(IndexError::BadOptions(_))));
 }

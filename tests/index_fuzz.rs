@@ -94,8 +94,8 @@ fn check(bytes: &[u8], what: &str, outcome: &mut Outcome) {
     }
 }
 
-/// A small index with every section: int8 codes and parameters, PCA, graph, metadata
-/// and thumbnails, from real MoNuSeg tiles.
+/// A small index with every section: int8 codes and parameters, f16 re-ranking vectors,
+/// PCA, graph, metadata and thumbnails, from real MoNuSeg tiles.
 fn sample_file() -> Vec<u8> {
     let tiles = monuseg_tiles(2);
     let options = BuildOptions {
@@ -103,6 +103,7 @@ fn sample_file() -> Vec<u8> {
         pca_dim: Some(16),
         hnsw: HnswParams::default(),
         graph_min_tiles: 0,
+        rerank: Some(Quantization::F16),
     };
     let mut b = IndexBuilder::new(colour_model(), options).unwrap();
     for (i, (v, cols, img)) in tiles.iter().take(40).enumerate() {

@@ -10,7 +10,7 @@ use tessera::index::{dot_product, BuildOptions, HnswParams, Index, IndexBuilder,
 use tessera::search::{search, Example, Filter, Query, SearchError, SearchOptions};
 
 fn build(tiles: &[(Vec<f32>, Vec<(String, String)>)], quantization: Quantization) -> Index {
-    let options = BuildOptions { quantization, pca_dim: None, hnsw: HnswParams::default(), graph_min_tiles: 0 };
+    let options = BuildOptions { quantization, pca_dim: None, hnsw: HnswParams::default(), graph_min_tiles: 0, rerank: None };
     let mut b = IndexBuilder::new(colour_model(), options).unwrap();
     for (v, cols) in tiles {
         b.add(v, cols.clone(), None).unwrap();
@@ -38,6 +38,37 @@ fn graph_search_finds_the_exact_neighbours() {
     let recall = found as f64 / total as f64;
     println!("HNSW recall@10 vs exact on {} LC25000 tiles: {recall:.4}", tiles.len());
     assert!(recall >= 0.95, "recall {recall}");
+}
+
+#[test]
+fn reranking_restores_the_exact_ranking_under_pca_and_int8() {
+    let tiles = lc25000(2);
+    let build_with = |pca_dim, rerank| {
+        let options = BuildOptions { quantization: Quantization::Int8, pca_dim, hnsw: HnswParams::default(), graph_min_tiles: 0, rerank };
+        let mut b = IndexBuilder::new(colour_model(), options).unwrap();
+        for (v, cols) in &tiles {
+            b.add(v, cols.clone(), None).unwrap();
+        }
+        b.build().unwrap()
+    };
+    let exact = build(&tiles, Quantization::F32);
+    let coarse = build_with(Some(16), None);
+    let reranked = build_with(Some(16), Some(Quantization::F32));
+    let opts = SearchOptions { exact_below: 0, ..SearchOptions::default() };
+    let (mut coarse_found, mut reranked_found, mut total) = (0, 0, 0);
+    for (i, (v, _)) in tiles.iter().enumerate().step_by(25) {
+        let truth: HashSet<u32> = ids(&search(&exact, &Query::vector(v.clone()), &SearchOptions { exact: true, ..opts.clone() }).unwrap()).into_iter().collect();
+        coarse_found += ids(&search(&coarse, &Query::vector(v.clone()), &opts).unwrap()).iter().filter(|id| truth.contains(id)).count();
+        let hits = search(&reranked, &Query { positives: vec![Example::Tile(i as u32)], negatives: vec![] }, &opts).unwrap();
+        reranked_found += ids(&hits).iter().filter(|id| truth.contains(id)).count();
+        // Re-ranked scores are cosines of the full vectors.
+        let full = reranked.rerank_vector(hits[2].id as usize).unwrap();
+        assert!((dot_product(&full, &reranked.rerank_vector(i).unwrap()) - hits[2].score).abs() < 1e-5);
+        total += truth.len();
+    }
+    let (coarse_recall, reranked_recall) = (coarse_found as f64 / total as f64, reranked_found as f64 / total as f64);
+    println!("recall@10 vs exact f32: int8+PCA16 {coarse_recall:.3}, with f32 re-ranking {reranked_recall:.3}");
+    assert!(reranked_recall > coarse_recall && reranked_recall >= 0.95);
 }
 
 #[test]

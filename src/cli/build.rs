@@ -38,6 +38,9 @@ pub struct BuildArgs {
     /// Project vectors onto this many principal directions first.
     #[arg(long)]
     pca: Option<usize>,
+    /// Also keep full-dimension vectors (f16 or f32) to re-score the shortlist exactly.
+    #[arg(long)]
+    rerank: Option<Quantization>,
     /// Build a graph only at or above this many tiles (below, search is exact).
     #[arg(long, default_value_t = BuildOptions::default().graph_min_tiles)]
     graph_min_tiles: usize,
@@ -103,6 +106,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             ..HnswParams::default()
         },
         graph_min_tiles: args.graph_min_tiles,
+        rerank: args.rerank,
     };
     let mut builder = IndexBuilder::new(model_ref(embedder.manifest()), options)?;
 

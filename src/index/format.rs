@@ -33,6 +33,8 @@ struct Header {
     /// Length of the stored vectors: the PCA output dim, or the model dim.
     vector_dim: usize,
     pca: Option<PcaHeader>,
+    /// Encoding of the full-dimension re-ranking vectors, when stored.
+    rerank: Option<Quantization>,
     /// Present when the file has a graph.
     hnsw: Option<HnswParams>,
     thumbnails: bool,
@@ -47,11 +49,12 @@ struct PcaHeader {
 /// Section tags, in the order they are written.
 const VECS: [u8; 4] = *b"VECS";
 const QPAR: [u8; 4] = *b"QPAR";
+const RRNK: [u8; 4] = *b"RRNK";
 const PCAM: [u8; 4] = *b"PCAM";
 const GRPH: [u8; 4] = *b"GRPH";
 const META: [u8; 4] = *b"META";
 const THMB: [u8; 4] = *b"THMB";
-const KNOWN: [[u8; 4]; 6] = [VECS, QPAR, PCAM, GRPH, META, THMB];
+const KNOWN: [[u8; 4]; 7] = [VECS, QPAR, RRNK, PCAM, GRPH, META, THMB];
 
 impl Index {
     /// Serializes the index. The same index always gives the same bytes.
@@ -72,6 +75,7 @@ impl Index {
             quantization: self.vectors.quantization(),
             vector_dim: self.vectors.dim(),
             pca: self.pca.as_ref().map(|p| PcaHeader { dim_out: p.dim_out(), energy_kept: p.energy_kept() }),
+            rerank: self.rerank.as_ref().map(VectorStore::quantization),
             hnsw: self.hnsw,
             thumbnails: self.thumbnails.is_some(),
         };
@@ -79,6 +83,9 @@ impl Index {
         let mut sections: Vec<([u8; 4], Vec<u8>)> = vec![(VECS, self.vectors.codes_to_bytes())];
         if let Some(params) = self.vectors.params_to_bytes() {
             sections.push((QPAR, params));
+        }
+        if let Some(rerank) = &self.rerank {
+            sections.push((RRNK, rerank.codes_to_bytes()));
         }
         if let Some(pca) = &self.pca {
             sections.push((PCAM, pca.to_bytes()));
@@ -110,10 +117,11 @@ impl Index {
             out.u64(body.len() as u64);
             offset += body.len();
         }
-        let mut report = SizeReport { total: 0, vectors: 0, pca: 0, graph: 0, metadata: 0, thumbnails: 0 };
+        let mut report = SizeReport { total: 0, vectors: 0, rerank: 0, pca: 0, graph: 0, metadata: 0, thumbnails: 0 };
         for (tag, body) in &sections {
             match *tag {
                 VECS | QPAR => report.vectors += body.len(),
+                RRNK => report.rerank += body.len(),
                 PCAM => report.pca += body.len(),
                 GRPH => report.graph += body.len(),
                 META => report.metadata += body.len(),
@@ -170,8 +178,19 @@ impl Index {
         };
 
         unexpected(QPAR, header.quantization == Quantization::Int8, "QPAR")?;
-        let vectors =
-            VectorStore::from_sections(header.quantization, header.vector_dim, tiles, require(VECS, "VECS")?, find(QPAR))?;
+        let vectors = VectorStore::from_sections(
+            "VECS",
+            header.quantization,
+            header.vector_dim,
+            tiles,
+            require(VECS, "VECS")?,
+            find(QPAR),
+        )?;
+        unexpected(RRNK, header.rerank.is_some(), "RRNK")?;
+        let rerank = match header.rerank {
+            Some(q) => Some(VectorStore::from_sections("RRNK", q, header.model.dim, tiles, require(RRNK, "RRNK")?, None)?),
+            None => None,
+        };
         unexpected(PCAM, header.pca.is_some(), "PCAM")?;
         let pca = match &header.pca {
             Some(p) => Some(Pca::from_bytes(require(PCAM, "PCAM")?, header.model.dim, p.dim_out, p.energy_kept)?),
@@ -188,7 +207,17 @@ impl Index {
             true => Some(Thumbnails::read(require(THMB, "THMB")?, tiles)?),
             false => None,
         };
-        Ok(Index { model: header.model, metric: header.metric, pca, vectors, hnsw: header.hnsw, graph, metadata, thumbnails })
+        Ok(Index {
+            model: header.model,
+            metric: header.metric,
+            pca,
+            vectors,
+            rerank,
+            hnsw: header.hnsw,
+            graph,
+            metadata,
+            thumbnails,
+        })
     }
 }
 
@@ -205,6 +234,9 @@ fn check_header(h: &Header) -> Result<usize, IndexError> {
     let expected_dim = h.pca.as_ref().map_or(h.model.dim, |p| p.dim_out);
     if h.vector_dim != expected_dim || expected_dim == 0 || expected_dim > h.model.dim {
         return bad(format!("vector dim {} does not match model dim {} and PCA", h.vector_dim, h.model.dim));
+    }
+    if h.rerank == Some(Quantization::Int8) {
+        return bad("re-ranking vectors must be f16 or f32".into());
     }
     if let Some(p) = &h.hnsw {
         if p.max_degree == 0 {

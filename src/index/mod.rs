@@ -43,6 +43,14 @@ pub struct ModelRef {
     pub dim: usize,
 }
 
+impl ModelRef {
+    /// The record of `manifest`'s model. The id is the embedding id, which includes the
+    /// input size: the same weights at another size give other vectors.
+    pub fn of(manifest: &crate::model::ModelManifest) -> ModelRef {
+        ModelRef { id: manifest.embedding_id(), sha256: manifest.sha256.clone(), dim: manifest.output.dim }
+    }
+}
+
 /// How vectors are compared. Vectors are L2-normalized at build time, so the inner
 /// product of a query with a stored vector is their cosine similarity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,11 +100,20 @@ pub struct BuildOptions {
     pub hnsw: HnswParams,
     /// Below this many tiles no graph is stored: exact search is fast enough there.
     pub graph_min_tiles: usize,
+    /// Also store the full-dimension vectors at this precision (f16 or f32) and re-score
+    /// the shortlist with them, so PCA and int8 only steer the search, not the ranking.
+    pub rerank: Option<Quantization>,
 }
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        BuildOptions { quantization: Quantization::Int8, pca_dim: None, hnsw: HnswParams::default(), graph_min_tiles: 10_000 }
+        BuildOptions {
+            quantization: Quantization::Int8,
+            pca_dim: None,
+            hnsw: HnswParams::default(),
+            graph_min_tiles: 10_000,
+            rerank: None,
+        }
     }
 }
 
@@ -118,6 +135,9 @@ impl IndexBuilder {
             if p == 0 || p > model.dim {
                 return Err(IndexError::BadOptions(format!("PCA dim {p} must be in 1..={}", model.dim)));
             }
+        }
+        if options.rerank == Some(Quantization::Int8) {
+            return Err(IndexError::BadOptions("re-ranking vectors must be f16 or f32".into()));
         }
         if options.hnsw.max_degree == 0 || options.hnsw.ef_construction == 0 {
             return Err(IndexError::BadOptions("HNSW max_degree and ef_construction must be positive".into()));
@@ -155,6 +175,7 @@ impl IndexBuilder {
         if n >= u32::MAX as usize {
             return Err(IndexError::BadOptions(format!("{n} tiles: at most {} fit", u32::MAX - 1)));
         }
+        let rerank = options.rerank.map(|q| VectorStore::encode(&vectors, model.dim, q));
         let (pca, stored) = match options.pca_dim {
             Some(out) if out < model.dim && n > 0 => {
                 let pca = Pca::fit(&vectors, model.dim, out);
@@ -181,6 +202,7 @@ impl IndexBuilder {
             metric: Metric::Cosine,
             pca,
             vectors: store,
+            rerank,
             hnsw: graph.as_ref().map(|_| options.hnsw),
             graph,
             metadata: Metadata::from_rows(&metadata),
@@ -210,7 +232,10 @@ pub struct Index {
     pub(crate) model: ModelRef,
     pub(crate) metric: Metric,
     pub(crate) pca: Option<Pca>,
+    /// The stored (possibly projected and quantized) vectors: search runs on these.
     pub(crate) vectors: VectorStore,
+    /// Full-dimension vectors for re-scoring the shortlist, when built with `rerank`.
+    pub(crate) rerank: Option<VectorStore>,
     pub(crate) hnsw: Option<HnswParams>,
     pub(crate) graph: Option<Graph>,
     pub(crate) metadata: Metadata,
@@ -222,6 +247,7 @@ pub struct Index {
 pub struct SizeReport {
     pub total: usize,
     pub vectors: usize,
+    pub rerank: usize,
     pub pca: usize,
     pub graph: usize,
     pub metadata: usize,
@@ -236,6 +262,7 @@ pub struct IndexInfo {
     pub quantization: Quantization,
     pub vector_dim: usize,
     pub pca_energy_kept: Option<f32>,
+    pub rerank: Option<Quantization>,
     pub graph_layers: usize,
     pub graph_mean_degree: f64,
     pub hnsw: Option<HnswParams>,
@@ -267,6 +294,7 @@ impl Index {
             quantization: self.vectors.quantization(),
             vector_dim: self.vectors.dim(),
             pca_energy_kept: self.pca.as_ref().map(Pca::energy_kept),
+            rerank: self.rerank.as_ref().map(VectorStore::quantization),
             graph_layers: self.graph.as_ref().map_or(0, Graph::layer_count),
             graph_mean_degree: self.graph.as_ref().map_or(0.0, Graph::mean_degree),
             hnsw: self.hnsw,
@@ -292,6 +320,17 @@ impl Index {
         (id < self.len()).then(|| self.metadata.get(id, key)).flatten()
     }
 
+    /// How many tiles have each value of metadata column `key` (labels, slides, ...).
+    pub fn value_counts(&self, key: &str) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for id in 0..self.len() {
+            if let Some(v) = self.metadata.get(id, key) {
+                *counts.entry(v.to_string()).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
     /// The tile's JPEG thumbnail, if the index has one for it.
     pub fn thumbnail(&self, id: usize) -> Option<&[u8]> {
         (id < self.len()).then(|| self.thumbnails.as_ref()?.get(id)).flatten()
@@ -302,12 +341,16 @@ impl Index {
         (id < self.len()).then(|| self.vectors.decode(id))
     }
 
-    /// Maps a model embedding into the stored space: normalize, then project.
-    pub fn embed_query(&self, vector: &[f32]) -> Result<Vec<f32>, String> {
-        let unit = normalize(vector, self.model.dim)?;
-        Ok(match &self.pca {
-            Some(p) => p.project(&unit),
-            None => unit,
-        })
+    /// Maps a unit-length model embedding into the stored space (PCA, if any).
+    pub(crate) fn project(&self, unit: &[f32]) -> Vec<f32> {
+        match &self.pca {
+            Some(p) => p.project(unit),
+            None => unit.to_vec(),
+        }
+    }
+
+    /// The full-dimension vector of tile `id` when the index keeps re-ranking vectors.
+    pub fn rerank_vector(&self, id: usize) -> Option<Vec<f32>> {
+        (id < self.len()).then(|| self.rerank.as_ref().map(|r| r.decode(id))).flatten()
     }
 }

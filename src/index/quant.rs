@@ -189,8 +189,9 @@ impl VectorStore {
         }
     }
 
-    /// Reads the store back; `codes` must hold exactly `len * dim` values.
+    /// Reads the store back from section `section`; `codes` must hold exactly `len * dim` values.
     pub(crate) fn from_sections(
+        section: &'static str,
         quantization: Quantization,
         dim: usize,
         len: usize,
@@ -204,7 +205,7 @@ impl VectorStore {
             .checked_mul(quantization.bytes_per_value())
             .ok_or(IndexError::Inconsistent { what: "vector section size overflows" })?;
         if codes.len() != expected {
-            return Err(IndexError::SectionLength { section: "VECS", expected, found: codes.len() });
+            return Err(IndexError::SectionLength { section, expected, found: codes.len() });
         }
         let codes = match quantization {
             Quantization::F32 => Codes::F32(f32s_from_le(codes)),
@@ -308,7 +309,7 @@ mod tests {
             let store = VectorStore::encode(&data, 10, quant);
             let codes = store.codes_to_bytes();
             let params = store.params_to_bytes();
-            let back = VectorStore::from_sections(quant, 10, 4, &codes, params.as_deref()).unwrap();
+            let back = VectorStore::from_sections("VECS", quant, 10, 4, &codes, params.as_deref()).unwrap();
             assert_eq!(back, store);
         }
     }

@@ -2,10 +2,12 @@
 //! with cluster structure, beside faiss (IndexFlatIP, IndexHNSWFlat) and hnswlib run on
 //! the same vectors, queries and ground truth in the same run.
 //!
-//! The vectors mimic embeddings rather than noise: a shared mean direction (real tissue
-//! embeddings have high mutual cosine), √n clusters ("slides"), and a decaying spectrum
-//! λᵢ = (1+i)^-0.7 for both the cluster centres and the within-cluster spread. Queries are
-//! fresh draws from the same clusters, not members of the index.
+//! The vectors mimic embeddings rather than noise: a shared mean direction, √n clusters
+//! ("slides"), and a decaying spectrum λᵢ = (1+i)^-decay for both the cluster centres and
+//! the within-cluster spread. The defaults match what we measured on the model's vectors of
+//! the 2,959 LC25000 tiles: mean cosine between tiles 0.86 and eigenvalues decaying as
+//! i^-1.8 (there, PCA to 32/48/64/96 dims keeps recall@10 of 0.90/0.94/0.96/0.98).
+//! Queries are fresh draws from the same clusters, not members of the index.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -27,6 +29,12 @@ pub struct BenchSearchArgs {
     sizes: Vec<usize>,
     #[arg(long, default_value_t = 384)]
     dim: usize,
+    /// Eigenvalue decay exponent of the synthetic vectors.
+    #[arg(long, default_value_t = 1.8)]
+    decay: f32,
+    /// Typical cosine between unrelated synthetic vectors (the shared component).
+    #[arg(long, default_value_t = 0.86)]
+    mean_cos: f32,
     /// Queries per size (latency percentiles and recall are over these).
     #[arg(long, default_value_t = 500)]
     queries: usize,
@@ -35,8 +43,8 @@ pub struct BenchSearchArgs {
     /// Search beam widths to report.
     #[arg(long, value_delimiter = ',', default_values_t = [64usize, 128])]
     ef: Vec<usize>,
-    /// Index variants: QUANT or QUANT+pcaN (e.g. int8, f16, int8+pca64), comma separated.
-    #[arg(long, value_delimiter = ',', default_values_t = ["int8".to_string(), "int8+pca64".to_string()])]
+    /// Index variants: QUANT[+pcaN][+rerankQUANT] (e.g. int8, f16, int8+pca64+rerankf16), comma separated.
+    #[arg(long, value_delimiter = ',', default_values_t = ["int8".to_string(), "int8+pca64".to_string(), "int8+pca32".to_string()])]
     variants: Vec<String>,
     /// Extra variants built only at the smallest size (bytes/tile of each encoding).
     #[arg(long, value_delimiter = ',', default_values_t = ["f32".to_string(), "f16".to_string()])]
@@ -60,7 +68,7 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
     for &n in &args.sizes {
         eprintln!("== {n} tiles × {} dims", args.dim);
         let started = Instant::now();
-        let data = Synthetic::generate(n, args.queries, args.dim, 42);
+        let data = Synthetic::generate(n, args.queries, args.dim, args.decay, args.mean_cos, 42);
         let truth = exact_truth(&data, args.k);
         eprintln!("data and exact ground truth: {:.1} s", started.elapsed().as_secs_f64());
         let mut variants = args.variants.clone();
@@ -80,7 +88,10 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
         "dim": args.dim,
         "queries": args.queries,
         "k": args.k,
-        "data": "synthetic clustered: shared mean direction, sqrt(n) clusters, spectrum (1+i)^-0.7; queries are fresh draws",
+        "data": format!(
+            "synthetic clustered: shared mean direction (typical cosine {}), sqrt(n) clusters, eigenvalues (1+i)^-{}; queries are fresh draws",
+            args.mean_cos, args.decay
+        ),
         "threads": "build and queries on one thread for every system",
         "recall": "recall@k against exact float32 inner-product search on the unquantized vectors",
         "machine": machine(),
@@ -102,16 +113,17 @@ struct Synthetic {
 }
 
 impl Synthetic {
-    fn generate(n: usize, queries: usize, dim: usize, seed: u64) -> Synthetic {
+    fn generate(n: usize, queries: usize, dim: usize, decay: f32, mean_cos: f32, seed: u64) -> Synthetic {
         let mut rng = Gaussian::new(seed);
-        let spectrum: Vec<f32> = (0..dim).map(|i| (1.0 + i as f32).powf(-0.7).sqrt()).collect();
+        let spectrum: Vec<f32> = (0..dim).map(|i| (1.0 + i as f32).powf(-decay / 2.0)).collect();
         let mean: Vec<f32> = (0..dim).map(|_| rng.next()).collect();
         let mean_norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt();
         let clusters = ((n as f64).sqrt() as usize).max(2);
         let centres: Vec<Vec<f32>> =
             (0..clusters).map(|_| spectrum.iter().map(|s| s * rng.next()).collect()).collect();
-        // The mean's weight gives a typical cosine between unrelated vectors of ~0.5.
-        let centre_norm = (spectrum.iter().map(|s| s * s).sum::<f32>() * 1.36).sqrt();
+        // |mean|² / (|mean|² + |centre + spread|²) is the typical cosine of unrelated vectors.
+        let spread = spectrum.iter().map(|s| s * s).sum::<f32>() * (1.0 + 0.6 * 0.6);
+        let centre_norm = (spread * mean_cos / (1.0 - mean_cos)).sqrt();
         let draw = |rng: &mut Gaussian| {
             let c = &centres[(rng.next_u64() % clusters as u64) as usize];
             let mut v: Vec<f32> = (0..dim)
@@ -190,12 +202,21 @@ fn exact_truth(data: &Synthetic, k: usize) -> Vec<Vec<u32>> {
         .collect()
 }
 
-fn parse_variant(v: &str) -> anyhow::Result<(Quantization, Option<usize>)> {
-    let (quant, pca) = match v.split_once("+pca") {
-        Some((q, p)) => (q, Some(p.parse::<usize>().with_context(|| format!("`{v}`: bad PCA dim"))?)),
-        None => (v, None),
-    };
-    Ok((quant.parse().map_err(anyhow::Error::msg)?, pca))
+/// `int8+pca64+rerankf16` → (int8, Some(64), Some(f16)).
+fn parse_variant(v: &str) -> anyhow::Result<(Quantization, Option<usize>, Option<Quantization>)> {
+    let mut parts = v.split('+');
+    let quant = parts.next().unwrap_or_default().parse().map_err(anyhow::Error::msg)?;
+    let (mut pca, mut rerank) = (None, None);
+    for part in parts {
+        if let Some(dim) = part.strip_prefix("pca") {
+            pca = Some(dim.parse::<usize>().with_context(|| format!("`{v}`: bad PCA dim"))?);
+        } else if let Some(q) = part.strip_prefix("rerank") {
+            rerank = Some(q.parse().map_err(anyhow::Error::msg)?);
+        } else {
+            bail!("`{v}`: unknown variant part `{part}`");
+        }
+    }
+    Ok((quant, pca, rerank))
 }
 
 fn bench_tessera(
@@ -204,7 +225,7 @@ fn bench_tessera(
     truth: &[Vec<u32>],
     variant: &str,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
-    let (quantization, pca_dim) = parse_variant(variant)?;
+    let (quantization, pca_dim, rerank) = parse_variant(variant)?;
     let n = data.len();
     let model = ModelRef { id: "synthetic".into(), sha256: "0".repeat(64), dim: data.dim };
     let options = BuildOptions {
@@ -212,6 +233,7 @@ fn bench_tessera(
         pca_dim,
         hnsw: HnswParams { max_degree: args.max_degree, ..HnswParams::default() },
         graph_min_tiles: 0,
+        rerank,
     };
     let started = Instant::now();
     let mut builder = IndexBuilder::new(model.clone(), options)?;

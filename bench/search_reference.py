@@ -43,21 +43,26 @@ def row(system, variant, n, build_s, size, p50, p99, recall, **extra):
                 bytes_per_tile=size / n, p50_ms=p50, p99_ms=p99, recall_at_k=recall, **extra)
 
 
-def run_faiss(base, queries, truth, k, efs):
+def run_faiss_flat(base, queries, truth, k, efs):
     import faiss
 
     faiss.omp_set_num_threads(1)
     n, d = base.shape
-    rows = []
-
     t0 = time.perf_counter()
     flat = faiss.IndexFlatIP(d)
     flat.add(base)
     build = time.perf_counter() - t0
     size = len(faiss.serialize_index(flat))
     p50, p99, rec = latency_and_recall(lambda q: flat.search(q, k)[1][0], queries, truth, k)
-    rows.append(row("faiss", "IndexFlatIP (exact, f32)", n, build, size, p50, p99, rec, version=faiss.__version__))
+    return [row("faiss", "IndexFlatIP (exact, f32)", n, build, size, p50, p99, rec, version=faiss.__version__)]
 
+
+def run_faiss_hnsw(base, queries, truth, k, efs):
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    n, d = base.shape
+    rows = []
     t0 = time.perf_counter()
     hnsw = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
     hnsw.hnsw.efConstruction = 100
@@ -100,13 +105,19 @@ def main():
     ap.add_argument("--truth", required=True)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--ef", default="64,128")
+    ap.add_argument("--systems", default="faiss-flat,faiss-hnsw,hnswlib",
+                    help="comma separated subset of faiss-flat, faiss-hnsw, hnswlib")
     args = ap.parse_args()
     base = np.ascontiguousarray(np.load(args.base), dtype=np.float32)
     queries = np.ascontiguousarray(np.load(args.queries), dtype=np.float32)
     truth = np.load(args.truth)
     efs = [int(x) for x in args.ef.split(",") if x]
     rows = []
-    for name, runner in [("faiss", run_faiss), ("hnswlib", run_hnswlib)]:
+    systems = set(args.systems.split(","))
+    runners = [("faiss-flat", run_faiss_flat), ("faiss-hnsw", run_faiss_hnsw), ("hnswlib", run_hnswlib)]
+    for name, runner in runners:
+        if name not in systems:
+            continue
         try:
             rows += runner(base, queries, truth, args.k, efs)
         except ImportError as e:

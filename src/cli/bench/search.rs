@@ -55,6 +55,9 @@ pub struct BenchSearchArgs {
     /// Skip faiss/hnswlib (no Python needed).
     #[arg(long)]
     no_reference: bool,
+    /// Above this many tiles, skip faiss's HNSW (its one-thread build takes longest).
+    #[arg(long, default_value_t = 100_000)]
+    faiss_hnsw_max: usize,
     #[arg(long, default_value = "bench/results/search.json")]
     output: PathBuf,
 }
@@ -327,6 +330,7 @@ fn reference(args: &BenchSearchArgs, data: &Synthetic, truth: &[Vec<u32>]) -> an
     let flat: Vec<f32> = truth.iter().flat_map(|t| t.iter().map(|&i| i as f32)).collect();
     let truth_path = write("truth.npy", &flat, truth.len(), args.k)?;
     let ef: Vec<String> = args.ef.iter().map(|e| e.to_string()).collect();
+    let systems = if data.len() > args.faiss_hnsw_max { "faiss-flat,hnswlib" } else { "faiss-flat,faiss-hnsw,hnswlib" };
     let started = Instant::now();
     let out = Command::new("python3")
         .arg("bench/search_reference.py")
@@ -336,7 +340,7 @@ fn reference(args: &BenchSearchArgs, data: &Synthetic, truth: &[Vec<u32>]) -> an
         .arg(&queries)
         .arg("--truth")
         .arg(&truth_path)
-        .args(["--k", &args.k.to_string(), "--ef", &ef.join(",")])
+        .args(["--k", &args.k.to_string(), "--ef", &ef.join(","), "--systems", systems])
         .output()
         .context("cannot run python3 bench/search_reference.py (pip install faiss-cpu hnswlib numpy)")?;
     if !out.status.success() {

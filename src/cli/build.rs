@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use rayon::prelude::*;
 
 use tessera::index::{make_thumbnail, BuildOptions, HnswParams, IndexBuilder, ModelRef, Quantization};
-use tessera::model::{Embedder, ModelManifest};
+use tessera::model::Embedder;
 use tessera::preprocess::RgbImage;
 use tessera::slide::{self, SlideTileOptions};
 
@@ -71,12 +71,6 @@ pub struct BuildArgs {
     model: ModelArgs,
 }
 
-/// The index's record of the model: the embedding id includes the input size, because
-/// the same weights at another size give other vectors.
-pub fn model_ref(manifest: &ModelManifest) -> ModelRef {
-    ModelRef { id: manifest.embedding_id(), sha256: manifest.sha256.clone(), dim: manifest.output.dim }
-}
-
 /// A tile waiting to be embedded: a file to read, or pixels already cut from a slide.
 enum Pending {
     File { path: PathBuf, metadata: Vec<(String, String)> },
@@ -108,7 +102,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         graph_min_tiles: args.graph_min_tiles,
         rerank: args.rerank,
     };
-    let mut builder = IndexBuilder::new(model_ref(embedder.manifest()), options)?;
+    let mut builder = IndexBuilder::new(ModelRef::from_manifest(embedder.manifest()), options)?;
 
     let (pending, mut skipped) = collect_inputs(&args)?;
     if pending.is_empty() {

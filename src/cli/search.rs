@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use tessera::index::Index;
+use tessera::index::{Index, ModelRef};
 use tessera::search::{search, Example, Filter, Hit, Query, SearchOptions};
 
-use super::build::model_ref;
 use super::tiles::read_tile;
 use super::ModelArgs;
 
@@ -65,7 +64,7 @@ pub struct SearchArgs {
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let embedder = args.model.load()?;
     let bytes = std::fs::read(&args.index).with_context(|| format!("{}: cannot read", args.index.display()))?;
-    let index = Index::from_bytes(&bytes, Some(&model_ref(embedder.manifest())))
+    let index = Index::from_bytes(&bytes, Some(&ModelRef::from_manifest(embedder.manifest())))
         .with_context(|| format!("{}: cannot load the index", args.index.display()))?;
 
     let embed = |path: &Path| -> anyhow::Result<Example> {

@@ -51,6 +51,14 @@ impl ModelRef {
     }
 }
 
+impl ModelRef {
+    /// The record of a model: its embedding id (which includes the input size, because the
+    /// same weights at another size give other vectors), file hash and output dim.
+    pub fn from_manifest(manifest: &crate::model::ModelManifest) -> ModelRef {
+        ModelRef { id: manifest.embedding_id(), sha256: manifest.sha256.clone(), dim: manifest.output.dim }
+    }
+}
+
 /// How vectors are compared. Vectors are L2-normalized at build time, so the inner
 /// product of a query with a stored vector is their cosine similarity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

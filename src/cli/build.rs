@@ -32,8 +32,9 @@ pub struct BuildArgs {
     /// Longest side of stored thumbnails, px.
     #[arg(long, default_value_t = 64)]
     thumbnail_size: u32,
-    /// Vector encoding: f32, f16 or int8.
-    #[arg(long, default_value = "int8")]
+    /// Vector encoding: f32, f16 or int8 (f16 keeps recall@10 ≥ 0.99; int8 halves the
+    /// size at a recall cost; see docs/index-format.md).
+    #[arg(long, default_value = "f16")]
     quant: Quantization,
     /// Project vectors onto this many principal directions first.
     #[arg(long)]

@@ -44,14 +44,6 @@ pub struct ModelRef {
 }
 
 impl ModelRef {
-    /// The record of `manifest`'s model. The id is the embedding id, which includes the
-    /// input size: the same weights at another size give other vectors.
-    pub fn of(manifest: &crate::model::ModelManifest) -> ModelRef {
-        ModelRef { id: manifest.embedding_id(), sha256: manifest.sha256.clone(), dim: manifest.output.dim }
-    }
-}
-
-impl ModelRef {
     /// The record of a model: its embedding id (which includes the input size, because the
     /// same weights at another size give other vectors), file hash and output dim.
     pub fn from_manifest(manifest: &crate::model::ModelManifest) -> ModelRef {
@@ -99,7 +91,9 @@ pub enum IndexError {
     Thumbnail(String),
 }
 
-/// Build settings; the defaults suit a few thousand to a million tiles.
+/// Build settings. The default encoding is f16: on embedding-like vectors (`tessera bench
+/// search`, 100k tiles) it keeps recall@10 ≥ 0.99 against exact f32 at half the size, while
+/// int8 drops to ~0.88 and PCA lower still; see `docs/index-format.md`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BuildOptions {
     pub quantization: Quantization,
@@ -116,7 +110,7 @@ pub struct BuildOptions {
 impl Default for BuildOptions {
     fn default() -> Self {
         BuildOptions {
-            quantization: Quantization::Int8,
+            quantization: Quantization::F16,
             pca_dim: None,
             hnsw: HnswParams::default(),
             graph_min_tiles: 10_000,

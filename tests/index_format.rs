@@ -7,7 +7,7 @@ use tessera::index::{
     make_thumbnail, BuildOptions, HnswParams, Index, IndexBuilder, IndexError, ModelRef, Quantization, FORMAT_VERSION,
 };
 
-fn build(tiles: &[(Vec<f32>, Vec<(String, String)>)], options: BuildOptions) -> Index {
+fn build(tiles: &[Tile], options: BuildOptions) -> Index {
     let mut b = IndexBuilder::new(colour_model(), options).unwrap();
     for (v, cols) in tiles {
         b.add(v, cols.clone(), None).unwrap();

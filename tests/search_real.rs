@@ -9,7 +9,7 @@ use index_support::*;
 use tessera::index::{dot_product, BuildOptions, HnswParams, Index, IndexBuilder, Quantization};
 use tessera::search::{search, Example, Filter, Query, SearchError, SearchOptions};
 
-fn build(tiles: &[(Vec<f32>, Vec<(String, String)>)], quantization: Quantization) -> Index {
+fn build(tiles: &[Tile], quantization: Quantization) -> Index {
     let options = BuildOptions { quantization, pca_dim: None, hnsw: HnswParams::default(), graph_min_tiles: 0, rerank: None };
     let mut b = IndexBuilder::new(colour_model(), options).unwrap();
     for (v, cols) in tiles {

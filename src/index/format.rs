@@ -249,12 +249,15 @@ fn check_header(h: &Header) -> Result<usize, IndexError> {
         .map_or_else(|| bad(format!("tile count {} out of range", h.tiles)), Ok)
 }
 
+/// A section's tag and its byte range in the file.
+type SectionSpan = ([u8; 4], std::ops::Range<usize>);
+
 /// Reads the section table and checks that the sections follow it back to back, with
 /// known, distinct tags, and end exactly where the checksum starts.
 fn read_section_table(
     r: &mut Reader<'_>,
     body_len: usize,
-) -> Result<Vec<([u8; 4], std::ops::Range<usize>)>, IndexError> {
+) -> Result<Vec<SectionSpan>, IndexError> {
     let count = r.u32()? as usize;
     if count > MAX_SECTIONS {
         return Err(IndexError::BadValue { section: "section table", offset: r.offset(), what: "too many sections" });

@@ -67,7 +67,7 @@ pub(crate) struct PreparedQuery {
 impl VectorStore {
     /// Encodes `data` (`len * dim` values, row-major).
     pub(crate) fn encode(data: &[f32], dim: usize, quantization: Quantization) -> VectorStore {
-        let len = if dim == 0 { 0 } else { data.len() / dim };
+        let len = data.len().checked_div(dim).unwrap_or(0);
         let codes = match quantization {
             Quantization::F32 => Codes::F32(data.to_vec()),
             Quantization::F16 => Codes::F16(data.iter().map(|&x| f16::from_f32(x)).collect()),

@@ -46,8 +46,11 @@ pub fn load(path: &Path) -> image::RgbImage {
     image::open(path).expect("real tile decodes").to_rgb8()
 }
 
+/// A tile's feature vector and its metadata columns.
+pub type Tile = (Vec<f32>, Vec<(String, String)>);
+
 /// Colour features of every `step`-th LC25000 tile, with its manifest columns.
-pub fn lc25000(step: usize) -> Vec<(Vec<f32>, Vec<(String, String)>)> {
+pub fn lc25000(step: usize) -> Vec<Tile> {
     read_manifest("lc25000-lung.csv")
         .into_iter()
         .step_by(step)
@@ -55,8 +58,11 @@ pub fn lc25000(step: usize) -> Vec<(Vec<f32>, Vec<(String, String)>)> {
         .collect()
 }
 
+/// A tile's features, metadata and pixels.
+pub type TileWithPixels = (Vec<f32>, Vec<(String, String)>, image::RgbImage);
+
 /// MoNuSeg fields cut into `grid × grid` tiles, each keeping its field's columns plus x/y.
-pub fn monuseg_tiles(grid: u32) -> Vec<(Vec<f32>, Vec<(String, String)>, image::RgbImage)> {
+pub fn monuseg_tiles(grid: u32) -> Vec<TileWithPixels> {
     let mut out = Vec::new();
     for row in read_manifest("monuseg.csv") {
         let img = load(&row.path);

@@ -37,3 +37,24 @@ need_shared_data() {
         exit 1
     fi
 }
+
+# wasm-bindgen-cli must be exactly the version of the wasm-bindgen crate in Cargo.lock.
+ensure_wasm_bindgen_cli() {
+    local want
+    want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+    [ -n "$want" ] || { echo "wasm-bindgen is not in Cargo.lock" >&2; exit 1; }
+    if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+        step "cargo install wasm-bindgen-cli $want (a few minutes, once)"
+        cargo install -q wasm-bindgen-cli --version "$want"
+    fi
+}
+
+# Node.js + npm and the repository's npm packages (package-lock.json); never a browser
+# download: the tests drive Debian's chromium.
+ensure_npm_packages() {
+    command -v npm >/dev/null || apt_install nodejs npm
+    if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+        step "npm ci"
+        PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+    fi
+}

@@ -12,3 +12,5 @@ pub mod preprocess;
 pub mod search;
 #[cfg(feature = "cli")]
 pub mod slide;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;

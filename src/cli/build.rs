@@ -167,6 +167,9 @@ fn collect_inputs(args: &BuildArgs) -> anyhow::Result<(Vec<Pending>, usize)> {
                     pending.extend(tiles.into_iter().map(|t| Pending::Pixels {
                         metadata: vec![
                             ("path".into(), input.display().to_string()),
+                            // `group` as in the shared manifests: tiles of one slide are
+                            // near-duplicates for evaluation and one source for unique-by.
+                            ("group".into(), t.slide.clone()),
                             ("slide".into(), t.slide),
                             ("x".into(), t.x.to_string()),
                             ("y".into(), t.y.to_string()),

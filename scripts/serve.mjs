@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+// A small static server for www/ (the demo, the end-to-end tests and the web benchmark):
+// correct MIME types (application/wasm), cross-origin isolation headers (COOP/COEP, so a
+// threaded engine can use SharedArrayBuffer), validators for the worker's cache check.
+//
+//   node scripts/serve.mjs [--root www] [--port 8080] [--host 127.0.0.1]
+// Prints "serving <root> at <url>" once listening; --port 0 picks a free port.
+
+import { createReadStream, promises as fs } from 'node:fs';
+import { createServer } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MIME = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+  '.onnx': 'application/octet-stream',
+  '.tsi': 'application/octet-stream',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.png': 'image/png',
+  '.webp': 'image/webp',
+  '.svg': 'image/svg+xml',
+  '.ico': 'image/x-icon',
+  '.txt': 'text/plain; charset=utf-8',
+  '.map': 'application/json',
+  '.ts': 'text/plain; charset=utf-8',
+};
+
+export function serve({ root, port = 8080, host = '127.0.0.1' }) {
+  const base = path.resolve(root);
+  const server = createServer(async (req, res) => {
+    const headers = {
+      'Cross-Origin-Opener-Policy': 'same-origin',
+      'Cross-Origin-Embedder-Policy': 'require-corp',
+      'Cross-Origin-Resource-Policy': 'same-origin',
+      'X-Content-Type-Options': 'nosniff',
+      'Cache-Control': 'no-cache',
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { ...headers, Allow: 'GET, HEAD' }).end();
+      return;
+    }
+    let file;
+    try {
+      const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+      file = path.join(base, pathname);
+      if (file !== base && !file.startsWith(base + path.sep)) throw new Error('outside root');
+      let stat = await fs.stat(file);
+      if (stat.isDirectory()) {
+        file = path.join(file, 'index.html');
+        stat = await fs.stat(file);
+      }
+      const etag = `"${stat.size.toString(16)}-${Math.floor(stat.mtimeMs).toString(16)}"`;
+      Object.assign(headers, {
+        'Content-Type': MIME[path.extname(file).toLowerCase()] ?? 'application/octet-stream',
+        'Content-Length': stat.size,
+        'Last-Modified': stat.mtime.toUTCString(),
+        ETag: etag,
+      });
+      if (req.headers['if-none-match'] === etag) {
+        res.writeHead(304, headers).end();
+        return;
+      }
+      res.writeHead(200, headers);
+      if (req.method === 'HEAD') res.end();
+      else createReadStream(file).pipe(res);
+    } catch {
+      res.writeHead(404, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' }).end(`not found: ${req.url}\n`);
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      const { port: actual } = server.address();
+      resolve({ server, url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${actual}/` });
+    });
+  });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const arg = (name, fallback) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i > 0 ? process.argv[i + 1] : fallback;
+  };
+  const root = arg('root', path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'www'));
+  const { url } = await serve({ root, port: Number(arg('port', process.env.PORT ?? 8080)), host: arg('host', '127.0.0.1') });
+  console.log(`serving ${root} at ${url}`);
+}

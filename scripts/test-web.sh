@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The browser tests, in headless Debian chromium (installed here if missing):
+#   1. wasm-bindgen-test (tests/wasm.rs): the bindings — embedding parity with native,
+#      search equal to native search, bad input → JS Error;
+#   2. Playwright end to end (tests/e2e/*.test.mjs): the demo page and the widget.
+# Builds www/ first (scripts/build-web.sh). Screenshots: tests/e2e/screenshots/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+apt_install chromium chromium-driver
+scripts/build-web.sh
+
+step "wasm-bindgen-test in headless Chromium (tests/wasm.rs)"
+# The runner adds headless/no-sandbox; tests/wasm-webdriver.json names Debian's chromium.
+CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_WEBDRIVER_JSON=tests/wasm-webdriver.json \
+    WASM_BINDGEN_TEST_TIMEOUT=900 \
+    cargo test --release --target wasm32-unknown-unknown --no-default-features --test wasm
+
+step "Playwright end to end (tests/e2e)"
+node --test --test-concurrency=1 tests/e2e/

@@ -1,0 +1,216 @@
+//! The browser face: wasm-bindgen bindings over the core, used by `www/engine-worker.js`.
+//!
+//! Thin on purpose: JS values in, a core call, JS values out. Every error, whatever module
+//! it comes from, leaves as a JS `Error` carrying the core's message (see [`into_error`]).
+
+use std::collections::BTreeMap;
+
+use js_sys::{Array, Error, Float32Array, Uint8Array};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use crate::index::{Index, IndexInfo, ModelRef};
+use crate::model::{Embedder, ModelManifest};
+use crate::preprocess;
+use crate::search::{self, Example, Query, SearchOptions};
+
+#[wasm_bindgen(start)]
+fn start() {
+    // A Rust panic would otherwise surface as a bare "unreachable" trap.
+    console_error_panic_hook::set_once();
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = r#"
+/** A query example: an embedding (from `embedPixels`/`embedImage`) or a tile id of the index. */
+export type Example = Float32Array | number[] | number;
+export interface Query { positives: Example[]; negatives?: Example[]; }
+export interface Filter { key: string; include?: string[]; exclude?: string[]; }
+export interface SearchOptions {
+  k?: number;                 // default 10
+  unique_by?: string | null;  // at most one hit per value of this metadata key
+  filters?: Filter[];
+  mmr?: number | null;        // MMR λ in [0, 1]; lower spreads the hits apart
+  negative_weight?: number;   // β: score = mean cos(positives) − β · max cos(negatives)
+  ef?: number | null;
+  exact?: boolean;
+  exact_below?: number;
+}
+export interface Hit {
+  rank: number;               // 1-based
+  id: number;                 // tile id in the index
+  score: number;
+  metadata: Record<string, string>;  // label, group, slide, case, path, x, y, ...
+  has_thumbnail: boolean;
+}
+export interface EngineInfo {
+  model: { id: string; embedding_id: string; input_size: number; dim: number; sha256: string };
+  index: { tiles: number; quantization: string; vector_dim: number; columns: string[]; thumbnails: boolean;
+           graph_layers: number; model: { id: string; sha256: string; dim: number } };
+  labels: Record<string, number>;   // label → tile count
+  slides: Record<string, number>;   // slide → tile count
+  groups: number;                   // distinct `group` values
+}
+"#;
+
+/// A loaded model and index: embeds tiles and searches the index.
+#[wasm_bindgen]
+pub struct Engine {
+    embedder: Embedder,
+    index: Index,
+}
+
+#[derive(Serialize)]
+struct ModelSummary<'a> {
+    id: &'a str,
+    embedding_id: String,
+    input_size: u32,
+    dim: usize,
+    sha256: &'a str,
+}
+
+#[derive(Serialize)]
+struct EngineInfo<'a> {
+    model: ModelSummary<'a>,
+    index: IndexInfo,
+    labels: BTreeMap<String, usize>,
+    slides: BTreeMap<String, usize>,
+    groups: usize,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Loads the model (checked against the manifest's SHA-256) and the index (checked
+    /// against the model: id, SHA-256 and dim must match).
+    #[wasm_bindgen(constructor)]
+    pub fn new(model: &[u8], manifest_json: &[u8], index: &[u8]) -> Result<Engine, Error> {
+        let manifest = ModelManifest::from_json(manifest_json, "model manifest").map_err(into_error)?;
+        let embedder = Embedder::from_bytes(model, manifest).map_err(into_error)?;
+        let index = Index::from_bytes(index, Some(&ModelRef::from_manifest(embedder.manifest()))).map_err(into_error)?;
+        Ok(Engine { embedder, index })
+    }
+
+    /// Embeds RGBA pixels (e.g. `ImageData.data`) of a `width` × `height` tile.
+    #[wasm_bindgen(js_name = embedPixels)]
+    pub fn embed_pixels(&self, width: u32, height: u32, rgba: &[u8]) -> Result<Float32Array, Error> {
+        let tile = preprocess::from_rgba(width, height, rgba).map_err(into_error)?;
+        self.embedder.embed(&tile).map(|v| Float32Array::from(v.as_slice())).map_err(into_error)
+    }
+
+    /// Embeds an encoded image (JPEG, PNG or WebP); `name` labels errors.
+    #[wasm_bindgen(js_name = embedImage)]
+    pub fn embed_image(&self, bytes: &[u8], name: Option<String>) -> Result<Float32Array, Error> {
+        let tile = preprocess::decode(bytes, name.as_deref().unwrap_or("image")).map_err(into_error)?;
+        self.embedder.embed(&tile).map(|v| Float32Array::from(v.as_slice())).map_err(into_error)
+    }
+
+    /// Searches the index. `query` is one example or a `Query`; `options` a
+    /// `SearchOptions` (missing fields take their defaults). Returns `Hit[]`.
+    pub fn search(&self, query: JsValue, options: JsValue) -> Result<JsValue, Error> {
+        let query = to_query(&query)?;
+        let options: SearchOptions = if options.is_undefined() || options.is_null() {
+            SearchOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(options).map_err(|e| Error::new(&format!("search options: {e}")))?
+        };
+        let hits = search::search(&self.index, &query, &options).map_err(into_error)?;
+        to_js(&hits)
+    }
+
+    /// The JPEG thumbnail of tile `id`, if the index stores one.
+    pub fn thumbnail(&self, id: u32) -> Option<Uint8Array> {
+        self.index.thumbnail(id as usize).map(Uint8Array::from)
+    }
+
+    /// Every metadata value of tile `id` (an empty object when out of range).
+    pub fn metadata(&self, id: u32) -> Result<JsValue, Error> {
+        to_js(&self.index.metadata(id as usize))
+    }
+
+    /// What is loaded: `EngineInfo`.
+    pub fn info(&self) -> Result<JsValue, Error> {
+        let manifest = self.embedder.manifest();
+        to_js(&EngineInfo {
+            model: ModelSummary {
+                id: &manifest.id,
+                embedding_id: manifest.embedding_id(),
+                input_size: manifest.input.size,
+                dim: manifest.output.dim,
+                sha256: &manifest.sha256,
+            },
+            index: self.index.info(),
+            labels: self.index.value_counts("label"),
+            slides: self.index.value_counts("slide"),
+            groups: self.index.value_counts("group").len(),
+        })
+    }
+}
+
+/// Turns any core error into a JS `Error` with the core's message and its causes.
+fn into_error(e: impl std::error::Error) -> Error {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // Some core messages already include their cause (`{source:#}`).
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        source = cause.source();
+    }
+    Error::new(&message)
+}
+
+/// Plain JS objects (not `Map`s) so results can be posted between worker and page.
+fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, Error> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| Error::new(&format!("cannot convert the result to JS: {e}")))
+}
+
+/// A `Query` object, or a single example used as the only positive.
+fn to_query(value: &JsValue) -> Result<Query, Error> {
+    if value.is_object() && !is_vector(value) {
+        let field = |name: &str| js_sys::Reflect::get(value, &JsValue::from_str(name));
+        let positives = field("positives").map_err(|_| Error::new("query: cannot read `positives`"))?;
+        let negatives = field("negatives").map_err(|_| Error::new("query: cannot read `negatives`"))?;
+        return Ok(Query { positives: to_examples(&positives, "positives")?, negatives: to_examples(&negatives, "negatives")? });
+    }
+    Ok(Query { positives: vec![to_example(value, "query")?], negatives: Vec::new() })
+}
+
+fn to_examples(value: &JsValue, what: &str) -> Result<Vec<Example>, Error> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(Vec::new());
+    }
+    if !Array::is_array(value) {
+        return Err(Error::new(&format!("query: `{what}` must be an array of examples")));
+    }
+    Array::from(value).iter().enumerate().map(|(i, v)| to_example(&v, &format!("{what}[{i}]"))).collect()
+}
+
+fn is_vector(value: &JsValue) -> bool {
+    value.is_instance_of::<Float32Array>() || Array::is_array(value)
+}
+
+/// A number is a tile id; a Float32Array or array of numbers is an embedding.
+fn to_example(value: &JsValue, what: &str) -> Result<Example, Error> {
+    if let Some(n) = value.as_f64() {
+        if n < 0.0 || n.fract() != 0.0 || n > u32::MAX as f64 {
+            return Err(Error::new(&format!("{what}: tile id {n} is not a non-negative integer")));
+        }
+        return Ok(Example::Tile(n as u32));
+    }
+    if value.is_instance_of::<Float32Array>() {
+        return Ok(Example::Vector(Float32Array::from(value.clone()).to_vec()));
+    }
+    if Array::is_array(value) {
+        let numbers = Array::from(value)
+            .iter()
+            .map(|x| x.as_f64().map(|x| x as f32))
+            .collect::<Option<Vec<f32>>>()
+            .ok_or_else(|| Error::new(&format!("{what}: the vector holds a value that is not a number")))?;
+        return Ok(Example::Vector(numbers));
+    }
+    Err(Error::new(&format!("{what}: expected a tile id, a Float32Array or an array of numbers")))
+}

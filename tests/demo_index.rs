@@ -1,0 +1,143 @@
+//! The demo's committed data (`www/demo/`) matches the committed model and works, and the
+//! browser test's fixture (`tests/fixtures/wasm/expected.json`) equals native results.
+//! Needs no `../shared`: everything here is in the repository.
+//!
+//! After the model, the demo index or the search changes, rebuild the index with
+//! `scripts/build-demo-index.sh` and rewrite the fixture with
+//! `TESSERA_UPDATE_FIXTURES=1 cargo test --release --test demo_index`.
+
+mod common;
+
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use tessera::index::{Index, ModelRef};
+use tessera::model::{sha256_hex, ModelManifest};
+use tessera::preprocess;
+use tessera::search::{search, Example, Filter, Hit, Query, SearchOptions};
+
+fn repo_file(path: &str) -> PathBuf {
+    common::repo().join(path)
+}
+
+fn read(path: &str) -> Vec<u8> {
+    std::fs::read(repo_file(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn manifest() -> ModelManifest {
+    ModelManifest::from_json(&read("models/vit-s14-int8.json"), "models/vit-s14-int8.json").expect("manifest parses")
+}
+
+fn demo_index() -> Index {
+    Index::from_bytes(&read("www/demo/index.tsi"), Some(&ModelRef::from_manifest(&manifest())))
+        .expect("www/demo/index.tsi loads and was built with models/vit-s14-int8.onnx (else run scripts/build-demo-index.sh)")
+}
+
+#[test]
+fn committed_index_matches_committed_model() {
+    let manifest = manifest();
+    assert_eq!(sha256_hex(&read("models/vit-s14-int8.onnx")), manifest.sha256, "model file vs its manifest");
+    let index = demo_index();
+    assert_eq!(index.model(), &ModelRef::from_manifest(&manifest));
+
+    let info = index.info();
+    assert!(info.thumbnails, "the demo shows thumbnails");
+    assert!((0..index.len()).all(|id| index.thumbnail(id).is_some_and(|t| t.starts_with(&[0xFF, 0xD8]))), "every tile has a JPEG thumbnail");
+    let labels = index.value_counts("label");
+    for label in ["lung_aca", "lung_n", "lung_scc"] {
+        assert!(labels.get(label).is_some_and(|&n| n > 500), "{label}: {labels:?}");
+    }
+    let slides = index.value_counts("slide");
+    assert!(slides.get("CMU-1-Small-Region").is_some_and(|&n| n >= 20), "tiles of the demo slide: {slides:?}");
+    let size = std::fs::metadata(repo_file("www/demo/index.tsi")).unwrap().len();
+    assert!(size < 12 * 1024 * 1024, "the demo index is {size} bytes: too big to ship");
+}
+
+/// A region of the committed slide image, cut where a slide tile of the index was cut,
+/// finds that tile first: the page's click-to-search path, natively.
+#[test]
+fn slide_region_finds_its_tile() {
+    let index = demo_index();
+    let slide = preprocess::decode(&read("www/demo/slide.jpg"), "www/demo/slide.jpg").expect("slide decodes");
+    let id = (0..index.len()).find(|&id| index.metadata_value(id, "slide") == Some("CMU-1-Small-Region")).unwrap();
+    let coord = |key| index.metadata_value(id, key).and_then(|v| v.parse::<u32>().ok()).unwrap_or_else(|| panic!("tile {id} {key}"));
+    let (x, y, side) = (coord("x"), coord("y"), coord("size"));
+    let crop = image::imageops::crop_imm(&slide, x, y, side, side).to_image();
+    let vector = common::embedder().embed(&crop).unwrap();
+    let hits = search(&index, &Query::vector(vector), &SearchOptions { k: 5, ..Default::default() }).unwrap();
+    assert_eq!(hits[0].id as usize, id, "{hits:?}");
+    assert!(hits[0].score > 0.98, "{hits:?}");
+}
+
+/// The browser test's query shapes: an example is a tile id or a vector.
+fn to_examples(v: &Value) -> Vec<Example> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| match e {
+                    Value::Number(n) => Example::Tile(n.as_u64().unwrap() as u32),
+                    Value::Array(xs) => Example::Vector(xs.iter().map(|x| x.as_f64().unwrap() as f32).collect()),
+                    other => panic!("bad example {other}"),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn native_hits(index: &Index, query: &Value, options: &SearchOptions) -> Vec<Hit> {
+    let query = Query { positives: to_examples(&query["positives"]), negatives: to_examples(&query["negatives"]) };
+    search(index, &query, options).unwrap()
+}
+
+#[test]
+fn browser_fixture_matches_native() {
+    let index = demo_index();
+    let tile = preprocess::decode(&read("tests/fixtures/wasm/tile.jpeg"), "tile.jpeg").unwrap();
+    let embedding = common::embedder().embed(&tile).unwrap();
+    let plain = native_hits(&index, &json!({ "positives": [embedding] }), &SearchOptions::default());
+
+    let cases: Vec<(Value, SearchOptions)> = vec![
+        (json!({ "positives": [embedding] }), SearchOptions { k: 10, ..Default::default() }),
+        (json!({ "positives": [embedding] }), SearchOptions { k: 10, unique_by: Some("group".into()), ..Default::default() }),
+        (
+            json!({ "positives": [embedding, plain[2].id], "negatives": [plain[0].id] }),
+            SearchOptions { k: 10, ..Default::default() },
+        ),
+        (
+            json!({ "positives": [embedding] }),
+            SearchOptions {
+                k: 8,
+                mmr: Some(0.7),
+                filters: vec![Filter { key: "label".into(), include: vec!["lung_n".into()], exclude: vec![] }],
+                ..Default::default()
+            },
+        ),
+    ];
+    let searches: Vec<Value> = cases
+        .into_iter()
+        .map(|(query, options)| {
+            let hits = native_hits(&index, &query, &options);
+            json!({ "query": query, "options": options, "hits": hits })
+        })
+        .collect();
+    let expected = json!({ "tile": "tile.jpeg", "embedding": embedding, "searches": searches });
+
+    let path = repo_file("tests/fixtures/wasm/expected.json");
+    if std::env::var_os("TESSERA_UPDATE_FIXTURES").is_some() {
+        std::fs::write(&path, serde_json::to_string(&expected).unwrap()).unwrap();
+        return;
+    }
+    let stored: Value = serde_json::from_slice(&read("tests/fixtures/wasm/expected.json")).unwrap();
+    let floats = |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect::<Vec<f32>>();
+    let cos = common::cosine(&floats(&stored["embedding"]), &embedding);
+    assert!(cos > 0.99999, "fixture embedding is stale (cosine {cos}): rewrite it (see the module docs)");
+    for (i, (s, e)) in stored["searches"].as_array().unwrap().iter().zip(expected["searches"].as_array().unwrap()).enumerate() {
+        // Re-run the stored query (its vectors may differ from today's in the last bits).
+        let options: SearchOptions = serde_json::from_value(s["options"].clone()).unwrap();
+        let hits = native_hits(&index, &s["query"], &options);
+        let stored_hits: Vec<Hit> = serde_json::from_value(s["hits"].clone()).unwrap();
+        let ids = |h: &[Hit]| h.iter().map(|h| h.id).collect::<Vec<_>>();
+        assert_eq!(ids(&hits), ids(&stored_hits), "search {i}: fixture is stale: rewrite it (see the module docs)");
+        assert_eq!(s["options"], e["options"], "search {i}: fixture options differ from this test's");
+    }
+}

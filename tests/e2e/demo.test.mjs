@@ -1,0 +1,214 @@
+// End to end in headless Chromium: the demo page and the embeddable widget, on the
+// committed model and demo index, served from www/ (build it first: scripts/build-web.sh).
+// Screenshots go to tests/e2e/screenshots/.
+
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { REPO, newPage, screenshot, start } from './harness.mjs';
+
+const LOAD_TIMEOUT = 180_000;
+const FIXTURE_TILE = path.join(REPO, 'tests/fixtures/wasm/tile.jpeg'); // an LC25000 lung_scc tile
+
+let env;
+before(async () => {
+  env = await start();
+});
+after(async () => {
+  await env?.stop();
+});
+
+async function openDemo(page, query = '') {
+  await page.goto(`${env.url}index.html${query}`);
+}
+
+async function waitReady(page) {
+  await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
+}
+
+/** Hit ids in rank order, once a search newer than `previous` has rendered. */
+async function resultIds(page, previous) {
+  await page.waitForFunction(
+    (prev) => {
+      const cards = [...document.querySelectorAll('#results .card')];
+      const ids = cards.map((c) => c.dataset.id).join(',');
+      return cards.length > 0 && !document.querySelector('#results.busy') && ids !== prev;
+    },
+    previous?.join(',') ?? '',
+    { timeout: 60_000 },
+  );
+  return page.$$eval('#results .card', (cards) => cards.map((c) => c.dataset.id));
+}
+
+describe('demo page', () => {
+  let page;
+  let context;
+  before(async () => {
+    ({ page, context } = await newPage(env.browser));
+  });
+  after(async () => {
+    await context.close();
+  });
+
+  test('loads the model and index with a progress bar, then is ready', async () => {
+    const started = Date.now();
+    await openDemo(page);
+    await page.waitForSelector('#progress:not([hidden])');
+    await waitReady(page);
+    const status = await page.textContent('#status');
+    assert.match(status, /tiles · ready/);
+    assert.ok(await page.isHidden('#progress'));
+    assert.ok(await page.isHidden('#error'));
+    const labels = await page.$$eval('#label-filter option', (o) => o.map((x) => x.value));
+    assert.deepEqual(labels.filter(Boolean).sort(), ['lung_aca', 'lung_n', 'lung_scc']);
+    console.log(`# ready after ${Date.now() - started} ms: ${status}`);
+    await page.waitForTimeout(500); // let the viewer settle for the screenshot
+    await screenshot(page, '01-ready');
+  });
+
+  test('a click on the slide outlines a tile and shows similar tiles with labels', async () => {
+    const started = Date.now();
+    const box = await page.locator('#viewer').boundingBox();
+    await page.mouse.click(box.x + box.width * 0.45, box.y + box.height * 0.5);
+    await page.waitForSelector('.tile-outline');
+    const ids = await resultIds(page);
+    console.log(`# first result ${Date.now() - started} ms after the click`);
+    assert.ok(ids.length >= 12);
+    assert.equal(await page.locator('#positives .chip').count(), 1);
+    const labels = await page.$$eval('#results .card .label', (l) => l.map((x) => x.textContent));
+    assert.equal(labels.length, ids.length, 'every result shows its label (or "No label")');
+    const scores = await page.$$eval('#results .score', (s) => s.map((x) => Number(x.textContent)));
+    assert.deepEqual(scores, [...scores].sort((a, b) => b - a), 'ranked by score');
+    await screenshot(page, '02-click-results');
+  });
+
+  test('an own tile (file pick) finds labelled tiles of its class', async () => {
+    const before = await page.$$eval('#results .card', (c) => c.map((x) => x.dataset.id));
+    await page.setInputFiles('#file-input', FIXTURE_TILE);
+    const ids = await resultIds(page, before);
+    assert.ok(ids.length > 0);
+    const top = await page.$$eval('#results .card .label', (l) => l.slice(0, 5).map((x) => x.dataset.label));
+    assert.ok(top.filter((l) => l === 'lung_scc').length >= 3, `top labels: ${top}`);
+    await screenshot(page, '03-file-results');
+  });
+
+  test('"one per slide / source" keeps one hit per source', async () => {
+    const before = await page.$$eval('#results .card', (c) => c.map((x) => x.dataset.id));
+    await page.click('label.switch');
+    await resultIds(page, before);
+    const { key, values } = await page.evaluate(() => {
+      const { state } = window.tessera;
+      return { key: state.uniqueKey, values: state.hits.map((h) => h.metadata[state.uniqueKey]).filter(Boolean) };
+    });
+    assert.ok(key);
+    assert.equal(new Set(values).size, values.length, `duplicate ${key} values: ${values}`);
+    await screenshot(page, '04-one-per-source');
+    const again = await page.$$eval('#results .card', (c) => c.map((x) => x.dataset.id));
+    await page.click('label.switch');
+    await resultIds(page, again);
+  });
+
+  test('the label filter keeps only that label', async () => {
+    const before = await page.$$eval('#results .card', (c) => c.map((x) => x.dataset.id));
+    await page.selectOption('#label-filter', 'lung_n');
+    await resultIds(page, before);
+    const labels = await page.$$eval('#results .card .label', (l) => l.map((x) => x.dataset.label));
+    assert.ok(labels.length > 0 && labels.every((l) => l === 'lung_n'), `labels: ${labels}`);
+    const again = await page.$$eval('#results .card', (c) => c.map((x) => x.dataset.id));
+    await page.selectOption('#label-filter', '');
+    await resultIds(page, again);
+  });
+
+  test('adding a result as a negative changes the ranking', async () => {
+    const before = await page.$$eval('#results .card', (c) => c.map((x) => x.dataset.id));
+    const card = page.locator('#results .card').nth(5);
+    await card.hover();
+    await card.locator('.add-negative').click();
+    const after = await resultIds(page, before);
+    assert.notDeepEqual(after, before);
+    const newRank = after.indexOf(before[5]);
+    assert.ok(newRank === -1 || newRank > 5, `the rejected tile moved from rank 6 to ${newRank + 1}`);
+    assert.equal(await page.locator('#negatives .chip').count(), 1);
+    assert.match(await page.textContent('#summary'), /1 negative/);
+    await screenshot(page, '05-negative');
+  });
+
+  test('adding a result as a positive re-runs the search', async () => {
+    const before = await page.$$eval('#results .card', (c) => c.map((x) => x.dataset.id));
+    const card = page.locator('#results .card').nth(3);
+    await card.hover();
+    await card.locator('.add-positive').click();
+    const after = await resultIds(page, before);
+    assert.notDeepEqual(after, before);
+    assert.equal(await page.locator('#positives .chip').count(), 2);
+    assert.deepEqual(page.consoleErrors, []);
+  });
+});
+
+describe('errors', () => {
+  test('a broken index file shows a clear message', async () => {
+    const { page, context } = await newPage(env.browser);
+    await openDemo(page, '?index=demo/slide.jpg');
+    await page.waitForSelector('#error:not([hidden])', { timeout: LOAD_TIMEOUT });
+    assert.equal(await page.textContent('#error .error-title'), 'The index file cannot be read');
+    assert.match(await page.textContent('#error .error-message'), /not a Tessera index/);
+    assert.equal(await page.getAttribute('#status', 'data-state'), 'error');
+    await screenshot(page, '06-broken-index');
+    await context.close();
+  });
+
+  test('a missing index shows a download error', async () => {
+    const { page, context } = await newPage(env.browser);
+    await openDemo(page, '?index=demo/missing.tsi');
+    await page.waitForSelector('#error:not([hidden])', { timeout: LOAD_TIMEOUT });
+    assert.equal(await page.textContent('#error .error-title'), 'Could not download the search data');
+    assert.match(await page.textContent('#error .error-message'), /HTTP 404/);
+    await context.close();
+  });
+});
+
+describe('second visit', () => {
+  test('starts from the Cache API, and works offline', async () => {
+    const { page, context } = await newPage(env.browser);
+    await openDemo(page);
+    await waitReady(page);
+    const cold = await page.evaluate(() => window.tessera.state.info.load_ms);
+    await page.waitForFunction(() => navigator.serviceWorker.controller, null, { timeout: 30_000 });
+    await page.reload();
+    await waitReady(page);
+    assert.match(await page.textContent('#status'), /offline cache/);
+    const warm = await page.evaluate(() => window.tessera.state.info.load_ms);
+
+    await context.setOffline(true);
+    await page.reload();
+    await waitReady(page);
+    assert.match(await page.textContent('#status'), /offline cache/);
+    const box = await page.locator('#viewer').boundingBox();
+    await page.mouse.click(box.x + box.width * 0.5, box.y + box.height * 0.5);
+    assert.ok((await resultIds(page)).length > 0, 'searches offline');
+    console.log(`# engine load: cold ${cold.toFixed(0)} ms, warm ${warm.toFixed(0)} ms`);
+    await screenshot(page, '08-offline');
+    await context.close();
+  });
+});
+
+describe('widget', () => {
+  test('<tessera-search> in a portal page searches a region and emits hits', async () => {
+    const { page, context } = await newPage(env.browser);
+    await page.goto(`${env.url}embed-example.html`);
+    await page.waitForFunction(() => document.querySelector('#log').textContent.includes('ready:'), null, { timeout: LOAD_TIMEOUT });
+    const hits = page.evaluate(
+      () => new Promise((resolve) => document.querySelector('tessera-search').addEventListener('tessera-results', (e) => resolve(e.detail.hits), { once: true })),
+    );
+    const img = await page.locator('#slide').boundingBox();
+    await page.mouse.click(img.x + img.width * 0.5, img.y + img.height * 0.4);
+    const got = await hits;
+    assert.equal(got.length, 9);
+    assert.ok(got.every((h) => typeof h.score === 'number' && h.metadata));
+    await page.locator('tessera-search .hit').first().click();
+    await page.waitForFunction(() => document.querySelector('#log').textContent.includes('select: tile'));
+    await screenshot(page, '07-widget');
+    assert.deepEqual(page.consoleErrors, []);
+    await context.close();
+  });
+});

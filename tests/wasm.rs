@@ -1,0 +1,118 @@
+//! The wasm-bindgen API in headless Chromium (`scripts/test-web.sh` runs it):
+//! embedding parity with native, search equal to native search, bad input → JS `Error`.
+//! Expected values come from `tests/fixtures/wasm/expected.json`, which
+//! `tests/demo_index.rs` keeps equal to native results.
+#![cfg(target_arch = "wasm32")]
+
+use serde::Deserialize;
+use serde_json::Value;
+use tessera::search::Hit;
+use tessera::wasm::Engine;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const MODEL: &[u8] = include_bytes!("../models/vit-s14-int8.onnx");
+const MANIFEST: &[u8] = include_bytes!("../models/vit-s14-int8.json");
+const INDEX: &[u8] = include_bytes!("../www/demo/index.tsi");
+const TILE: &[u8] = include_bytes!("fixtures/wasm/tile.jpeg");
+const EXPECTED: &str = include_str!("fixtures/wasm/expected.json");
+
+#[derive(Deserialize)]
+struct Expected {
+    embedding: Vec<f32>,
+    searches: Vec<Search>,
+}
+
+#[derive(Deserialize)]
+struct Search {
+    query: Value,
+    options: Value,
+    hits: Vec<Hit>,
+}
+
+fn expected() -> Expected {
+    serde_json::from_str(EXPECTED).unwrap()
+}
+
+fn engine() -> Engine {
+    Engine::new(MODEL, MANIFEST, INDEX).map_err(message).expect("engine loads")
+}
+
+fn to_js(v: &Value) -> JsValue {
+    serde::Serialize::serialize(v, &serde_wasm_bindgen::Serializer::json_compatible()).unwrap()
+}
+
+fn message(e: js_sys::Error) -> String {
+    String::from(e.message())
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt())
+}
+
+#[wasm_bindgen_test]
+fn embed_matches_native() {
+    let engine = engine();
+    let expected = expected();
+    let from_bytes = engine.embed_image(TILE, Some("tile.jpeg".into())).map_err(message).unwrap().to_vec();
+    assert_eq!(from_bytes.len(), expected.embedding.len());
+    let cos = cosine(&from_bytes, &expected.embedding);
+    assert!(cos >= 0.999, "wasm vs native embedding cosine {cos}");
+
+    // The same tile as RGBA pixels (the page's path) gives the same vector.
+    let rgb = image::load_from_memory(TILE).unwrap().to_rgba8();
+    let from_pixels = engine.embed_pixels(rgb.width(), rgb.height(), rgb.as_raw()).map_err(message).unwrap().to_vec();
+    assert!(cosine(&from_pixels, &from_bytes) > 0.9999);
+}
+
+#[wasm_bindgen_test]
+fn search_equals_native_search() {
+    let engine = engine();
+    for (i, search) in expected().searches.iter().enumerate() {
+        let result = engine.search(to_js(&search.query), to_js(&search.options)).map_err(message).unwrap();
+        let hits: Vec<Hit> = serde_wasm_bindgen::from_value(result).unwrap();
+        let ids = |h: &[Hit]| h.iter().map(|h| h.id).collect::<Vec<_>>();
+        assert_eq!(ids(&hits), ids(&search.hits), "search {i}");
+        for (got, want) in hits.iter().zip(&search.hits) {
+            assert!((got.score - want.score).abs() < 1e-5, "search {i}: {} vs {}", got.score, want.score);
+            assert_eq!(got.metadata, want.metadata);
+            assert_eq!(got.rank, want.rank);
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+fn info_describes_model_and_index() {
+    let info: Value = serde_wasm_bindgen::from_value(engine().info().map_err(message).unwrap()).unwrap();
+    assert_eq!(info["model"]["dim"], 384);
+    assert!(info["index"]["tiles"].as_u64().unwrap() > 2000);
+    assert!(info["labels"]["lung_scc"].as_u64().unwrap() > 500);
+    assert!(info["slides"]["CMU-1-Small-Region"].as_u64().unwrap() >= 20);
+}
+
+#[wasm_bindgen_test]
+fn bad_input_is_a_js_error_not_a_panic() {
+    let err = |r: Result<Engine, js_sys::Error>| message(r.err().expect("must fail"));
+    assert!(err(Engine::new(b"not a model", MANIFEST, INDEX)).contains("SHA-256"));
+    assert!(err(Engine::new(MODEL, b"{ not json", INDEX)).contains("manifest"));
+    assert!(err(Engine::new(MODEL, MANIFEST, b"not an index")).contains("not a Tessera index"));
+    let mut truncated = INDEX[..INDEX.len() / 2].to_vec();
+    truncated.extend_from_slice(&[0; 4]);
+    assert!(!err(Engine::new(MODEL, MANIFEST, &truncated)).is_empty());
+
+    let engine = engine();
+    let e = engine.embed_image(b"\xFF\xD8\xFF\xE0 truncated jpeg", Some("broken.jpg".into())).err().expect("must fail");
+    assert!(message(e).contains("broken.jpg"));
+    assert!(engine.embed_pixels(10, 10, &[0; 7]).is_err());
+    assert!(engine.search(JsValue::from_str("a string"), JsValue::UNDEFINED).is_err());
+    assert!(engine.search(to_js(&serde_json::json!({ "positives": [] })), JsValue::UNDEFINED).is_err());
+    assert!(engine.search(to_js(&serde_json::json!([1.0, 2.0])), JsValue::UNDEFINED).is_err(), "wrong dim");
+    assert!(engine.search(JsValue::from(1e12), JsValue::UNDEFINED).is_err(), "tile id out of range");
+    assert!(engine.search(JsValue::from(0), to_js(&serde_json::json!({ "k": "ten" }))).is_err());
+    assert!(engine.search(JsValue::from(0), to_js(&serde_json::json!({ "mmr": 3.0 }))).is_err());
+    // Still usable after every error.
+    assert!(engine.search(JsValue::from(0), JsValue::UNDEFINED).is_ok());
+}

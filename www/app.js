@@ -1,0 +1,537 @@
+// The demo page: a slide viewer, a query of positive/negative example tiles, and the
+// results grid. All computing happens in the engine worker (client.js); this file is UI.
+//
+// URL parameters (for other data and for tests): model, manifest, index, slide,
+// slide-id (the slide's id in the index), mag (the slide's scan magnification),
+// unique-by (the metadata key of the "one per slide" switch).
+
+import { TesseraClient } from './client.js';
+
+const params = new URLSearchParams(location.search);
+const config = {
+  model: params.get('model') ?? 'model/vit-s14-int8.onnx',
+  manifest: params.get('manifest') ?? undefined,
+  index: params.get('index') ?? 'demo/index.tsi',
+  slide: params.get('slide') ?? 'demo/slide.jpg',
+  slideId: params.get('slide-id') ?? 'CMU-1-Small-Region',
+  scanMagnification: Number(params.get('mag') ?? 20),
+  uniqueBy: params.get('unique-by'),
+};
+/** A click selects a tile this many screen pixels wide: the model's input size, so at
+ *  100 % zoom a tile is cut at the slide's own resolution. */
+const TILE_SCREEN_PX = 224;
+/** Crops larger than this are scaled down in the page before embedding (the model sees 224 px). */
+const MAX_CROP_PX = 896;
+const LABEL_NAMES = {
+  lung_aca: 'Lung adenocarcinoma',
+  lung_n: 'Benign lung',
+  lung_scc: 'Lung squamous cell carcinoma',
+};
+const ERROR_TITLES = {
+  fetch: 'Could not download the search data',
+  integrity: 'A downloaded file is damaged',
+  mismatch: 'The index does not match the model',
+  index: 'The index file cannot be read',
+  unsupported: 'This browser cannot run the search engine',
+  input: 'Could not read that image',
+  search: 'The search failed',
+};
+
+const $ = (selector) => document.querySelector(selector);
+const el = {
+  status: $('#status'),
+  progress: $('#progress'),
+  progressBar: $('#progress .progress-bar'),
+  progressLabel: $('#progress .progress-label'),
+  error: $('#error'),
+  viewer: $('#viewer'),
+  tileSize: $('#tile-size'),
+  positives: $('#positives'),
+  negatives: $('#negatives'),
+  clearQuery: $('#clear-query'),
+  unique: $('#unique'),
+  uniqueLabel: $('#unique-label'),
+  labelFilter: $('#label-filter'),
+  k: $('#k'),
+  summary: $('#summary'),
+  results: $('#results'),
+  fileInput: $('#file-input'),
+  dropOverlay: $('#drop-overlay'),
+};
+
+const state = {
+  info: null,
+  mode: 'new',
+  /** Examples: { kind: 'vector', vector, preview, caption, box? } | { kind: 'tile', id, preview, caption }. */
+  positives: [],
+  negatives: [],
+  hits: [],
+  embedMs: null,
+  searchSeq: 0,
+  hitUrls: [],
+  uniqueKey: null,
+};
+
+// Offline second visits: sw.js keeps the page's files (the worker keeps model and index).
+navigator.serviceWorker?.register('sw.js').catch((e) => console.warn('no offline support:', e));
+
+const client = new TesseraClient();
+const slideImage = loadSlideImage(config.slide);
+const viewer = createViewer();
+const ready = start();
+// For the end-to-end tests and the console.
+window.tessera = { client, state, viewer, ready };
+
+// ---------------------------------------------------------------- loading
+
+async function start() {
+  setStatus('loading', 'Loading…');
+  const downloads = new Map();
+  try {
+    const info = await client.load(config, (p) => {
+      downloads.set(p.what, p);
+      showProgress(downloads);
+    });
+    state.info = info;
+    onReady(info, [...downloads.values()].every((d) => d.cached));
+  } catch (error) {
+    el.progress.hidden = true;
+    setStatus('error', 'Not loaded');
+    showError(error);
+  }
+}
+
+function showProgress(downloads) {
+  let loaded = 0;
+  let total = 0;
+  for (const d of downloads.values()) {
+    loaded += d.loaded;
+    total += d.total;
+  }
+  const pct = total ? Math.min(100, (100 * loaded) / total) : 0;
+  el.progressBar.style.width = `${pct}%`;
+  el.progress.setAttribute('aria-valuenow', pct.toFixed(0));
+  const active = [...downloads.values()].find((d) => d.loaded < d.total);
+  el.progressLabel.textContent = active
+    ? `Downloading the ${active.what} · ${mb(active.loaded)} of ${mb(active.total)} MB`
+    : 'Preparing the model…';
+}
+
+function onReady(info, fromCache) {
+  el.progress.hidden = true;
+  const tiles = info.index.tiles.toLocaleString('en');
+  const seconds = (info.load_ms / 1000).toFixed(1);
+  setStatus('ready', `${tiles} tiles · ready in ${seconds} s${fromCache ? ' (offline cache)' : ''}`);
+  el.status.title = `model ${info.model.embedding_id}\nindex: ${tiles} tiles, ${info.index.quantization} vectors`;
+
+  for (const [label, count] of Object.entries(info.labels)) {
+    const option = new Option(`${LABEL_NAMES[label] ?? label} (${count.toLocaleString('en')})`, label);
+    el.labelFilter.append(option);
+  }
+  // Tiles cut from one slide share `slide`; LC25000 tiles that are flips/rotations of
+  // one source image share `group`. Prefer the broadest key the index has.
+  const columns = info.index.columns;
+  state.uniqueKey = config.uniqueBy ?? ['case', 'group', 'slide'].find((c) => columns.includes(c)) ?? null;
+  el.unique.disabled = !state.uniqueKey;
+  el.uniqueLabel.textContent = state.uniqueKey === 'case' ? 'One per case' : 'One per slide / source image';
+  document.body.dataset.ready = 'true';
+}
+
+// ---------------------------------------------------------------- viewer
+
+function loadSlideImage(url) {
+  const image = new Image();
+  image.src = url;
+  return image.decode().then(() => image);
+}
+
+function createViewer() {
+  // eslint-disable-next-line no-undef
+  const v = OpenSeadragon({
+    element: el.viewer,
+    tileSources: { type: 'image', url: config.slide, buildPyramid: true },
+    showNavigationControl: false,
+    showNavigator: true,
+    navigatorPosition: 'BOTTOM_RIGHT',
+    navigatorSizeRatio: 0.16,
+    visibilityRatio: 0.6,
+    minZoomImageRatio: 0.6,
+    maxZoomPixelRatio: 4,
+    animationTime: 0.35,
+    gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: true },
+    gestureSettingsTouch: { clickToZoom: false },
+  });
+  v.addHandler('canvas-click', (event) => {
+    if (!event.quick) return;
+    event.preventDefaultAction = true;
+    const point = v.viewport.viewerElementToImageCoordinates(event.position);
+    selectTileAt(point).catch(showError);
+  });
+  v.addHandler('open-failed', (event) => showError({ kind: 'fetch', message: `cannot open the slide image ${config.slide}: ${event.message}` }));
+  v.addHandler('zoom', updateTileSizeHint);
+  v.addHandler('open', updateTileSizeHint);
+  $('#zoom-in').onclick = () => v.viewport.zoomBy(1.5);
+  $('#zoom-out').onclick = () => v.viewport.zoomBy(1 / 1.5);
+  $('#zoom-home').onclick = () => v.viewport.goHome();
+  return v;
+}
+
+/** Screen px per slide px at the current zoom. */
+function imageZoom() {
+  return viewer.viewport.viewportToImageZoom(viewer.viewport.getZoom(true));
+}
+
+function updateTileSizeHint() {
+  if (!viewer.world.getItemCount()) return;
+  const side = Math.round(TILE_SCREEN_PX / imageZoom());
+  const mag = config.scanMagnification * Math.min(1, TILE_SCREEN_PX / side);
+  el.tileSize.textContent = `${side}-pixel (≈ ${mag >= 10 ? mag.toFixed(0) : mag.toFixed(1)}×)`;
+}
+
+function tileBoxAt(point, image) {
+  const W = image.naturalWidth;
+  const H = image.naturalHeight;
+  const side = Math.max(32, Math.min(Math.round(TILE_SCREEN_PX / imageZoom()), W, H));
+  const x = Math.round(Math.min(Math.max(point.x - side / 2, 0), W - side));
+  const y = Math.round(Math.min(Math.max(point.y - side / 2, 0), H - side));
+  return { x, y, side };
+}
+
+async function selectTileAt(point) {
+  const image = await slideImage;
+  if (point.x < 0 || point.y < 0 || point.x >= image.naturalWidth || point.y >= image.naturalHeight) return;
+  const box = tileBoxAt(point, image);
+  const out = Math.min(box.side, MAX_CROP_PX);
+  const canvas = new OffscreenCanvas(out, out);
+  const ctx = canvas.getContext('2d');
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(image, box.x, box.y, box.side, box.side, 0, 0, out, out);
+  const pixels = ctx.getImageData(0, 0, out, out);
+  const mode = state.mode;
+  const preview = await previewUrl(canvas);
+  await addVectorExample(client.embedPixels(pixels), {
+    preview,
+    caption: `${box.side} px at ${box.x}, ${box.y}`,
+    box,
+  }, mode);
+}
+
+async function previewUrl(canvas) {
+  const small = new OffscreenCanvas(96, 96);
+  small.getContext('2d').drawImage(canvas, 0, 0, 96, 96);
+  return URL.createObjectURL(await small.convertToBlob({ type: 'image/jpeg', quality: 0.85 }));
+}
+
+function drawOutlines() {
+  viewer.clearOverlays();
+  const add = (box, cls) => {
+    const div = document.createElement('div');
+    div.className = `tile-outline ${cls}`;
+    viewer.addOverlay({ element: div, location: viewer.viewport.imageToViewportRectangle(box.x, box.y, box.side, box.side) });
+  };
+  state.positives.forEach((e, i) => e.box && add(e.box, state.positives.length === 1 && i === 0 && !state.negatives.length ? 'selected' : 'positive'));
+  state.negatives.forEach((e) => e.box && add(e.box, 'negative'));
+}
+
+function showHitOnSlide(hit, pan) {
+  viewer.clearOverlays();
+  drawOutlines();
+  const box = hitBox(hit);
+  if (!box) return;
+  const div = document.createElement('div');
+  div.className = 'tile-outline hit';
+  const rect = viewer.viewport.imageToViewportRectangle(box.x, box.y, box.side, box.side);
+  viewer.addOverlay({ element: div, location: rect });
+  if (pan) viewer.viewport.fitBoundsWithConstraints(rect.times(6).translate(rect.getSize().times(-2.5)));
+}
+
+/** The slide region of a hit cut from the slide on screen, if it is one. */
+function hitBox(hit) {
+  const m = hit.metadata;
+  if (m.slide !== config.slideId || m.x === undefined || m.y === undefined) return null;
+  return { x: Number(m.x), y: Number(m.y), side: Number(m.size ?? TILE_SCREEN_PX) };
+}
+
+// ---------------------------------------------------------------- query
+
+async function addVectorExample(embedding, example, mode) {
+  setStatus('busy', 'Embedding the tile…');
+  try {
+    const { vector, ms } = await embedding;
+    state.embedMs = ms;
+    addExample({ kind: 'vector', vector, ...example }, mode);
+  } finally {
+    restoreStatus();
+  }
+}
+
+function addExample(example, mode) {
+  if (mode === 'new') {
+    releaseExamples([...state.positives, ...state.negatives]);
+    state.positives = [example];
+    state.negatives = [];
+  } else {
+    const list = mode === 'negative' ? state.negatives : state.positives;
+    const other = mode === 'negative' ? state.positives : state.negatives;
+    // A tile is either a positive or a negative, never both.
+    if (example.kind === 'tile') {
+      removeTile(other, example.id);
+      if (list.some((e) => e.kind === 'tile' && e.id === example.id)) return;
+    }
+    list.push(example);
+  }
+  renderQuery();
+  runSearch();
+}
+
+function removeTile(list, id) {
+  const i = list.findIndex((e) => e.kind === 'tile' && e.id === id);
+  if (i >= 0) releaseExamples(list.splice(i, 1));
+}
+
+function releaseExamples(examples) {
+  for (const e of examples) if (e.preview?.startsWith('blob:')) URL.revokeObjectURL(e.preview);
+}
+
+function renderQuery() {
+  const chips = (list, kind, container, emptyText) => {
+    container.replaceChildren();
+    if (!list.length) {
+      container.innerHTML = emptyText;
+      return;
+    }
+    list.forEach((example, i) => {
+      const chip = document.createElement('div');
+      chip.className = `chip ${kind}`;
+      const img = document.createElement('img');
+      img.src = example.preview;
+      img.alt = '';
+      const caption = document.createElement('span');
+      caption.textContent = example.caption;
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.textContent = '×';
+      remove.title = 'Remove from the query';
+      remove.onclick = () => {
+        releaseExamples(list.splice(i, 1));
+        renderQuery();
+        runSearch();
+      };
+      chip.append(img, caption, remove);
+      container.append(chip);
+    });
+  };
+  chips(state.positives, 'positive', el.positives, el.positives.dataset.empty);
+  chips(state.negatives, 'negative', el.negatives, el.negatives.dataset.empty);
+  el.clearQuery.disabled = !state.positives.length && !state.negatives.length;
+  drawOutlines();
+}
+
+function toExample(e) {
+  return e.kind === 'tile' ? e.id : e.vector;
+}
+
+// ---------------------------------------------------------------- search and results
+
+async function runSearch() {
+  if (!state.info) return;
+  const seq = ++state.searchSeq;
+  if (!state.positives.length) {
+    renderResults([], null);
+    return;
+  }
+  const label = el.labelFilter.value;
+  const options = {
+    k: Number(el.k.value),
+    unique_by: el.unique.checked ? state.uniqueKey : null,
+    filters: label ? [{ key: 'label', include: [label] }] : [],
+  };
+  const query = { positives: state.positives.map(toExample), negatives: state.negatives.map(toExample) };
+  el.results.classList.add('busy');
+  try {
+    const { hits, ms } = await client.search(query, options);
+    if (seq === state.searchSeq) renderResults(hits, ms);
+  } catch (error) {
+    if (seq === state.searchSeq) showError(error);
+  } finally {
+    if (seq === state.searchSeq) el.results.classList.remove('busy');
+  }
+}
+
+function renderResults(hits, searchMs) {
+  state.hits = hits;
+  state.hitUrls.forEach((u) => URL.revokeObjectURL(u));
+  state.hitUrls = [];
+  el.results.replaceChildren();
+  el.results.dataset.count = hits.length;
+  if (!hits.length) {
+    el.summary.textContent = state.positives.length ? 'No tiles match these filters.' : 'Results appear here.';
+    const p = document.createElement('p');
+    p.className = 'placeholder';
+    p.textContent = state.positives.length ? 'Nothing found: try another label or turn off “one per slide”.' : 'Click a region of the slide to find similar tiles.';
+    el.results.append(p);
+    return;
+  }
+  const parts = [`${hits.length} tiles`, `search ${searchMs.toFixed(1)} ms`];
+  if (state.embedMs !== null) parts.push(`last embedding ${Math.round(state.embedMs)} ms`);
+  if (state.negatives.length) parts.push(`${state.positives.length} positive, ${state.negatives.length} negative`);
+  el.summary.textContent = parts.join(' · ');
+  const ids = (list) => new Set(list.filter((e) => e.kind === 'tile').map((e) => e.id));
+  const pos = ids(state.positives);
+  const neg = ids(state.negatives);
+  for (const hit of hits) el.results.append(resultCard(hit, pos.has(hit.id), neg.has(hit.id)));
+}
+
+function resultCard(hit, isPositive, isNegative) {
+  const m = hit.metadata;
+  const card = document.createElement('article');
+  card.className = 'card';
+  card.classList.toggle('is-positive', isPositive);
+  card.classList.toggle('is-negative', isNegative);
+  card.dataset.id = hit.id;
+  card.title = Object.entries(m).map(([k, v]) => `${k}: ${v}`).join('\n');
+
+  const thumb = document.createElement('div');
+  thumb.className = 'thumb';
+  const img = document.createElement('img');
+  img.alt = m.label ? `${m.label} tile` : 'tile';
+  img.loading = 'lazy';
+  if (hit.thumbnail) {
+    img.src = URL.createObjectURL(hit.thumbnail);
+    state.hitUrls.push(img.src);
+  }
+  const rank = document.createElement('span');
+  rank.className = 'rank';
+  rank.textContent = `#${hit.rank}`;
+  const actions = document.createElement('div');
+  actions.className = 'card-actions';
+  actions.append(
+    actionButton('+', 'add-positive', 'More like this: add as a positive example', () => addHit(hit, 'positive')),
+    actionButton('−', 'add-negative', 'Less like this: add as a negative example', () => addHit(hit, 'negative')),
+  );
+  thumb.append(img, rank, actions);
+
+  const body = document.createElement('div');
+  body.className = 'card-body';
+  const score = document.createElement('div');
+  score.className = 'score-row';
+  score.innerHTML = `<span class="score">${hit.score.toFixed(3)}</span><span class="score-bar"><i style="width:${Math.max(0, Math.min(1, hit.score)) * 100}%"></i></span>`;
+  const label = document.createElement('span');
+  label.className = 'label';
+  label.dataset.label = m.label ?? '';
+  label.textContent = m.label ? (LABEL_NAMES[m.label] ?? m.label) : 'No label';
+  const source = document.createElement('div');
+  source.className = 'source';
+  const box = hitBox(hit);
+  if (box) {
+    const show = actionButton(`On this slide · ${box.x}, ${box.y}`, 'show', 'Show this tile on the slide', () => showHitOnSlide(hit, true));
+    source.append(show);
+    card.addEventListener('mouseenter', () => showHitOnSlide(hit, false));
+    card.addEventListener('mouseleave', drawOutlines);
+  } else {
+    source.textContent = m.case ? `case ${m.case}` : m.slide ? `slide ${m.slide}` : m.group ? `source ${m.group}` : `tile ${hit.id}`;
+  }
+  body.append(score, label, source);
+  card.append(thumb, body);
+  return card;
+}
+
+function actionButton(text, cls, title, onclick) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = cls;
+  b.textContent = text;
+  b.title = title;
+  b.setAttribute('aria-label', title);
+  b.onclick = onclick;
+  return b;
+}
+
+function addHit(hit, mode) {
+  const preview = hit.thumbnail ? URL.createObjectURL(hit.thumbnail) : '';
+  const caption = hit.metadata.label ? `#${hit.id} ${LABEL_NAMES[hit.metadata.label] ?? hit.metadata.label}` : `#${hit.id} ${hit.metadata.slide ?? ''}`;
+  addExample({ kind: 'tile', id: hit.id, preview, caption, box: hitBox(hit) ?? undefined }, mode);
+}
+
+// ---------------------------------------------------------------- own tiles (file pick, drag and drop)
+
+async function searchWithFile(file) {
+  if (!file) return;
+  if (!file.type.startsWith('image/')) {
+    showError({ kind: 'input', message: `${file.name} is not an image (${file.type || 'unknown type'})` });
+    return;
+  }
+  const preview = URL.createObjectURL(file);
+  await addVectorExample(client.embedImage(file), { preview, caption: file.name }, state.mode).catch((e) => {
+    URL.revokeObjectURL(preview);
+    showError(e);
+  });
+}
+
+el.fileInput.addEventListener('change', () => {
+  searchWithFile(el.fileInput.files[0]);
+  el.fileInput.value = '';
+});
+let dragDepth = 0;
+window.addEventListener('dragenter', (e) => {
+  if (![...e.dataTransfer.types].includes('Files')) return;
+  dragDepth++;
+  el.dropOverlay.hidden = false;
+});
+window.addEventListener('dragleave', () => {
+  if (--dragDepth <= 0) {
+    dragDepth = 0;
+    el.dropOverlay.hidden = true;
+  }
+});
+window.addEventListener('dragover', (e) => e.preventDefault());
+window.addEventListener('drop', (e) => {
+  e.preventDefault();
+  dragDepth = 0;
+  el.dropOverlay.hidden = true;
+  searchWithFile(e.dataTransfer.files[0]);
+});
+
+// ---------------------------------------------------------------- controls, status, errors
+
+for (const button of document.querySelectorAll('.segmented button')) {
+  button.addEventListener('click', () => {
+    state.mode = button.dataset.mode;
+    for (const b of document.querySelectorAll('.segmented button')) b.setAttribute('aria-checked', String(b === button));
+  });
+}
+el.unique.addEventListener('change', runSearch);
+el.labelFilter.addEventListener('change', runSearch);
+el.k.addEventListener('change', runSearch);
+el.clearQuery.addEventListener('click', () => {
+  releaseExamples([...state.positives, ...state.negatives]);
+  state.positives = [];
+  state.negatives = [];
+  renderQuery();
+  runSearch();
+});
+el.error.querySelector('.error-close').addEventListener('click', () => (el.error.hidden = true));
+el.positives.dataset.empty = el.positives.innerHTML;
+el.negatives.dataset.empty = el.negatives.innerHTML;
+
+function setStatus(kind, text) {
+  el.status.dataset.state = kind;
+  el.status.textContent = text;
+  if (kind !== 'busy') state.status = { kind, text };
+}
+
+function restoreStatus() {
+  if (state.status) setStatus(state.status.kind, state.status.text);
+}
+
+function showError(error) {
+  console.error(error);
+  el.error.querySelector('.error-title').textContent = ERROR_TITLES[error.kind] ?? 'Something went wrong';
+  el.error.querySelector('.error-message').textContent = error.message ?? String(error);
+  el.error.dataset.kind = error.kind ?? 'engine';
+  el.error.hidden = false;
+}
+
+function mb(bytes) {
+  return (bytes / 1048576).toFixed(1);
+}

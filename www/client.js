@@ -1,0 +1,115 @@
+// Promise wrapper around engine-worker.js: the page and the widget use only this.
+//
+//   const client = new TesseraClient();
+//   const info = await client.load({ model, manifest, index }, (p) => showProgress(p));
+//   const { vector } = await client.embedPixels(imageData);
+//   const { hits } = await client.search({ positives: [vector], negatives: [17] }, { k: 24 });
+
+/** An error from the engine; `kind` is one of fetch | integrity | mismatch | index |
+ *  engine | input | search | usage | unsupported. */
+export class TesseraError extends Error {
+  constructor(kind, message) {
+    super(message);
+    this.name = 'TesseraError';
+    this.kind = kind;
+  }
+}
+
+/** What this browser lacks to run the engine, or null. */
+export function missingFeatures() {
+  if (typeof WebAssembly !== 'object') return 'WebAssembly';
+  // The smallest module using a v128 instruction: the engine is built with SIMD128.
+  const simd = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
+  if (!WebAssembly.validate(simd)) return 'WebAssembly SIMD';
+  if (typeof Worker !== 'function') return 'Web Workers';
+  return null;
+}
+
+export class TesseraClient {
+  constructor(workerUrl = new URL('./engine-worker.js', import.meta.url)) {
+    this.worker = new Worker(workerUrl, { type: 'module' });
+    this.pending = new Map();
+    this.nextId = 1;
+    this.onProgress = null;
+    this.worker.onmessage = ({ data }) => this.#receive(data);
+    this.worker.onerror = (e) => {
+      e.preventDefault?.();
+      this.#failAll(new TesseraError('engine', `the engine worker failed to start: ${e.message || 'script error'}`));
+    };
+  }
+
+  /** Loads model + index; URLs are resolved against the page. `onProgress({ what,
+   *  loaded, total, cached })` is called while downloading. Resolves to the engine info. */
+  load({ model, manifest, index, indexSha256 }, onProgress) {
+    const missing = missingFeatures();
+    if (missing) return Promise.reject(new TesseraError('unsupported', `This browser does not support ${missing}, which the search engine needs.`));
+    this.onProgress = onProgress ?? null;
+    const abs = (u) => new URL(u, document.baseURI).href;
+    return this.#call('load', {
+      modelUrl: abs(model),
+      manifestUrl: abs(manifest ?? model.replace(/\.onnx$/, '.json')),
+      indexUrl: abs(index),
+      indexSha256,
+    });
+  }
+
+  info() {
+    return this.#call('info', {});
+  }
+
+  /** `imageData`: an ImageData or `{ width, height, data }` with RGBA bytes. */
+  embedPixels(imageData) {
+    const { width, height, data } = imageData;
+    return this.#call('embed', { pixels: { width, height, data } });
+  }
+
+  /** An encoded JPEG/PNG/WebP image: a Blob/File, ArrayBuffer or Uint8Array. */
+  async embedImage(image, name = image?.name ?? 'image') {
+    const bytes = image instanceof Blob ? await image.arrayBuffer() : image;
+    return this.#call('embed', { bytes, name });
+  }
+
+  /** `query`: a vector, a tile id, or `{ positives, negatives }` of those. Resolves to
+   *  `{ hits, ms }`; each hit may carry a `thumbnail` Blob. */
+  search(query, options = {}) {
+    return this.#call('search', { query, options });
+  }
+
+  thumbnail(id) {
+    return this.#call('thumbnail', { id });
+  }
+
+  metadata(id) {
+    return this.#call('metadata', { id });
+  }
+
+  terminate() {
+    this.worker.terminate();
+    this.#failAll(new TesseraError('usage', 'the engine was stopped'));
+  }
+
+  #call(type, args) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, type, ...args });
+    });
+  }
+
+  #receive(data) {
+    if (data.type === 'progress') {
+      this.onProgress?.(data);
+      return;
+    }
+    const call = this.pending.get(data.id);
+    if (!call) return;
+    this.pending.delete(data.id);
+    if (data.ok) call.resolve(data.result);
+    else call.reject(new TesseraError(data.error.kind, data.error.message));
+  }
+
+  #failAll(error) {
+    for (const { reject } of this.pending.values()) reject(error);
+    this.pending.clear();
+  }
+}

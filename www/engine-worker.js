@@ -1,0 +1,229 @@
+// The only owner of the WASM engine: a module Worker, so embedding (a few hundred ms per
+// tile) never freezes the page. Talks to www/client.js by messages:
+//   → { id, type, ...args }           ← { id, ok: true, result } | { id, ok: false, error: { kind, message } }
+//   ← { type: 'progress', what, loaded, total } while loading
+// Model, manifest, index and the .wasm are fetched from the page's origin with progress,
+// checked (model: the manifest's SHA-256; index: checksum and model id/SHA by the core),
+// and kept in the Cache API so a second visit starts offline.
+
+import init, { Engine } from './pkg/tessera.js';
+
+const CACHE_NAME = 'tessera-data-v1';
+const WASM_URL = new URL('./pkg/tessera_bg.wasm', import.meta.url).href;
+
+let engine = null;
+let wasmReady = null;
+
+class WorkerError extends Error {
+  constructor(kind, message) {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+const handlers = {
+  async load({ modelUrl, manifestUrl, indexUrl, indexSha256 }) {
+    engine?.free();
+    engine = null;
+    const started = performance.now();
+    wasmReady ??= fetchCached(WASM_URL, 'engine').then((bytes) => init({ module_or_path: bytes }));
+    await wasmReady.catch((e) => {
+      wasmReady = null;
+      throw e;
+    });
+    const manifestBytes = await fetchCached(manifestUrl, 'manifest');
+    const manifest = parseManifest(manifestBytes, manifestUrl);
+    const [model, index] = await Promise.all([
+      fetchVerified(modelUrl, 'model', manifest.sha256),
+      fetchVerified(indexUrl, 'index', indexSha256),
+    ]);
+    try {
+      engine = new Engine(model, manifestBytes, index);
+    } catch (e) {
+      throw classifyEngineError(e);
+    }
+    const info = engine.info();
+    info.load_ms = performance.now() - started;
+    return info;
+  },
+
+  info() {
+    return requireEngine().info();
+  },
+
+  /** `{ width, height, data }` (RGBA, e.g. ImageData) or `{ bytes, name }` (an encoded image). */
+  embed({ pixels, bytes, name }) {
+    const e = requireEngine();
+    const started = performance.now();
+    let vector;
+    try {
+      vector = pixels ? e.embedPixels(pixels.width, pixels.height, new Uint8Array(pixels.data.buffer ?? pixels.data))
+                      : e.embedImage(new Uint8Array(bytes), name);
+    } catch (err) {
+      throw new WorkerError('input', err.message);
+    }
+    return { vector, ms: performance.now() - started };
+  },
+
+  search({ query, options }) {
+    const e = requireEngine();
+    const started = performance.now();
+    let hits;
+    try {
+      hits = e.search(query, options);
+    } catch (err) {
+      throw new WorkerError('search', err.message);
+    }
+    const ms = performance.now() - started;
+    for (const hit of hits) {
+      const jpeg = hit.has_thumbnail ? e.thumbnail(hit.id) : undefined;
+      if (jpeg) hit.thumbnail = new Blob([jpeg], { type: 'image/jpeg' });
+    }
+    return { hits, ms };
+  },
+
+  thumbnail({ id }) {
+    const jpeg = requireEngine().thumbnail(id);
+    return jpeg ? new Blob([jpeg], { type: 'image/jpeg' }) : null;
+  },
+
+  metadata({ id }) {
+    return requireEngine().metadata(id);
+  },
+};
+
+self.onmessage = async ({ data }) => {
+  const { id, type, ...args } = data;
+  try {
+    const handler = handlers[type];
+    if (!handler) throw new WorkerError('usage', `unknown request "${type}"`);
+    const result = await handler(args);
+    const transfer = result?.vector instanceof Float32Array ? [result.vector.buffer] : [];
+    self.postMessage({ id, ok: true, result }, transfer);
+  } catch (e) {
+    self.postMessage({ id, ok: false, error: { kind: e.kind ?? 'engine', message: e.message ?? String(e) } });
+  }
+};
+
+function requireEngine() {
+  if (!engine) throw new WorkerError('usage', 'the engine is not loaded yet');
+  return engine;
+}
+
+function parseManifest(bytes, url) {
+  try {
+    const manifest = JSON.parse(new TextDecoder().decode(bytes));
+    if (typeof manifest.sha256 !== 'string') throw new Error('no sha256 field');
+    return manifest;
+  } catch (e) {
+    throw new WorkerError('integrity', `${url}: not a model manifest (${e.message})`);
+  }
+}
+
+function classifyEngineError(e) {
+  const message = e.message ?? String(e);
+  if (/built with model/.test(message)) return new WorkerError('mismatch', message);
+  if (/index|checksum/i.test(message)) return new WorkerError('index', message);
+  if (/SHA-256|manifest/.test(message)) return new WorkerError('integrity', message);
+  return new WorkerError('engine', message);
+}
+
+async function sha256Hex(bytes) {
+  const digest = await crypto.subtle.digest('SHA-256', bytes);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Fetches (or takes from the cache) and, when `sha256` is given, verifies; a cached
+ *  copy that fails the check is dropped and fetched again. */
+async function fetchVerified(url, what, sha256) {
+  for (const fresh of [false, true]) {
+    const bytes = await fetchCached(url, what, { fresh });
+    if (!sha256) return bytes;
+    const actual = await sha256Hex(bytes);
+    if (actual === sha256.toLowerCase()) return bytes;
+    await dropCached(url);
+    if (fresh) {
+      throw new WorkerError('integrity', `${what} ${url}: SHA-256 is ${actual}, expected ${sha256}`);
+    }
+  }
+}
+
+async function openCache() {
+  try {
+    return await caches.open(CACHE_NAME);
+  } catch {
+    return null; // no Cache API (e.g. an opaque origin): fetch every time
+  }
+}
+
+async function dropCached(url) {
+  await (await openCache())?.delete(url);
+}
+
+/** The bytes of `url`, from the Cache API when the server's copy is unchanged (same
+ *  Last-Modified/ETag/length) or unreachable, else from the network with progress. */
+async function fetchCached(url, what, { fresh = false } = {}) {
+  const cache = await openCache();
+  const cached = fresh ? undefined : await cache?.match(url);
+  if (cached && !(await changedOnServer(url, cached))) {
+    const bytes = new Uint8Array(await cached.arrayBuffer());
+    progress(what, bytes.length, bytes.length, true);
+    return bytes;
+  }
+  let response;
+  try {
+    response = await fetch(url, { cache: 'no-cache' });
+  } catch (e) {
+    throw new WorkerError('fetch', `cannot fetch the ${what} from ${url}: ${e.message}`);
+  }
+  if (!response.ok) {
+    throw new WorkerError('fetch', `cannot fetch the ${what} from ${url}: HTTP ${response.status} ${response.statusText}`);
+  }
+  const bytes = await readWithProgress(response, what);
+  await cache?.put(url, new Response(bytes, { headers: response.headers })).catch(() => {});
+  return bytes;
+}
+
+/** False when offline or the server's validators match the cached response. */
+async function changedOnServer(url, cached) {
+  let head;
+  try {
+    head = await fetch(url, { method: 'HEAD', cache: 'no-cache' });
+  } catch {
+    return false;
+  }
+  if (!head.ok) return false;
+  const same = (name) => head.headers.get(name) === cached.headers.get(name);
+  return !(same('etag') && same('last-modified') && same('content-length'));
+}
+
+async function readWithProgress(response, what) {
+  const total = Number(response.headers.get('content-length')) || 0;
+  if (!response.body) {
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    progress(what, bytes.length, bytes.length, false);
+    return bytes;
+  }
+  const reader = response.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  progress(what, 0, total, false);
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    progress(what, loaded, total, false);
+  }
+  const bytes = new Uint8Array(loaded);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
+function progress(what, loaded, total, cached) {
+  self.postMessage({ type: 'progress', what, loaded, total: total || loaded, cached });
+}

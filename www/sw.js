@@ -1,0 +1,29 @@
+// Offline second visits: keeps the page's own files (HTML, JS, CSS, viewer, slide image)
+// in a cache, network first, so edits show at once online and the last copy serves
+// offline. The model, the index and the .wasm are cached (and verified) by the engine
+// worker itself, so they pass through here.
+const SHELL_CACHE = 'tessera-shell-v1';
+
+self.addEventListener('install', () => self.skipWaiting());
+self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
+
+self.addEventListener('fetch', (event) => {
+  const { request } = event;
+  const url = new URL(request.url);
+  if (request.method !== 'GET' || url.origin !== self.location.origin) return;
+  if (/\.(onnx|tsi|wasm)$/.test(url.pathname)) return;
+  event.respondWith(networkFirst(request));
+});
+
+async function networkFirst(request) {
+  const cache = await caches.open(SHELL_CACHE);
+  try {
+    const response = await fetch(request);
+    if (response.ok) await cache.put(request, response.clone());
+    return response;
+  } catch (error) {
+    const cached = await cache.match(request, { ignoreSearch: true });
+    if (cached) return cached;
+    throw error;
+  }
+}

@@ -1,0 +1,219 @@
+// <tessera-search>: tile search as one custom element, for slide portals.
+//
+//   <script type="module" src="tessera/tessera-search.js"></script>
+//   <tessera-search model="tessera/model/vit-s14-int8.onnx" index="tessera/demo/index.tsi" k="8"></tessera-search>
+//
+// Attributes: model (ONNX URL; its manifest is the same URL with .json, or `manifest`),
+// index, k (default 8), unique-by (a metadata key: one hit per slide/case/...), label
+// (only hits with this label), image (the URL of a tile image to search with).
+// Methods: search(source, region?) with a Blob/File, ImageData, an <img>/<canvas>/
+// ImageBitmap (optionally a {x, y, width, height} region of it) or an image URL;
+// searchVector(Float32Array). Property `ready`: a promise of the engine info.
+// Events (bubbling, composed): tessera-ready {info}, tessera-results {hits, ms, embedMs},
+// tessera-select {hit} when a result is clicked, tessera-error {kind, message}.
+// The element runs its own engine worker (same origin as the page: workers must be).
+
+import { TesseraClient } from './client.js';
+
+const STYLE = `
+:host { display: block; font: 13px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2330;
+  border: 1px solid #e2e5ea; border-radius: 10px; background: #fff; overflow: hidden; }
+header { display: flex; align-items: center; justify-content: space-between; gap: 8px; padding: 8px 12px; border-bottom: 1px solid #e2e5ea; }
+header b { font-size: 13px; }
+.status { color: #5f6b7c; font-size: 12px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.bar { height: 3px; background: #e8ebfb; }
+.bar i { display: block; height: 100%; width: 0; background: #3b4ec8; transition: width .15s; }
+.error { margin: 10px 12px; padding: 8px 10px; border-radius: 8px; background: #fbe8e8; color: #6d1f1f; font-size: 12px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(var(--tessera-thumb, 96px), 1fr)); gap: 8px; padding: 10px 12px 12px; }
+.hit { border: 1px solid #e2e5ea; border-radius: 8px; overflow: hidden; cursor: pointer; background: #fff; padding: 0; text-align: left; font: inherit; color: inherit; }
+.hit:hover, .hit:focus-visible { border-color: #3b4ec8; outline: none; box-shadow: 0 0 0 1px #3b4ec8; }
+.hit img { display: block; width: 100%; aspect-ratio: 1; object-fit: cover; background: #eef0f4; }
+.hit div { padding: 4px 6px 6px; }
+.score { font-weight: 600; font-variant-numeric: tabular-nums; font-size: 12px; }
+.label { display: block; font-size: 11px; color: #5f6b7c; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.empty { grid-column: 1 / -1; color: #5f6b7c; text-align: center; padding: 16px 0; }
+`;
+
+export class TesseraSearch extends HTMLElement {
+  static observedAttributes = ['image', 'k', 'unique-by', 'label'];
+
+  #client = null;
+  #lastQuery = null;
+  #urls = [];
+  #readyResolve;
+  #readyReject;
+
+  constructor() {
+    super();
+    this.hits = [];
+    this.ready = new Promise((resolve, reject) => {
+      this.#readyResolve = resolve;
+      this.#readyReject = reject;
+    });
+    this.ready.catch(() => {}); // reported through tessera-error
+    const root = this.attachShadow({ mode: 'open' });
+    root.innerHTML = `<style>${STYLE}</style>
+      <header><b>Similar tiles</b><span class="status" part="status">Loading…</span></header>
+      <div class="bar" part="progress"><i></i></div>
+      <div class="error" part="error" hidden></div>
+      <div class="grid" part="results"><p class="empty">Loading the search engine…</p></div>`;
+  }
+
+  connectedCallback() {
+    if (this.#client) return;
+    this.#client = new TesseraClient();
+    const model = this.getAttribute('model');
+    const index = this.getAttribute('index');
+    if (!model || !index) {
+      this.#fail({ kind: 'usage', message: '<tessera-search> needs model="…" and index="…" attributes' });
+      return;
+    }
+    const downloads = new Map();
+    this.#client
+      .load({ model, manifest: this.getAttribute('manifest') ?? undefined, index }, (p) => {
+        downloads.set(p.what, p);
+        let loaded = 0;
+        let total = 0;
+        for (const d of downloads.values()) {
+          loaded += d.loaded;
+          total += d.total;
+        }
+        this.#shadow('.bar i').style.width = `${total ? (100 * loaded) / total : 0}%`;
+        this.#status(`Loading ${(loaded / 1048576).toFixed(1)} / ${(total / 1048576).toFixed(1)} MB…`);
+      })
+      .then((info) => {
+        this.#shadow('.bar').hidden = true;
+        this.#status(`${info.index.tiles.toLocaleString('en')} tiles · ready`);
+        this.#shadow('.grid').innerHTML = '<p class="empty">Give me a tile to search with.</p>';
+        this.#readyResolve(info);
+        this.#emit('tessera-ready', { info });
+        const image = this.getAttribute('image');
+        if (image) this.search(image);
+      })
+      .catch((e) => {
+        this.#shadow('.bar').hidden = true;
+        this.#readyReject(e);
+        this.#fail(e);
+      });
+  }
+
+  disconnectedCallback() {
+    this.#client?.terminate();
+    this.#client = null;
+    this.#urls.forEach((u) => URL.revokeObjectURL(u));
+  }
+
+  attributeChangedCallback(name, oldValue, value) {
+    if (!this.#client || oldValue === value) return;
+    if (name === 'image' && value) this.search(value);
+    else if (name !== 'image' && this.#lastQuery) this.#run(this.#lastQuery, null);
+  }
+
+  /** Searches with an image: Blob/File, ImageData, <img>/<canvas>/ImageBitmap (with an
+   *  optional { x, y, width, height } region) or a URL. Resolves to the hits. */
+  async search(source, region) {
+    try {
+      await this.ready;
+      this.#status('Embedding…');
+      const { vector, ms } = await this.#embed(source, region);
+      return await this.#run(vector, ms);
+    } catch (e) {
+      this.#fail(e);
+      return [];
+    }
+  }
+
+  /** Searches with an embedding from the same model. */
+  async searchVector(vector) {
+    await this.ready;
+    return this.#run(vector, null);
+  }
+
+  async #embed(source, region) {
+    if (typeof source === 'string') {
+      const response = await fetch(new URL(source, document.baseURI));
+      if (!response.ok) throw Object.assign(new Error(`cannot fetch ${source}: HTTP ${response.status}`), { kind: 'fetch' });
+      return this.#client.embedImage(await response.blob(), source);
+    }
+    if (source instanceof Blob) return this.#client.embedImage(source);
+    if (source instanceof ImageData && !region) return this.#client.embedPixels(source);
+    const bitmap = source instanceof ImageData ? await createImageBitmap(source) : source;
+    const r = region ?? { x: 0, y: 0, width: bitmap.naturalWidth ?? bitmap.width, height: bitmap.naturalHeight ?? bitmap.height };
+    const canvas = new OffscreenCanvas(r.width, r.height);
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(bitmap, r.x, r.y, r.width, r.height, 0, 0, r.width, r.height);
+    return this.#client.embedPixels(ctx.getImageData(0, 0, r.width, r.height));
+  }
+
+  async #run(vector, embedMs) {
+    this.#lastQuery = vector;
+    const label = this.getAttribute('label');
+    const options = {
+      k: Number(this.getAttribute('k') ?? 8),
+      unique_by: this.getAttribute('unique-by') || null,
+      filters: label ? [{ key: 'label', include: [label] }] : [],
+    };
+    this.#status('Searching…');
+    const { hits, ms } = await this.#client.search(vector, options);
+    this.#render(hits);
+    this.#status(`${hits.length} similar tiles${embedMs ? ` · ${Math.round(embedMs)} ms` : ''}`);
+    this.hits = hits;
+    this.#emit('tessera-results', { hits, ms, embedMs });
+    return hits;
+  }
+
+  #render(hits) {
+    this.#urls.forEach((u) => URL.revokeObjectURL(u));
+    this.#urls = [];
+    this.#shadow('.error').hidden = true;
+    const grid = this.#shadow('.grid');
+    grid.replaceChildren();
+    if (!hits.length) grid.innerHTML = '<p class="empty">No similar tiles.</p>';
+    for (const hit of hits) {
+      const button = document.createElement('button');
+      button.className = 'hit';
+      button.part = 'hit';
+      button.title = Object.entries(hit.metadata).map(([k, v]) => `${k}: ${v}`).join('\n');
+      const img = document.createElement('img');
+      img.alt = hit.metadata.label ?? '';
+      if (hit.thumbnail) {
+        img.src = URL.createObjectURL(hit.thumbnail);
+        this.#urls.push(img.src);
+      }
+      const text = document.createElement('div');
+      const score = document.createElement('span');
+      score.className = 'score';
+      score.textContent = hit.score.toFixed(3);
+      const label = document.createElement('span');
+      label.className = 'label';
+      label.textContent = hit.metadata.label ?? hit.metadata.slide ?? hit.metadata.group ?? `tile ${hit.id}`;
+      text.append(score, label);
+      button.append(img, text);
+      button.addEventListener('click', () => this.#emit('tessera-select', { hit }));
+      grid.append(button);
+    }
+  }
+
+  #fail(e) {
+    const message = e.message ?? String(e);
+    const box = this.#shadow('.error');
+    box.textContent = message;
+    box.hidden = false;
+    this.#status('Error');
+    this.#emit('tessera-error', { kind: e.kind ?? 'engine', message });
+  }
+
+  #status(text) {
+    this.#shadow('.status').textContent = text;
+  }
+
+  #shadow(selector) {
+    return this.shadowRoot.querySelector(selector);
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true }));
+  }
+}
+
+if (!customElements.get('tessera-search')) customElements.define('tessera-search', TesseraSearch);

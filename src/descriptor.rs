@@ -10,6 +10,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::index::{Index, ModelRef};
+use crate::model::{Embedder, ModelError};
 use crate::preprocess::RgbImage;
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +85,14 @@ impl DescriptorKind {
     }
 }
 
+/// What an index stores unless told otherwise: the ViT at weight 0.7 fused with the colour
+/// histogram at 0.3, the best mean P@5 over the three protocols in `docs/eval.md`.
+impl Default for DescriptorKind {
+    fn default() -> Self {
+        DescriptorKind::Fused { weight: 0.3 }
+    }
+}
+
 /// `vit`, `hist`, `fused:0.3`: the same spelling [`FromStr`] reads.
 impl fmt::Display for DescriptorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -114,6 +124,65 @@ impl FromStr for DescriptorKind {
                 Ok(DescriptorKind::Fused { weight })
             }
         }
+    }
+}
+
+/// Turns tiles into the vectors an index stores and is queried with: the one place that
+/// knows how a [`DescriptorKind`] is computed from pixels, so the CLI's build, its search
+/// and the browser's queries cannot drift apart.
+#[derive(Debug)]
+pub struct TileDescriber {
+    embedder: Embedder,
+    kind: DescriptorKind,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DescribeError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Descriptor(#[from] DescriptorError),
+    #[error("index was built with model {index_model}, but the loaded model is {loaded}")]
+    ModelMismatch { index_model: String, loaded: String },
+}
+
+impl TileDescriber {
+    pub fn new(embedder: Embedder, kind: DescriptorKind) -> Self {
+        TileDescriber { embedder, kind }
+    }
+
+    /// A describer for querying `index`: the model must be the one the index was built
+    /// with; the descriptor is the index's.
+    pub fn for_index(embedder: Embedder, index: &Index) -> Result<Self, DescribeError> {
+        let model = index.model();
+        if !model.same_model(embedder.manifest()) {
+            return Err(DescribeError::ModelMismatch {
+                index_model: format!("{} (sha256 {})", model.id, model.sha256),
+                loaded: format!("{} (sha256 {})", embedder.manifest().embedding_id(), embedder.manifest().sha256),
+            });
+        }
+        Ok(TileDescriber::new(embedder, model.descriptor))
+    }
+
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
+    pub fn kind(&self) -> DescriptorKind {
+        self.kind
+    }
+
+    /// What an index built by this describer records about its vectors.
+    pub fn model_ref(&self) -> ModelRef {
+        ModelRef::new(self.embedder.manifest(), self.kind)
+    }
+
+    /// The descriptor of one tile. The histogram sees the whole tile; the model sees its
+    /// centre square at the model's input size.
+    pub fn describe(&self, tile: &RgbImage) -> Result<Vec<f32>, DescribeError> {
+        let vit = if self.kind.needs_vit() { self.embedder.embed(tile)? } else { Vec::new() };
+        let hist = if self.kind.needs_hist() { colour_histogram(tile)? } else { Vec::new() };
+        Ok(self.kind.compose(&vit, &hist)?)
     }
 }
 

@@ -101,7 +101,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// A loaded, optimized model. Cheap to share between threads (`embed` takes `&self`).
+/// A loaded, optimized model. Cheap to share between threads (`embed` takes `&self`) and
+/// to clone (the optimized plan is shared).
+#[derive(Clone)]
 pub struct Embedder {
     manifest: ModelManifest,
     plan: std::sync::Arc<TypedSimplePlan>,

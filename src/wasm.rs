@@ -9,7 +9,8 @@ use js_sys::{Array, Error, Float32Array, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::index::{Index, IndexInfo, ModelRef};
+use crate::descriptor::TileDescriber;
+use crate::index::{Index, IndexInfo};
 use crate::model::{Embedder, ModelManifest};
 use crate::preprocess;
 use crate::search::{self, Example, Query, SearchOptions};
@@ -56,7 +57,7 @@ export interface EngineInfo {
 /// A loaded model and index: embeds tiles and searches the index.
 #[wasm_bindgen]
 pub struct Engine {
-    embedder: Embedder,
+    describer: TileDescriber,
     index: Index,
 }
 
@@ -81,27 +82,29 @@ struct EngineInfo<'a> {
 #[wasm_bindgen]
 impl Engine {
     /// Loads the model (checked against the manifest's SHA-256) and the index (checked
-    /// against the model: id, SHA-256 and dim must match).
+    /// against the model: id and SHA-256 must match); queries are described the way the
+    /// index's vectors were (its descriptor: ViT, colour histogram or both fused).
     #[wasm_bindgen(constructor)]
     pub fn new(model: &[u8], manifest_json: &[u8], index: &[u8]) -> Result<Engine, Error> {
         let manifest = ModelManifest::from_json(manifest_json, "model manifest").map_err(into_error)?;
         let embedder = Embedder::from_bytes(model, manifest).map_err(into_error)?;
-        let index = Index::from_bytes(index, Some(&ModelRef::from_manifest(embedder.manifest()))).map_err(into_error)?;
-        Ok(Engine { embedder, index })
+        let index = Index::from_bytes(index, None).map_err(into_error)?;
+        let describer = TileDescriber::for_index(embedder, &index).map_err(into_error)?;
+        Ok(Engine { describer, index })
     }
 
     /// Embeds RGBA pixels (e.g. `ImageData.data`) of a `width` × `height` tile.
     #[wasm_bindgen(js_name = embedPixels)]
     pub fn embed_pixels(&self, width: u32, height: u32, rgba: &[u8]) -> Result<Float32Array, Error> {
         let tile = preprocess::from_rgba(width, height, rgba).map_err(into_error)?;
-        self.embedder.embed(&tile).map(|v| Float32Array::from(v.as_slice())).map_err(into_error)
+        self.describer.describe(&tile).map(|v| Float32Array::from(v.as_slice())).map_err(into_error)
     }
 
     /// Embeds an encoded image (JPEG, PNG or WebP); `name` labels errors.
     #[wasm_bindgen(js_name = embedImage)]
     pub fn embed_image(&self, bytes: &[u8], name: Option<String>) -> Result<Float32Array, Error> {
         let tile = preprocess::decode(bytes, name.as_deref().unwrap_or("image")).map_err(into_error)?;
-        self.embedder.embed(&tile).map(|v| Float32Array::from(v.as_slice())).map_err(into_error)
+        self.describer.describe(&tile).map(|v| Float32Array::from(v.as_slice())).map_err(into_error)
     }
 
     /// Searches the index. `query` is one example or a `Query`; `options` a
@@ -129,7 +132,7 @@ impl Engine {
 
     /// What is loaded: `EngineInfo`.
     pub fn info(&self) -> Result<JsValue, Error> {
-        let manifest = self.embedder.manifest();
+        let manifest = self.describer.embedder().manifest();
         to_js(&EngineInfo {
             model: ModelSummary {
                 id: &manifest.id,

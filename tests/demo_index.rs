@@ -11,6 +11,7 @@ mod common;
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
+use tessera::descriptor::DescriptorKind;
 use tessera::index::{Index, ModelRef};
 use tessera::model::{sha256_hex, ModelManifest};
 use tessera::preprocess;
@@ -29,7 +30,7 @@ fn manifest() -> ModelManifest {
 }
 
 fn demo_index() -> Index {
-    Index::from_bytes(&read("www/demo/index.tsi"), Some(&ModelRef::from_manifest(&manifest())))
+    Index::from_bytes(&read("www/demo/index.tsi"), Some(&ModelRef::new(&manifest(), DescriptorKind::default())))
         .expect("www/demo/index.tsi loads and was built with models/vit-s14-int8.onnx (else run scripts/build-demo-index.sh)")
 }
 
@@ -38,7 +39,7 @@ fn committed_index_matches_committed_model() {
     let manifest = manifest();
     assert_eq!(sha256_hex(&read("models/vit-s14-int8.onnx")), manifest.sha256, "model file vs its manifest");
     let index = demo_index();
-    assert_eq!(index.model(), &ModelRef::from_manifest(&manifest));
+    assert_eq!(index.model(), &ModelRef::new(&manifest, DescriptorKind::default()));
 
     let info = index.info();
     assert!(info.thumbnails, "the demo shows thumbnails");
@@ -63,7 +64,7 @@ fn slide_region_finds_its_tile() {
     let coord = |key| index.metadata_value(id, key).and_then(|v| v.parse::<u32>().ok()).unwrap_or_else(|| panic!("tile {id} {key}"));
     let (x, y, side) = (coord("x"), coord("y"), coord("size"));
     let crop = image::imageops::crop_imm(&slide, x, y, side, side).to_image();
-    let vector = common::embedder().embed(&crop).unwrap();
+    let vector = common::describer_for(&index).describe(&crop).unwrap();
     let hits = search(&index, &Query::vector(vector), &SearchOptions { k: 5, ..Default::default() }).unwrap();
     assert_eq!(hits[0].id as usize, id, "{hits:?}");
     assert!(hits[0].score > 0.98, "{hits:?}");
@@ -93,7 +94,7 @@ fn native_hits(index: &Index, query: &Value, options: &SearchOptions) -> Vec<Hit
 fn browser_fixture_matches_native() {
     let index = demo_index();
     let tile = preprocess::decode(&read("tests/fixtures/wasm/tile.jpeg"), "tile.jpeg").unwrap();
-    let embedding = common::embedder().embed(&tile).unwrap();
+    let embedding = common::describer_for(&index).describe(&tile).unwrap();
     let plain = native_hits(&index, &json!({ "positives": [embedding] }), &SearchOptions::default());
 
     let cases: Vec<(Value, SearchOptions)> = vec![

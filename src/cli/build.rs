@@ -7,8 +7,8 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use rayon::prelude::*;
 
-use tessera::index::{make_thumbnail, BuildOptions, HnswParams, IndexBuilder, ModelRef, Quantization};
-use tessera::model::Embedder;
+use tessera::descriptor::{DescriptorKind, TileDescriber};
+use tessera::index::{make_thumbnail, BuildOptions, HnswParams, IndexBuilder, Quantization};
 use tessera::preprocess::RgbImage;
 use tessera::slide::{self, SlideTileOptions};
 
@@ -29,6 +29,11 @@ pub struct BuildArgs {
     /// Store a small JPEG of every tile, so hits can be shown without the tile files.
     #[arg(long)]
     thumbnails: bool,
+    /// What each tile's vector is: vit (the model's embedding), hist (colour histogram) or
+    /// fused:W (similarity = (1-W)·cos(vit) + W·cos(hist)). fused:0.3 won on the shared
+    /// data (docs/eval.md).
+    #[arg(long, default_value_t = DescriptorKind::default())]
+    descriptor: DescriptorKind,
     /// Longest side of stored thumbnails, px.
     #[arg(long, default_value_t = 64)]
     thumbnail_size: u32,
@@ -89,7 +94,7 @@ impl Pending {
 
 pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let embedder = args.model.load()?;
+    let describer = TileDescriber::new(args.model.load()?, args.descriptor);
     let options = BuildOptions {
         quantization: args.quant,
         pca_dim: args.pca,
@@ -103,13 +108,13 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         graph_min_tiles: args.graph_min_tiles,
         rerank: args.rerank,
     };
-    let mut builder = IndexBuilder::new(ModelRef::from_manifest(embedder.manifest()), options)?;
+    let mut builder = IndexBuilder::new(describer.model_ref(), options)?;
 
     let (pending, mut skipped) = collect_inputs(&args)?;
     if pending.is_empty() {
         bail!("no tiles found in {} input(s)", args.inputs.len());
     }
-    let embedded = embed(&embedder, pending, args.thumbnails.then_some(args.thumbnail_size));
+    let embedded = describe(&describer, pending, args.thumbnails.then_some(args.thumbnail_size));
     for (name, result) in embedded {
         match result.and_then(|(vector, metadata, thumb)| Ok(builder.add(&vector, metadata, thumb)?)) {
             Ok(_) => {}
@@ -203,8 +208,8 @@ fn is_slide(path: &Path) -> bool {
 
 type Embedded = anyhow::Result<(Vec<f32>, Vec<(String, String)>, Option<Vec<u8>>)>;
 
-/// Embeds every tile in parallel, keeping input order (so builds are reproducible).
-fn embed(embedder: &Embedder, pending: Vec<Pending>, thumbnail: Option<u32>) -> Vec<(String, Embedded)> {
+/// Describes every tile in parallel, keeping input order (so builds are reproducible).
+fn describe(describer: &TileDescriber, pending: Vec<Pending>, thumbnail: Option<u32>) -> Vec<(String, Embedded)> {
     let bar = progress_bar(pending.len(), "embedding");
     let out = pending
         .into_par_iter()
@@ -215,7 +220,7 @@ fn embed(embedder: &Embedder, pending: Vec<Pending>, thumbnail: Option<u32>) -> 
                     Pending::File { path, metadata } => (read_tile(&path)?, metadata),
                     Pending::Pixels { image, metadata } => (image, metadata),
                 };
-                let vector = embedder.embed(&image)?;
+                let vector = describer.describe(&image)?;
                 let thumb = thumbnail.map(|side| make_thumbnail(&image, side)).transpose()?;
                 Ok((vector, metadata, thumb))
             })();

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use tessera::index::{Index, ModelRef};
+use tessera::descriptor::TileDescriber;
+use tessera::index::Index;
 use tessera::search::{search, Example, Filter, Hit, Query, SearchOptions};
 
 use super::tiles::read_tile;
@@ -62,13 +63,14 @@ pub struct SearchArgs {
 }
 
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
-    let embedder = args.model.load()?;
     let bytes = std::fs::read(&args.index).with_context(|| format!("{}: cannot read", args.index.display()))?;
-    let index = Index::from_bytes(&bytes, Some(&ModelRef::from_manifest(embedder.manifest())))
-        .with_context(|| format!("{}: cannot load the index", args.index.display()))?;
+    let index =
+        Index::from_bytes(&bytes, None).with_context(|| format!("{}: cannot load the index", args.index.display()))?;
+    let describer = TileDescriber::for_index(args.model.load()?, &index)
+        .with_context(|| format!("{}: cannot query this index", args.index.display()))?;
 
     let embed = |path: &Path| -> anyhow::Result<Example> {
-        let vector = embedder.embed(&read_tile(path)?).with_context(|| format!("{}: cannot embed", path.display()))?;
+        let vector = describer.describe(&read_tile(path)?).with_context(|| format!("{}: cannot embed", path.display()))?;
         Ok(Example::Vector(vector))
     };
     let query = Query {

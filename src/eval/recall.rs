@@ -19,6 +19,8 @@ pub fn hnsw_recall_at(vectors: &VectorSet, k: usize, hnsw: HnswParams) -> Result
         id: "evaluation".into(),
         sha256: "0".repeat(64),
         dim: vectors.dim(),
+        // Only the length matters to the graph.
+        descriptor: crate::descriptor::DescriptorKind::Vit,
     };
     let options = BuildOptions {
         quantization: Quantization::F32,

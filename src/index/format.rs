@@ -222,7 +222,7 @@ impl Index {
 }
 
 fn describe(m: &ModelRef) -> String {
-    format!("{} (sha256 {}, dim {})", m.id, m.sha256, m.dim)
+    format!("{} (sha256 {}, descriptor {}, dim {})", m.id, m.sha256, m.descriptor, m.dim)
 }
 
 /// Checks the header's numbers against each other; returns the tile count.

@@ -23,6 +23,8 @@ pub use pca::Pca;
 pub use quant::{Quantization, VectorStore};
 pub use thumbnail::make_thumbnail;
 
+use crate::descriptor::DescriptorKind;
+
 pub(crate) use graph::Graph;
 pub(crate) use meta::{Metadata, Thumbnails};
 pub(crate) use quant::{dot_f32, PreparedQuery};
@@ -34,20 +36,35 @@ pub fn dot_product(a: &[f32], b: &[f32]) -> f32 {
 
 /// The model the vectors came from. An index answers only queries embedded by the same
 /// model; readers compare this against the model they have.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelRef {
     pub id: String,
     /// Hex SHA-256 of the model file.
     pub sha256: String,
-    /// Length of the model's vectors (before any PCA).
+    /// Length of the stored descriptor (before any PCA).
     pub dim: usize,
+    /// What each vector is: the model's embedding, the colour histogram, or both fused.
+    /// Queries must be described the same way.
+    pub descriptor: DescriptorKind,
 }
 
 impl ModelRef {
-    /// The record of a model: its embedding id (which includes the input size, because the
-    /// same weights at another size give other vectors), file hash and output dim.
-    pub fn from_manifest(manifest: &crate::model::ModelManifest) -> ModelRef {
-        ModelRef { id: manifest.embedding_id(), sha256: manifest.sha256.clone(), dim: manifest.output.dim }
+    /// The record of a model and descriptor: the model's embedding id (which includes the
+    /// input size, because the same weights at another size give other vectors), file
+    /// hash, and the descriptor with its length.
+    pub fn new(manifest: &crate::model::ModelManifest, descriptor: DescriptorKind) -> ModelRef {
+        ModelRef {
+            id: manifest.embedding_id(),
+            sha256: manifest.sha256.clone(),
+            dim: descriptor.dim(manifest.output.dim),
+            descriptor,
+        }
+    }
+
+    /// Whether vectors from `manifest`'s model can be compared with these, whatever the
+    /// descriptor (the descriptor is then taken from the index).
+    pub fn same_model(&self, manifest: &crate::model::ModelManifest) -> bool {
+        self.id == manifest.embedding_id() && self.sha256.eq_ignore_ascii_case(&manifest.sha256)
     }
 }
 
@@ -143,6 +160,9 @@ impl IndexBuilder {
         }
         if options.hnsw.max_degree == 0 || options.hnsw.ef_construction == 0 {
             return Err(IndexError::BadOptions("HNSW max_degree and ef_construction must be positive".into()));
+        }
+        if !(options.hnsw.layer_ratio > 0.0 && options.hnsw.layer_ratio < 1.0) {
+            return Err(IndexError::BadOptions(format!("HNSW layer ratio {} must be in (0, 1)", options.hnsw.layer_ratio)));
         }
         Ok(IndexBuilder { model, options, vectors: Vec::new(), metadata: Vec::new(), thumbnails: Vec::new() })
     }

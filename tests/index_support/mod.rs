@@ -81,7 +81,12 @@ pub fn monuseg_tiles(grid: u32) -> Vec<TileWithPixels> {
 }
 
 pub fn colour_model() -> ModelRef {
-    ModelRef { id: "test-colour-histogram".into(), sha256: "0".repeat(64), dim: 512 }
+    ModelRef {
+        id: "test-colour-histogram".into(),
+        sha256: "0".repeat(64),
+        dim: 512,
+        descriptor: tessera::descriptor::DescriptorKind::Hist,
+    }
 }
 
 pub fn value<'a>(cols: &'a [(String, String)], key: &str) -> &'a str {

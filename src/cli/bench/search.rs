@@ -230,7 +230,12 @@ fn bench_tessera(
 ) -> anyhow::Result<Vec<serde_json::Value>> {
     let (quantization, pca_dim, rerank) = parse_variant(variant)?;
     let n = data.len();
-    let model = ModelRef { id: "synthetic".into(), sha256: "0".repeat(64), dim: data.dim };
+    let model = ModelRef {
+        id: "synthetic".into(),
+        sha256: "0".repeat(64),
+        dim: data.dim,
+        descriptor: tessera::descriptor::DescriptorKind::Vit,
+    };
     let options = BuildOptions {
         quantization,
         pca_dim,

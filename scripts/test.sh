@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need (idempotently) and runs the whole suite:
-# native unit + integration tests (model parity, index, search, eval, bad input).
+#   1. native unit + integration tests (model parity, index, search, eval, slides, bad input);
+#   2. the browser tests (scripts/test-web.sh): wasm-bindgen-test and Playwright end to end
+#      in headless Debian chromium.
 # `.ci/run` calls this and nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,3 +12,5 @@ need_shared_data
 cargo_env
 step "native tests (release: tract is slow unoptimized)"
 cargo test --release --all-targets
+
+scripts/test-web.sh

@@ -31,8 +31,11 @@ const MIME = {
   '.ts': 'text/plain; charset=utf-8',
 };
 
-export function serve({ root, port = 8080, host = '127.0.0.1' }) {
-  const base = path.resolve(root);
+/** `mounts`: extra folders under URL prefixes, e.g. { '/bench/': 'bench/web' }. */
+export function serve({ root, port = 8080, host = '127.0.0.1', mounts = {} }) {
+  const roots = Object.entries(mounts)
+    .map(([prefix, dir]) => [prefix, path.resolve(dir)])
+    .concat([['/', path.resolve(root)]]);
   const server = createServer(async (req, res) => {
     const headers = {
       'Cross-Origin-Opener-Policy': 'same-origin',
@@ -48,7 +51,8 @@ export function serve({ root, port = 8080, host = '127.0.0.1' }) {
     let file;
     try {
       const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-      file = path.join(base, pathname);
+      const [prefix, base] = roots.find(([p]) => pathname.startsWith(p));
+      file = path.join(base, pathname.slice(prefix.length - 1));
       if (file !== base && !file.startsWith(base + path.sep)) throw new Error('outside root');
       let stat = await fs.stat(file);
       if (stat.isDirectory()) {

@@ -185,7 +185,11 @@ function updateTileSizeHint() {
   if (!viewer.world.getItemCount()) return;
   const side = Math.round(TILE_SCREEN_PX / imageZoom());
   const mag = config.scanMagnification * Math.min(1, TILE_SCREEN_PX / side);
-  el.tileSize.textContent = `${side}-pixel (≈ ${mag >= 10 ? mag.toFixed(0) : mag.toFixed(1)}×)`;
+  el.tileSize.textContent = `${side} × ${side} px, ≈ ${formatMag(mag)}`;
+}
+
+function formatMag(mag) {
+  return `${mag >= 10 ? mag.toFixed(0) : mag.toFixed(1)}×`;
 }
 
 function tileBoxAt(point, image) {
@@ -211,7 +215,7 @@ async function selectTileAt(point) {
   const preview = await previewUrl(canvas);
   await addVectorExample(client.embedPixels(pixels), {
     preview,
-    caption: `${box.side} px at ${box.x}, ${box.y}`,
+    caption: `Slide region · ${formatMag(config.scanMagnification * Math.min(1, TILE_SCREEN_PX / box.side))}`,
     box,
   }, mode);
 }
@@ -424,7 +428,7 @@ function resultCard(hit, isPositive, isNegative) {
   source.className = 'source';
   const box = hitBox(hit);
   if (box) {
-    const show = actionButton(`On this slide · ${box.x}, ${box.y}`, 'show', 'Show this tile on the slide', () => showHitOnSlide(hit, true));
+    const show = actionButton('Show on this slide', 'show', `Show this tile on the slide (at ${box.x}, ${box.y})`, () => showHitOnSlide(hit, true));
     source.append(show);
     card.addEventListener('mouseenter', () => showHitOnSlide(hit, false));
     card.addEventListener('mouseleave', drawOutlines);

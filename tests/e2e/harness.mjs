@@ -20,9 +20,9 @@ export const CHROMIUM_ARGS = [
   '--disable-dev-shm-usage',
 ];
 
-/** Serves www/ on a free port and starts headless Chromium. */
-export async function start() {
-  const { server, url } = await serve({ root: path.join(REPO, 'www'), port: 0 });
+/** Serves www/ (plus `mounts`, see serve.mjs) on a free port and starts headless Chromium. */
+export async function start({ mounts = {} } = {}) {
+  const { server, url } = await serve({ root: path.join(REPO, 'www'), port: 0, mounts });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
   mkdirSync(SCREENSHOTS, { recursive: true });
   return {

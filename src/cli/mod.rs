@@ -86,6 +86,13 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> anyhow::Re
     let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("{}: cannot create a file here", dir.display()))?;
     write(tmp.as_file_mut())?;
     tmp.as_file().sync_all()?;
+    // Temp files are created owner-only; the result is an ordinary file (a static site
+    // serves indexes as they are).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     tmp.persist(path).with_context(|| format!("{}: cannot move the finished file into place", path.display()))?;
     Ok(())
 }

@@ -11,6 +11,6 @@ source scripts/lib.sh
 need_shared_data
 cargo_env
 step "native tests (release: tract is slow unoptimized)"
-cargo test --release --all-targets
+cargo test --release --all-targets --no-fail-fast
 
 scripts/test-web.sh

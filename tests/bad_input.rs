@@ -110,14 +110,18 @@ fn embed_dir_skips_bad_tiles_and_leaves_no_partial_file_on_failure() {
     std::fs::write(tiles.join("bad.jpg"), b"not a jpeg").unwrap();
     let out_path = dir.path().join("out.npy");
 
+    let embed_dir = || {
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .arg("embed-dir")
+            .arg(dir.path().join("tiles"))
+            .arg("-o")
+            .arg(&out_path)
+            .output()
+            .unwrap()
+    };
+
     // Only a bad tile: the command fails and writes nothing.
-    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["embed-dir"])
-        .arg(dir.path().join("tiles"))
-        .arg("-o")
-        .arg(&out_path)
-        .output()
-        .unwrap();
+    let out = embed_dir();
     assert!(!out.status.success());
     assert!(!out_path.exists());
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -125,13 +129,7 @@ fn embed_dir_skips_bad_tiles_and_leaves_no_partial_file_on_failure() {
 
     // One good tile beside it: written, with the bad one counted as skipped.
     std::fs::write(tiles.join("good.jpeg"), real_tile()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["embed-dir"])
-        .arg(dir.path().join("tiles"))
-        .arg("-o")
-        .arg(&out_path)
-        .output()
-        .unwrap();
+    let out = embed_dir();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("bad.jpg") && stderr.contains("1 tile(s) skipped"), "{stderr}");

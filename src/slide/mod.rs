@@ -254,6 +254,14 @@ impl Slide {
         self.mpp
     }
 
+    fn level(&self, level: usize) -> Result<Level, SlideError> {
+        self.levels.get(level).copied().ok_or_else(|| SlideError::NoSuchLevel {
+            path: self.path.clone(),
+            level,
+            count: self.levels.len(),
+        })
+    }
+
     /// The `width × height` pixels of `level` whose top-left is at level-0 (`x`, `y`).
     pub fn read_region(
         &mut self,
@@ -263,14 +271,7 @@ impl Slide {
         width: u32,
         height: u32,
     ) -> Result<RgbImage, SlideError> {
-        let info = *self
-            .levels
-            .get(level)
-            .ok_or_else(|| SlideError::NoSuchLevel {
-                path: self.path.clone(),
-                level,
-                count: self.levels.len(),
-            })?;
+        let info = self.level(level)?;
         let to_level = |v: u32| (f64::from(v) / info.downsample).round() as u32;
         self.read_level_rect(level, to_level(x), to_level(y), width, height)
     }
@@ -432,14 +433,7 @@ impl Slide {
     /// Reads one planned tile and resizes it to the tile size.
     pub fn read_tile(&mut self, placement: &TilePlacement) -> Result<SlideTile, SlideError> {
         let level = placement.level as usize;
-        let info = *self
-            .levels
-            .get(level)
-            .ok_or_else(|| SlideError::NoSuchLevel {
-                path: self.path.clone(),
-                level,
-                count: self.levels.len(),
-            })?;
+        let info = self.level(level)?;
         // Rounding to level pixels may overshoot the last column or row by one.
         let to_level = |v: u32, limit: u32| {
             ((f64::from(v) / info.downsample).round() as u32)

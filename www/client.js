@@ -92,7 +92,7 @@ export class TesseraClient {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, type, ...args });
+      this.worker.postMessage({ id, type, args });
     });
   }
 

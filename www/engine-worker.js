@@ -1,6 +1,6 @@
 // The only owner of the WASM engine: a module Worker, so embedding (a few hundred ms per
 // tile) never freezes the page. Talks to www/client.js by messages:
-//   → { id, type, ...args }           ← { id, ok: true, result } | { id, ok: false, error: { kind, message } }
+//   → { id, type, args }              ← { id, ok: true, result } | { id, ok: false, error: { kind, message } }
 //   ← { type: 'progress', what, loaded, total } while loading
 // Model, manifest, index and the .wasm are fetched from the page's origin with progress,
 // checked (model: the manifest's SHA-256; index: checksum and model id/SHA by the core),
@@ -26,24 +26,38 @@ const handlers = {
     engine?.free();
     engine = null;
     const started = performance.now();
-    wasmReady ??= fetchCached(WASM_URL, 'engine').then((bytes) => init({ module_or_path: bytes }));
-    await wasmReady.catch((e) => {
+    const timings = {};
+    const timed = async (name, promise) => {
+      const t = performance.now();
+      const value = await promise;
+      timings[name] = performance.now() - t;
+      return value;
+    };
+    const wasm = timed('wasm_ms', (wasmReady ??= initWasm()));
+    const data = timed('data_ms', (async () => {
+      const manifestBytes = await fetchCached(manifestUrl, 'manifest');
+      const manifest = parseManifest(manifestBytes, manifestUrl);
+      const [model, index] = await Promise.all([
+        fetchVerified(modelUrl, 'model', manifest.sha256),
+        fetchVerified(indexUrl, 'index', indexSha256),
+      ]);
+      return { manifestBytes, model, index };
+    })());
+    await wasm.catch((e) => {
       wasmReady = null;
       throw e;
     });
-    const manifestBytes = await fetchCached(manifestUrl, 'manifest');
-    const manifest = parseManifest(manifestBytes, manifestUrl);
-    const [model, index] = await Promise.all([
-      fetchVerified(modelUrl, 'model', manifest.sha256),
-      fetchVerified(indexUrl, 'index', indexSha256),
-    ]);
+    const { manifestBytes, model, index } = await data;
+    const t = performance.now();
     try {
       engine = new Engine(model, manifestBytes, index);
     } catch (e) {
       throw classifyEngineError(e);
     }
+    timings.engine_ms = performance.now() - t;
     const info = engine.info();
     info.load_ms = performance.now() - started;
+    info.load_timings = timings;
     return info;
   },
 
@@ -93,7 +107,7 @@ const handlers = {
 };
 
 self.onmessage = async ({ data }) => {
-  const { id, type, ...args } = data;
+  const { id, type, args } = data;
   try {
     const handler = handlers[type];
     if (!handler) throw new WorkerError('usage', `unknown request "${type}"`);
@@ -104,6 +118,14 @@ self.onmessage = async ({ data }) => {
     self.postMessage({ id, ok: false, error: { kind: e.kind ?? 'engine', message: e.message ?? String(e) } });
   }
 };
+
+/** Compiles the engine from its Cache API response when there is one: a streaming
+ *  compile of a cached response lets V8 reuse its compiled code on the next visit. */
+async function initWasm() {
+  const bytes = await fetchCached(WASM_URL, 'engine');
+  const cached = await (await openCache())?.match(WASM_URL);
+  return init({ module_or_path: cached ?? bytes });
+}
 
 function requireEngine() {
   if (!engine) throw new WorkerError('usage', 'the engine is not loaded yet');

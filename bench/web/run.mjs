@@ -36,8 +36,9 @@ async function timeToFirstResult(page, url, reload) {
   await page.mouse.click(box.x + box.width * 0.45, box.y + box.height * 0.5);
   await page.waitForSelector('#results .card', { timeout: 60_000 });
   const total = Date.now() - t0;
-  const loadMs = await page.evaluate(() => window.tessera.state.info.load_ms);
-  return { ready_ms: ready, first_result_ms: total, engine_load_ms: round(loadMs) };
+  const info = await page.evaluate(() => window.tessera.state.info);
+  const timings = Object.fromEntries(Object.entries(info.load_timings).map(([k, v]) => [k, round(v)]));
+  return { ready_ms: ready, first_result_ms: total, engine_load_ms: round(info.load_ms), engine_load: timings };
 }
 
 const env = await start({
@@ -106,7 +107,11 @@ try {
   console.log(`${r.browser}, ${r.cpus} CPUs (${r.cpu})`);
   console.log(`wasm: ${(r.wasm.raw_bytes / 1048576).toFixed(2)} MB raw, ${(r.wasm.gzip_bytes / 1048576).toFixed(2)} MB gzipped; index ${(r.index_bytes / 1048576).toFixed(1)} MB`);
   const ttfr = r.time_to_first_result;
-  console.log(`time to first result: cold ${ttfr.cold.first_result_ms} ms (ready ${ttfr.cold.ready_ms}), warm ${ttfr.warm.first_result_ms} ms (ready ${ttfr.warm.ready_ms})`);
+  for (const which of ['cold', 'warm']) {
+    const t = ttfr[which];
+    const parts = Object.entries(t.engine_load).map(([k, v]) => `${k.replace(/_ms$/, '')} ${v}`).join(', ');
+    console.log(`time to first result, ${which}: ${t.first_result_ms} ms (page ready ${t.ready_ms} ms; engine load ${t.engine_load_ms} ms: ${parts})`);
+  }
   console.log(`tessera embed/tile: ${ms(r.tessera.embed_ms)}, per pass ${r.tessera.embed_ms_per_pass.join(' / ')} ms; round trip ${ms(r.tessera.embed_round_trip_ms)}`);
   console.log(`tessera search (k=24, ${r.tessera.index_tiles} tiles): ${ms(r.tessera.search_ms)}; round trip ${ms(r.tessera.search_round_trip_ms)}`);
   for (const name of ['onnxruntime_web_1_thread', 'onnxruntime_web_2_threads']) {

@@ -61,6 +61,8 @@ describe('demo page', () => {
     assert.ok(await page.isHidden('#error'));
     const labels = await page.$$eval('#label-filter option', (o) => o.map((x) => x.value));
     assert.deepEqual(labels.filter(Boolean).sort(), ['lung_aca', 'lung_n', 'lung_scc']);
+    const last = await page.evaluate(() => window.tessera.client.metadata(window.tessera.state.info.index.tiles - 1));
+    assert.equal(last.slide, 'CMU-1-Small-Region', 'the client answers requests that carry their own id field');
     console.log(`# ready after ${Date.now() - started} ms: ${status}`);
     await page.waitForTimeout(500); // let the viewer settle for the screenshot
     await screenshot(page, '01-ready');

@@ -94,6 +94,24 @@ describe('demo page', () => {
     await screenshot(page, '03-file-results');
   });
 
+  test('a tile image dropped on the page starts a search', async () => {
+    const before = await page.$$eval('#results .card', (c) => c.map((x) => x.dataset.id));
+    await page.evaluate(async () => {
+      const blob = await (await fetch('demo/slide.jpg')).blob();
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([blob], 'dropped.jpg', { type: 'image/jpeg' }));
+      for (const type of ['dragenter', 'dragover', 'drop']) {
+        window.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+      }
+    });
+    const dropped = await resultIds(page, before);
+    assert.match(await page.textContent('#positives .chip'), /dropped\.jpg/);
+    assert.ok(await page.isHidden('#drop-overlay'));
+    await page.setInputFiles('#file-input', FIXTURE_TILE); // back to the lung tile for the next tests
+    await page.waitForFunction(() => document.querySelector('#positives .chip')?.textContent.includes('tile.jpeg'));
+    await resultIds(page, dropped);
+  });
+
   test('"one per slide / source" keeps one hit per source', async () => {
     const before = await page.$$eval('#results .card', (c) => c.map((x) => x.dataset.id));
     await page.click('label.switch');
@@ -156,6 +174,21 @@ describe('errors', () => {
     assert.match(await page.textContent('#error .error-message'), /not a Tessera index/);
     assert.equal(await page.getAttribute('#status', 'data-state'), 'error');
     await screenshot(page, '06-broken-index');
+    await context.close();
+  });
+
+  test('an index built for another model shows the mismatch', async () => {
+    const { page, context } = await newPage(env.browser);
+    // The same weights at another input size give other vectors: a different model id.
+    await context.route('**/model/vit-s14-int8.json', async (route) => {
+      const manifest = await (await route.fetch()).json();
+      await route.fulfill({ json: { ...manifest, input: { ...manifest.input, size: 224 } } });
+    });
+    await openDemo(page);
+    await page.waitForSelector('#error:not([hidden])', { timeout: LOAD_TIMEOUT });
+    assert.equal(await page.textContent('#error .error-title'), 'The index does not match the model');
+    assert.match(await page.textContent('#error .error-message'), /@112px.*@224px|@224px.*@112px/);
+    await screenshot(page, '06-model-mismatch');
     await context.close();
   });
 

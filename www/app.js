@@ -22,10 +22,16 @@ const config = {
 const TILE_SCREEN_PX = 224;
 /** Crops larger than this are scaled down in the page before embedding (the model sees 224 px). */
 const MAX_CROP_PX = 896;
+/** LC25000 lung classes: short names for the badges, full ones for tooltips. */
 const LABEL_NAMES = {
-  lung_aca: 'Lung adenocarcinoma',
+  lung_aca: 'Adenocarcinoma',
   lung_n: 'Benign lung',
-  lung_scc: 'Lung squamous cell carcinoma',
+  lung_scc: 'Squamous cell ca.',
+};
+const LABEL_TITLES = {
+  lung_aca: 'Lung adenocarcinoma (LC25000)',
+  lung_n: 'Benign lung tissue (LC25000)',
+  lung_scc: 'Lung squamous cell carcinoma (LC25000)',
 };
 const ERROR_TITLES = {
   fetch: 'Could not download the search data',
@@ -53,6 +59,7 @@ const el = {
   uniqueLabel: $('#unique-label'),
   labelFilter: $('#label-filter'),
   k: $('#k'),
+  diversity: $('#diversity'),
   summary: $('#summary'),
   results: $('#results'),
   fileInput: $('#file-input'),
@@ -133,7 +140,8 @@ function onReady(info, fromCache) {
   const columns = info.index.columns;
   state.uniqueKey = config.uniqueBy ?? ['case', 'group', 'slide'].find((c) => columns.includes(c)) ?? null;
   el.unique.disabled = !state.uniqueKey;
-  el.uniqueLabel.textContent = state.uniqueKey === 'case' ? 'One per case' : 'One per slide / source image';
+  el.uniqueLabel.textContent = state.uniqueKey === 'case' ? 'One per case' : 'One per source';
+  el.uniqueLabel.parentElement.title = `At most one hit per \`${state.uniqueKey}\`: per slide, or per source image of LC25000's rotated/flipped copies`;
   document.body.dataset.ready = 'true';
 }
 
@@ -349,6 +357,7 @@ async function runSearch() {
     k: Number(el.k.value),
     unique_by: el.unique.checked ? state.uniqueKey : null,
     filters: label ? [{ key: 'label', include: [label] }] : [],
+    mmr: el.diversity.value ? Number(el.diversity.value) : null,
   };
   const query = { positives: state.positives.map(toExample), negatives: state.negatives.map(toExample) };
   el.results.classList.add('busy');
@@ -424,6 +433,7 @@ function resultCard(hit, isPositive, isNegative) {
   label.className = 'label';
   label.dataset.label = m.label ?? '';
   label.textContent = m.label ? (LABEL_NAMES[m.label] ?? m.label) : 'No label';
+  label.title = m.label ? (LABEL_TITLES[m.label] ?? m.label) : 'This tile has no label in the index';
   const source = document.createElement('div');
   source.className = 'source';
   const box = hitBox(hit);
@@ -507,6 +517,7 @@ for (const button of document.querySelectorAll('.segmented button')) {
 el.unique.addEventListener('change', runSearch);
 el.labelFilter.addEventListener('change', runSearch);
 el.k.addEventListener('change', runSearch);
+el.diversity.addEventListener('change', runSearch);
 el.clearQuery.addEventListener('click', () => {
   releaseExamples([...state.positives, ...state.negatives]);
   state.positives = [];

@@ -139,6 +139,16 @@ describe('demo page', () => {
     await resultIds(page, again);
   });
 
+  test('diversity (MMR) reorders the hits', async () => {
+    const before = await page.$$eval('#results .card', (c) => c.map((x) => x.dataset.id));
+    await page.selectOption('#diversity', '0.6');
+    const after = await resultIds(page, before);
+    assert.equal(after[0], before[0], 'the best hit stays first');
+    const again = await page.$$eval('#results .card', (c) => c.map((x) => x.dataset.id));
+    await page.selectOption('#diversity', '');
+    assert.deepEqual(await resultIds(page, again), before);
+  });
+
   test('adding a result as a negative changes the ranking', async () => {
     const before = await page.$$eval('#results .card', (c) => c.map((x) => x.dataset.id));
     const card = page.locator('#results .card').nth(5);

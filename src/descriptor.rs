@@ -10,9 +10,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::index::{Index, ModelRef};
-use crate::model::{Embedder, ModelError};
-use crate::preprocess::RgbImage;
+use crate::adapter::{Adapter, AdapterError};
+use crate::model::{Embedder, ModelError, ModelManifest};
+use crate::preprocess::{self, RgbImage};
+use crate::vector::l2_normalize;
 use serde::{Deserialize, Serialize};
 
 /// Bins per colour channel: 8 × 8 × 8 = 512 bins of 32 intensity levels each.
@@ -127,13 +128,65 @@ impl FromStr for DescriptorKind {
     }
 }
 
+/// How many rotated views the ViT part may pool: the tile as it is, or all four 90°
+/// rotations (histology has no up; averaging the views makes the embedding ignore the
+/// tile's orientation, which LC25000 leak-free P@5 rewards, docs/eval.md).
+pub const VIEW_COUNTS: [u32; 2] = [1, 4];
+/// What a new index pools unless told otherwise.
+pub const DEFAULT_VIEWS: u32 = 4;
+
+/// The model the vectors came from. An index answers only queries embedded by the same
+/// model; readers compare this against the model they have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRef {
+    pub id: String,
+    /// Hex SHA-256 of the model file.
+    pub sha256: String,
+    /// Length of the stored descriptor (before any PCA).
+    pub dim: usize,
+    /// What each vector is: the model's embedding, the colour histogram, or both fused.
+    /// Queries must be described the same way.
+    pub descriptor: DescriptorKind,
+    /// The ViT part is the mean embedding of this many rotations of the tile by 90°
+    /// (1: the tile as it is; 4: all four), see [`embed_views`].
+    #[serde(default = "one_view")]
+    pub views: u32,
+}
+
+fn one_view() -> u32 {
+    1
+}
+
+impl ModelRef {
+    /// The record of a model and descriptor: the model's embedding id (which includes the
+    /// input size, because the same weights at another size give other vectors), file
+    /// hash, and the descriptor with its length.
+    pub fn new(manifest: &ModelManifest, descriptor: DescriptorKind, views: u32) -> ModelRef {
+        ModelRef {
+            id: manifest.embedding_id(),
+            sha256: manifest.sha256.clone(),
+            dim: descriptor.dim(manifest.output.dim),
+            descriptor,
+            views,
+        }
+    }
+
+    /// Whether vectors from `manifest`'s model can be compared with these, whatever the
+    /// descriptor (the descriptor is then taken from the index).
+    pub fn same_model(&self, manifest: &ModelManifest) -> bool {
+        self.id == manifest.embedding_id() && self.sha256.eq_ignore_ascii_case(&manifest.sha256)
+    }
+}
+
 /// Turns tiles into the vectors an index stores and is queried with: the one place that
-/// knows how a [`DescriptorKind`] is computed from pixels, so the CLI's build, its search
-/// and the browser's queries cannot drift apart.
+/// knows how a descriptor is computed from pixels (views, ViT, histogram, fusion,
+/// adapter), so the CLI's build, its search and the browser's queries cannot drift apart.
 #[derive(Debug)]
 pub struct TileDescriber {
     embedder: Embedder,
     kind: DescriptorKind,
+    views: u32,
+    adapter: Option<Adapter>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,26 +195,35 @@ pub enum DescribeError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Descriptor(#[from] DescriptorError),
+    #[error(transparent)]
+    Adapter(#[from] AdapterError),
     #[error("index was built with model {index_model}, but the loaded model is {loaded}")]
     ModelMismatch { index_model: String, loaded: String },
+    #[error("{views} views: expected one of {VIEW_COUNTS:?}")]
+    BadViews { views: u32 },
 }
 
 impl TileDescriber {
-    pub fn new(embedder: Embedder, kind: DescriptorKind) -> Self {
-        TileDescriber { embedder, kind }
+    /// A describer for building an index: no adapter yet (the build trains it).
+    pub fn new(embedder: Embedder, kind: DescriptorKind, views: u32) -> Result<Self, DescribeError> {
+        if !VIEW_COUNTS.contains(&views) {
+            return Err(DescribeError::BadViews { views });
+        }
+        Ok(TileDescriber { embedder, kind, views, adapter: None })
     }
 
-    /// A describer for querying `index`: the model must be the one the index was built
-    /// with; the descriptor is the index's.
-    pub fn for_index(embedder: Embedder, index: &Index) -> Result<Self, DescribeError> {
-        let model = index.model();
+    /// A describer for querying an index built as `model` says, with its adapter: the
+    /// loaded model must be the index's.
+    pub fn for_model(embedder: Embedder, model: &ModelRef, adapter: Option<Adapter>) -> Result<Self, DescribeError> {
         if !model.same_model(embedder.manifest()) {
             return Err(DescribeError::ModelMismatch {
                 index_model: format!("{} (sha256 {})", model.id, model.sha256),
                 loaded: format!("{} (sha256 {})", embedder.manifest().embedding_id(), embedder.manifest().sha256),
             });
         }
-        Ok(TileDescriber::new(embedder, model.descriptor))
+        let mut describer = TileDescriber::new(embedder, model.descriptor, model.views)?;
+        describer.adapter = adapter;
+        Ok(describer)
     }
 
     pub fn embedder(&self) -> &Embedder {
@@ -172,18 +234,60 @@ impl TileDescriber {
         self.kind
     }
 
-    /// What an index built by this describer records about its vectors.
+    pub fn views(&self) -> u32 {
+        self.views
+    }
+
+    /// What an index built by this describer records about its vectors (before any
+    /// adapter, which the build adds).
     pub fn model_ref(&self) -> ModelRef {
-        ModelRef::new(self.embedder.manifest(), self.kind)
+        ModelRef::new(self.embedder.manifest(), self.kind, self.views)
     }
 
     /// The descriptor of one tile. The histogram sees the whole tile; the model sees its
-    /// centre square at the model's input size.
+    /// centre square at the model's input size, in each view.
     pub fn describe(&self, tile: &RgbImage) -> Result<Vec<f32>, DescribeError> {
-        let vit = if self.kind.needs_vit() { self.embedder.embed(tile)? } else { Vec::new() };
+        let vit = if self.kind.needs_vit() {
+            let views: Vec<Vec<f32>> =
+                (0..self.views).map(|r| embed_view(&self.embedder, tile, r)).collect::<Result<_, _>>()?;
+            pool_views(&views)
+        } else {
+            Vec::new()
+        };
         let hist = if self.kind.needs_hist() { colour_histogram(tile)? } else { Vec::new() };
-        Ok(self.kind.compose(&vit, &hist)?)
+        let composed = self.kind.compose(&vit, &hist)?;
+        Ok(match &self.adapter {
+            Some(adapter) => adapter.apply(&composed)?,
+            None => composed,
+        })
     }
+}
+
+/// The model's embedding of the tile's centre square rotated by `quarter_turns` × 90°.
+pub fn embed_view(embedder: &Embedder, tile: &RgbImage, quarter_turns: u32) -> Result<Vec<f32>, ModelError> {
+    if quarter_turns % 4 == 0 {
+        return embedder.embed(tile);
+    }
+    let square = preprocess::square_resize(tile, embedder.manifest().input.size);
+    let rotated = match quarter_turns % 4 {
+        1 => image::imageops::rotate90(&square),
+        2 => image::imageops::rotate180(&square),
+        _ => image::imageops::rotate270(&square),
+    };
+    embedder.embed_square(&rotated)
+}
+
+/// The unit-length mean of unit-length view embeddings.
+pub fn pool_views(views: &[Vec<f32>]) -> Vec<f32> {
+    let Some(first) = views.first() else { return Vec::new() };
+    let mut sum = vec![0.0f32; first.len()];
+    for view in views {
+        let mut unit = view.clone();
+        l2_normalize(&mut unit);
+        sum.iter_mut().zip(&unit).for_each(|(s, v)| *s += v);
+    }
+    l2_normalize(&mut sum);
+    sum
 }
 
 /// Square-root RGB 8×8×8 colour histogram of every pixel, L2-normalized.

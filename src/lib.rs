@@ -4,12 +4,14 @@
 //! `slide`) are plain Rust and know nothing of JS or terminals; `wasm` (browser) and the
 //! `tessera` binary (`cli`) are thin faces over them. See `../shared/ARCHITECTURE.md`.
 
+pub mod adapter;
 pub mod descriptor;
 pub mod eval;
 pub mod index;
 pub mod model;
 pub mod preprocess;
 pub mod search;
+pub mod vector;
 #[cfg(feature = "cli")]
 pub mod slide;
 #[cfg(target_arch = "wasm32")]

@@ -89,7 +89,7 @@ impl Engine {
         let manifest = ModelManifest::from_json(manifest_json, "model manifest").map_err(into_error)?;
         let embedder = Embedder::from_bytes(model, manifest).map_err(into_error)?;
         let index = Index::from_bytes(index, None).map_err(into_error)?;
-        let describer = TileDescriber::for_index(embedder, &index).map_err(into_error)?;
+        let describer = index.describer(embedder).map_err(into_error)?;
         Ok(Engine { describer, index })
     }
 

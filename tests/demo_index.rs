@@ -11,8 +11,8 @@ mod common;
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
-use tessera::descriptor::DescriptorKind;
-use tessera::index::{Index, ModelRef};
+use tessera::descriptor::{DescriptorKind, DEFAULT_VIEWS};
+use tessera::index::Index;
 use tessera::model::{sha256_hex, ModelManifest};
 use tessera::preprocess;
 use tessera::search::{search, Example, Filter, Hit, Query, SearchOptions};
@@ -30,7 +30,7 @@ fn manifest() -> ModelManifest {
 }
 
 fn demo_index() -> Index {
-    Index::from_bytes(&read("www/demo/index.tsi"), Some(&ModelRef::new(&manifest(), DescriptorKind::default())))
+    Index::from_bytes(&read("www/demo/index.tsi"), None)
         .expect("www/demo/index.tsi loads and was built with models/vit-s14-int8.onnx (else run scripts/build-demo-index.sh)")
 }
 
@@ -39,7 +39,12 @@ fn committed_index_matches_committed_model() {
     let manifest = manifest();
     assert_eq!(sha256_hex(&read("models/vit-s14-int8.onnx")), manifest.sha256, "model file vs its manifest");
     let index = demo_index();
-    assert_eq!(index.model(), &ModelRef::new(&manifest, DescriptorKind::default()));
+    let model = index.model();
+    assert!(model.same_model(&manifest), "built with the committed model (else run scripts/build-demo-index.sh): {model:?}");
+    assert_eq!((model.descriptor, model.views), (DescriptorKind::default(), DEFAULT_VIEWS), "the default recipe");
+    let adapter = index.adapter().expect("the default build keeps the LDA adapter on the labelled LC25000 tiles");
+    assert_eq!(adapter.dim_out(), model.dim);
+    assert!(adapter.info().cv.as_ref().is_some_and(|cv| cv.adapted_p_at_5 > cv.plain_p_at_5), "{:?}", adapter.info());
 
     let info = index.info();
     assert!(info.thumbnails, "the demo shows thumbnails");

@@ -19,7 +19,7 @@ fn embedder() -> Embedder {
 #[test]
 fn model_embeddings_retrieve_the_query_class_from_other_groups() {
     let embedder = embedder();
-    let model = ModelRef::new(embedder.manifest(), tessera::descriptor::DescriptorKind::Vit);
+    let model = ModelRef::new(embedder.manifest(), tessera::descriptor::DescriptorKind::Vit, 1);
     // One tile per augmentation group, 20 groups per class: no near-duplicates indexed.
     let mut seen = HashSet::new();
     let rows: Vec<Row> = read_manifest("lc25000-lung.csv")

@@ -7,7 +7,8 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use rayon::prelude::*;
 
-use tessera::descriptor::{DescriptorKind, TileDescriber};
+use tessera::adapter::AdapterChoice;
+use tessera::descriptor::{DescriptorKind, TileDescriber, DEFAULT_VIEWS};
 use tessera::index::{make_thumbnail, BuildOptions, HnswParams, IndexBuilder, Quantization};
 use tessera::preprocess::RgbImage;
 use tessera::slide::{self, SlideTileOptions};
@@ -34,6 +35,14 @@ pub struct BuildArgs {
     /// data (docs/eval.md).
     #[arg(long, default_value_t = DescriptorKind::default())]
     descriptor: DescriptorKind,
+    /// The ViT part averages this many 90° rotations of each tile (1 or 4); queries are
+    /// described the same way. 4 won on the shared data (docs/eval.md) at 4× the compute.
+    #[arg(long, default_value_t = DEFAULT_VIEWS)]
+    views: u32,
+    /// Train a projection on the manifest's `label` column: auto (kept only when it wins in
+    /// the collection's own cross-validation, folds by site/case/slide/group), lda, none.
+    #[arg(long, default_value_t = AdapterChoice::default())]
+    adapter: AdapterChoice,
     /// Longest side of stored thumbnails, px.
     #[arg(long, default_value_t = 64)]
     thumbnail_size: u32,
@@ -94,7 +103,7 @@ impl Pending {
 
 pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let describer = TileDescriber::new(args.model.load()?, args.descriptor);
+    let describer = TileDescriber::new(args.model.load()?, args.descriptor, args.views)?;
     let options = BuildOptions {
         quantization: args.quant,
         pca_dim: args.pca,
@@ -128,6 +137,11 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         bail!("none of the tiles could be embedded ({skipped} skipped)");
     }
     let tiles = builder.len();
+    let spinner = progress_bar(0, "training the adapter");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let decision = builder.fit_adapter(args.adapter)?;
+    spinner.finish_and_clear();
+    eprintln!("{decision}");
     let spinner = progress_bar(0, "building index");
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
     let index = builder.build()?;

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use tessera::descriptor::TileDescriber;
 use tessera::index::Index;
 use tessera::search::{search, Example, Filter, Hit, Query, SearchOptions};
 
@@ -66,7 +65,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.index).with_context(|| format!("{}: cannot read", args.index.display()))?;
     let index =
         Index::from_bytes(&bytes, None).with_context(|| format!("{}: cannot load the index", args.index.display()))?;
-    let describer = TileDescriber::for_index(args.model.load()?, &index)
+    let describer = index.describer(args.model.load()?)
         .with_context(|| format!("{}: cannot query this index", args.index.display()))?;
 
     let embed = |path: &Path| -> anyhow::Result<Example> {

@@ -3,6 +3,8 @@
 //! per query takes milliseconds.
 
 use super::EvalError;
+pub use crate::vector::top_k_where;
+use crate::vector::dot;
 
 /// Row-major vectors, one row of `dim` floats per tile, with their norms precomputed
 /// so that cosine needs one dot product per pair.
@@ -75,41 +77,3 @@ impl<'a> VectorSet<'a> {
     }
 }
 
-/// Indices of the `k` highest `scores` whose index passes `allowed`, best first;
-/// equal scores rank the lower index first so that results are deterministic.
-pub fn top_k_where(scores: &[f32], k: usize, allowed: impl Fn(usize) -> bool) -> Vec<usize> {
-    let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
-    for (i, &score) in scores.iter().enumerate() {
-        if best.len() == k && best.last().is_none_or(|&(worst, _)| score <= worst) {
-            continue;
-        }
-        if !allowed(i) {
-            continue;
-        }
-        // Scanning in index order, a new entry goes after any equal score already kept.
-        let at = best.partition_point(|&(s, _)| s >= score);
-        best.insert(at, (score, i));
-        best.truncate(k);
-    }
-    best.into_iter().map(|(_, i)| i).collect()
-}
-
-/// Dot product with eight independent accumulators, so the compiler can vectorize it
-/// (a single running sum would force strict left-to-right float addition).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 8;
-    let mut acc = [0.0f32; LANES];
-    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = a_chunks
-        .remainder()
-        .iter()
-        .zip(b_chunks.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (ca, cb) in a_chunks.zip(b_chunks) {
-        for lane in 0..LANES {
-            acc[lane] += ca[lane] * cb[lane];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}

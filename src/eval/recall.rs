@@ -16,6 +16,7 @@ pub fn hnsw_recall_at(vectors: &VectorSet, k: usize, hnsw: HnswParams) -> Result
     }
     // The index checks vectors against the model it names; here there is none, only a dim.
     let model = ModelRef {
+        views: 1,
         id: "evaluation".into(),
         sha256: "0".repeat(64),
         dim: vectors.dim(),

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::adapter::{Adapter, AdapterInfo};
+
 use super::bytes::{Reader, Writer};
 use super::{
     Graph, HnswParams, Index, IndexError, Metadata, Metric, ModelRef, Pca, Quantization, SizeReport, Thumbnails,
@@ -29,6 +31,10 @@ struct Header {
     model: ModelRef,
     metric: Metric,
     tiles: u64,
+    /// Present when the file has an adapter (section ADPT); `model.dim` is then its
+    /// output length.
+    #[serde(default)]
+    adapter: Option<AdapterInfo>,
     quantization: Quantization,
     /// Length of the stored vectors: the PCA output dim, or the model dim.
     vector_dim: usize,
@@ -54,7 +60,8 @@ const PCAM: [u8; 4] = *b"PCAM";
 const GRPH: [u8; 4] = *b"GRPH";
 const META: [u8; 4] = *b"META";
 const THMB: [u8; 4] = *b"THMB";
-const KNOWN: [[u8; 4]; 7] = [VECS, QPAR, RRNK, PCAM, GRPH, META, THMB];
+const ADPT: [u8; 4] = *b"ADPT";
+const KNOWN: [[u8; 4]; 8] = [VECS, QPAR, RRNK, PCAM, GRPH, META, THMB, ADPT];
 
 impl Index {
     /// Serializes the index. The same index always gives the same bytes.
@@ -72,6 +79,7 @@ impl Index {
             model: self.model.clone(),
             metric: self.metric,
             tiles: self.len() as u64,
+            adapter: self.adapter.as_ref().map(|a| a.info().clone()),
             quantization: self.vectors.quantization(),
             vector_dim: self.vectors.dim(),
             pca: self.pca.as_ref().map(|p| PcaHeader { dim_out: p.dim_out(), energy_kept: p.energy_kept() }),
@@ -86,6 +94,9 @@ impl Index {
         }
         if let Some(rerank) = &self.rerank {
             sections.push((RRNK, rerank.codes_to_bytes()));
+        }
+        if let Some(adapter) = &self.adapter {
+            sections.push((ADPT, adapter.to_bytes()));
         }
         if let Some(pca) = &self.pca {
             sections.push((PCAM, pca.to_bytes()));
@@ -117,11 +128,12 @@ impl Index {
             out.u64(body.len() as u64);
             offset += body.len();
         }
-        let mut report = SizeReport { total: 0, vectors: 0, rerank: 0, pca: 0, graph: 0, metadata: 0, thumbnails: 0 };
+        let mut report = SizeReport { total: 0, vectors: 0, adapter: 0, rerank: 0, pca: 0, graph: 0, metadata: 0, thumbnails: 0 };
         for (tag, body) in &sections {
             match *tag {
                 VECS | QPAR => report.vectors += body.len(),
                 RRNK => report.rerank += body.len(),
+                ADPT => report.adapter += body.len(),
                 PCAM => report.pca += body.len(),
                 GRPH => report.graph += body.len(),
                 META => report.metadata += body.len(),
@@ -191,6 +203,14 @@ impl Index {
             Some(q) => Some(VectorStore::from_sections("RRNK", q, header.model.dim, tiles, require(RRNK, "RRNK")?, None)?),
             None => None,
         };
+        unexpected(ADPT, header.adapter.is_some(), "ADPT")?;
+        let adapter = match &header.adapter {
+            Some(info) => Some(
+                Adapter::from_bytes(info.clone(), require(ADPT, "ADPT")?)
+                    .map_err(|e| IndexError::BadAdapter(e.to_string()))?,
+            ),
+            None => None,
+        };
         unexpected(PCAM, header.pca.is_some(), "PCAM")?;
         let pca = match &header.pca {
             Some(p) => Some(Pca::from_bytes(require(PCAM, "PCAM")?, header.model.dim, p.dim_out, p.energy_kept)?),
@@ -210,6 +230,7 @@ impl Index {
         Ok(Index {
             model: header.model,
             metric: header.metric,
+            adapter,
             pca,
             vectors,
             rerank,
@@ -234,6 +255,11 @@ fn check_header(h: &Header) -> Result<usize, IndexError> {
     let expected_dim = h.pca.as_ref().map_or(h.model.dim, |p| p.dim_out);
     if h.vector_dim != expected_dim || expected_dim == 0 || expected_dim > h.model.dim {
         return bad(format!("vector dim {} does not match model dim {} and PCA", h.vector_dim, h.model.dim));
+    }
+    if let Some(a) = &h.adapter {
+        if a.dim_in.checked_add(a.rank) != Some(h.model.dim) {
+            return bad(format!("adapter {} → {} + {} does not match model dim {}", a.dim_in, a.dim_in, a.rank, h.model.dim));
+        }
     }
     if h.rerank == Some(Quantization::Int8) {
         return bad("re-ranking vectors must be f16 or f32".into());

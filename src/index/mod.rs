@@ -23,7 +23,11 @@ pub use pca::Pca;
 pub use quant::{Quantization, VectorStore};
 pub use thumbnail::make_thumbnail;
 
-use crate::descriptor::DescriptorKind;
+pub use crate::descriptor::ModelRef;
+
+use crate::adapter::{self, Adapter, AdapterChoice, AdapterDecision, TileLabels};
+use crate::descriptor::{DescribeError, TileDescriber};
+use crate::model::Embedder;
 
 pub(crate) use graph::Graph;
 pub(crate) use meta::{Metadata, Thumbnails};
@@ -32,40 +36,6 @@ pub(crate) use quant::{dot_f32, PreparedQuery};
 /// Inner product of two vectors (cosine similarity for unit vectors).
 pub fn dot_product(a: &[f32], b: &[f32]) -> f32 {
     dot_f32(a, b)
-}
-
-/// The model the vectors came from. An index answers only queries embedded by the same
-/// model; readers compare this against the model they have.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelRef {
-    pub id: String,
-    /// Hex SHA-256 of the model file.
-    pub sha256: String,
-    /// Length of the stored descriptor (before any PCA).
-    pub dim: usize,
-    /// What each vector is: the model's embedding, the colour histogram, or both fused.
-    /// Queries must be described the same way.
-    pub descriptor: DescriptorKind,
-}
-
-impl ModelRef {
-    /// The record of a model and descriptor: the model's embedding id (which includes the
-    /// input size, because the same weights at another size give other vectors), file
-    /// hash, and the descriptor with its length.
-    pub fn new(manifest: &crate::model::ModelManifest, descriptor: DescriptorKind) -> ModelRef {
-        ModelRef {
-            id: manifest.embedding_id(),
-            sha256: manifest.sha256.clone(),
-            dim: descriptor.dim(manifest.output.dim),
-            descriptor,
-        }
-    }
-
-    /// Whether vectors from `manifest`'s model can be compared with these, whatever the
-    /// descriptor (the descriptor is then taken from the index).
-    pub fn same_model(&self, manifest: &crate::model::ModelManifest) -> bool {
-        self.id == manifest.embedding_id() && self.sha256.eq_ignore_ascii_case(&manifest.sha256)
-    }
 }
 
 /// How vectors are compared. Vectors are L2-normalized at build time, so the inner
@@ -100,6 +70,8 @@ pub enum IndexError {
     Inconsistent { what: &'static str },
     #[error("tile {tile}: {what}")]
     BadTile { tile: usize, what: String },
+    #[error("index adapter: {0}")]
+    BadAdapter(String),
     #[error("bad build options: {0}")]
     BadOptions(String),
     #[error("index build failed: {0}")]
@@ -143,6 +115,7 @@ pub struct IndexBuilder {
     vectors: Vec<f32>,
     metadata: Vec<Vec<(String, String)>>,
     thumbnails: Vec<Option<Vec<u8>>>,
+    adapter: Option<Adapter>,
 }
 
 impl IndexBuilder {
@@ -164,7 +137,7 @@ impl IndexBuilder {
         if !(options.hnsw.layer_ratio > 0.0 && options.hnsw.layer_ratio < 1.0) {
             return Err(IndexError::BadOptions(format!("HNSW layer ratio {} must be in (0, 1)", options.hnsw.layer_ratio)));
         }
-        Ok(IndexBuilder { model, options, vectors: Vec::new(), metadata: Vec::new(), thumbnails: Vec::new() })
+        Ok(IndexBuilder { model, options, vectors: Vec::new(), metadata: Vec::new(), thumbnails: Vec::new(), adapter: None })
     }
 
     pub fn len(&self) -> usize {
@@ -184,6 +157,9 @@ impl IndexBuilder {
         thumbnail: Option<Vec<u8>>,
     ) -> Result<usize, IndexError> {
         let tile = self.len();
+        if self.adapter.is_some() {
+            return Err(IndexError::BadOptions("tiles cannot be added once the adapter is trained".into()));
+        }
         let unit = normalize(vector, self.model.dim).map_err(|what| IndexError::BadTile { tile, what })?;
         self.vectors.extend_from_slice(&unit);
         self.metadata.push(metadata);
@@ -191,8 +167,34 @@ impl IndexBuilder {
         Ok(tile)
     }
 
+    /// Trains an adapter on the tiles added so far, from their `label` metadata (folds
+    /// from `site`/`case`/`slide`/`group`), as `choice` asks; when one is kept, every
+    /// stored vector is adapted and the index records it. Call after the last `add`.
+    pub fn fit_adapter(&mut self, choice: AdapterChoice) -> Result<AdapterDecision, IndexError> {
+        if self.adapter.is_some() {
+            return Err(IndexError::BadOptions("the adapter is already trained".into()));
+        }
+        let labels: Vec<TileLabels> = self
+            .metadata
+            .iter()
+            .map(|row| TileLabels::from_columns(|key| row.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())))
+            .collect();
+        let decision = adapter::train(&self.vectors, self.model.dim, &labels, choice)
+            .map_err(|e| IndexError::Build(e.to_string()))?;
+        if let Some(adapter) = &decision.adapter {
+            let mut adapted = Vec::with_capacity(self.len() * adapter.dim_out());
+            for row in self.vectors.chunks_exact(self.model.dim) {
+                adapted.extend(adapter.apply(row).map_err(|e| IndexError::Build(e.to_string()))?);
+            }
+            self.vectors = adapted;
+            self.model.dim = adapter.dim_out();
+            self.adapter = Some(adapter.clone());
+        }
+        Ok(decision)
+    }
+
     pub fn build(self) -> Result<Index, IndexError> {
-        let IndexBuilder { model, options, vectors, metadata, thumbnails } = self;
+        let IndexBuilder { model, options, vectors, metadata, thumbnails, adapter } = self;
         let n = metadata.len();
         if n >= u32::MAX as usize {
             return Err(IndexError::BadOptions(format!("{n} tiles: at most {} fit", u32::MAX - 1)));
@@ -222,6 +224,7 @@ impl IndexBuilder {
         Ok(Index {
             model,
             metric: Metric::Cosine,
+            adapter,
             pca,
             vectors: store,
             rerank,
@@ -253,6 +256,8 @@ pub(crate) fn normalize(v: &[f32], dim: usize) -> Result<Vec<f32>, String> {
 pub struct Index {
     pub(crate) model: ModelRef,
     pub(crate) metric: Metric,
+    /// Applied to query descriptors before search; stored vectors are already adapted.
+    pub(crate) adapter: Option<Adapter>,
     pub(crate) pca: Option<Pca>,
     /// The stored (possibly projected and quantized) vectors: search runs on these.
     pub(crate) vectors: VectorStore,
@@ -269,6 +274,7 @@ pub struct Index {
 pub struct SizeReport {
     pub total: usize,
     pub vectors: usize,
+    pub adapter: usize,
     pub rerank: usize,
     pub pca: usize,
     pub graph: usize,
@@ -283,6 +289,7 @@ pub struct IndexInfo {
     pub model: ModelRef,
     pub quantization: Quantization,
     pub vector_dim: usize,
+    pub adapter: Option<crate::adapter::AdapterInfo>,
     pub pca_energy_kept: Option<f32>,
     pub rerank: Option<Quantization>,
     pub graph_layers: usize,
@@ -309,12 +316,23 @@ impl Index {
         self.metric
     }
 
+    pub fn adapter(&self) -> Option<&Adapter> {
+        self.adapter.as_ref()
+    }
+
+    /// A describer for queries to this index: the model must be the index's; the
+    /// descriptor, views and adapter are the index's.
+    pub fn describer(&self, embedder: Embedder) -> Result<TileDescriber, DescribeError> {
+        TileDescriber::for_model(embedder, &self.model, self.adapter.clone())
+    }
+
     pub fn info(&self) -> IndexInfo {
         IndexInfo {
             tiles: self.len(),
             model: self.model.clone(),
             quantization: self.vectors.quantization(),
             vector_dim: self.vectors.dim(),
+            adapter: self.adapter.as_ref().map(|a| a.info().clone()),
             pca_energy_kept: self.pca.as_ref().map(Pca::energy_kept),
             rerank: self.rerank.as_ref().map(VectorStore::quantization),
             graph_layers: self.graph.as_ref().map_or(0, Graph::layer_count),

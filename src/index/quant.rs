@@ -234,21 +234,7 @@ impl VectorStore {
     }
 }
 
-/// Dot product written as 8 independent lanes so the compiler vectorizes it (SSE/AVX
-/// natively, simd128 in WASM) without `unsafe` or target-specific code.
-#[inline]
-pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (a8, a_rest) = a.split_at(a.len() / 8 * 8);
-    let (b8, b_rest) = b.split_at(a8.len().min(b.len()));
-    for (x, y) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let tail: f32 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
-}
+pub(crate) use crate::vector::dot as dot_f32;
 
 #[inline]
 fn dot_u8(a: &[f32], b: &[u8]) -> f32 {

@@ -26,7 +26,7 @@ pub fn embedder() -> &'static Embedder {
 
 /// Describes tiles the way `index`'s vectors were described (its descriptor).
 pub fn describer_for(index: &tessera::index::Index) -> tessera::descriptor::TileDescriber {
-    tessera::descriptor::TileDescriber::for_index(embedder().clone(), index).expect("index built with the committed model")
+    index.describer(embedder().clone()).expect("index built with the committed model")
 }
 
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {

@@ -82,6 +82,7 @@ pub fn monuseg_tiles(grid: u32) -> Vec<TileWithPixels> {
 
 pub fn colour_model() -> ModelRef {
     ModelRef {
+        views: 1,
         id: "test-colour-histogram".into(),
         sha256: "0".repeat(64),
         dim: 512,

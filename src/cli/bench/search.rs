@@ -231,6 +231,7 @@ fn bench_tessera(
     let (quantization, pca_dim, rerank) = parse_variant(variant)?;
     let n = data.len();
     let model = ModelRef {
+        views: 1,
         id: "synthetic".into(),
         sha256: "0".repeat(64),
         dim: data.dim,

@@ -7,8 +7,8 @@
 //! adapted(x) = concat( sqrt(1-w)·x , sqrt(w)·normalize(Pᵀ(x − μ)) )
 //! ```
 //!
-//! `P` holds the (classes − 1) discriminant directions of the within-class covariance
-//! shrunk towards a multiple of the identity, `(1-s)·Σ_w + s·(tr Σ_w / d)·I`. The
+//! `P` holds the (classes − 1) discriminant directions against the within-class covariance
+//! shrunk towards a multiple of the identity, `Σ_s = (1-s)·Σ_w + s·(tr Σ_w / d)·I`. The
 //! cosine of two adapted vectors is `(1-w)·cos(x) + w·cos(LDA)`: plain LDA alone projects
 //! three classes to two dimensions and collapses retrieval; fused, it only pulls tiles of
 //! one diagnosis together. `s` and `w` are chosen by cross-validation on the collection
@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use nalgebra::{DMatrix, SymmetricEigen};
+use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
 use crate::vector::{dot, l2_normalize, top_k_where};
@@ -384,14 +384,13 @@ fn strided(data: &[f32], dim: usize, classes: &[u32], max: usize) -> (Vec<f32>, 
     (keep.iter().flat_map(|&i| data[i * dim..(i + 1) * dim].iter().copied()).collect(), keep.iter().map(|&i| classes[i]).collect())
 }
 
-/// The eigendecomposition of one training set's within-class covariance, from which the
-/// directions for any shrinkage follow cheaply.
+/// One training set's scatter matrices, from which the directions for any shrinkage
+/// follow by one Cholesky factorization.
 struct Lda {
     dim: usize,
     mean: Vec<f64>,
-    /// Eigenvectors (columns) and eigenvalues of Σ_w.
-    eigenvectors: DMatrix<f64>,
-    eigenvalues: Vec<f64>,
+    /// Σ_w, the within-class covariance.
+    within: DMatrix<f64>,
     /// Columns `sqrt(n_c/n)·(m_c − μ)`, so that Σ_b = B·Bᵀ.
     between: DMatrix<f64>,
 }
@@ -415,7 +414,7 @@ impl Lda {
                 centred[(i, j)] -= sums[(c as usize, j)] / k;
             }
         }
-        let within = (centred.transpose() * &centred) / n as f64;
+        let within = centred.tr_mul(&centred) / n as f64;
         if within.trace() <= 0.0 || !within.trace().is_finite() {
             return None;
         }
@@ -426,38 +425,27 @@ impl Lda {
                 between[(j, c)] = share * (sums[(c, j)] / counts[c].max(1) as f64 - mean[j]);
             }
         }
-        let eigen = SymmetricEigen::new(within);
-        Some(Lda {
-            dim,
-            mean,
-            eigenvalues: eigen.eigenvalues.iter().map(|&e| e.max(0.0)).collect(),
-            eigenvectors: eigen.eigenvectors,
-            between,
-        })
+        Some(Lda { dim, mean, within, between })
     }
 
     fn mean_f32(&self) -> Vec<f32> {
         self.mean.iter().map(|&m| m as f32).collect()
     }
 
-    /// The discriminant directions (classes − 1 rows of `dim`) at shrinkage `s`: the top
-    /// left singular vectors `u` of `W·B`, mapped back by `W`, where `W = Σ_s^{-1/2}`.
+    /// The discriminant directions (classes − 1 rows of `dim`) at shrinkage `s`: the
+    /// generalized eigenvectors of `Σ_b v = λ Σ_s v`, through `Σ_s = L·Lᵀ`: the top left
+    /// singular vectors `w` of `L⁻¹·B` give `v = L⁻ᵀ·w` (so `vᵀ Σ_s v = 1`).
     fn directions(&self, shrinkage: f32) -> Vec<f32> {
         let s = f64::from(shrinkage);
-        let mean_eigen = self.eigenvalues.iter().sum::<f64>() / self.dim as f64;
-        let inv_sqrt: Vec<f64> =
-            self.eigenvalues.iter().map(|&e| 1.0 / ((1.0 - s) * e + s * mean_eigen).max(1e-12).sqrt()).collect();
-        let u = &self.eigenvectors;
-        // W·M = U·diag(f)·Uᵀ·M without forming the d×d W.
-        let whiten = |m: &DMatrix<f64>| {
-            let mut t = u.transpose() * m;
-            for (i, f) in inv_sqrt.iter().enumerate() {
-                t.row_mut(i).scale_mut(*f);
-            }
-            u * t
-        };
-        let wb = whiten(&self.between);
-        let svd = wb.clone().svd(true, false);
+        let ridge = s * self.within.trace() / self.dim as f64;
+        let mut shrunk = &self.within * (1.0 - s);
+        for i in 0..self.dim {
+            shrunk[(i, i)] += ridge.max(1e-12);
+        }
+        let Some(cholesky) = shrunk.cholesky() else { return Vec::new() };
+        let l = cholesky.l();
+        let Some(scaled) = l.solve_lower_triangular(&self.between) else { return Vec::new() };
+        let svd = scaled.svd(true, false);
         let Some(left) = svd.u else { return Vec::new() };
         let mut order: Vec<usize> = (0..svd.singular_values.len()).collect();
         order.sort_by(|&a, &b| svd.singular_values[b].total_cmp(&svd.singular_values[a]));
@@ -467,10 +455,11 @@ impl Lda {
             .take(self.between.ncols().saturating_sub(1))
             .filter(|&k| svd.singular_values[k] > 1e-9 * top.max(1e-300))
             .collect();
+        let lt = l.transpose();
         let mut out = Vec::with_capacity(kept.len() * self.dim);
         for k in kept {
-            let column = left.column(k);
-            let direction = whiten(&DMatrix::from_column_slice(self.dim, 1, column.as_slice()));
+            let w = DMatrix::from_column_slice(self.dim, 1, left.column(k).as_slice());
+            let Some(direction) = lt.solve_upper_triangular(&w) else { return Vec::new() };
             // A fixed sign, so that the same data always gives the same file.
             let pivot = direction.iter().copied().fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
             let sign = if pivot < 0.0 { -1.0 } else { 1.0 };

@@ -342,3 +342,108 @@ impl<'a> Scorer<'a> {
 fn sort_ranked(v: &mut [(f32, u32)]) {
     v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
 }
+
+/// How [`search_slides`] ranks slides (SISH / Yottixel style: each query tile's nearest
+/// tiles vote for the slides they come from).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlideOptions {
+    /// Slides to return.
+    pub k: usize,
+    /// The metadata column that names a tile's slide.
+    pub key: String,
+    /// Nearest tiles per query tile that vote.
+    pub neighbours: usize,
+    /// Rank by the sum of the voters' scores (`true`) or by the number of votes.
+    pub weighted: bool,
+}
+
+impl Default for SlideOptions {
+    fn default() -> Self {
+        SlideOptions { k: 5, key: "slide".into(), neighbours: 50, weighted: true }
+    }
+}
+
+/// One slide in a [`search_slides`] ranking.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlideHit {
+    /// 1-based rank.
+    pub rank: usize,
+    pub slide: String,
+    /// Voting tiles of this slide among every query tile's nearest tiles.
+    pub votes: usize,
+    /// Sum of the voters' scores.
+    pub score: f32,
+    /// The slide's best-scoring tile and its score.
+    pub best_tile: u32,
+    pub best_score: f32,
+    /// The best tile's metadata (label, case, ...).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Votes of (slide, score, tile) pairs, ranked: by summed score or count, then by the best
+/// single score, then by name, so that the order is deterministic.
+pub fn rank_votes<'a>(votes: impl IntoIterator<Item = (&'a str, f32, u32)>, weighted: bool) -> Vec<(&'a str, usize, f32, u32, f32)> {
+    let mut by_slide: BTreeMap<&str, (usize, f32, u32, f32)> = BTreeMap::new();
+    for (slide, score, tile) in votes {
+        let entry = by_slide.entry(slide).or_insert((0, 0.0, tile, f32::NEG_INFINITY));
+        entry.0 += 1;
+        entry.1 += score;
+        if score > entry.3 {
+            (entry.2, entry.3) = (tile, score);
+        }
+    }
+    let mut ranked: Vec<(&str, usize, f32, u32, f32)> =
+        by_slide.into_iter().map(|(slide, (n, sum, best, best_score))| (slide, n, sum, best, best_score)).collect();
+    ranked.sort_by(|a, b| {
+        let (ka, kb) = if weighted { (a.2, b.2) } else { (a.1 as f32, b.1 as f32) };
+        kb.total_cmp(&ka).then(b.4.total_cmp(&a.4)).then(a.0.cmp(b.0))
+    });
+    ranked
+}
+
+/// Which slides look like these tiles: every query's nearest `neighbours` tiles (after the
+/// filters in `options`; its `k` and `unique_by` are ignored) vote for their slides.
+pub fn search_slides(
+    index: &Index,
+    queries: &[Query],
+    options: &SearchOptions,
+    slides: &SlideOptions,
+) -> Result<Vec<SlideHit>, SearchError> {
+    if queries.is_empty() {
+        return Err(SearchError::NoPositive);
+    }
+    if slides.neighbours == 0 {
+        return Err(SearchError::BadOption("slide search needs at least one neighbour per query tile".into()));
+    }
+    if !(0..index.len()).any(|id| index.metadata_value(id, &slides.key).is_some()) {
+        let columns: Vec<String> = index.info().columns;
+        return Err(SearchError::BadOption(format!(
+            "no tile has a `{}` value, so there are no slides to rank; the index's columns are {}",
+            slides.key,
+            columns.join(", ")
+        )));
+    }
+    let tile_options = SearchOptions { k: slides.neighbours, unique_by: None, mmr: None, ..options.clone() };
+    let mut hits = Vec::new();
+    for query in queries {
+        hits.extend(search(index, query, &tile_options)?);
+    }
+    let votes = hits
+        .iter()
+        .filter_map(|h| index.metadata_value(h.id as usize, &slides.key).map(|slide| (slide, h.score, h.id)));
+    Ok(rank_votes(votes, slides.weighted)
+        .into_iter()
+        .take(slides.k)
+        .enumerate()
+        .map(|(i, (slide, votes, score, best_tile, best_score))| SlideHit {
+            rank: i + 1,
+            slide: slide.to_string(),
+            votes,
+            score,
+            best_tile,
+            best_score,
+            metadata: index.metadata(best_tile as usize),
+        })
+        .collect())
+}

@@ -13,7 +13,7 @@ use crate::descriptor::TileDescriber;
 use crate::index::{Index, IndexInfo};
 use crate::model::{Embedder, ModelManifest};
 use crate::preprocess;
-use crate::search::{self, Example, Query, SearchOptions};
+use crate::search::{self, Example, Query, SearchOptions, SlideOptions};
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -44,10 +44,29 @@ export interface Hit {
   metadata: Record<string, string>;  // label, group, slide, case, path, x, y, ...
   has_thumbnail: boolean;
 }
+/** The projection `tessera build --adapter` trained on the collection's labels. */
+export interface AdapterInfo {
+  kind: 'lda'; dim_in: number; rank: number;
+  params: { shrinkage: number; weight: number };
+  classes: Record<string, number>;
+  cv: { folds_by: string; folds: number; queries: number; plain_p_at_5: number; adapted_p_at_5: number } | null;
+}
+export interface SlideOptions {
+  k?: number;                 // slides to return, default 5
+  key?: string;               // metadata column naming a tile's slide, default "slide"
+  neighbours?: number;        // nearest tiles that vote, default 50
+  weighted?: boolean;         // rank by summed scores (default) or by vote count
+}
+export interface SlideHit {
+  rank: number; slide: string; votes: number; score: number;
+  best_tile: number; best_score: number; metadata: Record<string, string>;
+}
 export interface EngineInfo {
   model: { id: string; embedding_id: string; input_size: number; dim: number; sha256: string };
   index: { tiles: number; quantization: string; vector_dim: number; columns: string[]; thumbnails: boolean;
-           graph_layers: number; model: { id: string; sha256: string; dim: number } };
+           graph_layers: number; adapter: AdapterInfo | null;
+           model: { id: string; sha256: string; dim: number; views: number;
+                    descriptor: { kind: 'vit' | 'hist' } | { kind: 'fused'; weight: number } } };
   labels: Record<string, number>;   // label → tile count
   slides: Record<string, number>;   // slide → tile count
   groups: number;                   // distinct `group` values
@@ -111,12 +130,18 @@ impl Engine {
     /// `SearchOptions` (missing fields take their defaults). Returns `Hit[]`.
     pub fn search(&self, query: JsValue, options: JsValue) -> Result<JsValue, Error> {
         let query = to_query(&query)?;
-        let options: SearchOptions = if options.is_undefined() || options.is_null() {
-            SearchOptions::default()
-        } else {
-            serde_wasm_bindgen::from_value(options).map_err(|e| Error::new(&format!("search options: {e}")))?
-        };
-        let hits = search::search(&self.index, &query, &options).map_err(into_error)?;
+        let hits = search::search(&self.index, &query, &from_js_or_default(options, "search options")?).map_err(into_error)?;
+        to_js(&hits)
+    }
+
+    /// Ranks slides by the votes of the query's nearest tiles. `options` as for `search`
+    /// (filters apply), `slides` a `SlideOptions`. Returns `SlideHit[]`.
+    #[wasm_bindgen(js_name = searchSlides)]
+    pub fn search_slides(&self, query: JsValue, options: JsValue, slides: JsValue) -> Result<JsValue, Error> {
+        let query = to_query(&query)?;
+        let options: SearchOptions = from_js_or_default(options, "search options")?;
+        let slides: SlideOptions = from_js_or_default(slides, "slide options")?;
+        let hits = search::search_slides(&self.index, &[query], &options, &slides).map_err(into_error)?;
         to_js(&hits)
     }
 
@@ -216,4 +241,12 @@ fn to_example(value: &JsValue, what: &str) -> Result<Example, Error> {
         return Ok(Example::Vector(numbers));
     }
     Err(Error::new(&format!("{what}: expected a tile id, a Float32Array or an array of numbers")))
+}
+
+/// `value` as `T`, or `T::default()` when JS passed nothing.
+fn from_js_or_default<T: serde::de::DeserializeOwned + Default>(value: JsValue, what: &str) -> Result<T, Error> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(T::default());
+    }
+    serde_wasm_bindgen::from_value(value).map_err(|e| Error::new(&format!("{what}: {e}")))
 }

@@ -81,7 +81,7 @@ fn reader_refuses_other_models_versions_and_corruption() {
 
     let mut v2 = bytes.clone();
     v2[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
-    assert!(matches!(Index::from_bytes(&v2, None), Err(IndexError::UnsupportedVersion { found: 2, .. })));
+    assert!(matches!(Index::from_bytes(&v2, None), Err(IndexError::UnsupportedVersion { found, .. }) if found == FORMAT_VERSION + 1));
 
     let mut flipped = bytes.clone();
     let mid = flipped.len() / 2;

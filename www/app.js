@@ -129,7 +129,12 @@ function onReady(info, fromCache) {
   const tiles = info.index.tiles.toLocaleString('en');
   const seconds = (info.load_ms / 1000).toFixed(1);
   setStatus('ready', `${tiles} tiles · ready in ${seconds} s${fromCache ? ' (offline cache)' : ''}`);
-  el.status.title = `model ${info.model.embedding_id}\nindex: ${tiles} tiles, ${info.index.quantization} vectors`;
+  const model = info.index.model;
+  const adapter = info.index.adapter
+    ? `, LDA adapter over ${Object.keys(info.index.adapter.classes).length} classes`
+    : '';
+  el.status.title = `model ${info.model.embedding_id}\nindex: ${tiles} tiles, ${info.index.quantization} vectors, `
+    + `${model.descriptor.kind} descriptor, ${model.views} view${model.views > 1 ? 's' : ''}${adapter}`;
 
   for (const [label, count] of Object.entries(info.labels)) {
     const option = new Option(`${LABEL_NAMES[label] ?? label} (${count.toLocaleString('en')})`, label);

@@ -75,6 +75,12 @@ export class TesseraClient {
     return this.#call('search', { query, options });
   }
 
+  /** Which slides look like `query`: its nearest tiles vote for their slides. `slides`:
+   *  `{ k, key, neighbours, weighted }`. Resolves to `{ slides, ms }` (`SlideHit[]`). */
+  searchSlides(query, options = {}, slides = {}) {
+    return this.#call('searchSlides', { query, options, slides });
+  }
+
   thumbnail(id) {
     return this.#call('thumbnail', { id });
   }

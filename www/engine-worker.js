@@ -96,6 +96,18 @@ const handlers = {
     return { hits, ms };
   },
 
+  searchSlides({ query, options, slides }) {
+    const e = requireEngine();
+    const started = performance.now();
+    let ranked;
+    try {
+      ranked = e.searchSlides(query, options, slides);
+    } catch (err) {
+      throw new WorkerError('search', err.message);
+    }
+    return { slides: ranked, ms: performance.now() - started };
+  },
+
   thumbnail({ id }) {
     const jpeg = requireEngine().thumbnail(id);
     return jpeg ? new Blob([jpeg], { type: 'image/jpeg' }) : null;

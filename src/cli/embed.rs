@@ -51,7 +51,7 @@ pub struct EmbedDirArgs {
 pub fn run_embed_dir(args: EmbedDirArgs) -> anyhow::Result<()> {
     let embedder = args.model.load()?;
     let tiles = list_tiles(&args.input)?;
-    let vectors = embed_all(&embedder, &tiles, "embedding", |t| t.path.display().to_string(), |t| read_tile(&t.path));
+    let vectors = embed_all(&embedder, &tiles, "embedding", |t| t.path.display().to_string(), |t| read_tile(&t.path), 0);
     let kept: Vec<(usize, Vec<f32>)> = vectors.into_iter().enumerate().filter_map(|(i, v)| Some((i, v?))).collect();
     let skipped = tiles.len() - kept.len();
     if kept.is_empty() {

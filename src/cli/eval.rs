@@ -3,6 +3,7 @@
 //! Prints markdown tables; `--json` writes every figure.
 
 mod datasets;
+mod held_out;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -13,14 +14,16 @@ use npyz::WriterBuilder;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use tessera::descriptor::{colour_histogram, DescriptorKind, HIST_DIM};
-use tessera::eval::{evaluate, hnsw_recall_at, EvalReport, VectorSet};
+use tessera::adapter::AdapterChoice;
+use tessera::descriptor::{colour_histogram, pool_views, DescriptorKind, HIST_DIM, VIEW_COUNTS};
+use tessera::eval::{evaluate, evaluate_adapted, hnsw_recall_at, AdaptedReport, EvalReport, Protocol, VectorSet};
 use tessera::index::HnswParams;
 use tessera::model::Embedder;
 
 use super::tiles::{embed_all, progress_bar};
 use super::ModelArgs;
 use datasets::{load_lc25000, load_monuseg, Dataset};
+use held_out::held_out_collection;
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
@@ -34,6 +37,20 @@ pub struct EvalArgs {
     /// Histogram weights w of the fused descriptors, similarity (1-w)·cos(vit) + w·cos(hist).
     #[arg(long = "fuse-weight", num_args = 1.., default_values_t = [0.3], value_name = "W")]
     fuse_weights: Vec<f32>,
+    /// Rotated views the ViT part averages (1: the tile as it is; 4: its four 90°
+    /// rotations). Each is evaluated.
+    #[arg(long, num_args = 1.., default_values_t = [1, 4], value_name = "N")]
+    views: Vec<u32>,
+    /// Folds for the adapter rows: each fold's queries go through an adapter trained on
+    /// the other folds (folds keep groups / slides / sites whole, as the protocol does).
+    #[arg(long, default_value_t = 10)]
+    adapter_folds: usize,
+    /// Skip the adapter rows and the held-out-collection experiment.
+    #[arg(long)]
+    no_adapter: bool,
+    /// Cluster resamples for the paired bootstrap intervals.
+    #[arg(long, default_value_t = 2000)]
+    bootstrap: usize,
     /// Evaluate the colour histogram only (no model).
     #[arg(long)]
     hist_only: bool,
@@ -56,19 +73,34 @@ pub struct EvalArgs {
     model: ModelArgs,
 }
 
-/// One descriptor evaluated: a kind, and the model input size for those that use the ViT.
+/// One descriptor evaluated: a kind, the model input size and views for those that use
+/// the ViT, and whether an adapter trained on the other folds transforms it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Descriptor {
     pub kind: DescriptorKind,
     pub input_size: Option<u32>,
+    pub views: u32,
+    pub adapter: bool,
 }
 
 impl Descriptor {
+    fn plain(kind: DescriptorKind, input_size: Option<u32>, views: u32) -> Descriptor {
+        Descriptor { kind, input_size, views, adapter: false }
+    }
+
+    /// `fused:0.3@112`, `fused:0.3@112×4` (four views), `…+lda` (adapted).
     pub fn label(&self) -> String {
-        match self.input_size {
+        let mut label = match self.input_size {
             Some(size) => format!("{}@{size}", self.kind),
             None => self.kind.to_string(),
+        };
+        if self.views > 1 {
+            label.push_str(&format!("×{}", self.views));
         }
+        if self.adapter {
+            label.push_str("+lda");
+        }
+        label
     }
 }
 
@@ -80,11 +112,11 @@ struct DescribedSet<'a> {
     vectors: Vec<f32>,
 }
 
-/// The descriptors of every tile of one dataset, per input size.
+/// The descriptors of every tile of one dataset, per input size and views.
 struct DatasetVectors<'a> {
     dataset: &'a Dataset,
     hist: Vec<Vec<f32>>,
-    vit: Vec<(u32, Vec<Vec<f32>>)>,
+    vit: Vec<(u32, u32, Vec<Vec<f32>>)>,
 }
 
 /// How long embedding took at one input size.
@@ -105,9 +137,29 @@ pub struct ResultRow {
     #[serde(flatten)]
     pub spec: Descriptor,
     pub dim: usize,
-    /// P@5 measured with onnxruntime/numpy for the same setting (issue 4), when known.
-    pub reference_p_at_5: Option<f64>,
     pub report: EvalReport,
+    /// How the adapter rows were trained (folds, what each fold chose).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<AdapterRun>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AdapterRun {
+    pub folds_by: &'static str,
+    pub folds: usize,
+    pub folds_adapted: usize,
+    pub params: Vec<tessera::adapter::LdaParams>,
+}
+
+/// A paired difference of per-query P@5 between two descriptors, with its interval.
+#[derive(Debug, Serialize)]
+pub struct Comparison {
+    pub dataset: &'static str,
+    pub protocol: Protocol,
+    pub descriptor: String,
+    pub against: String,
+    pub clustered_by: &'static str,
+    pub p_at_5_difference: tessera::eval::Interval,
 }
 
 /// HNSW search through the index against exact cosine search.
@@ -153,6 +205,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     let mut timings = Vec::new();
     let mut model_info = None;
+    let max_views = args.views.iter().copied().max().unwrap_or(1);
+    for &views in &args.views {
+        if !VIEW_COUNTS.contains(&views) {
+            bail!("--views {views}: expected one of {VIEW_COUNTS:?}");
+        }
+    }
     for &size in &sizes {
         let embedder =
             Embedder::from_files_with(&model_path, &manifest_path, |m| m.input.size = size)
@@ -161,12 +219,21 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         let mut tiles = 0;
         let mut computed_secs = None::<f64>;
         for vectors in &mut all {
-            let (vit, secs) = embeddings(&embedder, vectors.dataset, &args)?;
-            tiles += vit.len();
-            if let Some(s) = secs {
-                *computed_secs.get_or_insert(0.0) += s;
+            let mut rotations = Vec::new();
+            for quarter_turns in 0..max_views {
+                let (vit, secs) = embeddings(&embedder, vectors.dataset, &args, quarter_turns)?;
+                tiles += vit.len();
+                if let Some(s) = secs {
+                    *computed_secs.get_or_insert(0.0) += s;
+                }
+                rotations.push(vit);
             }
-            vectors.vit.push((size, vit));
+            for &views in &args.views {
+                let pooled: Vec<Vec<f32>> = (0..rotations[0].len())
+                    .map(|i| pool_views(&rotations[..views as usize].iter().map(|r| r[i].clone()).collect::<Vec<_>>()))
+                    .collect();
+                vectors.vit.push((size, views, pooled));
+            }
         }
         let threads = rayon::current_num_threads();
         timings.push(EmbedTiming {
@@ -184,7 +251,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         .into_iter()
         .flatten()
         .collect();
-    let results = evaluate_all(&described)?;
+    let mut results = evaluate_all(&described)?;
+    let mut held_out = Vec::new();
+    if !args.no_adapter {
+        results.extend(evaluate_adapters(&described, &args)?);
+        if let Some(lc) = all.iter().find(|v| v.dataset.name == "lc25000") {
+            held_out = held_out_collection(lc.dataset, &lc.hist, &lc.vit, &args.fuse_weights)?;
+        }
+    }
+    let comparisons = compare(&results, &datasets, args.bootstrap);
     let recall = if args.no_recall {
         Vec::new()
     } else {
@@ -199,6 +274,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         datasets: datasets.iter().map(report::DatasetInfo::of).collect(),
         embedding: timings,
         results,
+        comparisons,
+        held_out,
         hnsw_recall: recall,
     };
     let markdown = report::markdown(&out);
@@ -245,10 +322,12 @@ fn embeddings(
     embedder: &Embedder,
     dataset: &Dataset,
     args: &EvalArgs,
+    quarter_turns: u32,
 ) -> anyhow::Result<(Vec<Vec<f32>>, Option<f64>)> {
     let manifest = embedder.manifest();
+    let rotation = if quarter_turns == 0 { String::new() } else { format!("-rot{}", quarter_turns * 90) };
     let cache_file = args.cache.join(format!(
-        "{}-{}-{}px-{}.npy",
+        "{}-{}-{}px{rotation}-{}.npy",
         dataset.name,
         &manifest.sha256[..12],
         manifest.input.size,
@@ -265,9 +344,9 @@ fn embeddings(
             return Ok((cached, None));
         }
     }
-    let what = format!("{}: embedding at {} px", dataset.name, manifest.input.size);
+    let what = format!("{}: embedding at {} px, rotated {}°", dataset.name, manifest.input.size, quarter_turns * 90);
     let start = Instant::now();
-    let vectors = embed_all(embedder, &dataset.tiles, &what, |t| t.name(), |t| t.load());
+    let vectors = embed_all(embedder, &dataset.tiles, &what, |t| t.name(), |t| t.load(), quarter_turns);
     let secs = start.elapsed().as_secs_f64();
     let failed = vectors.iter().filter(|v| v.is_none()).count();
     if failed > 0 {
@@ -314,17 +393,14 @@ fn describe<'a>(
     vectors: &DatasetVectors<'a>,
     weights: &[f32],
 ) -> anyhow::Result<Vec<DescribedSet<'a>>> {
-    let hist = Descriptor {
-        kind: DescriptorKind::Hist,
-        input_size: None,
-    };
+    let hist = Descriptor::plain(DescriptorKind::Hist, None, 1);
     let mut sets = vec![DescribedSet {
         dataset: vectors.dataset,
         descriptor: hist,
         dim: HIST_DIM,
         vectors: vectors.hist.concat(),
     }];
-    for (size, vit) in &vectors.vit {
+    for (size, views, vit) in &vectors.vit {
         let kinds = std::iter::once(DescriptorKind::Vit).chain(
             weights
                 .iter()
@@ -339,10 +415,7 @@ fn describe<'a>(
                     .with_context(|| vectors.dataset.tiles[i].name())?;
                 flat.extend(composed);
             }
-            let descriptor = Descriptor {
-                kind,
-                input_size: Some(*size),
-            };
+            let descriptor = Descriptor::plain(kind, Some(*size), *views);
             sets.push(DescribedSet {
                 dataset: vectors.dataset,
                 descriptor,
@@ -370,18 +443,104 @@ fn evaluate_all(sets: &[DescribedSet]) -> anyhow::Result<Vec<ResultRow>> {
                     descriptor: set.descriptor.label(),
                     spec: set.descriptor,
                     dim: set.dim,
-                    reference_p_at_5: report::reference_p_at_5(
-                        set.dataset.name,
-                        report.protocol,
-                        &set.descriptor,
-                    ),
                     report,
+                    adapter: None,
                 })
                 .collect())
         })
         .collect::<anyhow::Result<_>>()?;
     bar.finish_and_clear();
     Ok(per_set.into_iter().flatten().collect())
+}
+
+/// The adapter rows: for the ViT and the first fused weight at every size and views, each
+/// protocol but `all_others`, an adapter per fold trained (with its own cross-validated
+/// choice, `auto`) on the other folds only.
+fn evaluate_adapters(sets: &[DescribedSet], args: &EvalArgs) -> anyhow::Result<Vec<ResultRow>> {
+    let first_weight = args.fuse_weights.first().copied();
+    let jobs: Vec<(&DescribedSet, Protocol)> = sets
+        .iter()
+        .filter(|s| match s.descriptor.kind {
+            DescriptorKind::Vit => true,
+            DescriptorKind::Fused { weight } => Some(weight) == first_weight,
+            DescriptorKind::Hist => false,
+        })
+        .flat_map(|s| s.dataset.protocols.iter().filter(|&&p| p != Protocol::AllOthers).map(move |&p| (s, p)))
+        .collect();
+    let bar = progress_bar(jobs.len(), "adapters (trained per fold, without the query's fold)");
+    let rows = jobs
+        .par_iter()
+        .map(|&(set, protocol)| {
+            let AdaptedReport { report, folds_by, folds, folds_adapted, params } = evaluate_adapted(
+                &set.vectors,
+                set.dim,
+                &set.dataset.meta,
+                protocol,
+                AdapterChoice::Auto,
+                args.adapter_folds,
+            )
+            .with_context(|| format!("{} / {} + adapter", set.dataset.name, set.descriptor.label()))?;
+            bar.inc(1);
+            let spec = Descriptor { adapter: true, ..set.descriptor };
+            Ok(ResultRow {
+                dataset: set.dataset.name,
+                descriptor: spec.label(),
+                spec,
+                dim: report_dim(set.dim, set.dataset),
+                report,
+                adapter: Some(AdapterRun { folds_by, folds, folds_adapted, params }),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>();
+    bar.finish_and_clear();
+    rows
+}
+
+/// Length of an adapted vector: the descriptor plus (classes − 1) LDA dimensions.
+fn report_dim(dim: usize, dataset: &Dataset) -> usize {
+    let mut classes: Vec<&str> = dataset.meta.iter().map(|m| m.label.as_str()).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    dim + classes.len().saturating_sub(1)
+}
+
+/// Paired bootstrap intervals for the headline differences: on each dataset's protocols,
+/// the best adapted row against the histogram and against the same descriptor unadapted.
+fn compare(results: &[ResultRow], datasets: &[Dataset], resamples: usize) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    for dataset in datasets {
+        for &protocol in &dataset.protocols {
+            let rows: Vec<&ResultRow> =
+                results.iter().filter(|r| r.dataset == dataset.name && r.report.protocol == protocol).collect();
+            let Some(best) = rows
+                .iter()
+                .filter(|r| r.spec.adapter)
+                .max_by(|a, b| a.report.overall.p_at_5.total_cmp(&b.report.overall.p_at_5))
+            else {
+                continue;
+            };
+            let plain = Descriptor { adapter: false, ..best.spec };
+            let baselines = rows.iter().filter(|r| r.spec.kind == DescriptorKind::Hist || r.spec == plain);
+            let clusters = tessera::eval::fold_keys(&dataset.meta, protocol);
+            for base in baselines {
+                out.push(Comparison {
+                    dataset: dataset.name,
+                    protocol,
+                    descriptor: best.descriptor.clone(),
+                    against: base.descriptor.clone(),
+                    clustered_by: best.adapter.as_ref().map_or("group", |a| a.folds_by),
+                    p_at_5_difference: tessera::eval::paired_bootstrap(
+                        &best.report.per_query_p_at_5,
+                        &base.report.per_query_p_at_5,
+                        &clusters,
+                        resamples,
+                        0x7e55e7a,
+                    ),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Recall@10 of the index's HNSW search against exact search, for the histogram, the ViT

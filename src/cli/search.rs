@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use tessera::index::Index;
-use tessera::search::{search, Example, Filter, Hit, Query, SearchOptions};
+use tessera::search::{search, search_slides, Example, Filter, Hit, Query, SearchOptions, SlideHit, SlideOptions};
 
 use super::tiles::read_tile;
 use super::ModelArgs;
@@ -54,6 +54,19 @@ pub struct SearchArgs {
     /// Exact (brute-force) search even if the index has a graph.
     #[arg(long)]
     exact: bool,
+    /// Rank slides instead of tiles: the query's nearest tiles vote for their slides
+    /// (score-weighted); `--k` slides are printed.
+    #[arg(long)]
+    slides: bool,
+    /// With --slides: the metadata column naming a tile's slide.
+    #[arg(long, default_value_t = SlideOptions::default().key)]
+    slide_key: String,
+    /// With --slides: nearest tiles that vote.
+    #[arg(long, default_value_t = SlideOptions::default().neighbours)]
+    votes: usize,
+    /// With --slides: rank by the number of votes instead of their summed scores.
+    #[arg(long)]
+    count_votes: bool,
     /// Print the hits as a JSON array: rank, id, score and every metadata column.
     #[arg(long)]
     json: bool,
@@ -77,8 +90,20 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         negatives: args.negatives.iter().map(|p| embed(p)).collect::<Result<_, _>>()?,
     };
     let options = options(&args)?;
-    let hits = search(&index, &query, &options)?;
     let mut out = std::io::stdout().lock();
+    if args.slides {
+        let slide_options =
+            SlideOptions { k: args.k, key: args.slide_key.clone(), neighbours: args.votes, weighted: !args.count_votes };
+        let slides = search_slides(&index, &[query], &options, &slide_options)?;
+        if args.json {
+            serde_json::to_writer_pretty(&mut out, &slides)?;
+            writeln!(out)?;
+        } else {
+            print_slides(&mut out, &slides)?;
+        }
+        return Ok(());
+    }
+    let hits = search(&index, &query, &options)?;
     if args.json {
         serde_json::to_writer_pretty(&mut out, &hits)?;
         writeln!(out)?;
@@ -108,6 +133,18 @@ fn options(args: &SearchArgs) -> anyhow::Result<SearchOptions> {
         exact: args.exact,
         ..SearchOptions::default()
     })
+}
+
+/// One line per slide: rank, summed score, votes, the slide, its best tile's label.
+fn print_slides(out: &mut impl Write, slides: &[SlideHit]) -> std::io::Result<()> {
+    if slides.is_empty() {
+        return writeln!(out, "no slides");
+    }
+    for s in slides {
+        let label = s.metadata.get("label").map_or(String::new(), |l| format!("  label={l}"));
+        writeln!(out, "{:>3}  {:.4}  votes={}  slide={}  best tile {} ({:.4}){label}", s.rank, s.score, s.votes, s.slide, s.best_tile, s.best_score)?;
+    }
+    Ok(())
 }
 
 /// One line per hit: rank, score, then every metadata column as key=value.

@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
+use tessera::descriptor::embed_view;
 use tessera::model::Embedder;
 use tessera::preprocess::{self, RgbImage};
 
@@ -107,12 +108,13 @@ pub fn embed_all<T: Sync>(
     what: &str,
     name: impl Fn(&T) -> String + Sync,
     load: impl Fn(&T) -> anyhow::Result<RgbImage> + Sync,
+    quarter_turns: u32,
 ) -> Vec<Option<Vec<f32>>> {
     let bar = progress_bar(items.len(), what);
     let vectors: Vec<Option<Vec<f32>>> = items
         .par_iter()
         .map(|item| {
-            let result = load(item).and_then(|img| Ok(embedder.embed(&img)?));
+            let result = load(item).and_then(|img| Ok(embed_view(embedder, &img, quarter_turns)?));
             bar.inc(1);
             result.map_err(|e| bar.suspend(|| eprintln!("skipped {}: {e:#}", name(item)))).ok()
         })

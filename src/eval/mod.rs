@@ -4,6 +4,8 @@
 //! Every tile is a query against all the others with exact cosine search; see
 //! [`metrics`] for the definitions of P@k, MV@5, mMV@5 and R@k.
 
+mod adapted;
+pub mod bootstrap;
 pub mod exact;
 pub mod fields;
 pub mod metrics;
@@ -14,6 +16,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+pub use adapted::{evaluate_adapted, fold_keys, AdaptedReport};
+pub use bootstrap::{paired_bootstrap, Interval};
 pub use exact::VectorSet;
 pub use metrics::Metrics;
 pub use protocol::{MetaField, Protocol, TileMeta};
@@ -33,6 +37,8 @@ pub enum EvalError {
     MissingColumn { tile: String, column: &'static str },
     #[error("HNSW index for the recall measurement: {0}")]
     Index(String),
+    #[error("adapter: {0}")]
+    Adapter(String),
     #[error("protocol {protocol} needs the {field} of every tile, and tile {tile} has none")]
     MissingField {
         protocol: &'static str,
@@ -56,6 +62,10 @@ pub struct EvalReport {
     pub m_mv_at_5: f64,
     /// Per class (the query's label), in order of first appearance.
     pub per_class: Vec<ClassReport>,
+    /// P@5 of each query, by tile index (`NaN` for tiles that were not queries), for
+    /// paired comparisons.
+    #[serde(skip)]
+    pub per_query_p_at_5: Vec<f32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,28 +89,49 @@ pub fn evaluate(
         });
     }
     let keys = TileKeys::new(meta, protocols)?;
-    let mut sums = vec![vec![MetricSums::default(); keys.class_names.len()]; protocols.len()];
-    let mut short = vec![0usize; protocols.len()];
+    let mut tallies: Vec<Tally> = protocols.iter().map(|_| Tally::new(&keys)).collect();
     for query in 0..meta.len() {
         let cosines = vectors.cosines_from(query);
-        for (p, &protocol) in protocols.iter().enumerate() {
-            let hits =
-                exact::top_k_where(&cosines, RANK_DEPTH, |c| !keys.excludes(protocol, query, c));
-            if hits.len() < RANK_DEPTH {
-                short[p] += 1;
-            }
-            let ranked: Vec<u32> = hits.iter().map(|&h| keys.label[h]).collect();
-            sums[p][keys.label[query] as usize].add(keys.label[query], &ranked);
+        for (tally, &protocol) in tallies.iter_mut().zip(protocols) {
+            tally.add(&keys, protocol, query, &cosines);
         }
     }
-    Ok(protocols
-        .iter()
-        .zip(sums)
-        .zip(short)
-        .map(|((&protocol, class_sums), short_queries)| {
-            report(protocol, &keys, &class_sums, short_queries)
-        })
-        .collect())
+    Ok(protocols.iter().zip(tallies).map(|(&protocol, tally)| tally.report(protocol, &keys)).collect())
+}
+
+/// The running sums of one protocol's queries.
+pub(crate) struct Tally {
+    sums: Vec<MetricSums>,
+    short: usize,
+    per_query_p_at_5: Vec<f32>,
+}
+
+impl Tally {
+    pub(crate) fn new(keys: &TileKeys) -> Tally {
+        Tally {
+            sums: vec![MetricSums::default(); keys.class_names.len()],
+            short: 0,
+            per_query_p_at_5: vec![f32::NAN; keys.label.len()],
+        }
+    }
+
+    /// Ranks the candidates `protocol` allows for `query` by `cosines` and counts it.
+    pub(crate) fn add(&mut self, keys: &TileKeys, protocol: Protocol, query: usize, cosines: &[f32]) {
+        let hits = exact::top_k_where(cosines, RANK_DEPTH, |c| !keys.excludes(protocol, query, c));
+        if hits.len() < RANK_DEPTH {
+            self.short += 1;
+        }
+        let ranked: Vec<u32> = hits.iter().map(|&h| keys.label[h]).collect();
+        let label = keys.label[query];
+        self.per_query_p_at_5[query] = ranked.iter().take(5).filter(|&&l| l == label).count() as f32 / 5.0;
+        self.sums[label as usize].add(label, &ranked);
+    }
+
+    pub(crate) fn report(self, protocol: Protocol, keys: &TileKeys) -> EvalReport {
+        let mut report = report(protocol, keys, &self.sums, self.short);
+        report.per_query_p_at_5 = self.per_query_p_at_5;
+        report
+    }
 }
 
 fn report(
@@ -132,11 +163,12 @@ fn report(
         overall: total.mean(),
         m_mv_at_5,
         per_class,
+        per_query_p_at_5: Vec::new(),
     }
 }
 
 /// Metadata interned to small integers, so the per-pair exclusion test compares numbers.
-struct TileKeys {
+pub(crate) struct TileKeys {
     class_names: Vec<String>,
     label: Vec<u32>,
     group: Vec<u32>,
@@ -145,7 +177,7 @@ struct TileKeys {
 }
 
 impl TileKeys {
-    fn new(meta: &[TileMeta], protocols: &[Protocol]) -> Result<Self, EvalError> {
+    pub(crate) fn new(meta: &[TileMeta], protocols: &[Protocol]) -> Result<Self, EvalError> {
         let (class_names, label) = intern(meta.iter().map(|m| m.label.as_str()));
         let (_, group) = intern(meta.iter().map(|m| m.group.as_str()));
         let fields = [MetaField::Slide, MetaField::Case, MetaField::Site].map(|field| {
@@ -183,7 +215,7 @@ impl TileKeys {
     }
 
     /// Whether `protocol` keeps `candidate` out of `query`'s hits.
-    fn excludes(&self, protocol: Protocol, query: usize, candidate: usize) -> bool {
+    pub(crate) fn excludes(&self, protocol: Protocol, query: usize, candidate: usize) -> bool {
         candidate == query
             || (protocol.excludes_group() && self.group[candidate] == self.group[query])
             || protocol.excluded_fields().iter().any(|&field| {

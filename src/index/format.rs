@@ -16,7 +16,7 @@ use super::{
 };
 
 pub const MAGIC: [u8; 8] = *b"TESSERA\x1a";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Fixed prelude: magic, version, header length.
 const PRELUDE: usize = 16;

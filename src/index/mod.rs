@@ -50,7 +50,7 @@ pub enum Metric {
 pub enum IndexError {
     #[error("not a Tessera index (bad magic bytes)")]
     NotAnIndex,
-    #[error("index format version {found} is not supported (this reader reads version {supported})")]
+    #[error("index format version {found} is not supported (this reader reads version {supported}; rebuild the index with `tessera build`)")]
     UnsupportedVersion { found: u32, supported: u32 },
     #[error("index checksum mismatch: file says {stored:#010x}, content gives {computed:#010x} (corrupt or truncated file)")]
     BadChecksum { stored: u32, computed: u32 },

@@ -140,6 +140,9 @@ pub fn search(index: &Index, query: &Query, options: &SearchOptions) -> Result<V
     if !options.negative_weight.is_finite() || options.negative_weight < 0.0 {
         return Err(SearchError::BadOption(format!("negative weight {} must be ≥ 0", options.negative_weight)));
     }
+    for key in options.unique_by.iter().chain(options.filters.iter().map(|f| &f.key)) {
+        require_column(index, key)?;
+    }
     let positives = resolve(index, &query.positives, "positive")?;
     let negatives = resolve(index, &query.negatives, "negative")?;
     if index.is_empty() || options.k == 0 {
@@ -212,6 +215,16 @@ fn resolve(index: &Index, examples: &[Example], which: &'static str) -> Result<V
             },
         })
         .collect()
+}
+
+/// A key that no tile has would make unique-by, a filter or slide ranking silently do
+/// nothing (or everything): refuse it, naming the columns there are.
+fn require_column(index: &Index, key: &str) -> Result<(), SearchError> {
+    if index.metadata.column_names().any(|c| c == key) {
+        return Ok(());
+    }
+    let columns: Vec<&str> = index.metadata.column_names().collect();
+    Err(SearchError::BadOption(format!("no tile has a `{key}` value; the index's columns are {}", columns.join(", "))))
 }
 
 fn passes(index: &Index, id: usize, filters: &[Filter]) -> bool {
@@ -383,8 +396,8 @@ pub struct SlideHit {
 
 /// Votes of (slide, score, tile) pairs, ranked: by summed score or count, then by the best
 /// single score, then by name, so that the order is deterministic.
-pub fn rank_votes<'a>(votes: impl IntoIterator<Item = (&'a str, f32, u32)>, weighted: bool) -> Vec<(&'a str, usize, f32, u32, f32)> {
-    let mut by_slide: BTreeMap<&str, (usize, f32, u32, f32)> = BTreeMap::new();
+pub fn rank_votes<K: Ord + Copy>(votes: impl IntoIterator<Item = (K, f32, u32)>, weighted: bool) -> Vec<(K, usize, f32, u32, f32)> {
+    let mut by_slide: BTreeMap<K, (usize, f32, u32, f32)> = BTreeMap::new();
     for (slide, score, tile) in votes {
         let entry = by_slide.entry(slide).or_insert((0, 0.0, tile, f32::NEG_INFINITY));
         entry.0 += 1;
@@ -393,11 +406,11 @@ pub fn rank_votes<'a>(votes: impl IntoIterator<Item = (&'a str, f32, u32)>, weig
             (entry.2, entry.3) = (tile, score);
         }
     }
-    let mut ranked: Vec<(&str, usize, f32, u32, f32)> =
+    let mut ranked: Vec<(K, usize, f32, u32, f32)> =
         by_slide.into_iter().map(|(slide, (n, sum, best, best_score))| (slide, n, sum, best, best_score)).collect();
     ranked.sort_by(|a, b| {
         let (ka, kb) = if weighted { (a.2, b.2) } else { (a.1 as f32, b.1 as f32) };
-        kb.total_cmp(&ka).then(b.4.total_cmp(&a.4)).then(a.0.cmp(b.0))
+        kb.total_cmp(&ka).then(b.4.total_cmp(&a.4)).then(a.0.cmp(&b.0))
     });
     ranked
 }
@@ -416,14 +429,7 @@ pub fn search_slides(
     if slides.neighbours == 0 {
         return Err(SearchError::BadOption("slide search needs at least one neighbour per query tile".into()));
     }
-    if !(0..index.len()).any(|id| index.metadata_value(id, &slides.key).is_some()) {
-        let columns: Vec<String> = index.info().columns;
-        return Err(SearchError::BadOption(format!(
-            "no tile has a `{}` value, so there are no slides to rank; the index's columns are {}",
-            slides.key,
-            columns.join(", ")
-        )));
-    }
+    require_column(index, &slides.key)?;
     let tile_options = SearchOptions { k: slides.neighbours, unique_by: None, mmr: None, ..options.clone() };
     let mut hits = Vec::new();
     for query in queries {

@@ -267,6 +267,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     };
 
     let out = report::EvalOutput {
+        provenance: super::Provenance::now(),
         data: args.data.display().to_string(),
         model: model_info,
         tiling: report::TILING,

@@ -79,6 +79,38 @@ impl ModelArgs {
     }
 }
 
+/// Where a result file came from: written into every `bench/results/*.json`.
+#[derive(Debug, serde::Serialize)]
+pub struct Provenance {
+    pub command: String,
+    pub date: String,
+    pub machine: String,
+    pub tessera: &'static str,
+    pub git_commit: Option<String>,
+}
+
+impl Provenance {
+    pub fn now() -> Provenance {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+            .unwrap_or_else(|| "unknown CPU".into());
+        let git_commit = std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        Provenance {
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            machine: format!("{cpu}, {} threads available", std::thread::available_parallelism().map_or(1, |n| n.get())),
+            tessera: env!("CARGO_PKG_VERSION"),
+            git_commit,
+        }
+    }
+}
+
 /// Writes `path` through a temporary file in the same folder and renames it into place,
 /// so an interrupted or failed write never leaves a partial file behind.
 pub fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> anyhow::Result<()>) -> anyhow::Result<()> {

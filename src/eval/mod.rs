@@ -11,6 +11,7 @@ pub mod fields;
 pub mod metrics;
 pub mod protocol;
 mod recall;
+mod slides;
 
 use std::collections::HashMap;
 
@@ -22,6 +23,9 @@ pub use exact::VectorSet;
 pub use metrics::Metrics;
 pub use protocol::{MetaField, Protocol, TileMeta};
 pub use recall::hnsw_recall_at;
+pub use slides::{SlideReport, SLIDE_VOTERS};
+
+use slides::SlideTally;
 
 use metrics::{MetricSums, RANK_DEPTH};
 
@@ -62,6 +66,8 @@ pub struct EvalReport {
     pub m_mv_at_5: f64,
     /// Per class (the query's label), in order of first appearance.
     pub per_class: Vec<ClassReport>,
+    /// Slide-level figures (tiles vote for slides), when the tiles name their slides.
+    pub slides: Option<SlideReport>,
     /// P@5 of each query, by tile index (`NaN` for tiles that were not queries), for
     /// paired comparisons.
     #[serde(skip)]
@@ -104,6 +110,8 @@ pub(crate) struct Tally {
     sums: Vec<MetricSums>,
     short: usize,
     per_query_p_at_5: Vec<f32>,
+    /// Present when the tiles name their slides.
+    slides: Option<SlideTally>,
 }
 
 impl Tally {
@@ -112,6 +120,7 @@ impl Tally {
             sums: vec![MetricSums::default(); keys.class_names.len()],
             short: 0,
             per_query_p_at_5: vec![f32::NAN; keys.label.len()],
+            slides: keys.field(MetaField::Slide).is_some().then(|| SlideTally::new(keys)),
         }
     }
 
@@ -125,11 +134,15 @@ impl Tally {
         let label = keys.label[query];
         self.per_query_p_at_5[query] = ranked.iter().take(5).filter(|&&l| l == label).count() as f32 / 5.0;
         self.sums[label as usize].add(label, &ranked);
+        if let Some(slides) = &mut self.slides {
+            slides.add(keys, protocol, query, cosines);
+        }
     }
 
     pub(crate) fn report(self, protocol: Protocol, keys: &TileKeys) -> EvalReport {
         let mut report = report(protocol, keys, &self.sums, self.short);
         report.per_query_p_at_5 = self.per_query_p_at_5;
+        report.slides = self.slides.map(|s| s.report(keys));
         report
     }
 }
@@ -163,15 +176,16 @@ fn report(
         overall: total.mean(),
         m_mv_at_5,
         per_class,
+        slides: None,
         per_query_p_at_5: Vec::new(),
     }
 }
 
 /// Metadata interned to small integers, so the per-pair exclusion test compares numbers.
 pub(crate) struct TileKeys {
-    class_names: Vec<String>,
-    label: Vec<u32>,
-    group: Vec<u32>,
+    pub(crate) class_names: Vec<String>,
+    pub(crate) label: Vec<u32>,
+    pub(crate) group: Vec<u32>,
     /// Per [`MetaField`] (slide, case, site); `None` when some tile lacks it.
     fields: [Option<Vec<u32>>; 3],
 }
@@ -205,7 +219,7 @@ impl TileKeys {
         Ok(keys)
     }
 
-    fn field(&self, field: MetaField) -> Option<&Vec<u32>> {
+    pub(crate) fn field(&self, field: MetaField) -> Option<&Vec<u32>> {
         let slot = match field {
             MetaField::Slide => 0,
             MetaField::Case => 1,

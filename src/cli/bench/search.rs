@@ -97,7 +97,7 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
         ),
         "threads": "build and queries on one thread for every system",
         "recall": "recall@k against exact float32 inner-product search on the unquantized vectors",
-        "machine": machine(),
+        "provenance": crate::cli::Provenance::now(),
         "rows": rows,
     });
     if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -381,10 +381,3 @@ fn print_rows(rows: &[serde_json::Value]) {
     }
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!("{cpu}, {} threads available", std::thread::available_parallelism().map_or(1, |n| n.get()))
-}

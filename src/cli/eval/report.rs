@@ -79,6 +79,7 @@ impl DatasetInfo {
 
 #[derive(Debug, Serialize)]
 pub struct EvalOutput {
+    pub provenance: crate::cli::Provenance,
     pub data: String,
     pub model: Option<ModelInfo>,
     pub tiling: &'static str,
@@ -141,6 +142,21 @@ pub fn markdown(out: &EvalOutput) -> String {
             let _ = writeln!(md, "### `{}`: {}\n", p.protocol.name(), p.description);
             md.push_str(&metrics_table(&rows));
             md.push('\n');
+            if rows.iter().any(|r| r.report.slides.is_some()) {
+                let _ = writeln!(
+                    md,
+                    "Slide level, `{}`: each slide's tiles vote with their {} nearest allowed tiles for slides \
+                     (score-weighted, as `tessera search --slides`); the top 5 slides are scored.\n\n\
+                     | descriptor | slides | P@5 | MV@5 | mMV@5 |\n|---|---:|---:|---:|---:|",
+                    p.protocol.name(),
+                    tessera::eval::SLIDE_VOTERS
+                );
+                for r in rows.iter().filter_map(|r| r.report.slides.as_ref().map(|s| (r, s))) {
+                    let (row, s) = r;
+                    let _ = writeln!(md, "| {} | {} | {:.3} | {:.3} | {:.3} |", row.descriptor, s.slides, s.p_at_5, s.mv_at_5, s.m_mv_at_5);
+                }
+                md.push('\n');
+            }
         }
         if let Some(main) = dataset.protocols.first() {
             let rows: Vec<&ResultRow> = out

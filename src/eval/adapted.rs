@@ -7,13 +7,18 @@
 
 use crate::adapter::{self, AdapterChoice, LdaParams, TileLabels};
 
-use super::{exact::VectorSet, EvalError, EvalReport, Protocol, Tally, TileKeys, TileMeta};
+use super::{exact::VectorSet, EvalError, EvalReport, MetaField, Protocol, Tally, TileKeys, TileMeta};
 
 /// Which tiles must never meet in training and scoring under `protocol`: the value of its
 /// strictest excluded column (site, then case, then slide), else the group.
 pub fn fold_keys(meta: &[TileMeta], protocol: Protocol) -> Vec<&str> {
-    let field = protocol.excluded_fields().iter().rev().copied().find(|f| meta.iter().all(|m| f.of(m).is_some()));
+    let field = fold_field(meta, protocol);
     meta.iter().map(|m| field.and_then(|f| f.of(m)).unwrap_or(&m.group)).collect()
+}
+
+/// The protocol's strictest excluded column that every tile has; `None`: the group.
+fn fold_field(meta: &[TileMeta], protocol: Protocol) -> Option<MetaField> {
+    protocol.excluded_fields().iter().rev().copied().find(|f| meta.iter().all(|m| f.of(m).is_some()))
 }
 
 /// Figures of an adapted descriptor under one protocol.
@@ -85,11 +90,5 @@ pub fn evaluate_adapted(
 }
 
 fn folds_by(meta: &[TileMeta], protocol: Protocol) -> &'static str {
-    protocol
-        .excluded_fields()
-        .iter()
-        .rev()
-        .copied()
-        .find(|f| meta.iter().all(|m| f.of(m).is_some()))
-        .map_or("group", |f| f.name())
+    fold_field(meta, protocol).map_or("group", MetaField::name)
 }

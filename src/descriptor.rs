@@ -350,13 +350,9 @@ fn check_len(part: &[f32], expected: usize, name: &'static str) -> Result<(), De
 }
 
 fn normalized(part: &[f32], name: &'static str) -> Result<Vec<f32>, DescriptorError> {
-    let norm = part
-        .iter()
-        .map(|&x| f64::from(x) * f64::from(x))
-        .sum::<f64>()
-        .sqrt();
-    if part.is_empty() || !norm.is_finite() || norm == 0.0 {
+    let mut unit = part.to_vec();
+    if unit.is_empty() || !l2_normalize(&mut unit) {
         return Err(DescriptorError::DegenerateNorm { part: name });
     }
-    Ok(part.iter().map(|&x| (f64::from(x) / norm) as f32).collect())
+    Ok(unit)
 }

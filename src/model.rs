@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
 
 use crate::preprocess::{self, Normalization, RgbImage};
+use crate::vector::l2_normalize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -157,7 +158,9 @@ impl Embedder {
         Self::from_bytes(&read(model_path)?, manifest)
     }
 
-    /// `models/vit-s14-int8.onnx` and `.json` in the crate's source tree.
+    /// `models/vit-s14-int8.onnx` and `.json` in the crate's source tree (native only: in
+    /// a browser that path means nothing).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn default_files() -> (PathBuf, PathBuf) {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
         (dir.join("vit-s14-int8.onnx"), dir.join("vit-s14-int8.json"))
@@ -200,19 +203,5 @@ impl Embedder {
         let mut vector: Vec<f32> = output.iter().copied().collect();
         l2_normalize(&mut vector);
         Ok(vector)
-    }
-
-    /// Embeds several tiles in order (one tract run each: batch-1 plans are what the
-    /// browser uses, and callers parallelize across tiles).
-    pub fn embed_batch(&self, tiles: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
-        tiles.iter().map(|t| self.embed(t)).collect()
-    }
-}
-
-/// Scales `v` to unit length (leaves an all-zero vector as it is).
-pub fn l2_normalize(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
     }
 }

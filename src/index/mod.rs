@@ -312,10 +312,6 @@ impl Index {
         &self.model
     }
 
-    pub fn metric(&self) -> Metric {
-        self.metric
-    }
-
     pub fn adapter(&self) -> Option<&Adapter> {
         self.adapter.as_ref()
     }

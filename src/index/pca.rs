@@ -104,58 +104,12 @@ impl Pca {
     }
 }
 
-/// Eigen-decomposition of a symmetric `n × n` matrix by cyclic Jacobi rotations.
-/// Returns the eigenvalues and the eigenvectors as the columns of a row-major matrix.
-/// O(n³) per sweep; a 384 × 384 matrix converges in well under a second.
-fn symmetric_eigen(mut a: Vec<f64>, n: usize) -> (Vec<f64>, Vec<f64>) {
-    let mut v = vec![0.0f64; n * n];
-    for i in 0..n {
-        v[i * n + i] = 1.0;
-    }
-    let norm: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-    for _sweep in 0..60 {
-        let off: f64 = (0..n)
-            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| a[i * n + j] * a[i * n + j])
-            .sum::<f64>()
-            .sqrt();
-        if off <= 1e-12 * norm.max(f64::MIN_POSITIVE) {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                let apq = a[p * n + q];
-                if apq.abs() < 1e-300 {
-                    continue;
-                }
-                let theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..n {
-                    let akp = a[k * n + p];
-                    let akq = a[k * n + q];
-                    a[k * n + p] = c * akp - s * akq;
-                    a[k * n + q] = s * akp + c * akq;
-                }
-                for k in 0..n {
-                    let apk = a[p * n + k];
-                    let aqk = a[q * n + k];
-                    a[p * n + k] = c * apk - s * aqk;
-                    a[q * n + k] = s * apk + c * aqk;
-                }
-                for k in 0..n {
-                    let vkp = v[k * n + p];
-                    let vkq = v[k * n + q];
-                    v[k * n + p] = c * vkp - s * vkq;
-                    v[k * n + q] = s * vkp + c * vkq;
-                }
-            }
-        }
-    }
-    let values = (0..n).map(|i| a[i * n + i]).collect();
-    (values, v)
+/// Eigen-decomposition of a symmetric `n × n` row-major matrix (nalgebra). Returns the
+/// eigenvalues and the eigenvectors as the columns of a row-major matrix.
+fn symmetric_eigen(a: Vec<f64>, n: usize) -> (Vec<f64>, Vec<f64>) {
+    let eigen = nalgebra::SymmetricEigen::new(nalgebra::DMatrix::from_row_slice(n, n, &a));
+    let vectors = (0..n).flat_map(|i| (0..n).map(move |k| (i, k))).map(|(i, k)| eigen.eigenvectors[(i, k)]).collect();
+    (eigen.eigenvalues.iter().copied().collect(), vectors)
 }
 
 #[cfg(test)]

@@ -159,15 +159,6 @@ impl VectorStore {
         }
     }
 
-    /// Bytes the vectors take in the file (codes plus int8 parameters).
-    pub fn byte_len(&self) -> usize {
-        match &self.codes {
-            Codes::F32(v) => v.len() * 4,
-            Codes::F16(v) => v.len() * 2,
-            Codes::Int8 { codes, min, scale } => codes.len() + (min.len() + scale.len()) * 4,
-        }
-    }
-
     /// The `VECS` section: raw little-endian codes.
     pub(crate) fn codes_to_bytes(&self) -> Vec<u8> {
         match &self.codes {

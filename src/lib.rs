@@ -6,6 +6,7 @@
 
 pub mod adapter;
 pub mod descriptor;
+pub mod error;
 pub mod eval;
 pub mod index;
 pub mod model;

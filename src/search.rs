@@ -62,6 +62,7 @@ impl Query {
 /// Keep only tiles whose `key` value is in `include` (when non-empty) and not in `exclude`.
 /// A tile without a value for `key` fails a non-empty `include`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Filter {
     pub key: String,
     #[serde(default)]
@@ -70,8 +71,9 @@ pub struct Filter {
     pub exclude: Vec<String>,
 }
 
+/// Unknown fields are refused: a misspelt option (`uniqueBy`) must not be silently ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SearchOptions {
     pub k: usize,
     /// At most one hit per value of this metadata key ("slide", "case", ...).

@@ -10,6 +10,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::descriptor::TileDescriber;
+use crate::error::Kinded;
 use crate::index::{Index, IndexInfo};
 use crate::model::{Embedder, ModelManifest};
 use crate::preprocess;
@@ -174,8 +175,10 @@ impl Engine {
     }
 }
 
-/// Turns any core error into a JS `Error` with the core's message and its causes.
-fn into_error(e: impl std::error::Error) -> Error {
+/// Turns any core error into a JS `Error` with the core's message and its causes, and its
+/// stable kind in `error.kind` (`input`, `index`, `integrity`, `mismatch`, `search`, `engine`).
+fn into_error(e: impl std::error::Error + Kinded) -> Error {
+    let kind = e.kind();
     let mut message = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
@@ -186,7 +189,10 @@ fn into_error(e: impl std::error::Error) -> Error {
         }
         source = cause.source();
     }
-    Error::new(&message)
+    let error = Error::new(&message);
+    // Setting a property on a fresh Error object cannot fail.
+    let _ = js_sys::Reflect::set(&error, &JsValue::from_str("kind"), &JsValue::from_str(kind.as_str()));
+    error
 }
 
 /// Plain JS objects (not `Map`s) so results can be posted between worker and page.

@@ -113,6 +113,10 @@ fn bad_input_is_a_js_error_not_a_panic() {
     assert!(engine.search(JsValue::from(1e12), JsValue::UNDEFINED).is_err(), "tile id out of range");
     assert!(engine.search(JsValue::from(0), to_js(&serde_json::json!({ "k": "ten" }))).is_err());
     assert!(engine.search(JsValue::from(0), to_js(&serde_json::json!({ "mmr": 3.0 }))).is_err());
+    let typo = engine.search(JsValue::from(0), to_js(&serde_json::json!({ "uniqueBy": "slide" }))).map_err(message).unwrap_err();
+    assert!(typo.contains("uniqueBy"), "{typo}");
+    let kind = engine.search(JsValue::from(1e9), JsValue::UNDEFINED).unwrap_err();
+    assert_eq!(js_sys::Reflect::get(&kind, &JsValue::from_str("kind")).unwrap().as_string().as_deref(), Some("search"));
     // Still usable after every error.
     assert!(engine.search(JsValue::from(0), JsValue::UNDEFINED).is_ok());
 }

@@ -74,7 +74,7 @@ const handlers = {
       vector = pixels ? e.embedPixels(pixels.width, pixels.height, new Uint8Array(pixels.data.buffer ?? pixels.data))
                       : e.embedImage(new Uint8Array(bytes), name);
     } catch (err) {
-      throw new WorkerError('input', err.message);
+      throw new WorkerError(err.kind ?? 'input', err.message);
     }
     return { vector, ms: performance.now() - started };
   },
@@ -86,7 +86,7 @@ const handlers = {
     try {
       hits = e.search(query, options);
     } catch (err) {
-      throw new WorkerError('search', err.message);
+      throw new WorkerError(err.kind ?? 'search', err.message);
     }
     const ms = performance.now() - started;
     for (const hit of hits) {
@@ -103,7 +103,7 @@ const handlers = {
     try {
       ranked = e.searchSlides(query, options, slides);
     } catch (err) {
-      throw new WorkerError('search', err.message);
+      throw new WorkerError(err.kind ?? 'search', err.message);
     }
     return { slides: ranked, ms: performance.now() - started };
   },
@@ -154,12 +154,9 @@ function parseManifest(bytes, url) {
   }
 }
 
+// The engine sets a stable `kind` on every error it throws (src/error.rs).
 function classifyEngineError(e) {
-  const message = e.message ?? String(e);
-  if (/built with model/.test(message)) return new WorkerError('mismatch', message);
-  if (/index|checksum/i.test(message)) return new WorkerError('index', message);
-  if (/SHA-256|manifest/.test(message)) return new WorkerError('integrity', message);
-  return new WorkerError('engine', message);
+  return new WorkerError(e.kind ?? 'engine', e.message ?? String(e));
 }
 
 async function sha256Hex(bytes) {

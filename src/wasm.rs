@@ -64,8 +64,11 @@ export interface SlideHit {
 }
 export interface EngineInfo {
   model: { id: string; embedding_id: string; input_size: number; dim: number; sha256: string };
-  index: { tiles: number; quantization: string; vector_dim: number; columns: string[]; thumbnails: boolean;
-           graph_layers: number; adapter: AdapterInfo | null;
+  index: { tiles: number; quantization: 'f32' | 'f16' | 'int8'; vector_dim: number; columns: string[];
+           thumbnails: boolean; adapter: AdapterInfo | null; pca_energy_kept: number | null;
+           rerank: 'f32' | 'f16' | null; graph_layers: number; graph_mean_degree: number;
+           hnsw: { ef_construction: number; ef_search: number; seed: number; max_degree: number;
+                   layer_ratio: number; keep_pruned: boolean } | null;
            model: { id: string; sha256: string; dim: number; views: number;
                     descriptor: { kind: 'vit' | 'hist' } | { kind: 'fused'; weight: number } } };
   labels: Record<string, number>;   // label → tile count

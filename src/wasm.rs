@@ -10,7 +10,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::descriptor::TileDescriber;
-use crate::error::Kinded;
+use crate::error::{ErrorKind, Kinded};
 use crate::index::{Index, IndexInfo};
 use crate::model::{Embedder, ModelManifest};
 use crate::preprocess;
@@ -192,7 +192,12 @@ fn into_error(e: impl std::error::Error + Kinded) -> Error {
         }
         source = cause.source();
     }
-    let error = Error::new(&message);
+    js_error(&message, kind)
+}
+
+/// A JS `Error` with `message` and `kind` set.
+fn js_error(message: &str, kind: ErrorKind) -> Error {
+    let error = Error::new(message);
     // Setting a property on a fresh Error object cannot fail.
     let _ = js_sys::Reflect::set(&error, &JsValue::from_str("kind"), &JsValue::from_str(kind.as_str()));
     error
@@ -252,10 +257,16 @@ fn to_example(value: &JsValue, what: &str) -> Result<Example, Error> {
     Err(Error::new(&format!("{what}: expected a tile id, a Float32Array or an array of numbers")))
 }
 
-/// `value` as `T`, or `T::default()` when JS passed nothing.
+/// An options object as `T`, or `T::default()` when JS passed nothing. Read through JSON
+/// (options are small) because serde-wasm-bindgen looks up only the fields a struct
+/// declares, so `deny_unknown_fields` would never see a misspelt one.
 fn from_js_or_default<T: serde::de::DeserializeOwned + Default>(value: JsValue, what: &str) -> Result<T, Error> {
     if value.is_undefined() || value.is_null() {
         return Ok(T::default());
     }
-    serde_wasm_bindgen::from_value(value).map_err(|e| Error::new(&format!("{what}: {e}")))
+    let json = js_sys::JSON::stringify(&value)
+        .map_err(|_| js_error(&format!("{what}: not a plain object"), ErrorKind::Search))?
+        .as_string()
+        .unwrap_or_default();
+    serde_json::from_str(&json).map_err(|e| js_error(&format!("{what}: {e}"), ErrorKind::Search))
 }

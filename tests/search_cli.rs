@@ -76,3 +76,25 @@ fn a_failed_build_leaves_no_file() {
     assert!(!index.exists());
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "no temporary file left behind");
 }
+
+#[test]
+fn slides_ranked_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("monuseg.tsi");
+    let manifest = data_dir().join("monuseg.csv");
+    let out = tessera(&["build", manifest.to_str().unwrap(), "-o", index.to_str().unwrap(), "--views", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let field = read_manifest("monuseg.csv").into_iter().next().unwrap();
+    let slide = value(&field.columns, "slide").to_string();
+    let query = field.path.to_str().unwrap();
+    let out = tessera(&["search", index.to_str().unwrap(), query, "--slides", "--k", "3", "--votes", "10", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let slides: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let slides = slides.as_array().unwrap();
+    assert_eq!(slides.len(), 3);
+    assert_eq!(slides[0]["slide"], slide.as_str(), "the field's own slide first: {slides:?}");
+    assert!(slides[0]["metadata"]["label"].is_string());
+    let out = tessera(&["search", index.to_str().unwrap(), query, "--slides", "--slide-key", "scanner"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no tile has a `scanner` value"));
+}

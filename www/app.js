@@ -61,6 +61,7 @@ const el = {
   k: $('#k'),
   diversity: $('#diversity'),
   summary: $('#summary'),
+  similarSources: $('#similar-sources'),
   results: $('#results'),
   fileInput: $('#file-input'),
   dropOverlay: $('#drop-overlay'),
@@ -368,11 +369,40 @@ async function runSearch() {
   el.results.classList.add('busy');
   try {
     const { hits, ms } = await client.search(query, options);
-    if (seq === state.searchSeq) renderResults(hits, ms);
+    if (seq !== state.searchSeq) return;
+    renderResults(hits, ms);
+    // Which slides (or source images) look like the query: its 50 nearest tiles vote.
+    if (state.uniqueKey) {
+      const { slides } = await client.searchSlides(query, { filters: options.filters }, { k: 5, key: state.uniqueKey });
+      if (seq === state.searchSeq) renderSimilarSources(slides);
+    }
   } catch (error) {
     if (seq === state.searchSeq) showError(error);
   } finally {
     if (seq === state.searchSeq) el.results.classList.remove('busy');
+  }
+}
+
+function renderSimilarSources(slides) {
+  el.similarSources.replaceChildren();
+  el.similarSources.hidden = !slides.length;
+  if (!slides.length) return;
+  const heading = document.createElement('span');
+  heading.className = 'heading';
+  heading.textContent = `Similar ${state.uniqueKey === 'slide' ? 'slides' : 'sources'}:`;
+  el.similarSources.append(heading);
+  for (const s of slides) {
+    const chip = document.createElement('span');
+    chip.className = 'source';
+    chip.dataset.source = s.slide;
+    const label = s.metadata.label ? ` · ${LABEL_NAMES[s.metadata.label] ?? s.metadata.label}` : '';
+    chip.textContent = `${s.slide}${label} `;
+    const votes = document.createElement('span');
+    votes.className = 'votes';
+    votes.textContent = `${s.votes} vote${s.votes === 1 ? '' : 's'}`;
+    chip.append(votes);
+    chip.title = `${s.votes} of the query's nearest tiles come from ${s.slide} (summed score ${s.score.toFixed(2)})`;
+    el.similarSources.append(chip);
   }
 }
 
@@ -383,6 +413,7 @@ function renderResults(hits, searchMs) {
   el.results.replaceChildren();
   el.results.dataset.count = hits.length;
   if (!hits.length) {
+    renderSimilarSources([]);
     el.summary.textContent = state.positives.length ? 'No tiles match these filters.' : 'Results appear here.';
     const p = document.createElement('p');
     p.className = 'placeholder';

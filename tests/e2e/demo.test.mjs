@@ -91,6 +91,11 @@ describe('demo page', () => {
     assert.ok(ids.length > 0);
     const top = await page.$$eval('#results .card .label', (l) => l.slice(0, 5).map((x) => x.dataset.label));
     assert.ok(top.filter((l) => l === 'lung_scc').length >= 3, `top labels: ${top}`);
+    // The similar-sources strip: source images ranked by the votes of the nearest tiles.
+    await page.waitForSelector('#similar-sources:not([hidden]) .source');
+    const sources = await page.$$eval('#similar-sources .source', (s) => s.map((x) => x.textContent));
+    assert.ok(sources.length >= 1 && sources.length <= 5, `${sources}`);
+    assert.match(sources[0], /votes?/);
     await screenshot(page, '03-file-results');
   });
 

@@ -178,6 +178,15 @@ impl ModelRef {
     }
 }
 
+/// An index's vectors and the vectors a model gives cannot be compared: the one error for
+/// it, whether the index reader or the describer finds it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("index was built with model {index_model}, but the loaded model is {loaded}")]
+pub struct ModelMismatch {
+    pub index_model: String,
+    pub loaded: String,
+}
+
 /// Turns tiles into the vectors an index stores and is queried with: the one place that
 /// knows how a descriptor is computed from pixels (views, ViT, histogram, fusion,
 /// adapter), so the CLI's build, its search and the browser's queries cannot drift apart.
@@ -197,8 +206,8 @@ pub enum DescribeError {
     Descriptor(#[from] DescriptorError),
     #[error(transparent)]
     Adapter(#[from] AdapterError),
-    #[error("index was built with model {index_model}, but the loaded model is {loaded}")]
-    ModelMismatch { index_model: String, loaded: String },
+    #[error(transparent)]
+    ModelMismatch(#[from] ModelMismatch),
     #[error("{views} views: expected one of {VIEW_COUNTS:?}")]
     BadViews { views: u32 },
 }
@@ -216,10 +225,11 @@ impl TileDescriber {
     /// loaded model must be the index's.
     pub fn for_model(embedder: Embedder, model: &ModelRef, adapter: Option<Adapter>) -> Result<Self, DescribeError> {
         if !model.same_model(embedder.manifest()) {
-            return Err(DescribeError::ModelMismatch {
+            return Err(ModelMismatch {
                 index_model: format!("{} (sha256 {})", model.id, model.sha256),
                 loaded: format!("{} (sha256 {})", embedder.manifest().embedding_id(), embedder.manifest().sha256),
-            });
+            }
+            .into());
         }
         let mut describer = TileDescriber::new(embedder, model.descriptor, model.views)?;
         describer.adapter = adapter;

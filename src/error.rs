@@ -75,7 +75,7 @@ impl Kinded for crate::descriptor::DescribeError {
             E::Model(e) => e.kind(),
             E::Descriptor(e) => e.kind(),
             E::Adapter(e) => e.kind(),
-            E::ModelMismatch { .. } => ErrorKind::Mismatch,
+            E::ModelMismatch(_) => ErrorKind::Mismatch,
             E::BadViews { .. } => ErrorKind::Index,
         }
     }
@@ -84,7 +84,7 @@ impl Kinded for crate::descriptor::DescribeError {
 impl Kinded for crate::index::IndexError {
     fn kind(&self) -> ErrorKind {
         match self {
-            crate::index::IndexError::ModelMismatch { .. } => ErrorKind::Mismatch,
+            crate::index::IndexError::ModelMismatch(_) => ErrorKind::Mismatch,
             _ => ErrorKind::Index,
         }
     }

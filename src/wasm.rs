@@ -3,15 +3,13 @@
 //! Thin on purpose: JS values in, a core call, JS values out. Every error, whatever module
 //! it comes from, leaves as a JS `Error` carrying the core's message (see [`into_error`]).
 
-use std::collections::BTreeMap;
-
 use js_sys::{Array, Error, Float32Array, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::descriptor::TileDescriber;
 use crate::error::{ErrorKind, Kinded};
-use crate::index::{Index, IndexInfo};
+use crate::index::{Census, Index, IndexInfo};
 use crate::model::{Embedder, ModelManifest};
 use crate::preprocess;
 use crate::search::{self, Example, Query, SearchOptions, SlideOptions};
@@ -97,9 +95,8 @@ struct ModelSummary<'a> {
 struct EngineInfo<'a> {
     model: ModelSummary<'a>,
     index: IndexInfo,
-    labels: BTreeMap<String, usize>,
-    slides: BTreeMap<String, usize>,
-    groups: usize,
+    #[serde(flatten)]
+    census: Census,
 }
 
 #[wasm_bindgen]
@@ -171,9 +168,7 @@ impl Engine {
                 sha256: &manifest.sha256,
             },
             index: self.index.info(),
-            labels: self.index.value_counts("label"),
-            slides: self.index.value_counts("slide"),
-            groups: self.index.value_counts("group").len(),
+            census: self.index.census(),
         })
     }
 }

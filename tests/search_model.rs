@@ -53,7 +53,7 @@ fn model_embeddings_retrieve_the_query_class_from_other_groups() {
     let index = Index::from_bytes(&bytes, Some(&model)).unwrap();
     assert_eq!(index.model(), &model);
     let other = ModelRef { sha256: "f".repeat(64), ..model.clone() };
-    assert!(matches!(Index::from_bytes(&bytes, Some(&other)), Err(IndexError::ModelMismatch { .. })));
+    assert!(matches!(Index::from_bytes(&bytes, Some(&other)), Err(IndexError::ModelMismatch(_))));
 
     let (mut correct, mut total) = (0, 0);
     for row in &queries {

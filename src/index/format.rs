@@ -177,7 +177,7 @@ impl Index {
         let tiles = check_header(&header)?;
         if let Some(expected) = expected {
             if *expected != header.model {
-                return Err(IndexError::ModelMismatch { expected: describe(expected), found: describe(&header.model) });
+                return Err(crate::descriptor::ModelMismatch { index_model: describe(&header.model), loaded: describe(expected) }.into());
             }
         }
 

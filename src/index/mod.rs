@@ -58,8 +58,8 @@ pub enum IndexError {
     Truncated { section: &'static str, offset: usize, needed: usize },
     #[error("index header is invalid: {0}")]
     BadHeader(String),
-    #[error("index was built with model {found}, but the query model is {expected}")]
-    ModelMismatch { expected: String, found: String },
+    #[error(transparent)]
+    ModelMismatch(#[from] crate::descriptor::ModelMismatch),
     #[error("index section {section} is {found} bytes, expected {expected}")]
     SectionLength { section: &'static str, expected: usize, found: usize },
     #[error("index section {section} is missing")]
@@ -282,6 +282,17 @@ pub struct SizeReport {
     pub thumbnails: usize,
 }
 
+/// Tile counts a page shows beside the index ([`Index::census`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Census {
+    /// label → tiles
+    pub labels: BTreeMap<String, usize>,
+    /// slide → tiles
+    pub slides: BTreeMap<String, usize>,
+    /// Distinct `group` values.
+    pub groups: usize,
+}
+
 /// A summary of an index for display.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IndexInfo {
@@ -354,6 +365,16 @@ impl Index {
     /// One metadata value of tile `id`.
     pub fn metadata_value(&self, id: usize, key: &str) -> Option<&str> {
         (id < self.len()).then(|| self.metadata.get(id, key)).flatten()
+    }
+
+    /// What a page shows about the collection: tiles per label and per slide, and how
+    /// many distinct groups there are.
+    pub fn census(&self) -> Census {
+        Census {
+            labels: self.value_counts("label"),
+            slides: self.value_counts("slide"),
+            groups: self.value_counts("group").len(),
+        }
     }
 
     /// How many tiles have each value of metadata column `key` (labels, slides, ...).

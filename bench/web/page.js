@@ -60,7 +60,7 @@ async function tessera({ n = 24, passes = 2, searches = 50 } = {}) {
   }
   client.terminate();
   shared = { tiles, vectors };
-  return { tiles: tiles.length, tileSide: tiles[0].width, indexTiles: info.index.tiles, loadMs, embedPasses, roundTrip, search, searchRoundTrip, vectors };
+  return { tiles: tiles.length, tileSide: tiles[0].width, indexTiles: info.index.tiles, views: info.index.model.views, loadMs, embedPasses, roundTrip, search, searchRoundTrip, vectors };
 }
 
 /** The manifest's preprocessing in JS: centre square (tiles are square), bilinear

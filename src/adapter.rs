@@ -25,7 +25,7 @@ use std::str::FromStr;
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
-use crate::vector::{dot, l2_normalize, top_k_where};
+use crate::vector::{dot, l2_normalize, symmetric_eigen, top_k_where};
 
 /// Shrinkage values tried by cross-validation (chosen on LC25000 and MoNuSeg folds,
 /// docs/eval.md; the build re-chooses among them on its own collection).
@@ -352,7 +352,7 @@ pub fn train(
     };
     let directions = lda.directions(params.shrinkage);
     if directions.is_empty() {
-        return skip(decision, "the class means coincide: no discriminant direction".into());
+        return skip(decision, "no finite discriminant direction (the class means coincide or the scatter is degenerate)".into());
     }
     let class_counts = classes
         .iter()
@@ -434,7 +434,9 @@ impl Lda {
 
     /// The discriminant directions (classes − 1 rows of `dim`) at shrinkage `s`: the
     /// generalized eigenvectors of `Σ_b v = λ Σ_s v`, through `Σ_s = L·Lᵀ`: the top left
-    /// singular vectors `w` of `L⁻¹·B` give `v = L⁻ᵀ·w` (so `vᵀ Σ_s v = 1`).
+    /// singular vectors `w` of `L⁻¹·B` give `v = L⁻ᵀ·w` (so `vᵀ Σ_s v = 1`). Only
+    /// Cholesky and triangular solves come from nalgebra; the small eigenproblem is ours
+    /// (nalgebra's iterative solvers returned NaN on degenerate inputs, see `vector.rs`).
     fn directions(&self, shrinkage: f32) -> Vec<f32> {
         let s = f64::from(shrinkage);
         let ridge = s * self.within.trace() / self.dim as f64;
@@ -445,27 +447,36 @@ impl Lda {
         let Some(cholesky) = shrunk.cholesky() else { return Vec::new() };
         let l = cholesky.l();
         let Some(scaled) = l.solve_lower_triangular(&self.between) else { return Vec::new() };
-        let svd = scaled.svd(true, false);
-        let Some(left) = svd.u else { return Vec::new() };
-        let mut order: Vec<usize> = (0..svd.singular_values.len()).collect();
-        order.sort_by(|&a, &b| svd.singular_values[b].total_cmp(&svd.singular_values[a]));
-        let top = svd.singular_values.iter().copied().fold(0.0f64, f64::max);
+        // Left singular vectors of the thin d×C matrix M = L⁻¹B from the eigenvectors of the
+        // small C×C matrix MᵀM: u = M·v / sqrt(λ).
+        let classes = scaled.ncols();
+        let gram = scaled.tr_mul(&scaled);
+        let (values, vectors) = symmetric_eigen(gram.transpose().as_slice().to_vec(), classes);
+        let mut order: Vec<usize> = (0..classes).collect();
+        order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+        let top = values.iter().copied().fold(0.0f64, f64::max);
         let kept: Vec<usize> = order
             .into_iter()
-            .take(self.between.ncols().saturating_sub(1))
-            .filter(|&k| svd.singular_values[k] > 1e-9 * top.max(1e-300))
+            .take(classes.saturating_sub(1))
+            .filter(|&k| values[k] > 1e-12 * top.max(1e-300))
             .collect();
         let lt = l.transpose();
         let mut out = Vec::with_capacity(kept.len() * self.dim);
         for k in kept {
-            let w = DMatrix::from_column_slice(self.dim, 1, left.column(k).as_slice());
+            let v = DMatrix::from_iterator(classes, 1, (0..classes).map(|i| vectors[i * classes + k]));
+            let w = (&scaled * v) / values[k].sqrt();
             let Some(direction) = lt.solve_upper_triangular(&w) else { return Vec::new() };
             // A fixed sign, so that the same data always gives the same file.
             let pivot = direction.iter().copied().fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
             let sign = if pivot < 0.0 { -1.0 } else { 1.0 };
             out.extend(direction.iter().map(|&v| (v * sign) as f32));
         }
-        out
+        // A degenerate scatter can still give inf/NaN: then there is no usable direction.
+        if out.iter().all(|v| v.is_finite()) {
+            out
+        } else {
+            Vec::new()
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use index_support::*;
+use tessera::adapter::AdapterChoice;
 use tessera::index::{make_thumbnail, BuildOptions, HnswParams, Index, IndexBuilder, Quantization};
 use tessera::search::{search, Example, Query, SearchOptions};
 
@@ -86,7 +87,10 @@ fn check(bytes: &[u8], what: &str, outcome: &mut Outcome) {
                 let opts = SearchOptions { exact_below: 0, unique_by: Some("slide".into()), ..SearchOptions::default() };
                 let by_tile = Query { positives: vec![Example::Tile(0)], negatives: vec![] };
                 let _ = search(&index, &by_tile, &opts);
-                let _ = search(&index, &Query::vector(vec![0.5; 512]), &SearchOptions { mmr: Some(0.5), ..opts });
+                let _ = search(&index, &Query::vector(vec![0.5; index.model().dim]), &SearchOptions { mmr: Some(0.5), ..opts });
+                if let Some(adapter) = index.adapter() {
+                    let _ = adapter.apply(&vec![0.5; adapter.dim_in()]);
+                }
             }));
             assert!(run.is_ok(), "search panicked on a parsed {what}");
         }
@@ -94,8 +98,8 @@ fn check(bytes: &[u8], what: &str, outcome: &mut Outcome) {
     }
 }
 
-/// A small index with every section: int8 codes and parameters, f16 re-ranking vectors,
-/// PCA, graph, metadata and thumbnails, from real MoNuSeg tiles.
+/// A small index with every section: int8 codes and parameters, an LDA adapter, f16
+/// re-ranking vectors, PCA, graph, metadata and thumbnails, from real MoNuSeg tiles.
 fn sample_file() -> Vec<u8> {
     let tiles = monuseg_tiles(2);
     let options = BuildOptions {
@@ -110,12 +114,14 @@ fn sample_file() -> Vec<u8> {
         let thumb = (i % 3 == 0).then(|| make_thumbnail(img, 16).unwrap());
         b.add(v, cols.clone(), thumb).unwrap();
     }
+    assert!(b.fit_adapter(AdapterChoice::Lda).unwrap().adapter.is_some(), "the sample has an ADPT section");
     b.build().unwrap().to_bytes()
 }
 
 #[test]
 fn mutated_files_never_panic_or_over_allocate() {
     let good = sample_file();
+    if let Err(e) = Index::from_bytes(&good, None) { panic!("the sample does not parse: {e}"); }
     let mut outcome = Outcome { parsed: 0, rejected: 0 };
     check(&good, "the unmodified file", &mut outcome);
     assert_eq!(outcome.parsed, 1);
@@ -166,6 +172,11 @@ fn mutated_files_never_panic_or_over_allocate() {
         ("\"dim\":", "99999999999"),
         ("\"dim_out\":", "512"),
         ("\"max_degree\":", "0"),
+        ("\"rank\":", "0"),
+        ("\"rank\":", "100000"),
+        ("\"dim_in\":", "1000000"),
+        ("\"weight\":", "7"),
+        ("\"shrinkage\":", "-1"),
     ] {
         let start = header.find(field).unwrap() + field.len();
         let end = start + header[start..].find([',', '}']).unwrap();

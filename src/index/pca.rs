@@ -8,6 +8,7 @@
 
 use super::bytes::{f32s_to_le, Reader};
 use super::IndexError;
+use crate::vector::symmetric_eigen;
 
 /// At most this many vectors (evenly strided) are used to fit the projection.
 const FIT_SAMPLE: usize = 20_000;
@@ -102,14 +103,6 @@ impl Pca {
         }
         Ok(Pca { dim_in, dim_out, rows, energy_kept })
     }
-}
-
-/// Eigen-decomposition of a symmetric `n × n` row-major matrix (nalgebra). Returns the
-/// eigenvalues and the eigenvectors as the columns of a row-major matrix.
-fn symmetric_eigen(a: Vec<f64>, n: usize) -> (Vec<f64>, Vec<f64>) {
-    let eigen = nalgebra::SymmetricEigen::new(nalgebra::DMatrix::from_row_slice(n, n, &a));
-    let vectors = (0..n).flat_map(|i| (0..n).map(move |k| (i, k))).map(|(i, k)| eigen.eigenvectors[(i, k)]).collect();
-    (eigen.eigenvalues.iter().copied().collect(), vectors)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! writes `bench/results/<name>.json`.
 
 mod embed;
+mod python;
 mod search;
 
 #[derive(clap::Subcommand)]

@@ -53,7 +53,7 @@ fn time_embedder(embedder: &Embedder, tiles: &[RgbImage]) -> anyhow::Result<Timi
 }
 
 fn onnxruntime_reference(paths: &[PathBuf], int8: &Path, fp32: &Path) -> anyhow::Result<serde_json::Value> {
-    let out = Command::new("python3")
+    let out = Command::new(super::python::python()?)
         .arg("bench/embed_reference.py")
         .arg("--int8")
         .arg(int8)
@@ -62,7 +62,7 @@ fn onnxruntime_reference(paths: &[PathBuf], int8: &Path, fp32: &Path) -> anyhow:
         .arg("--tiles")
         .args(paths)
         .output()
-        .context("cannot run python3 bench/embed_reference.py")?;
+        .context("cannot run bench/embed_reference.py")?;
     if !out.status.success() {
         bail!("bench/embed_reference.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
     }
@@ -115,6 +115,7 @@ pub fn run(args: BenchEmbedArgs) -> anyhow::Result<()> {
     }
     let report = json!({
         "benchmark": "embed-native",
+        "provenance": crate::cli::Provenance::now(),
         "tiles": tiles.len(),
         "threads": threads,
         "input_size": input_size,

@@ -338,7 +338,7 @@ fn reference(args: &BenchSearchArgs, data: &Synthetic, truth: &[Vec<u32>]) -> an
     let ef: Vec<String> = args.ef.iter().map(|e| e.to_string()).collect();
     let systems = if data.len() > args.faiss_hnsw_max { "faiss-flat,hnswlib" } else { "faiss-flat,faiss-hnsw,hnswlib" };
     let started = Instant::now();
-    let out = Command::new("python3")
+    let out = Command::new(super::python::python()?)
         .arg("bench/search_reference.py")
         .arg("--base")
         .arg(&base)
@@ -348,7 +348,7 @@ fn reference(args: &BenchSearchArgs, data: &Synthetic, truth: &[Vec<u32>]) -> an
         .arg(&truth_path)
         .args(["--k", &args.k.to_string(), "--ef", &ef.join(","), "--systems", systems])
         .output()
-        .context("cannot run python3 bench/search_reference.py (pip install faiss-cpu hnswlib numpy)")?;
+        .context("cannot run bench/search_reference.py")?;
     if !out.status.success() {
         bail!("bench/search_reference.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
     }

@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests need (idempotently) and runs the whole suite:
 #   1. native unit + integration tests (model parity, index, search, eval, slides, bad input);
-#   2. the browser tests (scripts/test-web.sh): wasm-bindgen-test and Playwright end to end
+#   2. the browser tests (scripts/test-web.sh
+
+step "benchmark smoke (bench/run --quick): every benchmark at small sizes, then the report"
+bench/run --quick
+for section in "## Embedding, native" "## Search" "## Retrieval quality"; do
+    grep -q "$section" target/bench-quick/REPORT.md || { echo "bench report lacks '$section'" >&2; exit 1; }
+done
+ls target/bench-quick/plots/embed-native.png target/bench-quick/plots/search.png > /dev/null): wasm-bindgen-test and Playwright end to end
 #      in headless Debian chromium.
 # `.ci/run` calls this and nothing else.
 set -euo pipefail
@@ -14,3 +21,10 @@ step "native tests (release: tract is slow unoptimized)"
 cargo test --release --all-targets --no-fail-fast
 
 scripts/test-web.sh
+
+step "benchmark smoke (bench/run --quick): every benchmark at small sizes, then the report"
+bench/run --quick
+for section in "## Embedding, native" "## Search" "## Retrieval quality"; do
+    grep -q "$section" target/bench-quick/REPORT.md || { echo "bench report lacks '$section'" >&2; exit 1; }
+done
+ls target/bench-quick/plots/embed-native.png target/bench-quick/plots/search.png > /dev/null

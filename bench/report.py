@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Writes the benchmark report (REPORT.md and PNG plots) from bench/results/*.json.
+
+Generated, never hand-edited: every figure comes from a results file, every headline is a
+ratio of two figures measured in the same run, and a missing or skipped benchmark says so.
+
+  bench/report.py --results bench/results --out bench/REPORT.md
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+GFLOP_PER_TILE_112 = 1.45  # the shipped 6-block ViT-S/14 at 112 px (models/vit-s14-int8.json)
+
+
+def load(results: Path, name: str):
+    path = results / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def provenance(d) -> str:
+    p = (d or {}).get("provenance")
+    if not p:
+        return "no provenance recorded (written before results carried it: re-run `bench/run`)"
+    commit = (p.get("git_commit") or "")[:10]
+    return f"`{p['command']}` on {p['date']}, {p['machine']}, tessera {p['tessera']} ({commit})"
+
+
+def cpu_peak_gflops():
+    """Cores × f32 SIMD lanes × 2 (FMA) × clock, from /proc/cpuinfo; None when unknown."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None, "unknown CPU"
+    mhz = [float(m) for m in re.findall(r"cpu MHz\s*:\s*([0-9.]+)", info)]
+    flags = set(re.search(r"flags\s*:\s*(.*)", info).group(1).split()) if "flags" in info else set()
+    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
+    fma = 2 if "fma" in flags else 1
+    cores = os.cpu_count() or 1
+    if not mhz:
+        return None, "no clock in /proc/cpuinfo"
+    clock = max(mhz) / 1000
+    peak = cores * lanes * fma * clock
+    return peak, f"{cores} cores × {lanes} f32 lanes × {fma} (FMA) × {clock:.2f} GHz = {peak:.0f} GFLOP/s"
+
+
+def bar(path: Path, labels, values, ylabel, title):
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.barh(labels, values, color="#4056c8")
+    ax.set_xlabel(ylabel)
+    ax.set_title(title)
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {v:.1f}", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def embed_section(d, plots: Path, md: list, peak):
+    md.append("## Embedding, native (tract vs onnxruntime)\n")
+    if not d:
+        md.append("Skipped: no `embed-native.json`.\n")
+        return
+    md.append(f"Source: {provenance(d)}. {d.get('tiles')} tiles at {d.get('input_size')} px; {d.get('notes', '')}.\n")
+    md.append("| model | tract 1 thread ms/tile | onnxruntime 1 thread | tract / onnxruntime | tract all threads | onnxruntime all threads | tract GFLOP/s (1 thread) |")
+    md.append("|---|---:|---:|---:|---:|---:|---:|")
+    labels, values = [], []
+    for r in d["results"]:
+        t, o = r["tract"], r.get("onnxruntime") or {}
+        gflops = GFLOP_PER_TILE_112 / (t["single_thread_median_ms"] / 1000)
+        ratio = r.get("tract_over_onnxruntime_single_thread")
+        md.append(
+            f"| {r['model']} | {t['single_thread_median_ms']:.1f} | {o.get('single_thread_median_ms', float('nan')):.1f} | "
+            f"{ratio:.2f} | {t['all_threads_ms_per_tile']:.1f} | {o.get('all_threads_median_ms', float('nan')):.1f} | {gflops:.1f} |"
+        )
+        labels += [f"tract {r['model']} 1t", f"onnxruntime {r['model']} 1t"]
+        values += [t["single_thread_median_ms"], o.get("single_thread_median_ms", 0)]
+    if peak[0]:
+        best = max(GFLOP_PER_TILE_112 / (r["tract"]["single_thread_median_ms"] / 1000) for r in d["results"])
+        per_core = peak[0] / (os.cpu_count() or 1)
+        md.append(f"\nOne core's peak: {per_core:.0f} GFLOP/s ({peak[1]}); tract reaches {best:.1f} GFLOP/s on one thread, {100 * best / per_core:.0f}% of it.")
+    bar(plots / "embed-native.png", labels, values, "ms per tile (median, 1 thread)", "Embedding latency")
+    md.append("\n![embedding latency](plots/embed-native.png)\n")
+
+
+def search_section(d, plots: Path, md: list):
+    md.append("## Search (tessera vs faiss and hnswlib)\n")
+    if not d:
+        md.append("Skipped: no `search.json`.\n")
+        return
+    md.append(f"Source: {provenance(d)}. {d.get('data', '')}; {d.get('recall', '')}.\n")
+    rows = d["rows"]
+    md.append("| system | variant | tiles | build s | bytes/tile | p50 ms | p99 ms | recall@10 |")
+    md.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        md.append(
+            f"| {r['system']} | {r['variant']} | {r['tiles']} | {r.get('build_s', 0):.1f} | {r.get('bytes_per_tile', 0):.0f} | "
+            f"{r.get('p50_ms', 0):.3f} | {r.get('p99_ms', 0):.3f} | {r.get('recall_at_k', 0):.4f} |"
+        )
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 6))
+    series = {}
+    for r in rows:
+        series.setdefault(f"{r['system']} {r['variant']}", []).append((r["tiles"], r.get("p50_ms", 0), r.get("recall_at_k", 0)))
+    for name, pts in series.items():
+        pts.sort()
+        a.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+        b.plot([p[0] for p in pts], [p[2] for p in pts], marker="o", label=name)
+    for ax, label in ((a, "p50 latency, ms"), (b, "recall@10")):
+        ax.set_xscale("log")
+        ax.set_xlabel("index size (tiles)")
+        ax.set_ylabel(label)
+    a.set_yscale("log")
+    handles, names = a.get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=2, fontsize=6, frameon=False)
+    fig.tight_layout(rect=(0, 0.32, 1, 1))
+    fig.savefig(plots / "search.png", dpi=110)
+    plt.close(fig)
+    md.append("\n![search latency and recall vs size](plots/search.png)\n")
+
+
+def web_section(d, plots: Path, md: list):
+    md.append("## In the browser (headless Chromium)\n")
+    if not d:
+        md.append("Skipped: no `web.json` (run `bench/web.sh`).\n")
+        return
+    t = d["tessera"]
+    md.append(f"Source: `bench/web.sh` on {d.get('date')}, {d.get('browser')}, {d.get('cpus')} CPUs ({d.get('cpu')}).\n")
+    views = t.get("views", 1)
+    md.append("| runtime | threads | ms per tile (median) | per view | Tessera per view / this |")
+    md.append("|---|---:|---:|---:|---:|")
+    md.append(f"| Tessera WASM (query descriptor, {views} views) | 1 | {t['embed_ms']['median']:.1f} | {t.get('embed_ms_per_view', t['embed_ms']['median']):.1f} | |")
+    labels, values = [f"Tessera ({views} views)"], [t["embed_ms"]["median"]]
+    for name in ("onnxruntime_web_1_thread", "onnxruntime_web_2_threads"):
+        o = d.get(name)
+        if o:
+            md.append(f"| onnxruntime-web | {o['threads']} | {o['run_ms']['median']:.1f} | {o['run_ms']['median']:.1f} | {o.get('tessera_per_view_over_this', '')} |")
+            labels.append(f"onnxruntime-web {o['threads']}t")
+            values.append(o["run_ms"]["median"])
+    ttfr = d.get("time_to_first_result", {})
+    for which in ("cold", "warm"):
+        if which in ttfr:
+            md.append(f"\nTime to first result, {which}: {ttfr[which]['first_result_ms']} ms (engine load {ttfr[which]['engine_load_ms']} ms).")
+    md.append("\nWebGPU: skipped (no WebGPU path yet, issue 8). Tessera with 2 threads: skipped (issue 9).")
+    bar(plots / "web.png", labels, values, "ms per tile (median)", "Embedding in the browser")
+    md.append("\n![browser embedding](plots/web.png)\n")
+
+
+def eval_section(d, md: list):
+    md.append("## Retrieval quality (`tessera eval`)\n")
+    if not d:
+        md.append("Skipped: no `eval.json`.\n")
+        return
+    md.append(f"Source: {provenance(d)}. Full tables and the leak-free protocol: docs/eval.md.\n")
+    md.append("| dataset | protocol | descriptor | P@5 |")
+    md.append("|---|---|---|---:|")
+    for r in d["results"]:
+        if r["report"]["protocol"] == "all_others":
+            continue
+        md.append(f"| {r['dataset']} | {r['report']['protocol']} | {r['descriptor']} | {r['report']['overall']['p_at_5']:.3f} |")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--results", type=Path, default=Path("bench/results"))
+    ap.add_argument("--out", type=Path, default=Path("bench/REPORT.md"))
+    args = ap.parse_args()
+    plots = args.out.parent / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    peak = cpu_peak_gflops()
+    md = [
+        "# Tessera benchmark report",
+        "",
+        "Generated by `bench/report.py` from `bench/results/*.json` (written by `bench/run`); do not edit by hand.",
+        f"Report written on {platform.node() or 'this machine'} ({peak[1]}).",
+        "",
+        "Absolute times differ between machines (by ×3 between two of ours): read the ratios, each",
+        "measured with its peer in the same run.",
+        "",
+    ]
+    embed_section(load(args.results, "embed-native"), plots, md, peak)
+    search_section(load(args.results, "search"), plots, md)
+    web_section(load(args.results, "web"), plots, md)
+    eval_section(load(args.results, "eval"), md)
+    md.append("\n## Skipped\n\nSlide build throughput and memory (no benchmark yet); WebGPU rows (no GPU path yet).\n")
+    args.out.write_text("\n".join(md) + "\n")
+    print(f"wrote {args.out} and {plots}/")
+
+
+if __name__ == "__main__":
+    main()

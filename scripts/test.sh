@@ -1,15 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need (idempotently) and runs the whole suite:
 #   1. native unit + integration tests (model parity, index, search, eval, slides, bad input);
-#   2. the browser tests (scripts/test-web.sh
-
-step "benchmark smoke (bench/run --quick): every benchmark at small sizes, then the report"
-bench/run --quick
-for section in "## Embedding, native" "## Search" "## Retrieval quality"; do
-    grep -q "$section" target/bench-quick/REPORT.md || { echo "bench report lacks '$section'" >&2; exit 1; }
-done
-ls target/bench-quick/plots/embed-native.png target/bench-quick/plots/search.png > /dev/null): wasm-bindgen-test and Playwright end to end
-#      in headless Debian chromium.
+#   2. the browser tests (scripts/test-web.sh): wasm-bindgen-test and Playwright end to end
+#      in headless Debian chromium;
+#   3. the benchmark chain at small sizes (bench/run --quick) and its generated report.
 # `.ci/run` calls this and nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."

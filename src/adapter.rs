@@ -190,7 +190,7 @@ impl Adapter {
             return bad(format!("dimensions {} → rank {} out of range", info.dim_in, info.rank));
         }
         let w = info.params.weight;
-        if !(w > 0.0 && w < 1.0) || !(0.0..=1.0).contains(&info.params.shrinkage) {
+        if !(w > 0.0 && w < 1.0 && (0.0..=1.0).contains(&info.params.shrinkage)) {
             return bad(format!("parameters {:?} out of range", info.params));
         }
         let expected = 4 * info.dim_in * (1 + info.rank);

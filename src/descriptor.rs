@@ -275,7 +275,7 @@ impl TileDescriber {
 
 /// The model's embedding of the tile's centre square rotated by `quarter_turns` × 90°.
 pub fn embed_view(embedder: &Embedder, tile: &RgbImage, quarter_turns: u32) -> Result<Vec<f32>, ModelError> {
-    if quarter_turns % 4 == 0 {
+    if quarter_turns.is_multiple_of(4) {
         return embedder.embed(tile);
     }
     let square = preprocess::square_resize(tile, embedder.manifest().input.size);

@@ -76,7 +76,7 @@ impl ModelManifest {
     fn validate(&self, name: &str) -> Result<()> {
         let bad = |field, why: String| Err(ModelError::ManifestField { name: name.into(), field, why });
         let size = self.input.size;
-        if size == 0 || size % PATCH != 0 || size > 1024 {
+        if size == 0 || !size.is_multiple_of(PATCH) || size > 1024 {
             return bad("input.size", format!("{size} is not a multiple of {PATCH} in 14..=1022"));
         }
         if self.output.dim == 0 || self.output.dim > 65_536 {

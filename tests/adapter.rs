@@ -66,7 +66,7 @@ fn the_adapter_helps_on_groups_it_never_saw() {
     // Train on the even groups, query with the odd ones: plain histogram vs adapted.
     let tiles = lc25000(2);
     let (train_tiles, held): (Vec<Tile>, Vec<Tile>) =
-        tiles.into_iter().partition(|(_, cols)| value(cols, "group").bytes().last().unwrap() % 2 == 0);
+        tiles.into_iter().partition(|(_, cols)| value(cols, "group").bytes().last().unwrap().is_multiple_of(2));
     let p_at_5 = |index: &Index| {
         let mut hits = 0;
         for (v, cols) in &held {

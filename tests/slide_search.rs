@@ -22,7 +22,7 @@ fn a_tile_votes_for_its_own_slide_first() {
     let slide = index.metadata_value(0, "slide").unwrap().to_string();
     let query = Query { positives: vec![Example::Tile(0)], negatives: vec![] };
     let options = SlideOptions { k: 3, neighbours: 40, ..SlideOptions::default() };
-    let slides = search_slides(&index, &[query.clone()], &SearchOptions::default(), &options).unwrap();
+    let slides = search_slides(&index, std::slice::from_ref(&query), &SearchOptions::default(), &options).unwrap();
     assert_eq!(slides.len(), 3);
     assert_eq!(slides[0].slide, slide);
     assert_eq!(slides[0].best_tile, 0);
@@ -33,7 +33,7 @@ fn a_tile_votes_for_its_own_slide_first() {
     // Excluding the query's own slide by a filter moves the ranking to other slides.
     let filter = tessera::search::Filter { key: "slide".into(), include: vec![], exclude: vec![slide.clone()] };
     let others = SearchOptions { filters: vec![filter], ..SearchOptions::default() };
-    let slides = search_slides(&index, &[query.clone()], &others, &options).unwrap();
+    let slides = search_slides(&index, std::slice::from_ref(&query), &others, &options).unwrap();
     assert!(slides.iter().all(|s| s.slide != slide));
 
     // Two query tiles of the same field: their votes add up.
@@ -55,7 +55,7 @@ fn keys_no_tile_has_are_refused() {
     }
     let index = builder.build().unwrap();
     let query = Query { positives: vec![Example::Tile(0)], negatives: vec![] };
-    let err = search_slides(&index, &[query.clone()], &SearchOptions::default(), &SlideOptions::default()).unwrap_err();
+    let err = search_slides(&index, std::slice::from_ref(&query), &SearchOptions::default(), &SlideOptions::default()).unwrap_err();
     assert!(err.to_string().contains("no tile has a `slide` value") && err.to_string().contains("label"), "{err}");
     let unique = SearchOptions { unique_by: Some("slide".into()), ..SearchOptions::default() };
     let err = search(&index, &query, &unique).unwrap_err();

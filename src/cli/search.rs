@@ -99,7 +99,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
             serde_json::to_writer_pretty(&mut out, &slides)?;
             writeln!(out)?;
         } else {
-            print_slides(&mut out, &slides)?;
+            print_slides(&mut out, &slides, &slide_options.key)?;
         }
         return Ok(());
     }
@@ -135,14 +135,14 @@ fn options(args: &SearchArgs) -> anyhow::Result<SearchOptions> {
     })
 }
 
-/// One line per slide: rank, summed score, votes, the slide, its best tile's label.
-fn print_slides(out: &mut impl Write, slides: &[SlideHit]) -> std::io::Result<()> {
+/// One line per slide: rank, summed score, votes, the slide (as `key=value`), its best tile's label.
+fn print_slides(out: &mut impl Write, slides: &[SlideHit], key: &str) -> std::io::Result<()> {
     if slides.is_empty() {
         return writeln!(out, "no slides");
     }
     for s in slides {
         let label = s.metadata.get("label").map_or(String::new(), |l| format!("  label={l}"));
-        writeln!(out, "{:>3}  {:.4}  votes={}  slide={}  best tile {} ({:.4}){label}", s.rank, s.score, s.votes, s.slide, s.best_tile, s.best_score)?;
+        writeln!(out, "{:>3}  {:.4}  votes={}  {key}={}  best tile {} ({:.4}){label}", s.rank, s.score, s.votes, s.slide, s.best_tile, s.best_score)?;
     }
     Ok(())
 }

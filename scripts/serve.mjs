@@ -40,7 +40,10 @@ export function serve({ root, port = 8080, host = '127.0.0.1', mounts = {} }) {
     const headers = {
       'Cross-Origin-Opener-Policy': 'same-origin',
       'Cross-Origin-Embedder-Policy': 'require-corp',
-      'Cross-Origin-Resource-Policy': 'same-origin',
+      // Public static assets, as a CDN serves them: a widget page on another origin may
+      // load the scripts, the wasm, the model and the index (CORS), also under COEP.
+      'Cross-Origin-Resource-Policy': 'cross-origin',
+      'Access-Control-Allow-Origin': '*',
       'X-Content-Type-Options': 'nosniff',
       'Cache-Control': 'no-cache',
     };

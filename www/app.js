@@ -41,6 +41,7 @@ const ERROR_TITLES = {
   unsupported: 'This browser cannot run the search engine',
   input: 'Could not read that image',
   search: 'The search failed',
+  timeout: 'The search engine took too long to load',
 };
 
 const $ = (selector) => document.querySelector(selector);

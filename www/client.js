@@ -25,9 +25,24 @@ export function missingFeatures() {
   return null;
 }
 
+/** How long `load` may take before it gives up (a stalled download must not hang a page). */
+export const LOAD_TIMEOUT_MS = 300_000;
+
+/** A module worker for `url` from any origin. `new Worker` takes only same-origin scripts,
+ *  so a widget included from another origin (a portal's CDN, ours) starts through a
+ *  same-origin `blob:` module that imports the real worker; its relative imports and
+ *  `import.meta.url` stay those of the real file. */
+function startWorker(url) {
+  const target = new URL(url, document.baseURI);
+  if (target.origin === location.origin) return { worker: new Worker(target, { type: 'module' }), bootstrap: null };
+  const source = `import ${JSON.stringify(target.href)};`;
+  const bootstrap = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+  return { worker: new Worker(bootstrap, { type: 'module' }), bootstrap };
+}
+
 export class TesseraClient {
   constructor(workerUrl = new URL('./engine-worker.js', import.meta.url)) {
-    this.worker = new Worker(workerUrl, { type: 'module' });
+    ({ worker: this.worker, bootstrap: this.bootstrap } = startWorker(workerUrl));
     this.pending = new Map();
     this.nextId = 1;
     this.onProgress = null;
@@ -39,18 +54,24 @@ export class TesseraClient {
   }
 
   /** Loads model + index; URLs are resolved against the page. `onProgress({ what,
-   *  loaded, total, cached })` is called while downloading. Resolves to the engine info. */
-  load({ model, manifest, index, indexSha256 }, onProgress) {
+   *  loaded, total, cached })` is called while downloading. Resolves to the engine info;
+   *  rejects with kind `timeout` after `timeoutMs` (the worker is then stopped). */
+  load({ model, manifest, index, indexSha256 }, onProgress, { timeoutMs = LOAD_TIMEOUT_MS } = {}) {
     const missing = missingFeatures();
     if (missing) return Promise.reject(new TesseraError('unsupported', `This browser does not support ${missing}, which the search engine needs.`));
     this.onProgress = onProgress ?? null;
     const abs = (u) => new URL(u, document.baseURI).href;
-    return this.#call('load', {
+    const loading = this.#call('load', {
       modelUrl: abs(model),
       manifestUrl: abs(manifest ?? model.replace(/\.onnx$/, '.json')),
       indexUrl: abs(index),
       indexSha256,
     });
+    const timer = setTimeout(() => {
+      this.#failAll(new TesseraError('timeout', `the search engine did not load within ${Math.round(timeoutMs / 1000)} s`));
+      this.worker.terminate();
+    }, timeoutMs);
+    return loading.finally(() => clearTimeout(timer));
   }
 
   info() {
@@ -91,6 +112,7 @@ export class TesseraClient {
 
   terminate() {
     this.worker.terminate();
+    if (this.bootstrap) URL.revokeObjectURL(this.bootstrap);
     this.#failAll(new TesseraError('usage', 'the engine was stopped'));
   }
 

@@ -61,7 +61,8 @@ export class TesseraSearch extends HTMLElement {
 
   connectedCallback() {
     if (this.#client) return;
-    this.#client = new TesseraClient();
+    // `worker`: where engine-worker.js is, when not beside this script.
+    this.#client = new TesseraClient(this.getAttribute('worker') ?? undefined);
     const model = this.getAttribute('model');
     const index = this.getAttribute('index');
     if (!model || !index) {

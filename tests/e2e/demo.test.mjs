@@ -3,9 +3,12 @@
 // Screenshots go to tests/e2e/screenshots/.
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO, newPage, screenshot, start } from './harness.mjs';
+import { serve } from '../../scripts/serve.mjs';
 
 const LOAD_TIMEOUT = 180_000;
 const FIXTURE_TILE = path.join(REPO, 'tests/fixtures/wasm/tile.jpeg'); // an LC25000 lung_scc tile
@@ -260,5 +263,49 @@ describe('widget', () => {
     await screenshot(page, '07-widget');
     assert.deepEqual(page.consoleErrors, []);
     await context.close();
+  });
+
+  test('<tessera-search> included from another origin starts its worker through a blob: module', async () => {
+    const { page, context } = await newPage(env.browser);
+    const cdn = env.url; // serves the widget, the model and the index
+    // The portal: another origin (its own server and port) whose page includes the widget.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tessera-portal-'));
+    writeFileSync(
+      path.join(dir, 'portal.html'),
+      `<!doctype html><meta charset="utf-8"><title>portal</title><link rel="icon" href="data:,">
+      <script type="module" src="${cdn}tessera-search.js"></script>
+      <tessera-search model="${cdn}model/vit-s14-int8.onnx" index="${cdn}demo/index.tsi" k="5"></tessera-search>`,
+    );
+    const { server, url: portal } = await serve({ root: dir, port: 0 });
+    await page.goto(`${portal}portal.html`);
+    const info = await page.evaluate(
+      () => customElements.whenDefined('tessera-search').then(() => document.querySelector('tessera-search').ready),
+      null,
+    );
+    assert.ok(info.index.tiles > 1000, 'the cross-origin widget loaded the engine');
+    const hits = await page.evaluate(async (tile) => {
+      const el = document.querySelector('tessera-search');
+      const blob = await (await fetch(tile)).blob();
+      const done = new Promise((resolve) => el.addEventListener('tessera-results', (e) => resolve(e.detail.hits), { once: true }));
+      el.search(blob);
+      return done;
+    }, `${cdn}demo/slide.jpg`);
+    assert.equal(hits.length, 5);
+    assert.deepEqual(page.consoleErrors, []);
+
+    // A load that cannot finish in time is an error of kind `timeout`, not a hang.
+    const kind = await page.evaluate(async (cdn) => {
+      const { TesseraClient } = await import(`${cdn}client.js`);
+      const client = new TesseraClient();
+      try {
+        await client.load({ model: `${cdn}model/vit-s14-int8.onnx`, index: `${cdn}demo/index.tsi` }, null, { timeoutMs: 1 });
+        return 'loaded';
+      } catch (e) {
+        return e.kind;
+      }
+    }, cdn);
+    assert.equal(kind, 'timeout');
+    await context.close();
+    await new Promise((resolve) => server.close(resolve));
   });
 });

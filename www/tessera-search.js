@@ -5,13 +5,17 @@
 //
 // Attributes: model (ONNX URL; its manifest is the same URL with .json, or `manifest`),
 // index, k (default 8), unique-by (a metadata key: one hit per slide/case/...), label
-// (only hits with this label), image (the URL of a tile image to search with).
+// (only hits with this label), image (the URL of a tile image to search with), worker (where
+// engine-worker.js is, when not beside this script).
 // Methods: search(source, region?) with a Blob/File, ImageData, an <img>/<canvas>/
 // ImageBitmap (optionally a {x, y, width, height} region of it) or an image URL;
 // searchVector(Float32Array). Property `ready`: a promise of the engine info.
 // Events (bubbling, composed): tessera-ready {info}, tessera-results {hits, ms, embedMs},
 // tessera-select {hit} when a result is clicked, tessera-error {kind, message}.
-// The element runs its own engine worker (same origin as the page: workers must be).
+// The element runs its own engine worker. Included from another origin (a CDN), it starts
+// the worker through a same-origin blob: module (client.js), so the page's CSP must allow
+// `worker-src blob:`, and the other origin must serve the files with CORS. A load that takes
+// longer than 5 minutes fails with kind `timeout` rather than hanging.
 
 import { TesseraClient } from './client.js';
 

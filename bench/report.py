@@ -53,6 +53,14 @@ def cpu_peak_gflops():
     return peak, f"{cores} cores × {lanes} f32 lanes × {fma} (FMA) × {clock:.2f} GHz = {peak:.0f} GFLOP/s"
 
 
+def begin(md: list, title: str, d, missing: str) -> bool:
+    """Starts a section; without its results file the section says it was skipped."""
+    md.append(f"## {title}\n")
+    if not d:
+        md.append(f"Skipped: {missing}.\n")
+    return bool(d)
+
+
 def bar(path: Path, labels, values, ylabel, title):
     fig, ax = plt.subplots(figsize=(7, 3.2))
     ax.barh(labels, values, color="#4056c8")
@@ -66,9 +74,7 @@ def bar(path: Path, labels, values, ylabel, title):
 
 
 def embed_section(d, plots: Path, md: list, peak):
-    md.append("## Embedding, native (tract vs onnxruntime)\n")
-    if not d:
-        md.append("Skipped: no `embed-native.json`.\n")
+    if not begin(md, "Embedding, native (tract vs onnxruntime)", d, "no `embed-native.json`"):
         return
     md.append(f"Source: {provenance(d)}. {d.get('tiles')} tiles at {d.get('input_size')} px; {d.get('notes', '')}.\n")
     md.append("| model | tract 1 thread ms/tile | onnxruntime 1 thread | tract / onnxruntime | tract all threads | onnxruntime all threads | tract GFLOP/s (1 thread) |")
@@ -93,9 +99,7 @@ def embed_section(d, plots: Path, md: list, peak):
 
 
 def search_section(d, plots: Path, md: list):
-    md.append("## Search (tessera vs faiss and hnswlib)\n")
-    if not d:
-        md.append("Skipped: no `search.json`.\n")
+    if not begin(md, "Search (tessera vs faiss and hnswlib)", d, "no `search.json`"):
         return
     md.append(f"Source: {provenance(d)}. {d.get('data', '')}; {d.get('recall', '')}.\n")
     rows = d["rows"]
@@ -128,9 +132,7 @@ def search_section(d, plots: Path, md: list):
 
 
 def web_section(d, plots: Path, md: list):
-    md.append("## In the browser (headless Chromium)\n")
-    if not d:
-        md.append("Skipped: no `web.json` (run `bench/web.sh`).\n")
+    if not begin(md, "In the browser (headless Chromium)", d, "no `web.json` (run `bench/web.sh`)"):
         return
     t = d["tessera"]
     md.append(f"Source: `bench/web.sh` on {d.get('date')}, {d.get('browser')}, {d.get('cpus')} CPUs ({d.get('cpu')}).\n")
@@ -155,9 +157,7 @@ def web_section(d, plots: Path, md: list):
 
 
 def eval_section(d, md: list):
-    md.append("## Retrieval quality (`tessera eval`)\n")
-    if not d:
-        md.append("Skipped: no `eval.json`.\n")
+    if not begin(md, "Retrieval quality (`tessera eval`)", d, "no `eval.json`"):
         return
     md.append(f"Source: {provenance(d)}. Full tables and the leak-free protocol: docs/eval.md.\n")
     md.append("| dataset | protocol | descriptor | P@5 |")

@@ -174,6 +174,18 @@ impl Adapter {
         Ok(out)
     }
 
+    /// Adapts every row of `rows` (rows of [`Adapter::dim_in`] values), row after row.
+    pub fn apply_rows(&self, rows: &[f32]) -> Result<Vec<f32>, AdapterError> {
+        if !rows.len().is_multiple_of(self.info.dim_in) {
+            return Err(AdapterError::WrongDim { expected: self.info.dim_in, found: rows.len() % self.info.dim_in });
+        }
+        let mut out = Vec::with_capacity(rows.len() / self.info.dim_in * self.dim_out());
+        for row in rows.chunks_exact(self.info.dim_in) {
+            out.extend(self.apply(row)?);
+        }
+        Ok(out)
+    }
+
     /// The `ADPT` section: the mean, then the directions, as little-endian f32.
     pub fn to_bytes(&self) -> Vec<u8> {
         self.mean.iter().chain(&self.directions).flat_map(|v| v.to_le_bytes()).collect()

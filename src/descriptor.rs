@@ -148,7 +148,7 @@ pub struct ModelRef {
     /// Queries must be described the same way.
     pub descriptor: DescriptorKind,
     /// The ViT part is the mean embedding of this many rotations of the tile by 90°
-    /// (1: the tile as it is; 4: all four), see [`embed_views`].
+    /// (1: the tile as it is; 4: all four), see [`TileDescriber::describe`].
     #[serde(default = "one_view")]
     pub views: u32,
 }
@@ -258,8 +258,11 @@ impl TileDescriber {
     /// centre square at the model's input size, in each view.
     pub fn describe(&self, tile: &RgbImage) -> Result<Vec<f32>, DescribeError> {
         let vit = if self.kind.needs_vit() {
-            let views: Vec<Vec<f32>> =
-                (0..self.views).map(|r| embed_view(&self.embedder, tile, r)).collect::<Result<_, _>>()?;
+            // One crop and resize serves every view; only the rotation differs.
+            let square = preprocess::square_resize(tile, self.embedder.manifest().input.size);
+            let views: Vec<Vec<f32>> = (0..self.views)
+                .map(|r| self.embedder.embed_square(&rotated(&square, r)))
+                .collect::<Result<_, _>>()?;
             pool_views(&views)
         } else {
             Vec::new()
@@ -273,18 +276,21 @@ impl TileDescriber {
     }
 }
 
-/// The model's embedding of the tile's centre square rotated by `quarter_turns` × 90°.
+/// The model's embedding of the tile's centre square rotated by `quarter_turns` × 90°
+/// (one view of [`TileDescriber::describe`], for callers that cache views one by one).
 pub fn embed_view(embedder: &Embedder, tile: &RgbImage, quarter_turns: u32) -> Result<Vec<f32>, ModelError> {
-    if quarter_turns.is_multiple_of(4) {
-        return embedder.embed(tile);
-    }
     let square = preprocess::square_resize(tile, embedder.manifest().input.size);
-    let rotated = match quarter_turns % 4 {
-        1 => image::imageops::rotate90(&square),
-        2 => image::imageops::rotate180(&square),
-        _ => image::imageops::rotate270(&square),
-    };
-    embedder.embed_square(&rotated)
+    embedder.embed_square(&rotated(&square, quarter_turns))
+}
+
+/// `square` rotated by `quarter_turns` × 90°.
+fn rotated(square: &RgbImage, quarter_turns: u32) -> RgbImage {
+    match quarter_turns % 4 {
+        0 => square.clone(),
+        1 => image::imageops::rotate90(square),
+        2 => image::imageops::rotate180(square),
+        _ => image::imageops::rotate270(square),
+    }
 }
 
 /// The unit-length mean of unit-length view embeddings.

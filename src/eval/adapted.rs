@@ -76,8 +76,7 @@ pub fn evaluate_adapted(
             Some(a) => {
                 folds_adapted += 1;
                 params.push(a.info().params);
-                let rows: Result<Vec<Vec<f32>>, _> = vectors.chunks_exact(dim).map(|v| a.apply(v)).collect();
-                (rows.map_err(|e| EvalError::Adapter(e.to_string()))?.concat(), a.dim_out())
+                (a.apply_rows(vectors).map_err(|e| EvalError::Adapter(e.to_string()))?, a.dim_out())
             }
             None => (vectors.to_vec(), dim),
         };

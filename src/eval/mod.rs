@@ -124,18 +124,22 @@ impl Tally {
         }
     }
 
-    /// Ranks the candidates `protocol` allows for `query` by `cosines` and counts it.
+    /// Ranks the candidates `protocol` allows for `query` by `cosines` and counts it. One
+    /// scan serves the tile metrics (the first `RANK_DEPTH`) and the slide votes.
     pub(crate) fn add(&mut self, keys: &TileKeys, protocol: Protocol, query: usize, cosines: &[f32]) {
-        let hits = exact::top_k_where(cosines, RANK_DEPTH, |c| !keys.excludes(protocol, query, c));
+        let depth = if self.slides.is_some() { RANK_DEPTH.max(SLIDE_VOTERS) } else { RANK_DEPTH };
+        let nearest = exact::top_k_where(cosines, depth, |c| !keys.excludes(protocol, query, c));
+        let hits = &nearest[..nearest.len().min(RANK_DEPTH)];
         if hits.len() < RANK_DEPTH {
             self.short += 1;
         }
         let ranked: Vec<u32> = hits.iter().map(|&h| keys.label[h]).collect();
         let label = keys.label[query];
-        self.per_query_p_at_5[query] = ranked.iter().take(5).filter(|&&l| l == label).count() as f32 / 5.0;
+        let correct: Vec<bool> = ranked.iter().map(|&l| l == label).collect();
+        self.per_query_p_at_5[query] = metrics::precision_at(&correct, 5) as f32;
         self.sums[label as usize].add(label, &ranked);
         if let Some(slides) = &mut self.slides {
-            slides.add(keys, protocol, query, cosines);
+            slides.add(query, cosines, &nearest[..nearest.len().min(SLIDE_VOTERS)]);
         }
     }
 

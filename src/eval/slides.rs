@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::metrics::majority_label;
-use super::{exact, MetaField, Protocol, TileKeys};
+use super::{MetaField, TileKeys};
 use crate::search::rank_votes;
 
 /// Nearest tiles per query tile that vote (the search default).
@@ -40,10 +40,9 @@ impl SlideTally {
         SlideTally { slide, votes: vec![Vec::new(); slides] }
     }
 
-    /// Adds the votes of one query tile, ranked by `cosines` among the tiles `protocol`
-    /// allows.
-    pub(crate) fn add(&mut self, keys: &TileKeys, protocol: Protocol, query: usize, cosines: &[f32]) {
-        let voters = exact::top_k_where(cosines, SLIDE_VOTERS, |c| !keys.excludes(protocol, query, c));
+    /// Adds the votes of one query tile: `voters` are its nearest allowed tiles (at most
+    /// [`SLIDE_VOTERS`]), `cosines` their scores by tile.
+    pub(crate) fn add(&mut self, query: usize, cosines: &[f32], voters: &[usize]) {
         let own = self.slide[query] as usize;
         let slide = &self.slide;
         self.votes[own].extend(voters.iter().map(|&t| (slide[t], cosines[t], t as u32)));

@@ -258,7 +258,7 @@ fn check_header(h: &Header) -> Result<usize, IndexError> {
     }
     if let Some(a) = &h.adapter {
         if a.dim_in.checked_add(a.rank) != Some(h.model.dim) {
-            return bad(format!("adapter {} → {} + {} does not match model dim {}", a.dim_in, a.dim_in, a.rank, h.model.dim));
+            return bad(format!("adapter dim {} + rank {} does not match model dim {}", a.dim_in, a.rank, h.model.dim));
         }
     }
     if h.rerank == Some(Quantization::Int8) {

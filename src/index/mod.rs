@@ -182,11 +182,7 @@ impl IndexBuilder {
         let decision = adapter::train(&self.vectors, self.model.dim, &labels, choice)
             .map_err(|e| IndexError::Build(e.to_string()))?;
         if let Some(adapter) = &decision.adapter {
-            let mut adapted = Vec::with_capacity(self.len() * adapter.dim_out());
-            for row in self.vectors.chunks_exact(self.model.dim) {
-                adapted.extend(adapter.apply(row).map_err(|e| IndexError::Build(e.to_string()))?);
-            }
-            self.vectors = adapted;
+            self.vectors = adapter.apply_rows(&self.vectors).map_err(|e| IndexError::Build(e.to_string()))?;
             self.model.dim = adapter.dim_out();
             self.adapter = Some(adapter.clone());
         }

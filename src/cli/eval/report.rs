@@ -114,8 +114,11 @@ pub fn markdown(out: &EvalOutput) -> String {
     let _ = writeln!(
         md,
         "`hist` is the square-root RGB 8×8×8 colour histogram; `vit@N` the model's embedding at \
-         N×N input; `fused:w@N` concatenates them so that similarity = (1-w)·cos(vit) + w·cos(hist). \
-         *ref* is P@5 measured with onnxruntime (fp32 model) and numpy in issues 3–4; Δ = ours − ref.\n"
+         N×N input; `×4` the mean embedding of the tile's four 90° rotations; `fused:w@N` concatenates \
+         ViT and histogram so that similarity = (1-w)·cos(vit) + w·cos(hist); `+lda` adds the adapter \
+         (shrinkage LDA fused at a cross-validated weight): each query's adapter was trained, with its \
+         own hyper-parameter choice and keep-or-skip decision (`auto`), only on folds that hold none of \
+         the tiles sharing the query's group / slide / case / site (the column the protocol excludes).\n"
     );
     if !out.embedding.is_empty() {
         md.push_str("| input px | tiles | threads | wall ms/tile |\n|---:|---:|---:|---:|\n");

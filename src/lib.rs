@@ -8,7 +8,10 @@ pub mod adapter;
 pub mod descriptor;
 pub mod error;
 pub mod eval;
+pub mod expand;
 pub mod index;
+#[cfg(feature = "cli")]
+pub mod manifest;
 pub mod model;
 pub mod preprocess;
 pub mod search;

@@ -16,7 +16,11 @@ use serde::Serialize;
 
 use tessera::adapter::AdapterChoice;
 use tessera::descriptor::{colour_histogram, pool_views, DescriptorKind, HIST_DIM, VIEW_COUNTS};
-use tessera::eval::{evaluate, evaluate_adapted, hnsw_recall_at, AdaptedReport, EvalReport, Protocol, VectorSet};
+use tessera::eval::{
+    evaluate, evaluate_adapted, evaluate_expanded, hnsw_recall_at, AdaptedReport, EvalReport, Protocol, QueryVariants,
+    VectorSet,
+};
+use tessera::expand::{self, Fusion, Variant, MAX_EXPAND};
 use tessera::index::HnswParams;
 use tessera::model::Embedder;
 
@@ -45,6 +49,12 @@ pub struct EvalArgs {
     /// the other folds (folds keep groups / slides / sites whole, as the protocol does).
     #[arg(long, default_value_t = 10)]
     adapter_folds: usize,
+    /// Query expansion sizes to evaluate (1 to 5 variants: the mirror image, then stain
+    /// re-weightings), for the ViT and the first fused weight at the first input size with
+    /// the most views, plain and adapted, fused by mean and by reciprocal rank. Embeds
+    /// every variant of every tile (cached like the rotations).
+    #[arg(long, num_args = 1.., value_name = "N")]
+    expand: Vec<usize>,
     /// Skip the adapter rows and the held-out-collection experiment.
     #[arg(long)]
     no_adapter: bool,
@@ -81,14 +91,22 @@ pub struct Descriptor {
     pub input_size: Option<u32>,
     pub views: u32,
     pub adapter: bool,
+    /// Queries expanded by this many variants, fused this way.
+    pub expansion: Option<Expansion>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Expansion {
+    pub n: usize,
+    pub fusion: Fusion,
 }
 
 impl Descriptor {
-    fn plain(kind: DescriptorKind, input_size: Option<u32>, views: u32) -> Descriptor {
-        Descriptor { kind, input_size, views, adapter: false }
+    pub(super) fn plain(kind: DescriptorKind, input_size: Option<u32>, views: u32) -> Descriptor {
+        Descriptor { kind, input_size, views, adapter: false, expansion: None }
     }
 
-    /// `fused:0.3@112`, `fused:0.3@112×4` (four views), `…+lda` (adapted).
+    /// `fused:0.3@112`, `fused:0.3@112×4` (four views), `…+lda` (adapted), `…+expand:3/rrf`.
     pub fn label(&self) -> String {
         let mut label = match self.input_size {
             Some(size) => format!("{}@{size}", self.kind),
@@ -99,6 +117,13 @@ impl Descriptor {
         }
         if self.adapter {
             label.push_str("+lda");
+        }
+        if let Some(Expansion { n, fusion }) = self.expansion {
+            let fusion = match fusion {
+                Fusion::Mean => "mean",
+                Fusion::Rrf => "rrf",
+            };
+            label.push_str(&format!("+expand:{n}/{fusion}"));
         }
         label
     }
@@ -117,6 +142,16 @@ struct DatasetVectors<'a> {
     dataset: &'a Dataset,
     hist: Vec<Vec<f32>>,
     vit: Vec<(u32, u32, Vec<Vec<f32>>)>,
+    /// For query expansion: at one input size and views, each variant's histogram and
+    /// pooled ViT embedding of every tile.
+    variants: Option<VariantVectors>,
+}
+
+struct VariantVectors {
+    input_size: u32,
+    views: u32,
+    /// Per variant, in [`expand::VARIANTS`] order: (histograms, pooled ViT), one per tile.
+    sets: Vec<(Vec<Vec<f32>>, Vec<Vec<f32>>)>,
 }
 
 /// How long embedding took at one input size.
@@ -198,8 +233,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         .map(|dataset| {
             Ok(DatasetVectors {
                 dataset,
-                hist: histograms(dataset)?,
+                hist: histograms(dataset, None)?,
                 vit: Vec::new(),
+                variants: None,
             })
         })
         .collect::<anyhow::Result<_>>()?;
@@ -211,6 +247,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             bail!("--views {views}: expected one of {VIEW_COUNTS:?}");
         }
     }
+    if let Some(&n) = args.expand.iter().find(|&&n| n == 0 || n > MAX_EXPAND) {
+        bail!("--expand {n}: expected 1 to {MAX_EXPAND} variants");
+    }
+    let expand_variants = expand::variants(args.expand.iter().copied().max().unwrap_or(0))?;
     for &size in &sizes {
         let embedder =
             Embedder::from_files_with(&model_path, &manifest_path, |m| m.input.size = size)
@@ -221,7 +261,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         for vectors in &mut all {
             let mut rotations = Vec::new();
             for quarter_turns in 0..max_views {
-                let (vit, secs) = embeddings(&embedder, vectors.dataset, &args, quarter_turns)?;
+                let (vit, secs) = embeddings(&embedder, vectors.dataset, &args, quarter_turns, None)?;
                 tiles += vit.len();
                 if let Some(s) = secs {
                     *computed_secs.get_or_insert(0.0) += s;
@@ -233,6 +273,25 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     .map(|i| pool_views(&rotations[..views as usize].iter().map(|r| r[i].clone()).collect::<Vec<_>>()))
                     .collect();
                 vectors.vit.push((size, views, pooled));
+            }
+            if size == sizes[0] && !expand_variants.is_empty() {
+                let mut sets = Vec::new();
+                for &variant in expand_variants {
+                    let mut rotations = Vec::new();
+                    for quarter_turns in 0..max_views {
+                        let (vit, secs) = embeddings(&embedder, vectors.dataset, &args, quarter_turns, Some(variant))?;
+                        tiles += vit.len();
+                        if let Some(s) = secs {
+                            *computed_secs.get_or_insert(0.0) += s;
+                        }
+                        rotations.push(vit);
+                    }
+                    let pooled: Vec<Vec<f32>> = (0..rotations[0].len())
+                        .map(|i| pool_views(&rotations.iter().map(|r| r[i].clone()).collect::<Vec<_>>()))
+                        .collect();
+                    sets.push((histograms(vectors.dataset, Some(variant))?, pooled));
+                }
+                vectors.variants = Some(VariantVectors { input_size: size, views: max_views, sets });
             }
         }
         let threads = rayon::current_num_threads();
@@ -252,6 +311,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         .flatten()
         .collect();
     let mut results = evaluate_all(&described)?;
+    results.extend(evaluate_expansions(&all, &args)?);
     let mut held_out = Vec::new();
     if !args.no_adapter {
         results.extend(evaluate_adapters(&described, &args)?);
@@ -299,7 +359,8 @@ fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     super::write_atomically(path, |file| Ok(std::io::Write::write_all(file, bytes)?))
 }
 
-fn histograms(dataset: &Dataset) -> anyhow::Result<Vec<Vec<f32>>> {
+/// Colour histograms of every tile, or of every tile's `variant`.
+fn histograms(dataset: &Dataset, variant: Option<Variant>) -> anyhow::Result<Vec<Vec<f32>>> {
     let bar = progress_bar(
         dataset.tiles.len(),
         &format!("{}: colour histograms", dataset.name),
@@ -308,7 +369,7 @@ fn histograms(dataset: &Dataset) -> anyhow::Result<Vec<Vec<f32>>> {
         .tiles
         .par_iter()
         .map(|tile| {
-            let pixels = tile.load()?;
+            let pixels = load_variant(tile, variant)?;
             bar.inc(1);
             colour_histogram(&pixels).with_context(|| tile.name())
         })
@@ -317,18 +378,29 @@ fn histograms(dataset: &Dataset) -> anyhow::Result<Vec<Vec<f32>>> {
     hist
 }
 
-/// The dataset's embeddings at the embedder's input size, from the cache or computed
-/// (then cached); with the seconds spent computing them, `None` when cached.
+fn load_variant(tile: &datasets::EvalTile, variant: Option<Variant>) -> anyhow::Result<tessera::preprocess::RgbImage> {
+    let pixels = tile.load()?;
+    Ok(match variant {
+        Some(v) => v.apply(&pixels),
+        None => pixels,
+    })
+}
+
+/// The dataset's embeddings at the embedder's input size (of each tile's `variant` when
+/// given), from the cache or computed (then cached); with the seconds spent computing
+/// them, `None` when cached.
 fn embeddings(
     embedder: &Embedder,
     dataset: &Dataset,
     args: &EvalArgs,
     quarter_turns: u32,
+    variant: Option<Variant>,
 ) -> anyhow::Result<(Vec<Vec<f32>>, Option<f64>)> {
     let manifest = embedder.manifest();
     let rotation = if quarter_turns == 0 { String::new() } else { format!("-rot{}", quarter_turns * 90) };
+    let variant_name = variant.map_or(String::new(), |v| format!("-{}", v.name()));
     let cache_file = args.cache.join(format!(
-        "{}-{}-{}px{rotation}-{}.npy",
+        "{}-{}-{}px{variant_name}{rotation}-{}.npy",
         dataset.name,
         &manifest.sha256[..12],
         manifest.input.size,
@@ -345,9 +417,14 @@ fn embeddings(
             return Ok((cached, None));
         }
     }
-    let what = format!("{}: embedding at {} px, rotated {}°", dataset.name, manifest.input.size, quarter_turns * 90);
+    let what = format!(
+        "{}: embedding at {} px, rotated {}°{variant_name}",
+        dataset.name,
+        manifest.input.size,
+        quarter_turns * 90
+    );
     let start = Instant::now();
-    let vectors = embed_all(embedder, &dataset.tiles, &what, |t| t.name(), |t| t.load(), quarter_turns);
+    let vectors = embed_all(embedder, &dataset.tiles, &what, |t| t.name(), |t| load_variant(t, variant), quarter_turns);
     let secs = start.elapsed().as_secs_f64();
     let failed = vectors.iter().filter(|v| v.is_none()).count();
     if failed > 0 {
@@ -479,6 +556,7 @@ fn evaluate_adapters(sets: &[DescribedSet], args: &EvalArgs) -> anyhow::Result<V
                 protocol,
                 AdapterChoice::Auto,
                 args.adapter_folds,
+                QueryVariants::NONE,
             )
             .with_context(|| format!("{} / {} + adapter", set.dataset.name, set.descriptor.label()))?;
             bar.inc(1);
@@ -495,6 +573,109 @@ fn evaluate_adapters(sets: &[DescribedSet], args: &EvalArgs) -> anyhow::Result<V
         .collect::<anyhow::Result<Vec<_>>>();
     bar.finish_and_clear();
     rows
+}
+
+/// The expansion rows: for the ViT and the first fused weight at the variants' size and
+/// views, each expansion size and fusion, plain (every protocol) and adapted (as
+/// [`evaluate_adapters`]).
+fn evaluate_expansions(all: &[DatasetVectors], args: &EvalArgs) -> anyhow::Result<Vec<ResultRow>> {
+    struct Job<'a> {
+        dataset: &'a Dataset,
+        spec: Descriptor,
+        dim: usize,
+        stored: Vec<f32>,
+        variants: std::sync::Arc<Vec<Vec<f32>>>,
+        protocol: Option<Protocol>,
+    }
+    let mut jobs = Vec::new();
+    for vectors in all {
+        let Some(variants) = &vectors.variants else { continue };
+        let Some((_, _, vit)) = vectors.vit.iter().find(|(s, v, _)| (*s, *v) == (variants.input_size, variants.views))
+        else {
+            continue;
+        };
+        let kinds = std::iter::once(DescriptorKind::Vit)
+            .chain(args.fuse_weights.first().map(|&weight| DescriptorKind::Fused { weight }));
+        for kind in kinds {
+            let flat = |vit: &[Vec<f32>], hist: &[Vec<f32>]| -> anyhow::Result<Vec<f32>> {
+                let mut out = Vec::new();
+                for (i, (v, h)) in vit.iter().zip(hist).enumerate() {
+                    out.extend(kind.compose(v, h).with_context(|| vectors.dataset.tiles[i].name())?);
+                }
+                Ok(out)
+            };
+            let stored = flat(vit, &vectors.hist)?;
+            let all_variants: Vec<Vec<f32>> =
+                variants.sets.iter().map(|(hist, vit)| flat(vit, hist)).collect::<anyhow::Result<_>>()?;
+            let dim = kind.dim(vit.first().map_or(0, Vec::len));
+            for &n in &args.expand {
+                let shared = std::sync::Arc::new(all_variants[..n].to_vec());
+                for fusion in [Fusion::Mean, Fusion::Rrf] {
+                    let base = Descriptor {
+                        expansion: Some(Expansion { n, fusion }),
+                        ..Descriptor::plain(kind, Some(variants.input_size), variants.views)
+                    };
+                    let adapted = vectors.dataset.protocols.iter().filter(|&&p| p != Protocol::AllOthers && !args.no_adapter);
+                    for protocol in std::iter::once(None).chain(adapted.map(|&p| Some(p))) {
+                        let spec = Descriptor { adapter: protocol.is_some(), ..base };
+                        let variants = shared.clone();
+                        jobs.push(Job { dataset: vectors.dataset, spec, dim, stored: stored.clone(), variants, protocol });
+                    }
+                }
+            }
+        }
+    }
+    let bar = progress_bar(jobs.len(), "query expansion (plain and adapted)");
+    let rows: Vec<Vec<ResultRow>> = jobs
+        .par_iter()
+        .map(|job| {
+            let context = || format!("{} / {}", job.dataset.name, job.spec.label());
+            let fusion = job.spec.expansion.map_or(Fusion::Mean, |e| e.fusion);
+            let rows = match job.protocol {
+                None => {
+                    let stored = VectorSet::new(&job.stored, job.dim)?;
+                    let variant_sets =
+                        job.variants.iter().map(|v| VectorSet::new(v, job.dim)).collect::<Result<Vec<_>, _>>()?;
+                    evaluate_expanded(&stored, &variant_sets, &job.dataset.meta, &job.dataset.protocols, fusion)
+                        .with_context(context)?
+                        .into_iter()
+                        .map(|report| ResultRow {
+                            dataset: job.dataset.name,
+                            descriptor: job.spec.label(),
+                            spec: job.spec,
+                            dim: job.dim,
+                            report,
+                            adapter: None,
+                        })
+                        .collect()
+                }
+                Some(protocol) => {
+                    let AdaptedReport { report, folds_by, folds, folds_adapted, params } = evaluate_adapted(
+                        &job.stored,
+                        job.dim,
+                        &job.dataset.meta,
+                        protocol,
+                        AdapterChoice::Auto,
+                        args.adapter_folds,
+                        QueryVariants { rows: &job.variants, fusion },
+                    )
+                    .with_context(context)?;
+                    vec![ResultRow {
+                        dataset: job.dataset.name,
+                        descriptor: job.spec.label(),
+                        spec: job.spec,
+                        dim: report_dim(job.dim, job.dataset),
+                        report,
+                        adapter: Some(AdapterRun { folds_by, folds, folds_adapted, params }),
+                    }]
+                }
+            };
+            bar.inc(1);
+            Ok(rows)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    bar.finish_and_clear();
+    Ok(rows.into_iter().flatten().collect())
 }
 
 /// Length of an adapted vector: the descriptor plus (classes − 1) LDA dimensions.

@@ -6,7 +6,7 @@
 //! descriptors, so the figures sit side by side.
 
 use crate::adapter::{self, AdapterChoice, LdaParams, TileLabels};
-
+use super::expanded::{check_counts, query_scores, QueryVariants};
 use super::{exact::VectorSet, EvalError, EvalReport, MetaField, Protocol, Tally, TileKeys, TileMeta};
 
 /// Which tiles must never meet in training and scoring under `protocol`: the value of its
@@ -35,7 +35,8 @@ pub struct AdaptedReport {
 }
 
 /// Scores `vectors` (rows of `dim`, one per tile of `meta`) under `protocol`, each query
-/// through an adapter trained as `choice` asks on the tiles outside its fold.
+/// through an adapter trained as `choice` asks on the tiles outside its fold. Queries are
+/// expanded when `variants` has rows; the adapter is trained on `vectors` only.
 pub fn evaluate_adapted(
     vectors: &[f32],
     dim: usize,
@@ -43,10 +44,16 @@ pub fn evaluate_adapted(
     protocol: Protocol,
     choice: AdapterChoice,
     folds: usize,
+    variants: QueryVariants,
 ) -> Result<AdaptedReport, EvalError> {
     if dim == 0 || vectors.len() != meta.len() * dim {
         return Err(EvalError::CountMismatch { vectors: vectors.len() / dim.max(1), tiles: meta.len() });
     }
+    check_counts(
+        &VectorSet::new(vectors, dim)?,
+        &variants.rows.iter().map(|v| VectorSet::new(v, dim)).collect::<Result<Vec<_>, _>>()?,
+        meta.len(),
+    )?;
     let keys = TileKeys::new(meta, &[protocol])?;
     let fold_key = fold_keys(meta, protocol);
     let mut distinct: Vec<&str> = fold_key.clone();
@@ -72,17 +79,21 @@ pub fn evaluate_adapted(
         let train_vectors: Vec<f32> = train.iter().flat_map(|&i| vectors[i * dim..(i + 1) * dim].iter().copied()).collect();
         let train_labels: Vec<TileLabels> = train.iter().map(|&i| labels[i].clone()).collect();
         let decision = adapter::train(&train_vectors, dim, &train_labels, choice).map_err(|e| EvalError::Adapter(e.to_string()))?;
-        let (adapted, adapted_dim) = match &decision.adapter {
+        let (adapted, adapted_variants, adapted_dim) = match &decision.adapter {
             Some(a) => {
                 folds_adapted += 1;
                 params.push(a.info().params);
-                (a.apply_rows(vectors).map_err(|e| EvalError::Adapter(e.to_string()))?, a.dim_out())
+                let apply = |rows: &[f32]| a.apply_rows(rows).map_err(|e| EvalError::Adapter(e.to_string()));
+                (apply(vectors)?, variants.rows.iter().map(|v| apply(v)).collect::<Result<Vec<_>, _>>()?, a.dim_out())
             }
-            None => (vectors.to_vec(), dim),
+            None => (vectors.to_vec(), variants.rows.to_vec(), dim),
         };
         let set = VectorSet::new(&adapted, adapted_dim)?;
+        let variant_sets =
+            adapted_variants.iter().map(|v| VectorSet::new(v, adapted_dim)).collect::<Result<Vec<_>, _>>()?;
         for &query in &queries {
-            tally.add(&keys, protocol, query, &set.cosines_from(query));
+            let scores = query_scores(&set, &variant_sets, query, variants.fusion, |c| !keys.excludes(protocol, query, c));
+            tally.add(&keys, protocol, query, &scores);
         }
     }
     Ok(AdaptedReport { report: tally.report(protocol, &keys), folds_by: folds_by(meta, protocol), folds, folds_adapted, params })

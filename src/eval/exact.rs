@@ -71,6 +71,17 @@ impl<'a> VectorSet<'a> {
             .collect()
     }
 
+    /// Cosine similarity of any `vector` (of this set's dimension) with every tile.
+    pub fn cosines_with(&self, vector: &[f32]) -> Vec<f32> {
+        let norm = dot(vector, vector).sqrt();
+        let q_scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+        self.data
+            .chunks_exact(self.dim)
+            .zip(&self.inverse_norms)
+            .map(|(row, &scale)| dot(vector, row) * q_scale * scale)
+            .collect()
+    }
+
     /// The `k` most similar tiles to tile `query` (itself included), best first.
     pub fn top_k(&self, query: usize, k: usize) -> Vec<usize> {
         top_k_where(&self.cosines_from(query), k, |_| true)

@@ -7,6 +7,7 @@
 mod adapted;
 pub mod bootstrap;
 pub mod exact;
+mod expanded;
 pub mod fields;
 pub mod metrics;
 pub mod protocol;
@@ -20,6 +21,7 @@ use serde::Serialize;
 pub use adapted::{evaluate_adapted, fold_keys, AdaptedReport};
 pub use bootstrap::{paired_bootstrap, Interval};
 pub use exact::VectorSet;
+pub use expanded::{evaluate_expanded, QueryVariants};
 pub use metrics::Metrics;
 pub use protocol::{MetaField, Protocol, TileMeta};
 pub use recall::hnsw_recall_at;

@@ -46,14 +46,14 @@ pub fn held_out_collection(
     let clusters: Vec<&str> = dataset.meta.iter().map(|m| m.group.as_str()).collect();
 
     let mut runs: Vec<(Descriptor, Vec<Vec<f32>>, AdapterChoice)> =
-        vec![(Descriptor { kind: DescriptorKind::Hist, input_size: None, views: 1, adapter: false }, hist.to_vec(), AdapterChoice::None)];
+        vec![(Descriptor::plain(DescriptorKind::Hist, None, 1), hist.to_vec(), AdapterChoice::None)];
     if let Some(&weight) = weights.first() {
         let kind = DescriptorKind::Fused { weight };
         for (size, views, vit) in vit {
             let fused: Vec<Vec<f32>> =
                 vit.iter().zip(hist).map(|(v, h)| kind.compose(v, h)).collect::<Result<_, _>>()?;
             for adapter in [false, true] {
-                let spec = Descriptor { kind, input_size: Some(*size), views: *views, adapter };
+                let spec = Descriptor { adapter, ..Descriptor::plain(kind, Some(*size), *views) };
                 let choice = if adapter { AdapterChoice::Auto } else { AdapterChoice::None };
                 runs.push((spec, fused.clone(), choice));
             }

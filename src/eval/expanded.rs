@@ -1,0 +1,79 @@
+//! Evaluating query expansion: the index holds each tile's descriptor as usual, and each
+//! query is the tile plus its variants ([`crate::expand`]), their rankings fused. The
+//! candidates and exclusions are the protocol's, as for the plain descriptors.
+
+use crate::expand::{rrf_scores, Fusion};
+
+use super::{exact::VectorSet, metrics::RANK_DEPTH, EvalError, EvalReport, Protocol, Tally, TileKeys, TileMeta};
+
+/// Each query's variants, described like the stored vectors (one flat row set per
+/// variant), and how their rankings are fused. No rows: queries are not expanded.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryVariants<'a> {
+    pub rows: &'a [Vec<f32>],
+    pub fusion: Fusion,
+}
+
+impl QueryVariants<'_> {
+    pub const NONE: QueryVariants<'static> = QueryVariants { rows: &[], fusion: Fusion::Mean };
+}
+
+/// How deep each list goes into reciprocal-rank fusion: ten times the depth scored.
+const RRF_DEPTH: usize = 10 * RANK_DEPTH;
+
+/// Scores `stored` (one row per tile of `meta`) under each protocol with every query
+/// expanded: `variants[v]` holds variant `v` of every tile, described like `stored`.
+pub fn evaluate_expanded(
+    stored: &VectorSet,
+    variants: &[VectorSet],
+    meta: &[TileMeta],
+    protocols: &[Protocol],
+    fusion: Fusion,
+) -> Result<Vec<EvalReport>, EvalError> {
+    check_counts(stored, variants, meta.len())?;
+    let keys = TileKeys::new(meta, protocols)?;
+    let mut tallies: Vec<Tally> = protocols.iter().map(|_| Tally::new(&keys)).collect();
+    for query in 0..meta.len() {
+        for (tally, &protocol) in tallies.iter_mut().zip(protocols) {
+            let scores = query_scores(stored, variants, query, fusion, |c| !keys.excludes(protocol, query, c));
+            tally.add(&keys, protocol, query, &scores);
+        }
+    }
+    Ok(protocols.iter().zip(tallies).map(|(&protocol, tally)| tally.report(protocol, &keys)).collect())
+}
+
+pub(crate) fn check_counts(stored: &VectorSet, variants: &[VectorSet], tiles: usize) -> Result<(), EvalError> {
+    match std::iter::once(stored).chain(variants).find(|set| set.len() != tiles) {
+        Some(bad) => Err(EvalError::CountMismatch { vectors: bad.len(), tiles }),
+        None => Ok(()),
+    }
+}
+
+/// The fused score of every stored tile for `query` and its variants; without variants,
+/// its plain cosines. `allowed` says which candidates fill the reciprocal-rank lists.
+pub(crate) fn query_scores(
+    stored: &VectorSet,
+    variants: &[VectorSet],
+    query: usize,
+    fusion: Fusion,
+    allowed: impl Fn(usize) -> bool + Copy,
+) -> Vec<f32> {
+    let own = stored.cosines_from(query);
+    if variants.is_empty() {
+        return own;
+    }
+    let lists: Vec<Vec<f32>> =
+        std::iter::once(own).chain(variants.iter().map(|set| stored.cosines_with(set.row(query)))).collect();
+    match fusion {
+        Fusion::Mean => {
+            let mut sum = vec![0.0f32; lists[0].len()];
+            for list in &lists {
+                sum.iter_mut().zip(list).for_each(|(s, v)| *s += v);
+            }
+            let n = lists.len() as f32;
+            sum.iter_mut().for_each(|s| *s /= n);
+            sum
+        }
+        Fusion::Rrf => rrf_scores(&lists, RRF_DEPTH, allowed),
+    }
+}

@@ -63,24 +63,9 @@ fn list_folder(dir: &Path) -> anyhow::Result<Vec<TileSource>> {
 
 fn list_manifest(csv_path: &Path) -> anyhow::Result<Vec<TileSource>> {
     let base = csv_path.parent().unwrap_or(Path::new("."));
-    let mut reader =
-        csv::Reader::from_path(csv_path).with_context(|| format!("{}: cannot open manifest", csv_path.display()))?;
-    let headers = reader.headers().with_context(|| format!("{}: no header row", csv_path.display()))?.clone();
-    if !headers.iter().any(|h| h == "path") {
-        bail!("{}: manifest has no `path` column (columns: {})", csv_path.display(), headers.iter().collect::<Vec<_>>().join(","));
-    }
-    let mut tiles = Vec::new();
-    for (line, record) in reader.records().enumerate() {
-        let record = record.with_context(|| format!("{}: bad row {}", csv_path.display(), line + 2))?;
-        let metadata: BTreeMap<String, String> =
-            headers.iter().zip(record.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect();
-        let path = base.join(&metadata["path"]);
-        tiles.push(TileSource { path, metadata });
-    }
-    if tiles.is_empty() {
-        bail!("{}: manifest lists no tiles", csv_path.display());
-    }
-    Ok(tiles)
+    let bytes = std::fs::read(csv_path).with_context(|| format!("{}: cannot open manifest", csv_path.display()))?;
+    let rows = tessera::manifest::parse(&bytes, &csv_path.display().to_string())?;
+    Ok(rows.into_iter().map(|metadata| TileSource { path: base.join(&metadata["path"]), metadata }).collect())
 }
 
 pub fn read_tile(path: &Path) -> anyhow::Result<RgbImage> {

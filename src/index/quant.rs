@@ -198,11 +198,28 @@ impl VectorStore {
         if codes.len() != expected {
             return Err(IndexError::SectionLength { section, expected, found: codes.len() });
         }
+        // A NaN or infinite value would poison every score it enters (NaN sorts above
+        // every hit), so the file is refused, naming the first such value.
+        let not_finite = |value: usize| IndexError::BadValue {
+            section,
+            offset: value * quantization.bytes_per_value(),
+            what: "vector value is not finite (NaN or infinity)",
+        };
         let codes = match quantization {
-            Quantization::F32 => Codes::F32(f32s_from_le(codes)),
-            Quantization::F16 => Codes::F16(
-                codes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]])).collect(),
-            ),
+            Quantization::F32 => {
+                let values = f32s_from_le(codes);
+                if let Some(at) = values.iter().position(|x| !x.is_finite()) {
+                    return Err(not_finite(at));
+                }
+                Codes::F32(values)
+            }
+            Quantization::F16 => {
+                let values: Vec<f16> = codes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]])).collect();
+                if let Some(at) = values.iter().position(|x| !x.is_finite()) {
+                    return Err(not_finite(at));
+                }
+                Codes::F16(values)
+            }
             Quantization::Int8 => {
                 let params = params.ok_or(IndexError::MissingSection { section: "QPAR" })?;
                 if params.len() != dim * 8 {
@@ -215,7 +232,9 @@ impl VectorStore {
                 let mut reader = Reader::new(params, "QPAR");
                 let min = reader.f32s(dim)?;
                 let scale = reader.f32s(dim)?;
-                if min.iter().chain(&scale).any(|x| !x.is_finite()) {
+                // Finite parameters can still decode to infinity (`min + scale * 255`).
+                let top_finite = min.iter().zip(&scale).all(|(m, s)| (m + s * 255.0).is_finite());
+                if min.iter().chain(&scale).any(|x| !x.is_finite()) || !top_finite {
                     return Err(IndexError::Inconsistent { what: "int8 parameters are not finite" });
                 }
                 Codes::Int8 { codes: codes.to_vec(), min, scale }

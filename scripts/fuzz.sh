@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Fuzzes every reader of untrusted bytes (fuzz/fuzz_targets/*.rs) with libFuzzer:
+#   scripts/fuzz.sh TARGET|all SECONDS
+# Installs cargo-fuzz once. Runs on the installed stable toolchain: RUSTC_BOOTSTRAP=1 lets
+# it take the -Z flags cargo-fuzz passes (sanitizer, coverage), so no nightly is needed.
+# Each target runs SECONDS with memory and time per input bounded; its corpus grows in
+# fuzz/corpus/TARGET (the seed-* files are committed), crashes are written to
+# fuzz/artifacts/TARGET and fail the script. docs/reliability.md has the figures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+[ $# -eq 2 ] && [[ $2 =~ ^[0-9]+$ ]] || { echo "usage: scripts/fuzz.sh TARGET|all SECONDS" >&2; exit 2; }
+cargo_env
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    step "cargo install cargo-fuzz (once)"
+    cargo install -q cargo-fuzz --locked
+fi
+export RUSTC_BOOTSTRAP=1
+fuzz=(cargo fuzz --fuzz-dir fuzz)
+build=(--target-dir target/fuzz)
+
+mapfile -t all < <("${fuzz[@]}" list)
+if [ "$1" = all ]; then targets=("${all[@]}"); else targets=("$1"); fi
+for target in "${targets[@]}"; do
+    printf '%s\n' "${all[@]}" | grep -qx "$target" || { echo "no fuzz target $target (have: ${all[*]})" >&2; exit 2; }
+done
+
+# Longest input per target: a few times its largest seed (fuzz/corpus/TARGET/seed-*).
+max_len() {
+    case $1 in
+        index | slide | model_bytes | image) echo 131072 ;;
+        *) echo 16384 ;;
+    esac
+}
+
+step "fuzz build (${targets[*]})"
+if [ "$1" = all ]; then "${fuzz[@]}" build "${build[@]}"; else "${fuzz[@]}" build "${build[@]}" "$1"; fi
+
+mkdir -p target/fuzz/logs
+for target in "${targets[@]}"; do
+    step "fuzz $target for $2 s"
+    mkdir -p "fuzz/corpus/$target"
+    log="target/fuzz/logs/$target.log"
+    if ! "${fuzz[@]}" run "${build[@]}" "$target" -- \
+        -max_total_time="$2" -rss_limit_mb=2048 -timeout=10 -max_len="$(max_len "$target")" \
+        -print_final_stats=1 >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        echo "fuzz target $target failed: the input is in fuzz/artifacts/$target/ (log $log)" >&2
+        exit 1
+    fi
+    grep -E '^#[0-9]+ +DONE|^stat::number_of_executed_units|^stat::peak_rss_mb' "$log" >&2 || true
+done

@@ -1,0 +1,64 @@
+//! Inputs the fuzz targets (`fuzz/`, `scripts/fuzz.sh`) or the reliability review found
+//! mishandled, fed to the same library call as the target: each must now give a clear
+//! error, never a panic, a hang or a huge allocation. See `docs/reliability.md`.
+
+use tessera::descriptor::DescriptorKind;
+use tessera::index::{BuildOptions, Index, IndexBuilder, ModelRef, Quantization};
+
+/// One tile, `[0.6, 0.8]`, stored at `quantization`.
+fn two_dim_index(quantization: Quantization) -> Vec<u8> {
+    let model = ModelRef { id: "regression".into(), sha256: "0".repeat(64), dim: 2, descriptor: DescriptorKind::Hist, views: 1 };
+    let mut builder = IndexBuilder::new(model, BuildOptions { quantization, ..BuildOptions::default() }).unwrap();
+    builder.add(&[0.6, 0.8], vec![("slide".into(), "a".into())], None).unwrap();
+    builder.build().unwrap().to_bytes()
+}
+
+/// The byte range of section `tag`, from the section table (tag, u64 offset, u64 length).
+fn section(file: &[u8], tag: &[u8; 4]) -> std::ops::Range<usize> {
+    let at = file.windows(4).rposition(|w| w == tag).expect("section in the table");
+    let number = |i: usize| u64::from_le_bytes(file[i..i + 8].try_into().unwrap()) as usize;
+    let (offset, len) = (number(at + 4), number(at + 12));
+    offset..offset + len
+}
+
+fn fix_checksum(file: &mut [u8]) {
+    let body = file.len() - 4;
+    let crc = crc32fast::hash(&file[..body]);
+    file[body..].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[test]
+fn non_finite_stored_vectors_are_refused() {
+    let cases: [(Quantization, &[u8]); 4] = [
+        (Quantization::F32, &f32::NAN.to_le_bytes()),
+        (Quantization::F32, &f32::INFINITY.to_le_bytes()),
+        (Quantization::F16, &half::f16::NAN.to_le_bytes()),
+        (Quantization::F16, &half::f16::NEG_INFINITY.to_le_bytes()),
+    ];
+    for (quantization, value) in cases {
+        let mut file = two_dim_index(quantization);
+        let vecs = section(&file, b"VECS");
+        // The second value of the only vector.
+        let at = vecs.start + value.len();
+        file[at..at + value.len()].copy_from_slice(value);
+        fix_checksum(&mut file);
+        let err = Index::from_bytes(&file, None).expect_err("a non-finite vector is refused").to_string();
+        assert_eq!(
+            err,
+            format!("index section VECS, offset {}: vector value is not finite (NaN or infinity)", value.len()),
+            "{quantization:?}"
+        );
+    }
+}
+
+#[test]
+fn int8_parameters_that_decode_to_infinity_are_refused() {
+    let mut file = two_dim_index(Quantization::Int8);
+    // QPAR holds the per-dimension minimum, then the scale: 3e38 · 255 overflows f32.
+    let qpar = section(&file, b"QPAR");
+    let scale = qpar.start + 8;
+    file[scale..scale + 4].copy_from_slice(&3e38f32.to_le_bytes());
+    fix_checksum(&mut file);
+    let err = Index::from_bytes(&file, None).expect_err("an overflowing scale is refused").to_string();
+    assert_eq!(err, "index is inconsistent: int8 parameters are not finite");
+}

@@ -210,6 +210,8 @@ pub enum DescribeError {
     ModelMismatch(#[from] ModelMismatch),
     #[error("{views} views: expected one of {VIEW_COUNTS:?}")]
     BadViews { views: u32 },
+    #[error(transparent)]
+    Expand(#[from] crate::expand::ExpandError),
 }
 
 impl TileDescriber {
@@ -254,6 +256,18 @@ impl TileDescriber {
         ModelRef::new(self.embedder.manifest(), self.kind, self.views)
     }
 
+    /// The descriptor of a query tile expanded by its first `expand` variants
+    /// ([`crate::expand`]): the unit-length mean of their descriptors and the tile's, so
+    /// that a search scores each stored tile by its mean cosine over them (score-mean
+    /// fusion). `expand` 0 is [`Self::describe`].
+    pub fn describe_expanded(&self, tile: &RgbImage, expand: usize) -> Result<Vec<f32>, DescribeError> {
+        let mut descriptors = vec![self.describe(tile)?];
+        for variant in crate::expand::variants(expand)? {
+            descriptors.push(self.describe(&variant.apply(tile))?);
+        }
+        Ok(pool_views(&descriptors))
+    }
+
     /// The descriptor of one tile. The histogram sees the whole tile; the model sees its
     /// centre square at the model's input size, in each view.
     pub fn describe(&self, tile: &RgbImage) -> Result<Vec<f32>, DescribeError> {
@@ -293,7 +307,7 @@ fn rotated(square: &RgbImage, quarter_turns: u32) -> RgbImage {
     }
 }
 
-/// The unit-length mean of unit-length view embeddings.
+/// The unit-length mean of unit-length vectors (view embeddings, expanded descriptors).
 pub fn pool_views(views: &[Vec<f32>]) -> Vec<f32> {
     let Some(first) = views.first() else { return Vec::new() };
     let mut sum = vec![0.0f32; first.len()];

@@ -77,6 +77,7 @@ impl Kinded for crate::descriptor::DescribeError {
             E::Adapter(e) => e.kind(),
             E::ModelMismatch(_) => ErrorKind::Mismatch,
             E::BadViews { .. } => ErrorKind::Index,
+            E::Expand(_) => ErrorKind::Input,
         }
     }
 }

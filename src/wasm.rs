@@ -113,18 +113,20 @@ impl Engine {
         Ok(Engine { describer, index })
     }
 
-    /// Embeds RGBA pixels (e.g. `ImageData.data`) of a `width` × `height` tile.
+    /// Embeds RGBA pixels (e.g. `ImageData.data`) of a `width` × `height` tile, expanded
+    /// by its first `expand` variants (mirror, stain re-weightings; 0 when absent).
     #[wasm_bindgen(js_name = embedPixels)]
-    pub fn embed_pixels(&self, width: u32, height: u32, rgba: &[u8]) -> Result<Float32Array, Error> {
+    pub fn embed_pixels(&self, width: u32, height: u32, rgba: &[u8], expand: Option<u32>) -> Result<Float32Array, Error> {
         let tile = preprocess::from_rgba(width, height, rgba).map_err(into_error)?;
-        self.describer.describe(&tile).map(|v| Float32Array::from(v.as_slice())).map_err(into_error)
+        self.describe(&tile, expand)
     }
 
-    /// Embeds an encoded image (JPEG, PNG or WebP); `name` labels errors.
+    /// Embeds an encoded image (JPEG, PNG or WebP); `name` labels errors; `expand` as for
+    /// `embedPixels`.
     #[wasm_bindgen(js_name = embedImage)]
-    pub fn embed_image(&self, bytes: &[u8], name: Option<String>) -> Result<Float32Array, Error> {
+    pub fn embed_image(&self, bytes: &[u8], name: Option<String>, expand: Option<u32>) -> Result<Float32Array, Error> {
         let tile = preprocess::decode(bytes, name.as_deref().unwrap_or("image")).map_err(into_error)?;
-        self.describer.describe(&tile).map(|v| Float32Array::from(v.as_slice())).map_err(into_error)
+        self.describe(&tile, expand)
     }
 
     /// Searches the index. `query` is one example or a `Query`; `options` a
@@ -170,6 +172,13 @@ impl Engine {
             index: self.index.info(),
             census: self.index.census(),
         })
+    }
+}
+
+impl Engine {
+    fn describe(&self, tile: &preprocess::RgbImage, expand: Option<u32>) -> Result<Float32Array, Error> {
+        let expand = expand.unwrap_or(0) as usize;
+        self.describer.describe_expanded(tile, expand).map(|v| Float32Array::from(v.as_slice())).map_err(into_error)
     }
 }
 

@@ -61,6 +61,7 @@ const el = {
   labelFilter: $('#label-filter'),
   k: $('#k'),
   diversity: $('#diversity'),
+  expand: $('#expand'),
   summary: $('#summary'),
   similarSources: $('#similar-sources'),
   results: $('#results'),
@@ -228,7 +229,7 @@ async function selectTileAt(point) {
   const pixels = ctx.getImageData(0, 0, out, out);
   const mode = state.mode;
   const preview = await previewUrl(canvas);
-  await addVectorExample(client.embedPixels(pixels), {
+  await addVectorExample(client.embedPixels(pixels, { expand: Number(el.expand.value) }), {
     preview,
     caption: `Slide region · ${formatMag(config.scanMagnification * Math.min(1, TILE_SCREEN_PX / box.side))}`,
     box,
@@ -513,7 +514,7 @@ async function searchWithFile(file) {
     return;
   }
   const preview = URL.createObjectURL(file);
-  await addVectorExample(client.embedImage(file), { preview, caption: file.name }, state.mode).catch((e) => {
+  await addVectorExample(client.embedImage(file, file.name, { expand: Number(el.expand.value) }), { preview, caption: file.name }, state.mode).catch((e) => {
     URL.revokeObjectURL(preview);
     showError(e);
   });

@@ -78,16 +78,19 @@ export class TesseraClient {
     return this.#call('info', {});
   }
 
-  /** `imageData`: an ImageData or `{ width, height, data }` with RGBA bytes. */
-  embedPixels(imageData) {
+  /** `imageData`: an ImageData or `{ width, height, data }` with RGBA bytes. `expand`: how
+   *  many variants of the tile (mirror, then stain re-weightings; 0 to 5) the query also
+   *  describes — each costs one more embedding (docs/eval.md has what it buys). */
+  embedPixels(imageData, { expand = 0 } = {}) {
     const { width, height, data } = imageData;
-    return this.#call('embed', { pixels: { width, height, data } });
+    return this.#call('embed', { pixels: { width, height, data }, expand });
   }
 
-  /** An encoded JPEG/PNG/WebP image: a Blob/File, ArrayBuffer or Uint8Array. */
-  async embedImage(image, name = image?.name ?? 'image') {
+  /** An encoded JPEG/PNG/WebP image: a Blob/File, ArrayBuffer or Uint8Array; `expand` as
+   *  for `embedPixels`. */
+  async embedImage(image, name = image?.name ?? 'image', { expand = 0 } = {}) {
     const bytes = image instanceof Blob ? await image.arrayBuffer() : image;
-    return this.#call('embed', { bytes, name });
+    return this.#call('embed', { bytes, name, expand });
   }
 
   /** `query`: a vector, a tile id, or `{ positives, negatives }` of those. Resolves to

@@ -65,14 +65,15 @@ const handlers = {
     return requireEngine().info();
   },
 
-  /** `{ width, height, data }` (RGBA, e.g. ImageData) or `{ bytes, name }` (an encoded image). */
-  embed({ pixels, bytes, name }) {
+  /** `{ width, height, data }` (RGBA, e.g. ImageData) or `{ bytes, name }` (an encoded image);
+   *  `expand`: variants of the tile that the query also describes (0 to 5). */
+  embed({ pixels, bytes, name, expand = 0 }) {
     const e = requireEngine();
     const started = performance.now();
     let vector;
     try {
-      vector = pixels ? e.embedPixels(pixels.width, pixels.height, new Uint8Array(pixels.data.buffer ?? pixels.data))
-                      : e.embedImage(new Uint8Array(bytes), name);
+      vector = pixels ? e.embedPixels(pixels.width, pixels.height, new Uint8Array(pixels.data.buffer ?? pixels.data), expand)
+                      : e.embedImage(new Uint8Array(bytes), name, expand);
     } catch (err) {
       throw new WorkerError(err.kind ?? 'input', err.message);
     }

@@ -5,7 +5,8 @@
 //
 // Attributes: model (ONNX URL; its manifest is the same URL with .json, or `manifest`),
 // index, k (default 8), unique-by (a metadata key: one hit per slide/case/...), label
-// (only hits with this label), image (the URL of a tile image to search with), worker (where
+// (only hits with this label), image (the URL of a tile image to search with), expand (query
+// expansion: 0 to 5 variants of the query tile also described, default 0), worker (where
 // engine-worker.js is, when not beside this script).
 // Methods: search(source, region?) with a Blob/File, ImageData, an <img>/<canvas>/
 // ImageBitmap (optionally a {x, y, width, height} region of it) or an image URL;
@@ -39,10 +40,11 @@ header b { font-size: 13px; }
 `;
 
 export class TesseraSearch extends HTMLElement {
-  static observedAttributes = ['image', 'k', 'unique-by', 'label'];
+  static observedAttributes = ['image', 'k', 'unique-by', 'label', 'expand'];
 
   #client = null;
   #lastQuery = null;
+  #lastSource = null;
   #urls = [];
   #readyResolve;
   #readyReject;
@@ -111,6 +113,7 @@ export class TesseraSearch extends HTMLElement {
   attributeChangedCallback(name, oldValue, value) {
     if (!this.#client || oldValue === value) return;
     if (name === 'image' && value) this.search(value);
+    else if (name === 'expand') this.#lastSource && this.search(...this.#lastSource);
     else if (name !== 'image' && this.#lastQuery) this.#run(this.#lastQuery, null);
   }
 
@@ -120,6 +123,7 @@ export class TesseraSearch extends HTMLElement {
     try {
       await this.ready;
       this.#status('Embedding…');
+      this.#lastSource = [source, region];
       const { vector, ms } = await this.#embed(source, region);
       return await this.#run(vector, ms);
     } catch (e) {
@@ -135,19 +139,20 @@ export class TesseraSearch extends HTMLElement {
   }
 
   async #embed(source, region) {
+    const options = { expand: Number(this.getAttribute('expand') ?? 0) };
     if (typeof source === 'string') {
       const response = await fetch(new URL(source, document.baseURI));
       if (!response.ok) throw Object.assign(new Error(`cannot fetch ${source}: HTTP ${response.status}`), { kind: 'fetch' });
-      return this.#client.embedImage(await response.blob(), source);
+      return this.#client.embedImage(await response.blob(), source, options);
     }
-    if (source instanceof Blob) return this.#client.embedImage(source);
-    if (source instanceof ImageData && !region) return this.#client.embedPixels(source);
+    if (source instanceof Blob) return this.#client.embedImage(source, undefined, options);
+    if (source instanceof ImageData && !region) return this.#client.embedPixels(source, options);
     const bitmap = source instanceof ImageData ? await createImageBitmap(source) : source;
     const r = region ?? { x: 0, y: 0, width: bitmap.naturalWidth ?? bitmap.width, height: bitmap.naturalHeight ?? bitmap.height };
     const canvas = new OffscreenCanvas(r.width, r.height);
     const ctx = canvas.getContext('2d');
     ctx.drawImage(bitmap, r.x, r.y, r.width, r.height, 0, 0, r.width, r.height);
-    return this.#client.embedPixels(ctx.getImageData(0, 0, r.width, r.height));
+    return this.#client.embedPixels(ctx.getImageData(0, 0, r.width, r.height), options);
   }
 
   async #run(vector, embedMs) {

@@ -67,6 +67,10 @@ pub struct SearchArgs {
     /// With --slides: rank by the number of votes instead of their summed scores.
     #[arg(long)]
     count_votes: bool,
+    /// Query expansion: also describe this many variants of each query tile (mirror, then
+    /// stain re-weightings; at most 5) and score by the mean similarity over them.
+    #[arg(long, default_value_t = 0)]
+    expand: usize,
     /// Print the hits as a JSON array: rank, id, score and every metadata column.
     #[arg(long)]
     json: bool,
@@ -82,7 +86,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         .with_context(|| format!("{}: cannot query this index", args.index.display()))?;
 
     let embed = |path: &Path| -> anyhow::Result<Example> {
-        let vector = describer.describe(&read_tile(path)?).with_context(|| format!("{}: cannot embed", path.display()))?;
+        let vector = describer.describe_expanded(&read_tile(path)?, args.expand).with_context(|| format!("{}: cannot embed", path.display()))?;
         Ok(Example::Vector(vector))
     };
     let query = Query {

@@ -17,10 +17,11 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install -q cargo-fuzz --locked
 fi
 export RUSTC_BOOTSTRAP=1
-fuzz=(cargo fuzz --fuzz-dir fuzz)
-build=(--target-dir target/fuzz)
+# fuzz SUBCOMMAND ARGS...: cargo fuzz on fuzz/, building in target/fuzz.
+fuzz() { local sub=$1; shift; cargo fuzz "$sub" --fuzz-dir fuzz "$@"; }
 
-mapfile -t all < <("${fuzz[@]}" list)
+mapfile -t all < <(fuzz list)
+[ ${#all[@]} -gt 0 ] || { echo "cargo fuzz list found no targets in fuzz/" >&2; exit 1; }
 if [ "$1" = all ]; then targets=("${all[@]}"); else targets=("$1"); fi
 for target in "${targets[@]}"; do
     printf '%s\n' "${all[@]}" | grep -qx "$target" || { echo "no fuzz target $target (have: ${all[*]})" >&2; exit 2; }
@@ -35,14 +36,14 @@ max_len() {
 }
 
 step "fuzz build (${targets[*]})"
-if [ "$1" = all ]; then "${fuzz[@]}" build "${build[@]}"; else "${fuzz[@]}" build "${build[@]}" "$1"; fi
+if [ "$1" = all ]; then fuzz build --target-dir target/fuzz; else fuzz build --target-dir target/fuzz "$1"; fi
 
 mkdir -p target/fuzz/logs
 for target in "${targets[@]}"; do
     step "fuzz $target for $2 s"
     mkdir -p "fuzz/corpus/$target"
     log="target/fuzz/logs/$target.log"
-    if ! "${fuzz[@]}" run "${build[@]}" "$target" -- \
+    if ! fuzz run --target-dir target/fuzz "$target" -- \
         -max_total_time="$2" -rss_limit_mb=2048 -timeout=10 -max_len="$(max_len "$target")" \
         -print_final_stats=1 >"$log" 2>&1; then
         tail -n 40 "$log" >&2

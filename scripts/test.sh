@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need (idempotently) and runs the whole suite:
-#   1. native unit + integration tests (model parity, index, search, eval, slides, bad input);
+#   1. native unit + integration tests (model parity, index, search, eval, slides, bad input)
+#      and a fuzz smoke: every libFuzzer target of scripts/fuzz.sh for 15 s;
 #   2. the browser tests (scripts/test-web.sh): wasm-bindgen-test and Playwright end to end
 #      in headless Debian chromium;
 #   3. the benchmark chain at small sizes (bench/run --quick) and its generated report.
@@ -13,6 +14,8 @@ need_shared_data
 cargo_env
 step "native tests (release: tract is slow unoptimized)"
 cargo test --release --all-targets --no-fail-fast
+step "fuzz smoke (scripts/fuzz.sh all 15: every reader of untrusted bytes, 15 s each)"
+scripts/fuzz.sh all 15
 
 scripts/test-web.sh
 

@@ -98,6 +98,10 @@ impl ModelManifest {
     }
 }
 
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied()).unwrap_or("(no message)")
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -130,11 +134,18 @@ impl Embedder {
         }
         let load_err = |source| ModelError::Load { manifest_id: manifest.id.clone(), source };
         let size = manifest.input.size as usize;
-        let plan = tract_onnx::onnx()
-            .model_for_read(&mut Cursor::new(model))
-            .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, size, size]).into()))
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
+        let load = || {
+            tract_onnx::onnx()
+                .model_for_read(&mut Cursor::new(model))
+                .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, size, size]).into()))
+                .and_then(|m| m.into_optimized())
+                .and_then(|m| m.into_runnable())
+        };
+        // tract unwraps on some malformed graphs (an axis beyond the rank, found by
+        // fuzz/model_bytes): that is a model that does not load, not a crash. (In WASM a
+        // panic aborts whatever is done here; the page pins the model's hash.)
+        let plan = std::panic::catch_unwind(std::panic::AssertUnwindSafe(load))
+            .unwrap_or_else(|panic| Err(TractError::msg(format!("tract panicked on the graph: {}", panic_message(&*panic)))))
             .map_err(load_err)?;
         Ok(Self { manifest, plan })
     }

@@ -2,8 +2,11 @@
 //! mishandled, fed to the same library call as the target: each must now give a clear
 //! error, never a panic, a hang or a huge allocation. See `docs/reliability.md`.
 
+use std::path::Path;
+
 use tessera::descriptor::DescriptorKind;
 use tessera::index::{BuildOptions, Index, IndexBuilder, ModelRef, Quantization};
+use tessera::model::{sha256_hex, Embedder, ModelError, ModelManifest};
 
 /// One tile, `[0.6, 0.8]`, stored at `quantization`.
 fn two_dim_index(quantization: Quantization) -> Vec<u8> {
@@ -61,4 +64,26 @@ fn int8_parameters_that_decode_to_infinity_are_refused() {
     fix_checksum(&mut file);
     let err = Index::from_bytes(&file, None).expect_err("an overflowing scale is refused").to_string();
     assert_eq!(err, "index is inconsistent: int8 parameters are not finite");
+}
+
+/// The repository's manifest as fuzz/model_bytes uses it: `model`'s hash, a 28-px input.
+fn manifest_for(model: &[u8]) -> ModelManifest {
+    let json = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/vit-s14-int8.json")).unwrap();
+    let mut manifest = ModelManifest::from_json(&json, "vit-s14-int8.json").unwrap();
+    (manifest.sha256, manifest.input.size, manifest.output.dim) = (sha256_hex(model), 28, 8);
+    manifest
+}
+
+#[test]
+fn a_graph_that_makes_tract_panic_is_a_load_error() {
+    // fuzz/model_bytes, first minute: the tiny seed with ReduceMean's `axes` re-tagged as
+    // packed ints, which reads as axes [64, 3] on a rank-4 input; tract-hir unwraps
+    // "Illegal combination of values for rank and axis: 4 and 64".
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/model_bytes/seed-tiny.onnx");
+    let mut model = std::fs::read(seed).unwrap();
+    assert_eq!((&model[40..44], model[44]), (&b"axes"[..], 0x40), "the seed's ReduceMean attribute");
+    model[44] = 0x42;
+    let err = Embedder::from_bytes(&model, manifest_for(&model)).expect_err("the graph does not load");
+    assert!(matches!(err, ModelError::Load { .. }), "{err}");
+    assert!(err.to_string().contains("tract panicked on the graph"), "{err}");
 }

@@ -140,6 +140,11 @@ impl Embedder {
                 .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, size, size]).into()))
                 .and_then(|m| m.into_optimized())
                 .and_then(|m| m.into_runnable())
+                // `embed` reads the first output (fuzz/model_bytes found a graph with none).
+                .and_then(|plan| match plan.model().outputs.is_empty() {
+                    true => Err(TractError::msg("the graph has no output")),
+                    false => Ok(plan),
+                })
         };
         // tract unwraps on some malformed graphs (an axis beyond the rank, found by
         // fuzz/model_bytes): that is a model that does not load, not a crash. (In WASM a

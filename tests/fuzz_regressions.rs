@@ -87,3 +87,15 @@ fn a_graph_that_makes_tract_panic_is_a_load_error() {
     assert!(matches!(err, ModelError::Load { .. }), "{err}");
     assert!(err.to_string().contains("tract panicked on the graph"), "{err}");
 }
+
+#[test]
+fn a_graph_without_outputs_is_a_load_error() {
+    // fuzz/model_bytes, second run: a graph whose only output is gone made `embed` index
+    // an empty output list. Here the seed's output is re-tagged as a value_info entry.
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/model_bytes/seed-tiny.onnx");
+    let mut model = std::fs::read(seed).unwrap();
+    assert_eq!(&model[252..265], b"\x62\x1b\x0a\x09embedding", "the seed's graph output");
+    model[252] = 0x6a;
+    let err = Embedder::from_bytes(&model, manifest_for(&model)).expect_err("the graph does not load");
+    assert!(err.to_string().contains("the graph has no output"), "{err}");
+}

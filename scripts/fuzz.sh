@@ -50,5 +50,5 @@ for target in "${targets[@]}"; do
         echo "fuzz target $target failed: the input is in fuzz/artifacts/$target/ (log $log)" >&2
         exit 1
     fi
-    grep -E '^#[0-9]+ +DONE|^stat::number_of_executed_units|^stat::peak_rss_mb' "$log" >&2 || true
+    grep -E '^#[0-9]+[[:space:]]+DONE|^stat::number_of_executed_units|^stat::peak_rss_mb' "$log" >&2 || true
 done

@@ -147,3 +147,21 @@ fn browser_fixture_matches_native() {
         assert_eq!(s["options"], e["options"], "search {i}: fixture options differ from this test's");
     }
 }
+
+#[test]
+fn expanded_query_describes_the_tile_and_its_variants() {
+    let index = demo_index();
+    let describer = common::describer_for(&index);
+    let tile = preprocess::decode(&read("tests/fixtures/wasm/tile.jpeg"), "tile.jpeg").unwrap();
+    let plain = describer.describe(&tile).unwrap();
+    assert_eq!(describer.describe_expanded(&tile, 0).unwrap(), plain);
+    let expanded = describer.describe_expanded(&tile, tessera::expand::MAX_EXPAND).unwrap();
+    let cos = common::cosine(&plain, &expanded);
+    assert!(cos > 0.9 && cos < 0.99999, "near the tile, not the tile: cosine {cos}");
+    // The expanded query still finds the tile's own class first.
+    let hits = search(&index, &Query::vector(expanded), &SearchOptions { k: 5, ..Default::default() }).unwrap();
+    let own = native_hits(&index, &json!({ "positives": [plain] }), &SearchOptions { k: 1, ..Default::default() });
+    assert_eq!(hits[0].metadata.get("label"), own[0].metadata.get("label"));
+    let err = describer.describe_expanded(&tile, tessera::expand::MAX_EXPAND + 1).unwrap_err();
+    assert_eq!(tessera::error::Kinded::kind(&err), tessera::error::ErrorKind::Input, "{err}");
+}

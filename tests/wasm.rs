@@ -57,15 +57,29 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 fn embed_matches_native() {
     let engine = engine();
     let expected = expected();
-    let from_bytes = engine.embed_image(TILE, Some("tile.jpeg".into())).map_err(message).unwrap().to_vec();
+    let from_bytes = engine.embed_image(TILE, Some("tile.jpeg".into()), None).map_err(message).unwrap().to_vec();
     assert_eq!(from_bytes.len(), expected.embedding.len());
     let cos = cosine(&from_bytes, &expected.embedding);
     assert!(cos >= 0.999, "wasm vs native embedding cosine {cos}");
 
     // The same tile as RGBA pixels (the page's path) gives the same vector.
     let rgb = image::load_from_memory(TILE).unwrap().to_rgba8();
-    let from_pixels = engine.embed_pixels(rgb.width(), rgb.height(), rgb.as_raw()).map_err(message).unwrap().to_vec();
+    let from_pixels = engine.embed_pixels(rgb.width(), rgb.height(), rgb.as_raw(), None).map_err(message).unwrap().to_vec();
     assert!(cosine(&from_pixels, &from_bytes) > 0.9999);
+}
+
+#[wasm_bindgen_test]
+fn expanded_query_is_the_tile_and_its_variants() {
+    let engine = engine();
+    let plain = engine.embed_image(TILE, None, Some(0)).map_err(message).unwrap().to_vec();
+    let expanded = engine.embed_image(TILE, None, Some(3)).map_err(message).unwrap().to_vec();
+    let norm: f32 = expanded.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4, "unit length, got {norm}");
+    let cos = cosine(&plain, &expanded);
+    assert!(cos > 0.9 && cos < 0.99999, "close to the tile but not the tile: cosine {cos}");
+    let e = engine.embed_image(TILE, None, Some(6)).err().expect("6 variants do not exist");
+    assert!(message(e.clone()).contains("at most 5"));
+    assert_eq!(js_sys::Reflect::get(&e, &JsValue::from_str("kind")).unwrap().as_string().as_deref(), Some("input"));
 }
 
 #[wasm_bindgen_test]
@@ -104,9 +118,9 @@ fn bad_input_is_a_js_error_not_a_panic() {
     assert!(!err(Engine::new(MODEL, MANIFEST, &truncated)).is_empty());
 
     let engine = engine();
-    let e = engine.embed_image(b"\xFF\xD8\xFF\xE0 truncated jpeg", Some("broken.jpg".into())).err().expect("must fail");
+    let e = engine.embed_image(b"\xFF\xD8\xFF\xE0 truncated jpeg", Some("broken.jpg".into()), None).err().expect("must fail");
     assert!(message(e).contains("broken.jpg"));
-    assert!(engine.embed_pixels(10, 10, &[0; 7]).is_err());
+    assert!(engine.embed_pixels(10, 10, &[0; 7], None).is_err());
     assert!(engine.search(JsValue::from_str("a string"), JsValue::UNDEFINED).is_err());
     assert!(engine.search(to_js(&serde_json::json!({ "positives": [] })), JsValue::UNDEFINED).is_err());
     assert!(engine.search(to_js(&serde_json::json!([1.0, 2.0])), JsValue::UNDEFINED).is_err(), "wrong dim");

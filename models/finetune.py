@@ -326,7 +326,7 @@ def train(args) -> None:
     schedule = optax.warmup_cosine_decay_schedule(0.0, args.lr, min(20, args.steps // 10 + 1), args.steps, args.lr * 0.05)
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=0.01))
     opt_state = opt.init(state)
-    step, log = 0, []
+    step, log, seconds_before = 0, [], 0.0
     ckpt = out / "checkpoint.pkl"
     if ckpt.exists() and not args.restart:
         with open(ckpt, "rb") as f:
@@ -334,6 +334,8 @@ def train(args) -> None:
         if saved["config"] != config_of(args):
             sys.exit(f"finetune: {ckpt} was written with other options ({saved['config']}); pass --restart or another --out")
         state, opt_state, step, log = saved["state"], saved["opt_state"], saved["step"], saved["log"]
+        # Checkpoints from before the timing was recorded: the total is unknown.
+        seconds_before = saved.get("seconds", float("nan"))
         rng.bit_generator.state = saved["rng"]
         print(f"finetune: resuming at step {step}/{args.steps}", file=sys.stderr)
 
@@ -377,20 +379,33 @@ def train(args) -> None:
             print(f"finetune: step {step}/{args.steps}  loss {float(loss):.3f} (nce {float(nce):.3f}, distil {float(distil):.4f})"
                   f"  {2 * args.batch / rate:.0f} img/s  eta {eta / 60:.1f} min", file=sys.stderr, flush=True)
         if step % args.checkpoint_every == 0:
-            save_checkpoint(ckpt, state, opt_state, step, log, rng, args)
-    save_checkpoint(ckpt, state, opt_state, step, log, rng, args)
+            save_checkpoint(ckpt, state, opt_state, step, log, rng, args, seconds_before + time.time() - started)
+    seconds = seconds_before + time.time() - started
+    save_checkpoint(ckpt, state, opt_state, step, log, rng, args, seconds)
 
     student = jax.tree_util.tree_map(np.asarray, state["student"])
     weights = out / "weights.npz"
     tmp = out / "weights.tmp.npz"
     np.savez(tmp, **flat_weights(student, onnx_names))
     os.replace(tmp, weights)
-    summary = {"config": config_of(args), "steps_done": step, "finished": step >= args.steps,
-               "source_sha256": export.sha256(src), "images": len(images.images),
+    summary = {"provenance": provenance(), "config": config_of(args), "steps_done": step, "train_seconds": None if math.isnan(seconds) else round(seconds, 1), "finished": step >= args.steps,
+               "source_sha256": export.sha256(src), "weights_sha256": export.sha256(weights), "images": len(images.images),
                "last": log[-1] if log else None, "log": log}
-    (out / "finetune.json").write_text(json.dumps(summary, indent=1) + "\n")
+    for path in [out / "finetune.json"] + ([args.report] if args.report else []):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=1) + "\n")
     state_word = "finished" if step >= args.steps else f"stopped by --minutes at step {step}; run again to continue"
     print(f"finetune: {state_word}; wrote {weights}", file=sys.stderr)
+
+
+def provenance() -> dict:
+    import platform  # noqa: PLC0415
+
+    import jax  # noqa: PLC0415
+
+    return {"command": " ".join(["models/finetune.py"] + sys.argv[1:]), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
+            "versions": {"python": platform.python_version(), "jax": jax.__version__, "devices": [str(d) for d in jax.devices()]}}
 
 
 def config_of(args) -> dict:
@@ -398,13 +413,13 @@ def config_of(args) -> dict:
     return {k: (list(map(str, v)) if isinstance(v, list) else v) for k, v in vars(args).items() if k in keys}
 
 
-def save_checkpoint(path: Path, state, opt_state, step, log, rng, args) -> None:
+def save_checkpoint(path: Path, state, opt_state, step, log, rng, args, seconds: float) -> None:
     import jax  # noqa: PLC0415
 
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as f:
         pickle.dump({"state": jax.tree_util.tree_map(np.asarray, state), "opt_state": jax.tree_util.tree_map(np.asarray, opt_state),
-                     "step": step, "log": log, "rng": rng.bit_generator.state, "config": config_of(args)}, f)
+                     "step": step, "log": log, "rng": rng.bit_generator.state, "config": config_of(args), "seconds": seconds}, f)
     os.replace(tmp, path)
 
 
@@ -445,6 +460,7 @@ def main() -> None:
                     help="side of crops from large images, before the resize to --input-size")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--checkpoint-every", type=int, default=25)
+    ap.add_argument("--report", type=Path, default=None, help="also write the run's summary and loss log here (e.g. bench/results/finetune-cmu.json)")
     ap.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     args = ap.parse_args()
     if args.input_size % PATCH:

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -11,7 +12,7 @@ use tessera::adapter::AdapterChoice;
 use tessera::descriptor::{DescriptorKind, TileDescriber, DEFAULT_VIEWS};
 use tessera::index::{make_thumbnail, BuildOptions, HnswParams, IndexBuilder, Quantization};
 use tessera::preprocess::RgbImage;
-use tessera::slide::{self, SlideTileOptions};
+use tessera::slide::{self, Slide, SlideTileOptions, TilePlacement};
 
 use super::tiles::{list_tiles, progress_bar, read_tile};
 use super::ModelArgs;
@@ -86,17 +87,51 @@ pub struct BuildArgs {
     model: ModelArgs,
 }
 
-/// A tile waiting to be embedded: a file to read, or pixels already cut from a slide.
+/// Tiles described at a time: their pixels are all the build holds in memory besides the
+/// vectors, metadata and thumbnails, so a whole slide of any size streams through.
+const CHUNK_TILES: usize = 256;
+
+/// A tile waiting to be described: a file to read, or a planned tile of an open slide
+/// (only its placement: pixels are read when its chunk comes).
 enum Pending {
     File { path: PathBuf, metadata: Vec<(String, String)> },
-    Pixels { image: RgbImage, metadata: Vec<(String, String)> },
+    SlideTile { slide: usize, placement: TilePlacement },
 }
 
+/// The slides of a build, opened once; a tile read locks its slide (reading is a small
+/// part of a tile's time next to the model).
+struct OpenSlides(Vec<Mutex<Slide>>);
+
 impl Pending {
-    fn name(&self) -> String {
+    fn name(&self, slides: &OpenSlides) -> String {
         match self {
             Pending::File { path, .. } => path.display().to_string(),
-            Pending::Pixels { metadata, .. } => metadata.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "),
+            Pending::SlideTile { slide, placement } => {
+                let slide = slides.0[*slide].lock().unwrap_or_else(|e| e.into_inner());
+                format!("{} at ({}, {})", slide.path().display(), placement.x, placement.y)
+            }
+        }
+    }
+
+    fn load(self, slides: &OpenSlides) -> anyhow::Result<(RgbImage, Vec<(String, String)>)> {
+        match self {
+            Pending::File { path, metadata } => Ok((read_tile(&path)?, metadata)),
+            Pending::SlideTile { slide, placement } => {
+                let mut slide = slides.0[slide].lock().unwrap_or_else(|e| e.into_inner());
+                let tile = slide.read_tile(&placement)?;
+                let metadata = vec![
+                    ("path".into(), slide.path().display().to_string()),
+                    // `group` as in the shared manifests: tiles of one slide are
+                    // near-duplicates for evaluation and one source for unique-by.
+                    ("group".into(), tile.slide.clone()),
+                    ("slide".into(), tile.slide),
+                    ("x".into(), tile.x.to_string()),
+                    ("y".into(), tile.y.to_string()),
+                    ("level".into(), tile.level.to_string()),
+                    ("size".into(), tile.size_level0.to_string()),
+                ];
+                Ok((tile.image, metadata))
+            }
         }
     }
 }
@@ -119,20 +154,25 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     };
     let mut builder = IndexBuilder::new(describer.model_ref(), options)?;
 
-    let (pending, mut skipped) = collect_inputs(&args)?;
+    let (pending, slides, mut skipped) = collect_inputs(&args)?;
     if pending.is_empty() {
         bail!("no tiles found in {} input(s)", args.inputs.len());
     }
-    let embedded = describe(&describer, pending, args.thumbnails.then_some(args.thumbnail_size));
-    for (name, result) in embedded {
-        match result.and_then(|(vector, metadata, thumb)| Ok(builder.add(&vector, metadata, thumb)?)) {
-            Ok(_) => {}
-            Err(e) => {
-                eprintln!("skipped {name}: {e:#}");
+    let thumbnail = args.thumbnails.then_some(args.thumbnail_size);
+    let bar = progress_bar(pending.len(), "embedding");
+    let mut pending = pending.into_iter().peekable();
+    while pending.peek().is_some() {
+        let chunk: Vec<Pending> = pending.by_ref().take(CHUNK_TILES).collect();
+        // In input order, so builds are reproducible.
+        for (name, result) in describe(&describer, chunk, &slides, thumbnail) {
+            bar.inc(1);
+            if let Err(e) = result.and_then(|(vector, metadata, thumb)| Ok(builder.add(&vector, metadata, thumb)?)) {
+                bar.suspend(|| eprintln!("skipped {name}: {e:#}"));
                 skipped += 1;
             }
         }
     }
+    bar.finish_and_clear();
     if builder.is_empty() {
         bail!("none of the tiles could be embedded ({skipped} skipped)");
     }
@@ -167,9 +207,10 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Lists every tile of every input; slides are cut here. Unreadable slides are reported
-/// and counted, not fatal.
-fn collect_inputs(args: &BuildArgs) -> anyhow::Result<(Vec<Pending>, usize)> {
+/// Lists every tile of every input; slides are opened and their tiles planned here (from
+/// the tissue mask: no tile pixels are read yet). Unreadable slides are reported and
+/// counted, not fatal.
+fn collect_inputs(args: &BuildArgs) -> anyhow::Result<(Vec<Pending>, OpenSlides, usize)> {
     let slide_options = SlideTileOptions {
         tile_size: args.tile_size,
         magnification: args.magnification,
@@ -177,26 +218,17 @@ fn collect_inputs(args: &BuildArgs) -> anyhow::Result<(Vec<Pending>, usize)> {
         max_tiles: args.max_tiles_per_slide,
     };
     let mut pending = Vec::new();
+    let mut slides = Vec::new();
     let mut skipped = 0;
     for input in &args.inputs {
         if is_slide(input) {
-            match slide::read_tiles(input, &slide_options) {
-                Ok(tiles) => {
-                    eprintln!("{}: {} tiles with tissue", input.display(), tiles.len());
-                    pending.extend(tiles.into_iter().map(|t| Pending::Pixels {
-                        metadata: vec![
-                            ("path".into(), input.display().to_string()),
-                            // `group` as in the shared manifests: tiles of one slide are
-                            // near-duplicates for evaluation and one source for unique-by.
-                            ("group".into(), t.slide.clone()),
-                            ("slide".into(), t.slide),
-                            ("x".into(), t.x.to_string()),
-                            ("y".into(), t.y.to_string()),
-                            ("level".into(), t.level.to_string()),
-                            ("size".into(), t.size_level0.to_string()),
-                        ],
-                        image: t.image,
-                    }));
+            let planned = slide::open(input).and_then(|mut s| Ok((s.plan_tiles(&slide_options)?, s)));
+            match planned {
+                Ok((placements, opened)) => {
+                    eprintln!("{}: {} tiles with tissue", input.display(), placements.len());
+                    let index = slides.len();
+                    slides.push(Mutex::new(opened));
+                    pending.extend(placements.into_iter().map(|placement| Pending::SlideTile { slide: index, placement }));
                 }
                 Err(e) => {
                     eprintln!("skipped slide {}: {e}", input.display());
@@ -209,7 +241,7 @@ fn collect_inputs(args: &BuildArgs) -> anyhow::Result<(Vec<Pending>, usize)> {
             }
         }
     }
-    Ok((pending, skipped))
+    Ok((pending, OpenSlides(slides), skipped))
 }
 
 fn is_slide(path: &Path) -> bool {
@@ -222,26 +254,24 @@ fn is_slide(path: &Path) -> bool {
 
 type Embedded = anyhow::Result<(Vec<f32>, Vec<(String, String)>, Option<Vec<u8>>)>;
 
-/// Describes every tile in parallel, keeping input order (so builds are reproducible).
-fn describe(describer: &TileDescriber, pending: Vec<Pending>, thumbnail: Option<u32>) -> Vec<(String, Embedded)> {
-    let bar = progress_bar(pending.len(), "embedding");
-    let out = pending
+/// Reads and describes one chunk of tiles in parallel, keeping their order.
+fn describe(
+    describer: &TileDescriber,
+    chunk: Vec<Pending>,
+    slides: &OpenSlides,
+    thumbnail: Option<u32>,
+) -> Vec<(String, Embedded)> {
+    chunk
         .into_par_iter()
         .map(|item| {
-            let name = item.name();
+            let name = item.name(slides);
             let result = (|| {
-                let (image, metadata) = match item {
-                    Pending::File { path, metadata } => (read_tile(&path)?, metadata),
-                    Pending::Pixels { image, metadata } => (image, metadata),
-                };
+                let (image, metadata) = item.load(slides)?;
                 let vector = describer.describe(&image)?;
                 let thumb = thumbnail.map(|side| make_thumbnail(&image, side)).transpose()?;
                 Ok((vector, metadata, thumb))
             })();
-            bar.inc(1);
             (name, result)
         })
-        .collect();
-    bar.finish_and_clear();
-    out
+        .collect()
 }

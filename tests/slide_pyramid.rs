@@ -7,11 +7,9 @@ use std::path::{Path, PathBuf};
 
 use image::imageops::{self, FilterType};
 use image::RgbImage;
+use tessera::slide::tiff_writer::{TileStorage, TiledTiffWriter};
 use tessera::slide::{self, SlideTileOptions};
 
-const SHORT: u16 = 3;
-const LONG: u16 = 4;
-const ASCII: u16 = 2;
 const TILE: u32 = 128;
 
 fn render() -> RgbImage {
@@ -22,115 +20,26 @@ fn render() -> RgbImage {
     image::open(path).expect("open the CMU render").into_rgb8()
 }
 
-/// How tiles are stored.
-#[derive(Clone, Copy, PartialEq)]
-enum Storage {
-    Raw,
-    /// Self-contained JFIF tiles (YCbCr 4:4:4), PhotometricInterpretation = YCbCr.
-    Jpeg,
-}
-
-/// Appends `image` as `TILE`-px tiles and its tile tables; returns the directory
-/// entries describing it.
-fn append_tiled(
-    out: &mut Vec<u8>,
-    image: &RgbImage,
-    description: Option<&str>,
-    storage: Storage,
-) -> Vec<(u16, u16, u32, u32)> {
-    let (width, height) = image.dimensions();
-    let (mut offsets, mut counts) = (Vec::new(), Vec::new());
-    for tile_y in 0..height.div_ceil(TILE) {
-        for tile_x in 0..width.div_ceil(TILE) {
-            let tile = RgbImage::from_fn(TILE, TILE, |x, y| {
-                let (x, y) = (tile_x * TILE + x, tile_y * TILE + y);
-                if x < width && y < height {
-                    *image.get_pixel(x, y)
-                } else {
-                    image::Rgb([0; 3])
-                }
-            });
-            let start = out.len();
-            match storage {
-                Storage::Raw => out.extend(tile.as_raw()),
-                Storage::Jpeg => image::codecs::jpeg::JpegEncoder::new_with_quality(&mut *out, 90)
-                    .encode_image(&tile)
-                    .expect("encode tile"),
-            }
-            offsets.push(start as u32);
-            counts.push((out.len() - start) as u32);
-        }
-    }
-    assert!(
-        offsets.len() > 1,
-        "tables of one tile would be stored inline"
-    );
-    let bits = out.len() as u32;
-    out.extend([8, 0, 8, 0, 8, 0]);
-    let offsets_at = out.len() as u32;
-    offsets.iter().for_each(|o| out.extend(o.to_le_bytes()));
-    let counts_at = out.len() as u32;
-    counts.iter().for_each(|c| out.extend(c.to_le_bytes()));
-    let (compression, photometric) = match storage {
-        Storage::Raw => (1, 2),
-        Storage::Jpeg => (7, 6),
-    };
-    let mut entries = vec![
-        (254, LONG, 1, 0),
-        (256, LONG, 1, width),
-        (257, LONG, 1, height),
-        (258, SHORT, 3, bits),
-        (259, SHORT, 1, compression),
-        (262, SHORT, 1, photometric),
-    ];
-    if let Some(text) = description {
-        let at = out.len() as u32;
-        out.extend(text.as_bytes());
-        out.push(0);
-        entries.push((270, ASCII, text.len() as u32 + 1, at));
-    }
-    entries.extend([
-        (277, SHORT, 1, 3),
-        (284, SHORT, 1, 1),
-        (322, LONG, 1, TILE),
-        (323, LONG, 1, TILE),
-        (324, LONG, offsets.len() as u32, offsets_at),
-        (325, LONG, counts.len() as u32, counts_at),
-    ]);
-    if storage == Storage::Jpeg {
-        // YCbCrSubSampling = (1, 1), two SHORTs inline.
-        entries.push((530, SHORT, 2, 0x0001_0001));
-    }
-    entries
-}
-
 /// A little-endian tiled TIFF with one directory per image, the first carrying
-/// `description`.
-fn write_tiff(path: &Path, images: &[RgbImage], description: &str, storage: Storage) {
-    let mut out = b"II*\0\0\0\0\0".to_vec();
-    let directories: Vec<_> = images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| append_tiled(&mut out, image, (i == 0).then_some(description), storage))
-        .collect();
-    let mut link_at = 4; // where the offset of the next directory goes
-    for entries in directories {
-        if out.len() % 2 == 1 {
-            out.push(0);
-        }
-        let at = out.len() as u32;
-        out[link_at..link_at + 4].copy_from_slice(&at.to_le_bytes());
-        out.extend((entries.len() as u16).to_le_bytes());
-        for (tag, kind, count, value) in entries {
-            out.extend(tag.to_le_bytes());
-            out.extend(kind.to_le_bytes());
-            out.extend(count.to_le_bytes());
-            out.extend(value.to_le_bytes());
-        }
-        link_at = out.len();
-        out.extend(0u32.to_le_bytes());
+/// `description`, written by the library's writer (the benchmark's slides come from it too).
+fn write_tiff(path: &Path, images: &[RgbImage], description: &str, storage: TileStorage) {
+    let mut writer = TiledTiffWriter::create(path).expect("create pyramid");
+    for (i, image) in images.iter().enumerate() {
+        let (width, height) = image.dimensions();
+        writer
+            .add_image(width, height, TILE, storage, (i == 0).then_some(description), |col, row| {
+                RgbImage::from_fn(TILE, TILE, |x, y| {
+                    let (x, y) = (col * TILE + x, row * TILE + y);
+                    if x < width && y < height {
+                        *image.get_pixel(x, y)
+                    } else {
+                        image::Rgb([0; 3])
+                    }
+                })
+            })
+            .expect("write level");
     }
-    std::fs::write(path, out).expect("write pyramid");
+    writer.finish().expect("write pyramid");
 }
 
 struct Pyramid {
@@ -152,7 +61,7 @@ fn pyramid() -> Pyramid {
     let levels = vec![level0, level1, level2];
     let mut images = levels.clone();
     images.push(macro_image);
-    write_tiff(&path, &images, description, Storage::Raw);
+    write_tiff(&path, &images, description, TileStorage::Raw);
     Pyramid {
         _dir: dir,
         path,
@@ -256,7 +165,7 @@ fn ycbcr_jpeg_tiles_come_out_as_rgb() {
         &path,
         std::slice::from_ref(&field),
         "generic JPEG TIFF",
-        Storage::Jpeg,
+        TileStorage::Jpeg { quality: 90 },
     );
     let mut slide = slide::open(&path).expect("open JPEG TIFF");
     assert_eq!(slide.objective_power(), None);

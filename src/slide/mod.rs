@@ -8,6 +8,7 @@
 //! the pixels of the level read.
 
 mod tiff_pyramid;
+pub mod tiff_writer;
 mod tissue;
 
 use std::io::{Cursor, Read};

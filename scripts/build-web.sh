@@ -3,6 +3,8 @@
 #   www/pkg/     the WASM engine (cargo --target wasm32-unknown-unknown + wasm-bindgen CLI)
 #   www/model/   the model and its manifest, copied from models/
 #   www/vendor/  OpenSeadragon, from npm
+# and from those the widget's npm-style package, target/package/tessera-widget/
+# (scripts/package-widget.mjs; docs/embedding.md).
 # Installs what it needs, idempotently: the wasm32 target, wasm-bindgen-cli at the exact
 # version in Cargo.lock, Node.js/npm and the npm packages. Fails if the .wasm is over
 # budget (4 MB gzipped).
@@ -44,3 +46,6 @@ if [ "$gz" -gt "$WASM_BUDGET_GZIP" ]; then
     echo "the .wasm is over budget: $gz bytes gzipped > $WASM_BUDGET_GZIP" >&2
     exit 1
 fi
+
+step "widget package → target/package/tessera-widget/"
+node scripts/package-widget.mjs

@@ -31,8 +31,9 @@ const MIME = {
   '.ts': 'text/plain; charset=utf-8',
 };
 
-/** `mounts`: extra folders under URL prefixes, e.g. { '/bench/': 'bench/web' }. */
-export function serve({ root, port = 8080, host = '127.0.0.1', mounts = {} }) {
+/** `mounts`: extra folders under URL prefixes, e.g. { '/bench/': 'bench/web' }; `headers`:
+ *  added to every response (e.g. a Content-Security-Policy). */
+export function serve({ root, port = 8080, host = '127.0.0.1', mounts = {}, headers: extra = {} }) {
   const roots = Object.entries(mounts)
     .map(([prefix, dir]) => [prefix, path.resolve(dir)])
     .concat([['/', path.resolve(root)]]);
@@ -46,6 +47,7 @@ export function serve({ root, port = 8080, host = '127.0.0.1', mounts = {} }) {
       'Access-Control-Allow-Origin': '*',
       'X-Content-Type-Options': 'nosniff',
       'Cache-Control': 'no-cache',
+      ...extra,
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { ...headers, Allow: 'GET, HEAD' }).end();

@@ -1,0 +1,103 @@
+// Declarations for client.js: the promise API over the engine worker (engine-worker.js).
+// Hand-written; tests/e2e/package.test.mjs checks them against the module (exported names,
+// methods, error kinds) and type-checks a consumer with tsc. The engine's own types
+// (EngineInfo, SearchOptions, Hit, ...) come from the wasm-bindgen declarations in pkg/.
+
+import type { EngineInfo, Example, Hit as EngineHit, Query, SearchOptions, SlideHit, SlideOptions } from './pkg/tessera.js';
+
+export type { AdapterInfo, EngineInfo, Example, Filter, Query, SearchOptions, SlideHit, SlideOptions } from './pkg/tessera.js';
+
+/** Every `kind` an error from the client, the worker or the engine can carry. */
+export type TesseraErrorKind =
+  | 'fetch' // a download failed (network, CORS, HTTP status)
+  | 'integrity' // model or manifest does not match its SHA-256 / is malformed; index not its pinned SHA-256
+  | 'mismatch' // the index was built with another model
+  | 'index' // the index file is damaged, truncated or unsupported
+  | 'engine' // anything else inside the engine, or the worker failed to start
+  | 'input' // the image or pixels given (format, size), or a bad `expand`
+  | 'search' // a query or a search option
+  | 'usage' // the API used wrongly (missing attributes, engine not loaded, stopped)
+  | 'unsupported' // the browser lacks WebAssembly, SIMD or workers
+  | 'timeout'; // the load did not finish within its time limit
+
+export declare class TesseraError extends Error {
+  constructor(kind: TesseraErrorKind, message: string);
+  name: 'TesseraError';
+  kind: TesseraErrorKind;
+}
+
+/** What this browser lacks to run the engine, or null. */
+export declare function missingFeatures(): 'WebAssembly' | 'WebAssembly SIMD' | 'Web Workers' | null;
+
+/** How long `load` may take by default before it rejects with kind `timeout` (ms). */
+export declare const LOAD_TIMEOUT_MS: number;
+
+/** A search hit; `thumbnail` (a JPEG) when the index stores thumbnails. */
+export interface Hit extends EngineHit {
+  thumbnail?: Blob;
+}
+
+/** A download while loading: `engine` is the .wasm. `total` is the Content-Length (or
+ *  `loaded` when the server sent none); `cached`: served from the Cache API. */
+export interface LoadProgress {
+  type: 'progress';
+  what: 'manifest' | 'model' | 'index' | 'engine';
+  loaded: number;
+  total: number;
+  cached: boolean;
+}
+
+export interface LoadUrls {
+  /** The ONNX model URL, resolved against the page. */
+  model: string;
+  /** Its manifest; default: `model` with `.onnx` replaced by `.json`. */
+  manifest?: string;
+  /** The index (.tsi) URL, resolved against the page. */
+  index: string;
+  /** The index's SHA-256 (hex): checked on every load and cache hit when given. */
+  indexSha256?: string;
+}
+
+export interface LoadedInfo extends EngineInfo {
+  load_ms: number;
+  load_timings: { wasm_ms: number; data_ms: number; engine_ms: number };
+}
+
+export interface EmbedOptions {
+  /** Variants of the tile (mirror, then stain re-weightings) also described: 0 to 5. */
+  expand?: number;
+}
+
+export interface Embedding {
+  /** The query descriptor: a unit vector of the index's dimension. */
+  vector: Float32Array;
+  ms: number;
+}
+
+/** RGBA8 pixels, row-major (what `getImageData` returns). */
+export interface RgbaPixels {
+  width: number;
+  height: number;
+  data: Uint8ClampedArray | Uint8Array;
+}
+
+export declare class TesseraClient {
+  /** `workerUrl`: engine-worker.js, by default beside client.js; from another origin it is
+   *  started through a same-origin blob: module (the page's CSP needs `worker-src blob:`). */
+  constructor(workerUrl?: string | URL);
+  readonly worker: Worker;
+  /** The blob: URL of the bootstrap module when the worker is cross-origin, else null. */
+  readonly bootstrap: string | null;
+  onProgress: ((progress: LoadProgress) => void) | null;
+  load(urls: LoadUrls, onProgress?: ((progress: LoadProgress) => void) | null, options?: { timeoutMs?: number }): Promise<LoadedInfo>;
+  info(): Promise<EngineInfo>;
+  embedPixels(imageData: ImageData | RgbaPixels, options?: EmbedOptions): Promise<Embedding>;
+  embedImage(image: Blob | ArrayBuffer | Uint8Array, name?: string, options?: EmbedOptions): Promise<Embedding>;
+  search(query: Example | Query, options?: SearchOptions): Promise<{ hits: Hit[]; ms: number }>;
+  searchSlides(query: Example | Query, options?: SearchOptions, slides?: SlideOptions): Promise<{ slides: SlideHit[]; ms: number }>;
+  thumbnail(id: number): Promise<Blob | null>;
+  /** Every metadata value of tile `id` (an empty object when out of range). */
+  metadata(id: number): Promise<Record<string, string>>;
+  /** Stops the worker; calls in flight reject with kind `usage`. */
+  terminate(): void;
+}

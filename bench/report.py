@@ -156,6 +156,20 @@ def web_section(d, plots: Path, md: list):
     md.append("\n![browser embedding](plots/web.png)\n")
 
 
+def slide_section(d, md: list):
+    if not begin(md, "Whole-slide builds (`tessera bench slide`)", d, "no `slide-build.json`"):
+        return
+    md.append(f"Source: {provenance(d)}. {d.get('notes', '')}; {d.get('views')} view(s), {d.get('threads')} threads.\n")
+    md.append("| level-0 side | tiles | slide MB | build s | tiles/s | peak RSS MB |")
+    md.append("|---:|---:|---:|---:|---:|---:|")
+    for r in d["results"]:
+        md.append(f"| {r['level0_side']} | {r['tiles']} | {r['slide_mb']:.0f} | {r['build_s']:.1f} | {r['tiles_per_s']:.1f} | {r.get('peak_rss_mb') or '-'} |")
+    rows = d["results"]
+    if len(rows) > 1 and all(r.get("peak_rss_mb") for r in rows):
+        a, b = rows[0], rows[-1]
+        md.append(f"\n{b['tiles'] / a['tiles']:.1f}× the tiles, {b['peak_rss_mb'] / a['peak_rss_mb']:.2f}× the peak memory.\n")
+
+
 def eval_section(d, md: list):
     if not begin(md, "Retrieval quality (`tessera eval`)", d, "no `eval.json`"):
         return
@@ -189,8 +203,9 @@ def main():
     embed_section(load(args.results, "embed-native"), plots, md, peak)
     search_section(load(args.results, "search"), plots, md)
     web_section(load(args.results, "web"), plots, md)
+    slide_section(load(args.results, "slide-build"), md)
     eval_section(load(args.results, "eval"), md)
-    md.append("\n## Skipped\n\nSlide build throughput and memory (no benchmark yet); WebGPU rows (no GPU path yet).\n")
+    md.append("\n## Skipped\n\nWebGPU rows (no GPU path yet).\n")
     args.out.write_text("\n".join(md) + "\n")
     print(f"wrote {args.out} and {plots}/")
 

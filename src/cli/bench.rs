@@ -4,6 +4,7 @@
 mod embed;
 mod python;
 mod search;
+mod slide;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
@@ -11,11 +12,14 @@ pub enum BenchCommand {
     Embed(embed::BenchEmbedArgs),
     /// Index build/search at scale on synthetic vectors, vs faiss and hnswlib.
     Search(search::BenchSearchArgs),
+    /// `tessera build` on generated whole slides of growing size: peak memory and tiles/s.
+    Slide(slide::BenchSlideArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Embed(args) => embed::run(args),
         BenchCommand::Search(args) => search::run(args),
+        BenchCommand::Slide(args) => slide::run(args),
     }
 }

@@ -191,7 +191,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         .with_context(|| format!("{}: cannot write the index", args.output.display()))?;
     let info = index.info();
     eprintln!(
-        "wrote {}: {tiles} tiles, {skipped} skipped, {} bytes ({:.0} B/tile), {:?}{}{}, {:.1} s",
+        "wrote {}: {tiles} tiles, {skipped} skipped, {} bytes ({:.0} B/tile), {:?}{}{}, {:.1} s{}",
         args.output.display(),
         bytes.len(),
         bytes.len() as f64 / tiles as f64,
@@ -202,9 +202,17 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         } else {
             ", exact search (no graph)".into()
         },
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        peak_memory_mb().map(|mb| format!(", {mb} MB peak memory")).unwrap_or_default()
     );
     Ok(())
+}
+
+/// The process's peak resident memory (Linux `VmHWM`), in MB.
+fn peak_memory_mb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb / 1024)
 }
 
 /// Lists every tile of every input; slides are opened and their tiles planned here (from

@@ -1,0 +1,125 @@
+//! `tessera bench slide`: `tessera build` on whole slides of growing size, made here from
+//! the shared CC0 CMU-1 region repeated over a large tiled pyramid (JPEG tiles, levels at
+//! 1×, 4× and 16×; not committed), with peak memory and tiles/s per size. The build
+//! streams tiles, so its peak memory should not grow with the slide.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use image::imageops::{self, FilterType};
+use image::RgbImage;
+use serde_json::json;
+
+use tessera::slide::tiff_writer::{TileStorage, TiledTiffWriter};
+
+const STORED_TILE: u32 = 256;
+
+#[derive(clap::Args)]
+pub struct BenchSlideArgs {
+    /// Level-0 sides of the square slides to build, px.
+    #[arg(long, num_args = 1.., default_values_t = [20_000, 40_000])]
+    sides: Vec<u32>,
+    /// The CMU-1 level-0 render the slides repeat.
+    #[arg(long, default_value = "../shared/data/slides/CMU-1-Small-Region.jpg")]
+    source: PathBuf,
+    /// Rotated views per tile in the build (1 keeps the benchmark short; 4 is the default build).
+    #[arg(long, default_value_t = 1)]
+    views: u32,
+    /// Where the generated slides and indexes go.
+    #[arg(long, default_value = "target/bench-slides")]
+    dir: PathBuf,
+    #[arg(long, default_value = "bench/results/slide-build.json")]
+    output: PathBuf,
+}
+
+pub fn run(args: BenchSlideArgs) -> anyhow::Result<()> {
+    let source = image::open(&args.source).with_context(|| format!("{}: cannot open", args.source.display()))?.into_rgb8();
+    std::fs::create_dir_all(&args.dir)?;
+    let tessera = std::env::current_exe()?;
+    let mut rows = Vec::new();
+    println!("| level-0 side | tiles built | file MB | build s | tiles/s | peak RSS MB |\n|---:|---:|---:|---:|---:|---:|");
+    for &side in &args.sides {
+        let slide = args.dir.join(format!("cmu-repeated-{side}.tif"));
+        let started = Instant::now();
+        if !slide.exists() {
+            write_slide(&slide, &source, side)?;
+        }
+        let generate_s = started.elapsed().as_secs_f64();
+        let index = args.dir.join(format!("cmu-repeated-{side}.tsi"));
+        let started = Instant::now();
+        let out = Command::new(&tessera)
+            .args(["build", "--thumbnails", "--views", &args.views.to_string(), "-o"])
+            .arg(&index)
+            .arg(&slide)
+            .output()
+            .context("cannot run tessera build")?;
+        let build_s = started.elapsed().as_secs_f64();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            bail!("tessera build on {} failed: {stderr}", slide.display());
+        }
+        let summary = stderr.lines().rev().find(|l| l.starts_with("wrote ")).unwrap_or_default();
+        let tiles = number_before(summary, " tiles, ").context("the build did not say how many tiles it wrote")?;
+        let peak_mb = number_before(summary, " MB peak memory");
+        let file_mb = std::fs::metadata(&slide)?.len() as f64 / 1e6;
+        println!(
+            "| {side} | {tiles} | {file_mb:.0} | {build_s:.1} | {:.1} | {} |",
+            tiles as f64 / build_s,
+            peak_mb.map_or("-".into(), |m| m.to_string())
+        );
+        rows.push(json!({
+            "level0_side": side, "slide_mb": file_mb, "generate_s": generate_s, "tiles": tiles,
+            "build_s": build_s, "tiles_per_s": tiles as f64 / build_s, "peak_rss_mb": peak_mb,
+        }));
+    }
+    let report = json!({
+        "benchmark": "slide-build",
+        "provenance": crate::cli::Provenance::now(),
+        "views": args.views,
+        "threads": rayon::current_num_threads(),
+        "notes": "tessera build --thumbnails on one generated pyramidal TIFF per size (the CMU-1 region repeated; 256-px JPEG tiles; 224-px tiles cut at level 0); peak RSS is the build process's VmHWM",
+        "results": rows,
+    });
+    if let Some(dir) = args.output.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    crate::cli::write_atomically(&args.output, |f| Ok(serde_json::to_writer_pretty(f, &report)?))?;
+    eprintln!("wrote {}", args.output.display());
+    Ok(())
+}
+
+/// The integer just before `marker` in `text` (the build's summary line).
+fn number_before(text: &str, marker: &str) -> Option<u64> {
+    let end = text.find(marker)?;
+    let digits: String = text[..end].chars().rev().take_while(char::is_ascii_digit).collect();
+    digits.chars().rev().collect::<String>().parse().ok()
+}
+
+/// A `side` × `side` Aperio-like pyramid whose pixels repeat `source` (and, at 4× and 16×,
+/// `source` downsampled the same), written tile by tile.
+fn write_slide(path: &Path, source: &RgbImage, side: u32) -> anyhow::Result<()> {
+    eprintln!("writing {} ({side} × {side} px)", path.display());
+    let tmp = path.with_extension("tif.partial");
+    let mut writer = TiledTiffWriter::create(&tmp)?;
+    let description = format!("Aperio Image Library (generated by tessera bench slide)\r\n{side}x{side} ({STORED_TILE}x{STORED_TILE}) JPEG|AppMag = 20|MPP = 0.499");
+    for (i, downsample) in [1u32, 4, 16].into_iter().enumerate() {
+        let level = if downsample == 1 {
+            source.clone()
+        } else {
+            imageops::resize(source, source.width() / downsample, source.height() / downsample, FilterType::Triangle)
+        };
+        let level_side = side / downsample;
+        let (w, h) = level.dimensions();
+        writer.add_image(level_side, level_side, STORED_TILE, TileStorage::Jpeg { quality: 85 }, (i == 0).then_some(description.as_str()), |col, row| {
+            RgbImage::from_fn(STORED_TILE, STORED_TILE, |x, y| {
+                let (x, y) = (col * STORED_TILE + x, row * STORED_TILE + y);
+                *level.get_pixel(x % w, y % h)
+            })
+        })?;
+    }
+    writer.finish()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}

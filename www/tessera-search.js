@@ -15,8 +15,10 @@
 // tessera-select {hit} when a result is clicked, tessera-error {kind, message}.
 // The element runs its own engine worker. Included from another origin (a CDN), it starts
 // the worker through a same-origin blob: module (client.js), so the page's CSP must allow
-// `worker-src blob:`, and the other origin must serve the files with CORS. A load that takes
-// longer than 5 minutes fails with kind `timeout` rather than hanging.
+// `worker-src blob: <that origin>` (a worker's module imports are checked against worker-src)
+// and `script-src <that origin> 'wasm-unsafe-eval'`, and the other origin must serve the files
+// with CORS (docs/embedding.md). A load that takes longer than 5 minutes fails with kind
+// `timeout` rather than hanging.
 
 import { TesseraClient } from './client.js';
 
@@ -114,7 +116,7 @@ export class TesseraSearch extends HTMLElement {
     if (!this.#client || oldValue === value) return;
     if (name === 'image' && value) this.search(value);
     else if (name === 'expand') this.#lastSource && this.search(...this.#lastSource);
-    else if (name !== 'image' && this.#lastQuery) this.#run(this.#lastQuery, null);
+    else if (name !== 'image' && this.#lastQuery) this.#run(this.#lastQuery, null).catch((e) => this.#fail(e));
   }
 
   /** Searches with an image: Blob/File, ImageData, <img>/<canvas>/ImageBitmap (with an

@@ -193,6 +193,16 @@ async function searchFromPortal(browser, portal, cdn, shot, demo = `${cdn}demo/`
     assert.equal(hits.length, 5);
     assert.ok(hits.every((h) => h.score > 0 && h.metadata.group && h.thumbnail), 'hits carry scores, metadata and thumbnails');
     assert.equal(new Set(hits.map((h) => h.metadata.group)).size, 5, 'unique-by="group"');
+    // A bad attribute value re-runs the search and is reported, not an unhandled rejection.
+    const bad = await page.evaluate(() => new Promise((resolve) => {
+      const el = document.querySelector('tessera-search');
+      el.addEventListener('tessera-error', (e) => resolve(e.detail), { once: true });
+      setTimeout(() => resolve({ kind: 'none', message: 'no tessera-error within 30 s' }), 30_000);
+      el.setAttribute('k', 'many');
+    }));
+    assert.equal(bad.kind, 'search', bad.message);
+    await page.evaluate(() => document.querySelector('tessera-search').setAttribute('k', '5'));
+    await page.waitForFunction(() => document.querySelector('tessera-search').shadowRoot.querySelectorAll('.hit').length === 5);
     await screenshot(page, shot);
     assert.deepEqual(await page.evaluate(() => window.cspViolations), [], 'no CSP violation');
     assert.deepEqual(page.consoleErrors, []);

@@ -2,7 +2,8 @@
 # The browser tests, in headless Debian chromium (installed here if missing):
 #   1. wasm-bindgen-test (tests/wasm.rs): the bindings — embedding parity with native,
 #      search equal to native search, bad input → JS Error;
-#   2. Playwright end to end (tests/e2e/*.test.mjs): the demo page and the widget.
+#   2. Playwright end to end (tests/e2e/*.test.mjs): the demo page, the widget, and the
+#      widget package (target/package/tessera-widget/: its .d.ts checked, tsc, CSP, CORS).
 # Builds www/ first (scripts/build-web.sh). Screenshots: tests/e2e/screenshots/.
 set -euo pipefail
 cd "$(dirname "$0")/.."

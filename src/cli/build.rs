@@ -1,5 +1,7 @@
 //! `tessera build`: tiles from manifests, folders and whole slides → one index file.
 
+mod checkpoint;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -14,12 +16,14 @@ use tessera::index::{make_thumbnail, BuildOptions, HnswParams, IndexBuilder, Qua
 use tessera::preprocess::RgbImage;
 use tessera::slide::{self, Slide, SlideTileOptions, TilePlacement};
 
+use checkpoint::{Checkpoint, Outcome};
+
 use super::tiles::{list_tiles, progress_bar, read_tile};
 use super::ModelArgs;
 
 const SLIDE_EXTENSIONS: &[&str] = &["svs", "tif", "tiff"];
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct BuildArgs {
     /// CSV manifests (`path,label,group[,...]`, paths relative to the manifest's folder;
     /// every column is kept), folders of tiles, or whole slides (.svs/.tif/.tiff).
@@ -83,6 +87,10 @@ pub struct BuildArgs {
     /// Slides: keep at most this many tiles per slide, evenly spread.
     #[arg(long)]
     max_tiles_per_slide: Option<usize>,
+    /// Continue an interrupted build of the same command from `<output>.checkpoint`
+    /// instead of starting over (the result is the same file).
+    #[arg(long)]
+    resume: bool,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -159,17 +167,53 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         bail!("no tiles found in {} input(s)", args.inputs.len());
     }
     let thumbnail = args.thumbnails.then_some(args.thumbnail_size);
+    let checkpoint_path = checkpoint::path_for(&args.output);
+    let fingerprint = {
+        let options = format!("{:?} model {}", BuildArgs { resume: false, ..args.clone() }, describer.model_ref().sha256);
+        checkpoint::fingerprint(&options, pending.iter().map(|p| p.name(&slides)))
+    };
+    let (mut checkpoint, done) = if args.resume {
+        Checkpoint::resume(&checkpoint_path, &fingerprint)?
+    } else {
+        (Checkpoint::create(&checkpoint_path, &fingerprint)?, Vec::new())
+    };
     let bar = progress_bar(pending.len(), "embedding");
-    let mut pending = pending.into_iter().peekable();
+    if !done.is_empty() {
+        bar.suspend(|| eprintln!("resuming: {} of {} tiles already described", done.len(), pending.len()));
+    }
+    let names: Vec<String> = pending.iter().map(|p| p.name(&slides)).collect();
+    let record = |outcome: Outcome, name: &str, builder: &mut IndexBuilder| -> usize {
+        bar.inc(1);
+        let added = match outcome {
+            Outcome::Described { vector, metadata, thumbnail } => builder.add(&vector, metadata, thumbnail).map(drop).map_err(anyhow::Error::from),
+            Outcome::Skipped { why } => Err(anyhow::anyhow!(why)),
+        };
+        match added {
+            Ok(()) => 0,
+            Err(e) => {
+                bar.suspend(|| eprintln!("skipped {name}: {e:#}"));
+                1
+            }
+        }
+    };
+    for (outcome, name) in done.iter().cloned().zip(&names) {
+        skipped += record(outcome, name, &mut builder);
+    }
+    let mut pending = pending.into_iter().skip(done.len()).peekable();
+    let mut names = names.iter().skip(done.len());
     while pending.peek().is_some() {
         let chunk: Vec<Pending> = pending.by_ref().take(CHUNK_TILES).collect();
         // In input order, so builds are reproducible.
-        for (name, result) in describe(&describer, chunk, &slides, thumbnail) {
-            bar.inc(1);
-            if let Err(e) = result.and_then(|(vector, metadata, thumb)| Ok(builder.add(&vector, metadata, thumb)?)) {
-                bar.suspend(|| eprintln!("skipped {name}: {e:#}"));
-                skipped += 1;
-            }
+        let outcomes: Vec<Outcome> = describe(&describer, chunk, &slides, thumbnail)
+            .into_iter()
+            .map(|result| match result {
+                Ok((vector, metadata, thumbnail)) => Outcome::Described { vector, metadata, thumbnail },
+                Err(e) => Outcome::Skipped { why: format!("{e:#}") },
+            })
+            .collect();
+        checkpoint.append(&outcomes)?;
+        for (outcome, name) in outcomes.into_iter().zip(names.by_ref()) {
+            skipped += record(outcome, name, &mut builder);
         }
     }
     bar.finish_and_clear();
@@ -189,6 +233,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let bytes = index.to_bytes();
     super::write_atomically(&args.output, |file| Ok(file.write_all(&bytes)?))
         .with_context(|| format!("{}: cannot write the index", args.output.display()))?;
+    checkpoint.remove()?;
     let info = index.info();
     eprintln!(
         "wrote {}: {tiles} tiles, {skipped} skipped, {} bytes ({:.0} B/tile), {:?}{}{}, {:.1} s{}",
@@ -263,23 +308,14 @@ fn is_slide(path: &Path) -> bool {
 type Embedded = anyhow::Result<(Vec<f32>, Vec<(String, String)>, Option<Vec<u8>>)>;
 
 /// Reads and describes one chunk of tiles in parallel, keeping their order.
-fn describe(
-    describer: &TileDescriber,
-    chunk: Vec<Pending>,
-    slides: &OpenSlides,
-    thumbnail: Option<u32>,
-) -> Vec<(String, Embedded)> {
+fn describe(describer: &TileDescriber, chunk: Vec<Pending>, slides: &OpenSlides, thumbnail: Option<u32>) -> Vec<Embedded> {
     chunk
         .into_par_iter()
         .map(|item| {
-            let name = item.name(slides);
-            let result = (|| {
-                let (image, metadata) = item.load(slides)?;
-                let vector = describer.describe(&image)?;
-                let thumb = thumbnail.map(|side| make_thumbnail(&image, side)).transpose()?;
-                Ok((vector, metadata, thumb))
-            })();
-            (name, result)
+            let (image, metadata) = item.load(slides)?;
+            let vector = describer.describe(&image)?;
+            let thumb = thumbnail.map(|side| make_thumbnail(&image, side)).transpose()?;
+            Ok((vector, metadata, thumb))
         })
         .collect()
 }

@@ -50,7 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Which model to embed with (defaults: the crate's `models/vit-s14-int8.*`).
-#[derive(clap::Args, Clone)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct ModelArgs {
     /// ONNX model file.
     #[arg(long)]

@@ -1,0 +1,81 @@
+//! An interrupted `tessera build` leaves no index, and `--resume` finishes it into the same
+//! bytes as a build that was never interrupted: the process is killed (SIGKILL, as a crash
+//! would) once its checkpoint holds a chunk of described tiles.
+#![cfg(feature = "cli")]
+
+mod index_support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use index_support::*;
+
+/// A manifest of real LC25000 tiles (absolute paths) and one unreadable file, so a skipped
+/// tile is replayed from the checkpoint too.
+fn manifest(dir: &Path, count: usize) -> std::path::PathBuf {
+    let mut csv = String::from("path,label,group\n");
+    for row in read_manifest("lc25000-lung.csv").into_iter().take(count) {
+        csv += &format!("{},{},{}\n", row.path.display(), value(&row.columns, "label"), value(&row.columns, "group"));
+    }
+    std::fs::write(dir.join("broken.jpg"), b"not a jpeg").unwrap();
+    csv += &format!("{},lung_n,broken\n", dir.join("broken.jpg").display());
+    let path = dir.join("manifest.csv");
+    std::fs::write(&path, csv).unwrap();
+    path
+}
+
+fn build(manifest: &Path, output: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .args(["build", "--views", "1", "--thumbnails"])
+        .arg(manifest)
+        .arg("-o")
+        .arg(output)
+        .args(extra);
+    command
+}
+
+#[test]
+fn a_killed_build_resumes_to_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = manifest(tmp.path(), 400);
+    let whole = tmp.path().join("whole.tsi");
+    let out = build(&manifest, &whole, &[]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!tmp.path().join("whole.tsi.checkpoint").exists(), "a finished build removes its checkpoint");
+
+    let resumed = tmp.path().join("resumed.tsi");
+    let checkpoint = tmp.path().join("resumed.tsi.checkpoint");
+    let mut child = build(&manifest, &resumed, &[]).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    // Header (40 bytes), then records after each 256-tile chunk.
+    while std::fs::metadata(&checkpoint).map_or(0, |m| m.len()) <= 40 {
+        assert!(started.elapsed() < Duration::from_secs(300), "no chunk was checkpointed");
+        assert!(child.try_wait().unwrap().is_none(), "the build ended before it could be interrupted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!resumed.exists(), "an interrupted build leaves no index");
+
+    let out = build(&manifest, &resumed, &["--resume"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming: "), "{stderr}");
+    assert!(stderr.contains("1 skipped"), "the unreadable tile is still counted: {stderr}");
+    assert!(std::fs::read(&resumed).unwrap() == std::fs::read(&whole).unwrap(), "resumed index differs");
+    assert!(!checkpoint.exists());
+
+    // A checkpoint of another build is refused, not mixed in.
+    let mut child = build(&manifest, &resumed, &["--descriptor", "vit"]).stderr(std::process::Stdio::null()).spawn().unwrap();
+    while std::fs::metadata(&checkpoint).map_or(0, |m| m.len()) < 40 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = build(&manifest, &resumed, &["--resume"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("other inputs or options"), "{stderr}");
+}

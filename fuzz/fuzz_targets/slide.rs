@@ -22,7 +22,15 @@ fn scratch() -> &'static PathBuf {
     })
 }
 
+/// Largest plain (non-TIFF) image the target opens: the slide reader decodes one whole,
+/// up to 1 GiB, at a cost linear in its pixels (see the image target).
+const MAX_RASTER_PIXELS: u64 = 1 << 22;
+
 fuzz_target!(|data: &[u8]| {
+    let raster = image::ImageReader::new(std::io::Cursor::new(data)).with_guessed_format().ok().and_then(|r| r.into_dimensions().ok());
+    if raster.is_some_and(|(w, h)| u64::from(w) * u64::from(h) > MAX_RASTER_PIXELS) {
+        return;
+    }
     std::fs::write(scratch(), data).expect("write the scratch slide");
     let Ok(mut slide) = slide::open(scratch()) else { return };
     let levels = slide.levels().to_vec();

@@ -4,7 +4,9 @@
 #      and a fuzz smoke: every libFuzzer target of scripts/fuzz.sh for 15 s;
 #   2. the browser tests (scripts/test-web.sh): wasm-bindgen-test and Playwright end to end
 #      in headless Debian chromium;
-#   3. the benchmark chain at small sizes (bench/run --quick) and its generated report.
+#   3. the benchmark chain at small sizes (bench/run --quick) and its generated report;
+#   4. the fine-tune chain (scripts/test-finetune.sh): two training steps, resume, export,
+#      tract embedding with the exported model.
 # `.ci/run` calls this and nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,9 @@ scripts/test-web.sh
 
 step "benchmark smoke (bench/run --quick): every benchmark at small sizes, then the report"
 bench/run --quick
-for section in "## Embedding, native" "## Search" "## Retrieval quality"; do
+for section in "## Embedding, native" "## Search" "## Whole-slide builds" "## Retrieval quality"; do
     grep -q "$section" target/bench-quick/REPORT.md || { echo "bench report lacks '$section'" >&2; exit 1; }
 done
 ls target/bench-quick/plots/embed-native.png target/bench-quick/plots/search.png > /dev/null
+
+scripts/test-finetune.sh

@@ -23,3 +23,13 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Slide(args) => slide::run(args),
     }
 }
+
+/// Writes a benchmark's results file (creating its folder), atomically.
+fn write_results(path: &std::path::Path, report: &serde_json::Value) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    super::write_atomically(path, |f| Ok(serde_json::to_writer_pretty(f, report)?))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}

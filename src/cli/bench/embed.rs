@@ -123,10 +123,5 @@ pub fn run(args: BenchEmbedArgs) -> anyhow::Result<()> {
         "onnxruntime_version": reference.as_ref().map(|r| r["onnxruntime"].clone()),
         "results": rows,
     });
-    if let Some(dir) = args.output.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    crate::cli::write_atomically(&args.output, |f| Ok(serde_json::to_writer_pretty(f, &report)?))?;
-    eprintln!("wrote {}", args.output.display());
-    Ok(())
+    super::write_results(&args.output, &report)
 }

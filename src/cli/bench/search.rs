@@ -100,13 +100,7 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
         "provenance": crate::cli::Provenance::now(),
         "rows": rows,
     });
-    if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let text = serde_json::to_string_pretty(&report)?;
-    crate::cli::write_atomically(&args.output, |f| Ok(std::io::Write::write_all(f, text.as_bytes())?))?;
-    eprintln!("wrote {}", args.output.display());
-    Ok(())
+    super::write_results(&args.output, &report)
 }
 
 struct Synthetic {

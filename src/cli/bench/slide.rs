@@ -82,12 +82,7 @@ pub fn run(args: BenchSlideArgs) -> anyhow::Result<()> {
         "notes": "tessera build --thumbnails on one generated pyramidal TIFF per size (the CMU-1 region repeated; 256-px JPEG tiles; 224-px tiles cut at level 0); peak RSS is the build process's VmHWM",
         "results": rows,
     });
-    if let Some(dir) = args.output.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    crate::cli::write_atomically(&args.output, |f| Ok(serde_json::to_writer_pretty(f, &report)?))?;
-    eprintln!("wrote {}", args.output.display());
-    Ok(())
+    super::write_results(&args.output, &report)
 }
 
 /// The integer just before `marker` in `text` (the build's summary line).

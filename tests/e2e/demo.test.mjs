@@ -3,7 +3,7 @@
 // Screenshots go to tests/e2e/screenshots/.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -100,6 +100,28 @@ describe('demo page', () => {
     assert.ok(sources.length >= 1 && sources.length <= 5, `${sources}`);
     assert.match(sources[0], /votes?/);
     await screenshot(page, '03-file-results');
+  });
+
+  test('query expansion: the client describes the tile with its variants, and the Expand control reaches it', async () => {
+    const bytes = [...readFileSync(FIXTURE_TILE)];
+    const [plain, expanded, error] = await page.evaluate(async (data) => {
+      const image = new Uint8Array(data);
+      const { client } = window.tessera;
+      const plain = await client.embedImage(image, 'tile.jpeg');
+      const expanded = await client.embedImage(image, 'tile.jpeg', { expand: 3 });
+      const error = await client.embedImage(image, 'tile.jpeg', { expand: 9 }).then(() => null, (e) => e.kind);
+      return [[...plain.vector], [...expanded.vector], error];
+    }, bytes);
+    const dot = plain.reduce((s, x, i) => s + x * expanded[i], 0);
+    assert.ok(dot > 0.9 && dot < 0.99999, `cosine of plain and expanded query ${dot}`);
+    assert.equal(error, 'input');
+    await page.selectOption('#expand', '1');
+    const before = await page.$$eval('#results .card', (c) => c.map((x) => x.dataset.id));
+    await page.setInputFiles('#file-input', FIXTURE_TILE);
+    await page.waitForFunction(() => !document.querySelector('#results.busy') && document.querySelectorAll('#results .card').length > 0);
+    const top = await page.$$eval('#results .card .label', (l) => l.slice(0, 5).map((x) => x.dataset.label));
+    assert.ok(top.filter((l) => l === 'lung_scc').length >= 3, `top labels with expansion: ${top} (before: ${before.length} hits)`);
+    await page.selectOption('#expand', '0');
   });
 
   test('a tile image dropped on the page starts a search', async () => {

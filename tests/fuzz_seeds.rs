@@ -66,9 +66,12 @@ fn generated() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     ]
 }
 
+/// A tile's vector, pixels and manifest columns.
+type Tile = (Vec<f32>, RgbImage, Vec<(String, String)>);
+
 /// A 16-bin colour histogram (R in 4 bins, G and B in 2) of every `n`-th part of LC25000:
 /// small vectors keep the index seeds a few kB.
-fn lc25000_tiles(n: usize) -> Vec<(Vec<f32>, RgbImage, Vec<(String, String)>)> {
+fn lc25000_tiles(n: usize) -> Vec<Tile> {
     let rows = read_manifest("lc25000-lung.csv");
     let step = rows.len() / n;
     rows.iter()
@@ -76,7 +79,7 @@ fn lc25000_tiles(n: usize) -> Vec<(Vec<f32>, RgbImage, Vec<(String, String)>)> {
         .take(n)
         .map(|row| {
             let img = load(&row.path);
-            let mut hist = vec![0f32; 16];
+            let mut hist = [0f32; 16];
             for p in img.pixels() {
                 let [r, g, b] = p.0;
                 hist[(r as usize >> 6) * 4 + (g as usize >> 7) * 2 + (b as usize >> 7)] += 1.0;
@@ -86,7 +89,7 @@ fn lc25000_tiles(n: usize) -> Vec<(Vec<f32>, RgbImage, Vec<(String, String)>)> {
         .collect()
 }
 
-fn index_file(tiles: &[(Vec<f32>, RgbImage, Vec<(String, String)>)], every_section: bool) -> Vec<u8> {
+fn index_file(tiles: &[Tile], every_section: bool) -> Vec<u8> {
     let model = ModelRef { id: "seed-colour-16".into(), sha256: "0".repeat(64), dim: 16, descriptor: DescriptorKind::Hist, views: 1 };
     let options = match every_section {
         false => BuildOptions::default(),

@@ -687,38 +687,49 @@ fn report_dim(dim: usize, dataset: &Dataset) -> usize {
 }
 
 /// Paired bootstrap intervals for the headline differences: on each dataset's protocols,
-/// the best adapted row against the histogram and against the same descriptor unadapted.
+/// the best adapted row (queries not expanded) against the histogram and against the same
+/// descriptor unadapted; and each expanded fused adapted row against the same row without
+/// expansion.
 fn compare(results: &[ResultRow], datasets: &[Dataset], resamples: usize) -> Vec<Comparison> {
     let mut out = Vec::new();
     for dataset in datasets {
         for &protocol in &dataset.protocols {
             let rows: Vec<&ResultRow> =
                 results.iter().filter(|r| r.dataset == dataset.name && r.report.protocol == protocol).collect();
-            let Some(best) = rows
-                .iter()
-                .filter(|r| r.spec.adapter)
-                .max_by(|a, b| a.report.overall.p_at_5.total_cmp(&b.report.overall.p_at_5))
-            else {
-                continue;
-            };
-            let plain = Descriptor { adapter: false, ..best.spec };
-            let baselines = rows.iter().filter(|r| r.spec.kind == DescriptorKind::Hist || r.spec == plain);
             let clusters = tessera::eval::fold_keys(&dataset.meta, protocol);
-            for base in baselines {
+            let mut pair = |row: &ResultRow, base: &ResultRow| {
                 out.push(Comparison {
                     dataset: dataset.name,
                     protocol,
-                    descriptor: best.descriptor.clone(),
+                    descriptor: row.descriptor.clone(),
                     against: base.descriptor.clone(),
-                    clustered_by: best.adapter.as_ref().map_or("group", |a| a.folds_by),
+                    clustered_by: row.adapter.as_ref().map_or("group", |a| a.folds_by),
                     p_at_5_difference: tessera::eval::paired_bootstrap(
-                        &best.report.per_query_p_at_5,
+                        &row.report.per_query_p_at_5,
                         &base.report.per_query_p_at_5,
                         &clusters,
                         resamples,
                         0x7e55e7a,
                     ),
                 });
+            };
+            if let Some(best) = rows
+                .iter()
+                .filter(|r| r.spec.adapter && r.spec.expansion.is_none())
+                .max_by(|a, b| a.report.overall.p_at_5.total_cmp(&b.report.overall.p_at_5))
+            {
+                let plain = Descriptor { adapter: false, ..best.spec };
+                for base in rows.iter().filter(|r| r.spec.kind == DescriptorKind::Hist || r.spec == plain) {
+                    pair(best, base);
+                }
+            }
+            for expanded in rows.iter().filter(|r| {
+                r.spec.adapter && r.spec.expansion.is_some() && matches!(r.spec.kind, DescriptorKind::Fused { .. })
+            }) {
+                let unexpanded = Descriptor { expansion: None, ..expanded.spec };
+                if let Some(base) = rows.iter().find(|r| r.spec == unexpanded) {
+                    pair(expanded, base);
+                }
             }
         }
     }

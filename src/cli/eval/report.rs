@@ -118,7 +118,9 @@ pub fn markdown(out: &EvalOutput) -> String {
          ViT and histogram so that similarity = (1-w)·cos(vit) + w·cos(hist); `+lda` adds the adapter \
          (shrinkage LDA fused at a cross-validated weight): each query's adapter was trained, with its \
          own hyper-parameter choice and keep-or-skip decision (`auto`), only on folds that hold none of \
-         the tiles sharing the query's group / slide / case / site (the column the protocol excludes).\n"
+         the tiles sharing the query's group / slide / case / site (the column the protocol excludes); \
+         `+expand:n/mean` or `/rrf` expands each query by its first n variants (mirror image, then \
+         haematoxylin ×1.2 and ×0.8), fused by mean cosine or reciprocal rank.\n"
     );
     if !out.embedding.is_empty() {
         md.push_str("| input px | tiles | threads | wall ms/tile |\n|---:|---:|---:|---:|\n");

@@ -218,6 +218,8 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
     if builder.is_empty() {
+        // Nothing a resume could reuse: leave no checkpoint behind.
+        checkpoint.remove()?;
         bail!("none of the tiles could be embedded ({skipped} skipped)");
     }
     let tiles = builder.len();

@@ -168,20 +168,24 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     }
     let thumbnail = args.thumbnails.then_some(args.thumbnail_size);
     let checkpoint_path = checkpoint::path_for(&args.output);
+    let names: Vec<String> = pending.iter().map(|p| p.name(&slides)).collect();
     let fingerprint = {
         let options = format!("{:?} model {}", BuildArgs { resume: false, ..args.clone() }, describer.model_ref().sha256);
-        checkpoint::fingerprint(&options, pending.iter().map(|p| p.name(&slides)))
+        checkpoint::fingerprint(&options, names.iter().cloned())
     };
     let (mut checkpoint, done) = if args.resume {
         Checkpoint::resume(&checkpoint_path, &fingerprint)?
     } else {
         (Checkpoint::create(&checkpoint_path, &fingerprint)?, Vec::new())
     };
-    let bar = progress_bar(pending.len(), "embedding");
-    if !done.is_empty() {
-        bar.suspend(|| eprintln!("resuming: {} of {} tiles already described", done.len(), pending.len()));
+    let resumed = done.len();
+    if resumed > pending.len() {
+        bail!("{}: holds {resumed} tiles, the build has {}; remove it to start over", checkpoint_path.display(), pending.len());
     }
-    let names: Vec<String> = pending.iter().map(|p| p.name(&slides)).collect();
+    let bar = progress_bar(pending.len(), "embedding");
+    if resumed > 0 {
+        bar.suspend(|| eprintln!("resuming: {resumed} of {} tiles already described", pending.len()));
+    }
     let record = |outcome: Outcome, name: &str, builder: &mut IndexBuilder| -> usize {
         bar.inc(1);
         let added = match outcome {
@@ -196,11 +200,11 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             }
         }
     };
-    for (outcome, name) in done.iter().cloned().zip(&names) {
+    for (outcome, name) in done.into_iter().zip(&names) {
         skipped += record(outcome, name, &mut builder);
     }
-    let mut pending = pending.into_iter().skip(done.len()).peekable();
-    let mut names = names.iter().skip(done.len());
+    let mut pending = pending.into_iter().skip(resumed).peekable();
+    let mut names = names.iter().skip(resumed);
     while pending.peek().is_some() {
         let chunk: Vec<Pending> = pending.by_ref().take(CHUNK_TILES).collect();
         // In input order, so builds are reproducible.

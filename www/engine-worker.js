@@ -72,7 +72,7 @@ const handlers = {
     const started = performance.now();
     let vector;
     try {
-      vector = pixels ? e.embedPixels(pixels.width, pixels.height, new Uint8Array(pixels.data.buffer ?? pixels.data), expand)
+      vector = pixels ? e.embedPixels(pixels.width, pixels.height, rgbaBytes(pixels.data), expand)
                       : e.embedImage(new Uint8Array(bytes), name, expand);
     } catch (err) {
       throw new WorkerError(err.kind ?? 'input', err.message);
@@ -258,4 +258,10 @@ async function readWithProgress(response, what) {
 
 function progress(what, loaded, total, cached) {
   self.postMessage({ type: 'progress', what, loaded, total: total || loaded, cached });
+}
+
+/** The bytes a typed array or array of RGBA values views — only its own range, not the
+ *  whole buffer behind a `subarray` (which structured cloning keeps). */
+function rgbaBytes(data) {
+  return ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
 }

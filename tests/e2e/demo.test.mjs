@@ -115,6 +115,18 @@ describe('demo page', () => {
     const dot = plain.reduce((s, x, i) => s + x * expanded[i], 0);
     assert.ok(dot > 0.9 && dot < 0.99999, `cosine of plain and expanded query ${dot}`);
     assert.equal(error, 'input');
+    // RGBA pixels given as a view into a larger buffer embed like the same pixels alone.
+    const [whole, view] = await page.evaluate(async () => {
+      const { client } = window.tessera;
+      const side = 64;
+      const pixels = new Uint8ClampedArray(side * side * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 37) % 251));
+      const padded = new Uint8ClampedArray(pixels.length + 1000);
+      padded.set(pixels, 1000);
+      const whole = await client.embedPixels({ width: side, height: side, data: pixels });
+      const view = await client.embedPixels({ width: side, height: side, data: padded.subarray(1000) });
+      return [[...whole.vector], [...view.vector]];
+    });
+    assert.deepEqual(view, whole, 'a subarray view of RGBA bytes is read from its offset');
     await page.selectOption('#expand', '1');
     const before = await page.$$eval('#results .card', (c) => c.map((x) => x.dataset.id));
     await page.setInputFiles('#file-input', FIXTURE_TILE);

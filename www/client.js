@@ -49,7 +49,10 @@ export class TesseraClient {
     this.worker.onmessage = ({ data }) => this.#receive(data);
     this.worker.onerror = (e) => {
       e.preventDefault?.();
-      this.#failAll(new TesseraError('engine', `the engine worker failed to start: ${e.message || 'script error'}`));
+      // A worker the page's CSP blocks, or whose script another origin serves without CORS,
+      // fails with no message at all: say where to look.
+      const why = e.message || `script error (check that the page's Content-Security-Policy allows workers from ${new URL(workerUrl, document.baseURI).origin}${this.bootstrap ? ' and blob:' : ''} in worker-src and script-src, and that the files are served with CORS)`;
+      this.#failAll(new TesseraError('engine', `the engine worker failed to start: ${why}`));
     };
   }
 

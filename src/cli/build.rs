@@ -182,29 +182,14 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     if resumed > pending.len() {
         bail!("{}: holds {resumed} tiles, the build has {}; remove it to start over", checkpoint_path.display(), pending.len());
     }
-    let bar = progress_bar(pending.len(), "embedding");
+    let mut progress = Progress::new(&pending, &names, &slides);
     if resumed > 0 {
-        bar.suspend(|| eprintln!("resuming: {resumed} of {} tiles already described", pending.len()));
+        progress.bar.suspend(|| eprintln!("resuming: {resumed} of {} tiles already described", pending.len()));
     }
-    let record = |outcome: Outcome, name: &str, builder: &mut IndexBuilder| -> usize {
-        bar.inc(1);
-        let added = match outcome {
-            Outcome::Described { vector, metadata, thumbnail } => builder.add(&vector, metadata, thumbnail).map(drop).map_err(anyhow::Error::from),
-            Outcome::Skipped { why } => Err(anyhow::anyhow!(why)),
-        };
-        match added {
-            Ok(()) => 0,
-            Err(e) => {
-                bar.suspend(|| eprintln!("skipped {name}: {e:#}"));
-                1
-            }
-        }
-    };
-    for (outcome, name) in done.into_iter().zip(&names) {
-        skipped += record(outcome, name, &mut builder);
+    for outcome in done {
+        progress.record(outcome, &mut builder);
     }
     let mut pending = pending.into_iter().skip(resumed).peekable();
-    let mut names = names.iter().skip(resumed);
     while pending.peek().is_some() {
         let chunk: Vec<Pending> = pending.by_ref().take(CHUNK_TILES).collect();
         // In input order, so builds are reproducible.
@@ -216,11 +201,12 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             })
             .collect();
         checkpoint.append(&outcomes)?;
-        for (outcome, name) in outcomes.into_iter().zip(names.by_ref()) {
-            skipped += record(outcome, name, &mut builder);
+        for outcome in outcomes {
+            progress.record(outcome, &mut builder);
         }
     }
-    bar.finish_and_clear();
+    skipped += progress.skipped;
+    progress.bar.finish_and_clear();
     if builder.is_empty() {
         // Nothing a resume could reuse: leave no checkpoint behind.
         checkpoint.remove()?;
@@ -264,6 +250,56 @@ fn peak_memory_mb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kb / 1024)
+}
+
+/// Feeds the tiles' outcomes to the builder in input order: one bar over all inputs, a
+/// line per skipped tile, and one when a slide's last tile is done.
+struct Progress<'a> {
+    bar: indicatif::ProgressBar,
+    names: &'a [String],
+    /// Per tile, the slide it comes from.
+    slide_of: Vec<Option<usize>>,
+    /// Per slide: its path, tiles not yet recorded, tiles skipped.
+    slides: Vec<(String, usize, usize)>,
+    skipped: usize,
+    next: usize,
+}
+
+impl<'a> Progress<'a> {
+    fn new(pending: &[Pending], names: &'a [String], open: &OpenSlides) -> Progress<'a> {
+        let slide_of: Vec<Option<usize>> =
+            pending.iter().map(|p| if let Pending::SlideTile { slide, .. } = p { Some(*slide) } else { None }).collect();
+        let mut slides: Vec<(String, usize, usize)> = open
+            .0
+            .iter()
+            .map(|s| (s.lock().unwrap_or_else(|e| e.into_inner()).path().display().to_string(), 0, 0))
+            .collect();
+        slide_of.iter().flatten().for_each(|&s| slides[s].1 += 1);
+        Progress { bar: progress_bar(pending.len(), "embedding"), names, slide_of, slides, skipped: 0, next: 0 }
+    }
+
+    fn record(&mut self, outcome: Outcome, builder: &mut IndexBuilder) {
+        let (tile, name) = (self.next, &self.names[self.next]);
+        self.next += 1;
+        self.bar.inc(1);
+        let added = match outcome {
+            Outcome::Described { vector, metadata, thumbnail } => builder.add(&vector, metadata, thumbnail).map(drop).map_err(anyhow::Error::from),
+            Outcome::Skipped { why } => Err(anyhow::anyhow!(why)),
+        };
+        let failed = added.is_err();
+        if let Err(e) = added {
+            self.bar.suspend(|| eprintln!("skipped {name}: {e:#}"));
+            self.skipped += 1;
+        }
+        if let Some(s) = self.slide_of[tile] {
+            let (path, left, skipped) = &mut self.slides[s];
+            *left -= 1;
+            *skipped += usize::from(failed);
+            if *left == 0 {
+                self.bar.suspend(|| eprintln!("{path}: done ({skipped} tiles skipped)"));
+            }
+        }
+    }
 }
 
 /// Lists every tile of every input; slides are opened and their tiles planned here (from

@@ -83,7 +83,7 @@ export class TesseraClient {
 
   /** `imageData`: an ImageData or `{ width, height, data }` with RGBA bytes. `expand`: how
    *  many variants of the tile (mirror, then stain re-weightings; 0 to 5) the query also
-   *  describes — each costs one more embedding (docs/eval.md has what it buys). */
+   *  describes — each costs one more descriptor, four embeddings on a 4-view index (docs/eval.md has what it buys). */
   embedPixels(imageData, { expand = 0 } = {}) {
     const { width, height, data } = imageData;
     return this.#call('embed', { pixels: { width, height, data }, expand });

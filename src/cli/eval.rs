@@ -7,6 +7,7 @@ mod held_out;
 mod report;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -256,44 +257,22 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             Embedder::from_files_with(&model_path, &manifest_path, |m| m.input.size = size)
                 .with_context(|| format!("cannot load the model at input size {size}"))?;
         model_info.get_or_insert_with(|| report::ModelInfo::of(&embedder));
-        let mut tiles = 0;
-        let mut computed_secs = None::<f64>;
+        let mut spent = EmbedSpent::default();
         for vectors in &mut all {
-            let mut rotations = Vec::new();
-            for quarter_turns in 0..max_views {
-                let (vit, secs) = embeddings(&embedder, vectors.dataset, &args, quarter_turns, None)?;
-                tiles += vit.len();
-                if let Some(s) = secs {
-                    *computed_secs.get_or_insert(0.0) += s;
-                }
-                rotations.push(vit);
-            }
+            let rotations = embed_rotations(&embedder, vectors.dataset, &args, max_views, None, &mut spent)?;
             for &views in &args.views {
-                let pooled: Vec<Vec<f32>> = (0..rotations[0].len())
-                    .map(|i| pool_views(&rotations[..views as usize].iter().map(|r| r[i].clone()).collect::<Vec<_>>()))
-                    .collect();
-                vectors.vit.push((size, views, pooled));
+                vectors.vit.push((size, views, pool_rotations(&rotations[..views as usize])));
             }
             if size == sizes[0] && !expand_variants.is_empty() {
                 let mut sets = Vec::new();
                 for &variant in expand_variants {
-                    let mut rotations = Vec::new();
-                    for quarter_turns in 0..max_views {
-                        let (vit, secs) = embeddings(&embedder, vectors.dataset, &args, quarter_turns, Some(variant))?;
-                        tiles += vit.len();
-                        if let Some(s) = secs {
-                            *computed_secs.get_or_insert(0.0) += s;
-                        }
-                        rotations.push(vit);
-                    }
-                    let pooled: Vec<Vec<f32>> = (0..rotations[0].len())
-                        .map(|i| pool_views(&rotations.iter().map(|r| r[i].clone()).collect::<Vec<_>>()))
-                        .collect();
-                    sets.push((histograms(vectors.dataset, Some(variant))?, pooled));
+                    let rotations = embed_rotations(&embedder, vectors.dataset, &args, max_views, Some(variant), &mut spent)?;
+                    sets.push((histograms(vectors.dataset, Some(variant))?, pool_rotations(&rotations)));
                 }
                 vectors.variants = Some(VariantVectors { input_size: size, views: max_views, sets });
             }
         }
+        let EmbedSpent { tiles, computed_secs } = spent;
         let threads = rayon::current_num_threads();
         timings.push(EmbedTiming {
             input_size: size,
@@ -357,6 +336,41 @@ fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
             .with_context(|| format!("{}: cannot create folder", dir.display()))?;
     }
     super::write_atomically(path, |file| Ok(std::io::Write::write_all(file, bytes)?))
+}
+
+/// Embeddings counted for the timing table: tiles embedded or read from the cache, and
+/// the seconds spent computing those that were not cached.
+#[derive(Default)]
+struct EmbedSpent {
+    tiles: usize,
+    computed_secs: Option<f64>,
+}
+
+/// The dataset's embeddings (of each tile's `variant` when given) in each of the first
+/// `views` quarter turns.
+fn embed_rotations(
+    embedder: &Embedder,
+    dataset: &Dataset,
+    args: &EvalArgs,
+    views: u32,
+    variant: Option<Variant>,
+    spent: &mut EmbedSpent,
+) -> anyhow::Result<Vec<Vec<Vec<f32>>>> {
+    (0..views)
+        .map(|quarter_turns| {
+            let (vit, secs) = embeddings(embedder, dataset, args, quarter_turns, variant)?;
+            spent.tiles += vit.len();
+            if let Some(s) = secs {
+                *spent.computed_secs.get_or_insert(0.0) += s;
+            }
+            Ok(vit)
+        })
+        .collect()
+}
+
+/// Each tile's embedding pooled over the given rotations.
+fn pool_rotations(rotations: &[Vec<Vec<f32>>]) -> Vec<Vec<f32>> {
+    (0..rotations[0].len()).map(|i| pool_views(&rotations.iter().map(|r| r[i].clone()).collect::<Vec<_>>())).collect()
 }
 
 /// Colour histograms of every tile, or of every tile's `variant`.
@@ -583,8 +597,8 @@ fn evaluate_expansions(all: &[DatasetVectors], args: &EvalArgs) -> anyhow::Resul
         dataset: &'a Dataset,
         spec: Descriptor,
         dim: usize,
-        stored: Vec<f32>,
-        variants: std::sync::Arc<Vec<Vec<f32>>>,
+        stored: Arc<Vec<f32>>,
+        variants: Arc<Vec<Vec<f32>>>,
         protocol: Option<Protocol>,
     }
     let mut jobs = Vec::new();
@@ -604,12 +618,12 @@ fn evaluate_expansions(all: &[DatasetVectors], args: &EvalArgs) -> anyhow::Resul
                 }
                 Ok(out)
             };
-            let stored = flat(vit, &vectors.hist)?;
+            let stored = Arc::new(flat(vit, &vectors.hist)?);
             let all_variants: Vec<Vec<f32>> =
                 variants.sets.iter().map(|(hist, vit)| flat(vit, hist)).collect::<anyhow::Result<_>>()?;
             let dim = kind.dim(vit.first().map_or(0, Vec::len));
             for &n in &args.expand {
-                let shared = std::sync::Arc::new(all_variants[..n].to_vec());
+                let shared = Arc::new(all_variants[..n].to_vec());
                 for fusion in [Fusion::Mean, Fusion::Rrf] {
                     let base = Descriptor {
                         expansion: Some(Expansion { n, fusion }),
@@ -618,8 +632,8 @@ fn evaluate_expansions(all: &[DatasetVectors], args: &EvalArgs) -> anyhow::Resul
                     let adapted = vectors.dataset.protocols.iter().filter(|&&p| p != Protocol::AllOthers && !args.no_adapter);
                     for protocol in std::iter::once(None).chain(adapted.map(|&p| Some(p))) {
                         let spec = Descriptor { adapter: protocol.is_some(), ..base };
-                        let variants = shared.clone();
-                        jobs.push(Job { dataset: vectors.dataset, spec, dim, stored: stored.clone(), variants, protocol });
+                        let (stored, variants) = (Arc::clone(&stored), Arc::clone(&shared));
+                        jobs.push(Job { dataset: vectors.dataset, spec, dim, stored, variants, protocol });
                     }
                 }
             }

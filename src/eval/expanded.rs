@@ -34,19 +34,44 @@ pub fn evaluate_expanded(
     let keys = TileKeys::new(meta, protocols)?;
     let mut tallies: Vec<Tally> = protocols.iter().map(|_| Tally::new(&keys)).collect();
     for query in 0..meta.len() {
+        // The lists, and their mean, do not depend on the protocol; reciprocal ranks do.
+        let lists = query_lists(stored, variants, query);
+        let mean = matches!(fusion, Fusion::Mean).then(|| mean(&lists));
         for (tally, &protocol) in tallies.iter_mut().zip(protocols) {
-            let scores = query_scores(stored, variants, query, fusion, |c| !keys.excludes(protocol, query, c));
-            tally.add(&keys, protocol, query, &scores);
+            let rrf;
+            let scores = match &mean {
+                Some(mean) => mean,
+                None => {
+                    rrf = rrf_scores(&lists, RRF_DEPTH, |c| !keys.excludes(protocol, query, c));
+                    &rrf
+                }
+            };
+            tally.add(&keys, protocol, query, scores);
         }
     }
     Ok(protocols.iter().zip(tallies).map(|(&protocol, tally)| tally.report(protocol, &keys)).collect())
 }
 
-pub(crate) fn check_counts(stored: &VectorSet, variants: &[VectorSet], tiles: usize) -> Result<(), EvalError> {
+fn check_counts(stored: &VectorSet, variants: &[VectorSet], tiles: usize) -> Result<(), EvalError> {
     match std::iter::once(stored).chain(variants).find(|set| set.len() != tiles) {
         Some(bad) => Err(EvalError::CountMismatch { vectors: bad.len(), tiles }),
         None => Ok(()),
     }
+}
+
+/// The query's cosines with every stored tile, then each of its variants'.
+fn query_lists(stored: &VectorSet, variants: &[VectorSet], query: usize) -> Vec<Vec<f32>> {
+    std::iter::once(stored.cosines_from(query)).chain(variants.iter().map(|set| stored.cosines_with(set.row(query)))).collect()
+}
+
+fn mean(lists: &[Vec<f32>]) -> Vec<f32> {
+    let mut sum = vec![0.0f32; lists[0].len()];
+    for list in lists {
+        sum.iter_mut().zip(list).for_each(|(s, v)| *s += v);
+    }
+    let n = lists.len() as f32;
+    sum.iter_mut().for_each(|s| *s /= n);
+    sum
 }
 
 /// The fused score of every stored tile for `query` and its variants; without variants,
@@ -58,22 +83,10 @@ pub(crate) fn query_scores(
     fusion: Fusion,
     allowed: impl Fn(usize) -> bool + Copy,
 ) -> Vec<f32> {
-    let own = stored.cosines_from(query);
-    if variants.is_empty() {
-        return own;
-    }
-    let lists: Vec<Vec<f32>> =
-        std::iter::once(own).chain(variants.iter().map(|set| stored.cosines_with(set.row(query)))).collect();
+    let mut lists = query_lists(stored, variants, query);
     match fusion {
-        Fusion::Mean => {
-            let mut sum = vec![0.0f32; lists[0].len()];
-            for list in &lists {
-                sum.iter_mut().zip(list).for_each(|(s, v)| *s += v);
-            }
-            let n = lists.len() as f32;
-            sum.iter_mut().for_each(|s| *s /= n);
-            sum
-        }
+        _ if lists.len() == 1 => lists.pop().unwrap_or_default(),
+        Fusion::Mean => mean(&lists),
         Fusion::Rrf => rrf_scores(&lists, RRF_DEPTH, allowed),
     }
 }

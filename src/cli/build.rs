@@ -106,18 +106,15 @@ enum Pending {
     SlideTile { slide: usize, placement: TilePlacement },
 }
 
-/// The slides of a build, opened once; a tile read locks its slide (reading is a small
-/// part of a tile's time next to the model).
-struct OpenSlides(Vec<Mutex<Slide>>);
+/// The slides of a build, opened once, with their paths; a tile read locks its slide
+/// (reading is a small part of a tile's time next to the model).
+struct OpenSlides(Vec<(String, Mutex<Slide>)>);
 
 impl Pending {
     fn name(&self, slides: &OpenSlides) -> String {
         match self {
             Pending::File { path, .. } => path.display().to_string(),
-            Pending::SlideTile { slide, placement } => {
-                let slide = slides.0[*slide].lock().unwrap_or_else(|e| e.into_inner());
-                format!("{} at ({}, {})", slide.path().display(), placement.x, placement.y)
-            }
+            Pending::SlideTile { slide, placement } => format!("{} at ({}, {})", slides.0[*slide].0, placement.x, placement.y),
         }
     }
 
@@ -125,10 +122,10 @@ impl Pending {
         match self {
             Pending::File { path, metadata } => Ok((read_tile(&path)?, metadata)),
             Pending::SlideTile { slide, placement } => {
-                let mut slide = slides.0[slide].lock().unwrap_or_else(|e| e.into_inner());
-                let tile = slide.read_tile(&placement)?;
+                let (path, slide) = &slides.0[slide];
+                let tile = slide.lock().unwrap_or_else(|e| e.into_inner()).read_tile(&placement)?;
                 let metadata = vec![
-                    ("path".into(), slide.path().display().to_string()),
+                    ("path".into(), path.clone()),
                     // `group` as in the shared manifests: tiles of one slide are
                     // near-duplicates for evaluation and one source for unique-by.
                     ("group".into(), tile.slide.clone()),
@@ -193,13 +190,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     while pending.peek().is_some() {
         let chunk: Vec<Pending> = pending.by_ref().take(CHUNK_TILES).collect();
         // In input order, so builds are reproducible.
-        let outcomes: Vec<Outcome> = describe(&describer, chunk, &slides, thumbnail)
-            .into_iter()
-            .map(|result| match result {
-                Ok((vector, metadata, thumbnail)) => Outcome::Described { vector, metadata, thumbnail },
-                Err(e) => Outcome::Skipped { why: format!("{e:#}") },
-            })
-            .collect();
+        let outcomes = describe(&describer, chunk, &slides, thumbnail);
         checkpoint.append(&outcomes)?;
         for outcome in outcomes {
             progress.record(outcome, &mut builder);
@@ -269,11 +260,7 @@ impl<'a> Progress<'a> {
     fn new(pending: &[Pending], names: &'a [String], open: &OpenSlides) -> Progress<'a> {
         let slide_of: Vec<Option<usize>> =
             pending.iter().map(|p| if let Pending::SlideTile { slide, .. } = p { Some(*slide) } else { None }).collect();
-        let mut slides: Vec<(String, usize, usize)> = open
-            .0
-            .iter()
-            .map(|s| (s.lock().unwrap_or_else(|e| e.into_inner()).path().display().to_string(), 0, 0))
-            .collect();
+        let mut slides: Vec<(String, usize, usize)> = open.0.iter().map(|(path, _)| (path.clone(), 0, 0)).collect();
         slide_of.iter().flatten().for_each(|&s| slides[s].1 += 1);
         Progress { bar: progress_bar(pending.len(), "embedding"), names, slide_of, slides, skipped: 0, next: 0 }
     }
@@ -322,7 +309,7 @@ fn collect_inputs(args: &BuildArgs) -> anyhow::Result<(Vec<Pending>, OpenSlides,
                 Ok((placements, opened)) => {
                     eprintln!("{}: {} tiles with tissue", input.display(), placements.len());
                     let index = slides.len();
-                    slides.push(Mutex::new(opened));
+                    slides.push((input.display().to_string(), Mutex::new(opened)));
                     pending.extend(placements.into_iter().map(|placement| Pending::SlideTile { slide: index, placement }));
                 }
                 Err(e) => {
@@ -347,17 +334,18 @@ fn is_slide(path: &Path) -> bool {
             .is_some_and(|e| SLIDE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-type Embedded = anyhow::Result<(Vec<f32>, Vec<(String, String)>, Option<Vec<u8>>)>;
-
 /// Reads and describes one chunk of tiles in parallel, keeping their order.
-fn describe(describer: &TileDescriber, chunk: Vec<Pending>, slides: &OpenSlides, thumbnail: Option<u32>) -> Vec<Embedded> {
+fn describe(describer: &TileDescriber, chunk: Vec<Pending>, slides: &OpenSlides, thumbnail: Option<u32>) -> Vec<Outcome> {
     chunk
         .into_par_iter()
         .map(|item| {
-            let (image, metadata) = item.load(slides)?;
-            let vector = describer.describe(&image)?;
-            let thumb = thumbnail.map(|side| make_thumbnail(&image, side)).transpose()?;
-            Ok((vector, metadata, thumb))
+            let described = (|| -> anyhow::Result<Outcome> {
+                let (image, metadata) = item.load(slides)?;
+                let vector = describer.describe(&image)?;
+                let thumbnail = thumbnail.map(|side| make_thumbnail(&image, side)).transpose()?;
+                Ok(Outcome::Described { vector, metadata, thumbnail })
+            })();
+            described.unwrap_or_else(|e| Outcome::Skipped { why: format!("{e:#}") })
         })
         .collect()
 }

@@ -29,16 +29,32 @@ pub enum PreprocessError {
     RgbaLength { width: u32, height: u32, expected: u64, actual: usize },
 }
 
-fn check_size(name: &str, width: u32, height: u32) -> Result<(), PreprocessError> {
-    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
-        return Err(PreprocessError::BadSize { name: name.into(), width, height, max: MAX_SIDE });
+/// Bounds on what a decoder may produce, checked from the header before any pixel is
+/// decoded, then enforced on its allocations.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    pub max_side: u32,
+    pub max_bytes: u64,
+}
+
+/// Limits for a tile (or a region crop a user drops on the page).
+pub const TILE_LIMITS: DecodeLimits = DecodeLimits { max_side: MAX_SIDE, max_bytes: MAX_DECODE_BYTES };
+
+fn check_size(name: &str, width: u32, height: u32, max: u32) -> Result<(), PreprocessError> {
+    if width == 0 || height == 0 || width > max || height > max {
+        return Err(PreprocessError::BadSize { name: name.into(), width, height, max });
     }
     Ok(())
 }
 
 /// Decodes an encoded tile. `name` only labels errors (a file name, "dropped file", ...).
-/// The size is checked from the header before any pixel is decoded.
 pub fn decode(bytes: &[u8], name: &str) -> Result<RgbImage, PreprocessError> {
+    decode_within(bytes, name, TILE_LIMITS)
+}
+
+/// Decodes an encoded image (JPEG, PNG, WebP) within `limits`: a tile, or a whole-image
+/// slide region. The size is checked from the header before any pixel is decoded.
+pub fn decode_within(bytes: &[u8], name: &str, limits: DecodeLimits) -> Result<RgbImage, PreprocessError> {
     let decode_err = |source| PreprocessError::Decode { name: name.into(), source };
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -53,21 +69,26 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<RgbImage, PreprocessError> {
         }
         Some(_) => {}
     }
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    reader.limits(limits);
+    let mut decoder_limits = Limits::default();
+    decoder_limits.max_image_width = Some(limits.max_side);
+    decoder_limits.max_image_height = Some(limits.max_side);
+    decoder_limits.max_alloc = Some(limits.max_bytes);
+    reader.limits(decoder_limits);
     let decoder = reader.into_decoder().map_err(decode_err)?;
     let (width, height) = decoder.dimensions();
-    check_size(name, width, height)?;
+    check_size(name, width, height, limits.max_side)?;
+    // `from_decoder` does not reserve against `max_alloc` as `ImageReader::decode` does.
+    if decoder.total_bytes() > limits.max_bytes {
+        let kind = image::error::LimitErrorKind::InsufficientMemory;
+        return Err(decode_err(image::ImageError::Limits(image::error::LimitError::from_kind(kind))));
+    }
     let image = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
     Ok(image.into_rgb8())
 }
 
 /// Wraps raw RGBA8 pixels (what a browser canvas's `getImageData` gives); alpha is dropped.
 pub fn from_rgba(width: u32, height: u32, rgba: &[u8]) -> Result<RgbImage, PreprocessError> {
-    check_size("RGBA pixels", width, height)?;
+    check_size("RGBA pixels", width, height, MAX_SIDE)?;
     let expected = u64::from(width) * u64::from(height) * 4;
     if rgba.len() as u64 != expected {
         return Err(PreprocessError::RgbaLength { width, height, expected, actual: rgba.len() });

@@ -11,11 +11,13 @@ mod tiff_pyramid;
 pub mod tiff_writer;
 mod tissue;
 
-use std::io::{Cursor, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
 use image::RgbImage;
+
+use crate::preprocess::{self, PreprocessError};
 
 use tiff_pyramid::TiffPyramid;
 pub use tissue::TissueMask;
@@ -176,29 +178,23 @@ fn slide_name(path: &Path) -> String {
 }
 
 fn decode_raster(path: &Path) -> Result<RgbImage, SlideError> {
-    let bytes = std::fs::read(path).map_err(|source| SlideError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut reader = image::ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|source| SlideError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    if reader.format().is_none() {
-        return Err(SlideError::UnknownFormat {
-            path: path.to_path_buf(),
-        });
-    }
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(MAX_RASTER_BYTES);
-    reader.limits(limits);
-    let image = reader.decode().map_err(|source| SlideError::Image {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(image.into_rgb8())
+    let bytes = std::fs::read(path).map_err(|source| SlideError::Io { path: path.to_path_buf(), source })?;
+    let limits = preprocess::DecodeLimits { max_side: MAX_SIDE, max_bytes: MAX_RASTER_BYTES };
+    let path = path.to_path_buf();
+    preprocess::decode_within(&bytes, &path.display().to_string(), limits).map_err(|error| match error {
+        PreprocessError::UnknownFormat { .. } => SlideError::UnknownFormat { path },
+        PreprocessError::Decode { source, .. } => SlideError::Image { path, source },
+        PreprocessError::BadSize { width, height, max, .. } => SlideError::TooLarge {
+            path,
+            what: "image".into(),
+            width: width.into(),
+            height: height.into(),
+            limit: max.into(),
+        },
+        PreprocessError::Truncated { .. } => SlideError::Truncated { path, what: "JPEG data".into() },
+        // Only raw RGBA input has a length to get wrong; a file never does.
+        PreprocessError::RgbaLength { .. } => SlideError::Corrupt { path, what: error.to_string() },
+    })
 }
 
 /// What the Aperio ImageDescription says about optics: `…|AppMag = 20|…|MPP = 0.4990|…`.

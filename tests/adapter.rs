@@ -6,7 +6,7 @@
 mod index_support;
 
 use index_support::*;
-use tessera::adapter::{train, AdapterChoice, TileLabels};
+use tessera::adapter::{train, AdapterChoice, AdapterParams, TileLabels};
 use tessera::index::{BuildOptions, Index, IndexBuilder, IndexError};
 use tessera::search::{search, Query, SearchOptions};
 
@@ -33,7 +33,7 @@ fn builder_with(tiles: &[Tile]) -> IndexBuilder {
 }
 
 #[test]
-fn lda_on_lc25000_is_kept_by_its_own_cross_validation_and_round_trips() {
+fn auto_on_lc25000_is_kept_by_its_own_cross_validation_and_round_trips() {
     let tiles = lc25000(3);
     let mut builder = builder_with(&tiles);
     let decision = builder.fit_adapter(AdapterChoice::Auto).unwrap();
@@ -41,13 +41,21 @@ fn lda_on_lc25000_is_kept_by_its_own_cross_validation_and_round_trips() {
     assert_eq!(cv.folds_by, "group");
     assert_eq!(cv.queries, tiles.len());
     assert!(cv.adapted_p_at_5 > cv.plain_p_at_5, "{decision}");
-    assert_eq!(decision.grid.len(), 12);
+    assert_eq!(decision.grid.len(), 16, "3 shrinkages and the MLP, at 4 weights each");
     let adapter = decision.adapter.clone().expect("kept: it wins held-out");
-    assert_eq!((adapter.dim_in(), adapter.dim_out()), (512, 514), "3 classes give 2 LDA directions");
-    assert!(decision.to_string().contains("using LDA over 3 classes"), "{decision}");
+    let best = decision.grid.iter().copied().fold(decision.grid[0], |b, g| if g.1 > b.1 { g } else { b });
+    assert_eq!(adapter.info().params, best.0, "auto keeps the grid point that won held-out");
+    let rank = match adapter.info().params {
+        AdapterParams::Lda(_) => 2,
+        AdapterParams::Mlp(_) => tessera::adapter::mlp::OUT,
+    };
+    assert_eq!((adapter.dim_in(), adapter.dim_out()), (512, 512 + rank));
+    assert!(decision.to_string().contains(&format!("using {} over 3 classes", adapter.info().params)), "{decision}");
+    let lda = train(&flat(&tiles), 512, &labels_of(&tiles), AdapterChoice::Lda).unwrap().adapter.unwrap();
+    assert_eq!(lda.dim_out(), 514, "3 classes give 2 LDA directions");
 
     let index = builder.build().unwrap();
-    assert_eq!(index.model().dim, 514);
+    assert_eq!(index.model().dim, 512 + rank);
     let bytes = index.to_bytes();
     let read = Index::from_bytes(&bytes, None).unwrap();
     assert_eq!(read, index);
@@ -122,7 +130,11 @@ fn labels_that_cannot_train_an_adapter_are_reported() {
     let d = train(&vectors, 512, &no_folds, AdapterChoice::Auto).unwrap();
     assert!(d.adapter.is_none() && d.to_string().contains("cannot measure a held-out gain"), "{d}");
     let d = train(&vectors, 512, &no_folds, AdapterChoice::Lda).unwrap();
-    assert_eq!(d.adapter.unwrap().info().params, tessera::adapter::DEFAULT_PARAMS);
+    assert_eq!(d.adapter.unwrap().info().params, AdapterParams::Lda(tessera::adapter::DEFAULT_PARAMS));
+    let d = train(&vectors, 512, &no_folds, AdapterChoice::Mlp).unwrap();
+    let mlp = d.adapter.unwrap();
+    assert_eq!(mlp.info().params, AdapterParams::Mlp(tessera::adapter::DEFAULT_MLP_PARAMS));
+    assert_eq!(mlp.dim_out(), 512 + tessera::adapter::mlp::OUT);
 
     assert!(train(&vectors[1..], 512, &labels, AdapterChoice::Auto).is_err(), "a ragged matrix is an error");
 }
@@ -159,4 +171,39 @@ fn a_damaged_adapter_section_is_refused() {
     rank[at + 7] = b'3';
     reseal(&mut rank);
     assert!(matches!(Index::from_bytes(&rank, None), Err(IndexError::BadHeader(_))));
+}
+
+#[test]
+fn an_mlp_adapter_survives_the_index_file_and_a_damaged_one_is_refused() {
+    let tiles = lc25000(10);
+    let mut builder = builder_with(&tiles);
+    let decision = builder.fit_adapter(AdapterChoice::Mlp).unwrap();
+    let adapter = decision.adapter.clone().expect("mlp is forced");
+    assert_eq!(adapter.info().kind, "mlp");
+    assert!(decision.to_string().contains("using MLP (256 hidden"), "{decision}");
+    let bytes = builder.build().unwrap().to_bytes();
+    let read = Index::from_bytes(&bytes, None).unwrap();
+    let stored = read.adapter().expect("the file has its adapter");
+    assert_eq!(stored.info(), adapter.info());
+    assert!(stored.to_bytes() == adapter.to_bytes(), "the ADPT section reads back as written");
+    let query = read.adapter().unwrap().apply(&tiles[3].0).unwrap();
+    assert_eq!(query.len(), 512 + tessera::adapter::mlp::OUT);
+    let hits = search(&read, &Query::vector(query), &SearchOptions { k: 1, ..Default::default() }).unwrap();
+    assert_eq!(hits[0].id, 3, "a stored tile finds itself through the adapted query");
+
+    // A header that claims another hidden width no longer fits the section's size.
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let at = text.find("\"hidden\":256").unwrap();
+    let mut hidden = bytes.clone();
+    hidden[at + 9..at + 12].copy_from_slice(b"255");
+    reseal(&mut hidden);
+    let err = Index::from_bytes(&hidden, None).unwrap_err();
+    assert!(matches!(err, IndexError::BadAdapter(_)) && err.to_string().contains("bytes, expected"), "{err}");
+
+    // LDA parameters under the MLP kind are refused.
+    let mut kind = bytes.clone();
+    let at = text.find("\"kind\":\"mlp\"").unwrap();
+    kind[at + 8..at + 11].copy_from_slice(b"lda");
+    reseal(&mut kind);
+    assert!(Index::from_bytes(&kind, None).is_err());
 }

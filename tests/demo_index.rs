@@ -42,7 +42,7 @@ fn committed_index_matches_committed_model() {
     let model = index.model();
     assert!(model.same_model(&manifest), "built with the committed model (else run scripts/build-demo-index.sh): {model:?}");
     assert_eq!((model.descriptor, model.views), (DescriptorKind::default(), DEFAULT_VIEWS), "the default recipe");
-    let adapter = index.adapter().expect("the default build keeps the LDA adapter on the labelled LC25000 tiles");
+    let adapter = index.adapter().expect("the default build keeps an adapter (LDA or MLP) on the labelled LC25000 tiles");
     assert_eq!(adapter.dim_out(), model.dim);
     assert!(adapter.info().cv.as_ref().is_some_and(|cv| cv.adapted_p_at_5 > cv.plain_p_at_5), "{:?}", adapter.info());
 

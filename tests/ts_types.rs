@@ -92,22 +92,26 @@ fn declarations_match_the_rust_types() {
     };
     assert_declared(&ts, "SlideHit", &serde_json::to_value(slide).unwrap(), true);
 
-    // The index summary inside EngineInfo, with an adapter and a graph so every field is set.
-    let options = BuildOptions { graph_min_tiles: 1, ..BuildOptions::default() };
-    let mut builder = IndexBuilder::new(colour_model(), options).unwrap();
-    for (v, cols) in lc25000(10) {
-        builder.add(&v, cols, None).unwrap();
-    }
-    builder.fit_adapter(AdapterChoice::Lda).unwrap();
-    let info = serde_json::to_value(builder.build().unwrap().info()).unwrap();
-    let engine = interface(&ts, "EngineInfo");
-    for key in keys(&info).into_iter().chain(keys(&info["model"])).chain(keys(&serde_json::to_value(HnswParams::default()).unwrap())) {
-        assert!(engine.contains(&format!("{key}:")), "EngineInfo.index: Rust field `{key}` is not declared:\n{engine}");
-    }
-    assert_declared(&ts, "AdapterInfo", &info["adapter"], true);
-    let cv = &info["adapter"]["cv"];
-    let adapter = interface(&ts, "AdapterInfo");
-    for key in keys(cv).into_iter().chain(keys(&info["adapter"]["params"])) {
-        assert!(adapter.contains(&format!("{key}:")), "AdapterInfo: `{key}` not declared");
+    // The index summary inside EngineInfo, with an adapter of each kind and a graph so
+    // every field is set.
+    for choice in [AdapterChoice::Lda, AdapterChoice::Mlp] {
+        let options = BuildOptions { graph_min_tiles: 1, ..BuildOptions::default() };
+        let mut builder = IndexBuilder::new(colour_model(), options).unwrap();
+        for (v, cols) in lc25000(10) {
+            builder.add(&v, cols, None).unwrap();
+        }
+        builder.fit_adapter(choice).unwrap();
+        let info = serde_json::to_value(builder.build().unwrap().info()).unwrap();
+        let engine = interface(&ts, "EngineInfo");
+        for key in keys(&info).into_iter().chain(keys(&info["model"])).chain(keys(&serde_json::to_value(HnswParams::default()).unwrap())) {
+            assert!(engine.contains(&format!("{key}:")), "EngineInfo.index: Rust field `{key}` is not declared:\n{engine}");
+        }
+        assert_declared(&ts, "AdapterInfo", &info["adapter"], true);
+        let adapter = interface(&ts, "AdapterInfo");
+        let kind = info["adapter"]["kind"].as_str().unwrap();
+        assert!(adapter.contains(&format!("'{kind}'")), "AdapterInfo: kind {kind:?} not declared");
+        for key in keys(&info["adapter"]["cv"]).into_iter().chain(keys(&info["adapter"]["params"])) {
+            assert!(adapter.contains(&format!("{key}:")), "AdapterInfo: `{key}` not declared");
+        }
     }
 }

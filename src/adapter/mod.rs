@@ -1,39 +1,50 @@
 //! A projection trained on the labelled collection an index is built from, so that
 //! similarity follows the collection's diagnoses rather than its stain.
 //!
-//! The adapter is a shrinkage LDA fused with the descriptor it adapts:
+//! The adapter fuses a learned projection `f` with the descriptor it adapts:
 //!
 //! ```text
-//! adapted(x) = concat( sqrt(1-w)·x , sqrt(w)·normalize(Pᵀ(x − μ)) )
+//! adapted(x) = concat( sqrt(1-w)·x , sqrt(w)·normalize(f(x − μ)) )
 //! ```
 //!
-//! `P` holds the (classes − 1) discriminant directions against the within-class covariance
-//! shrunk towards a multiple of the identity, `Σ_s = (1-s)·Σ_w + s·(tr Σ_w / d)·I`. The
-//! cosine of two adapted vectors is `(1-w)·cos(x) + w·cos(LDA)`: plain LDA alone projects
-//! three classes to two dimensions and collapses retrieval; fused, it only pulls tiles of
-//! one diagnosis together. `s` and `w` are chosen by cross-validation on the collection
-//! itself, in folds that keep whole groups (or slides, cases, sites) apart, and
-//! [`AdapterChoice::Auto`] keeps the adapter only when that held-out P@5 beats the plain
+//! so the cosine of two adapted vectors is `(1-w)·cos(x) + w·cos(f)`. `f` is one of
+//! - a shrinkage LDA ([`lda`]): the (classes − 1) discriminant directions against the
+//!   within-class covariance shrunk towards a multiple of the identity. Alone it projects
+//!   three classes to two dimensions and collapses retrieval; fused, it only pulls tiles of
+//!   one diagnosis together;
+//! - a small MLP ([`mlp`]) trained with a supervised contrastive loss, 64 dimensions out.
+//!
+//! Its hyper-parameters (shrinkage, fusion weight) are chosen by cross-validation on the
+//! collection itself, in folds that keep whole groups (or slides, cases, sites) apart, and
+//! [`AdapterChoice::Auto`] keeps an adapter only when that held-out P@5 beats the plain
 //! descriptor. Nothing here sees a query: the figures a build decides by are leak-free by
-//! construction. Training is native and in-process; applying it is a small matrix product,
-//! native or in the browser.
+//! construction. Training is native and in-process; applying it is a few small matrix
+//! products, native or in the browser.
+
+pub mod lda;
+pub mod mlp;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
-use crate::vector::{dot, l2_normalize, symmetric_eigen, top_k_where};
+use crate::vector::{dot, l2_normalize, top_k_where};
+use lda::Lda;
+use mlp::Mlp;
 
 /// Shrinkage values tried by cross-validation (chosen on LC25000 and MoNuSeg folds,
 /// docs/eval.md; the build re-chooses among them on its own collection).
 pub const SHRINKAGE_GRID: [f32; 3] = [0.03, 0.1, 0.3];
-/// Fusion weights of the LDA part tried by cross-validation.
+/// Fusion weights of the learned part tried by cross-validation.
 pub const WEIGHT_GRID: [f32; 4] = [0.1, 0.2, 0.3, 0.5];
 /// Used by [`AdapterChoice::Lda`] when the collection is too small to cross-validate.
 pub const DEFAULT_PARAMS: LdaParams = LdaParams { shrinkage: 0.1, weight: 0.3 };
+/// Used by [`AdapterChoice::Mlp`] when the collection is too small to cross-validate.
+pub const DEFAULT_MLP_PARAMS: MlpParams = MlpParams { hidden: mlp::HIDDEN, weight: 0.3 };
+/// The kinds [`AdapterChoice::Auto`] chooses among by cross-validation.
+const AUTO_KINDS: [AdapterKind; 2] = [AdapterKind::Lda, AdapterKind::Mlp];
 /// Metadata columns that may define cross-validation folds, strictest first: tiles that
 /// share a site (hospital) share stain, so folds by site measure what a new hospital sees.
 pub const FOLD_COLUMNS: [&str; 4] = ["site", "case", "slide", "group"];
@@ -53,12 +64,34 @@ const CV_K: usize = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AdapterChoice {
-    /// An LDA adapter when the collection's labels allow one and it wins held-out.
+    /// The adapter kind and parameters that win the collection's cross-validation, when
+    /// the labels allow one and it beats the plain descriptor held-out.
     #[default]
     Auto,
     None,
     /// An LDA adapter whenever the labels allow one, even without a held-out gain.
     Lda,
+    /// An MLP adapter whenever the labels allow one, even without a held-out gain.
+    Mlp,
+}
+
+/// The learned part of an adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdapterKind {
+    Lda,
+    Mlp,
+}
+
+impl AdapterChoice {
+    fn kinds(self) -> &'static [AdapterKind] {
+        match self {
+            AdapterChoice::Auto => &AUTO_KINDS,
+            AdapterChoice::None => &[],
+            AdapterChoice::Lda => &[AdapterKind::Lda],
+            AdapterChoice::Mlp => &[AdapterKind::Mlp],
+        }
+    }
 }
 
 impl fmt::Display for AdapterChoice {
@@ -67,6 +100,7 @@ impl fmt::Display for AdapterChoice {
             AdapterChoice::Auto => "auto",
             AdapterChoice::None => "none",
             AdapterChoice::Lda => "lda",
+            AdapterChoice::Mlp => "mlp",
         })
     }
 }
@@ -78,6 +112,7 @@ impl FromStr for AdapterChoice {
             "auto" => Ok(AdapterChoice::Auto),
             "none" => Ok(AdapterChoice::None),
             "lda" => Ok(AdapterChoice::Lda),
+            "mlp" => Ok(AdapterChoice::Mlp),
             _ => Err(AdapterError::UnknownChoice { text: text.to_string() }),
         }
     }
@@ -85,7 +120,7 @@ impl FromStr for AdapterChoice {
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum AdapterError {
-    #[error("unknown adapter {text:?}: expected auto, none or lda")]
+    #[error("unknown adapter {text:?}: expected auto, none, lda or mlp")]
     UnknownChoice { text: String },
     #[error("adapter: {vectors} floats are not {tiles} vectors of dimension {dim}")]
     Shape { vectors: usize, tiles: usize, dim: usize },
@@ -95,7 +130,7 @@ pub enum AdapterError {
     WrongDim { expected: usize, found: usize },
 }
 
-/// The two hyper-parameters of the adapter.
+/// The two hyper-parameters of an LDA adapter.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LdaParams {
     /// `s` in `(1-s)·Σ_w + s·(tr Σ_w / d)·I`.
@@ -104,16 +139,66 @@ pub struct LdaParams {
     pub weight: f32,
 }
 
+/// The shape and fusion weight of an MLP adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MlpParams {
+    pub hidden: usize,
+    /// `w`: the MLP part's share of the cosine.
+    pub weight: f32,
+}
+
+/// An adapter's hyper-parameters; in the index header as `{"shrinkage", "weight"}` (LDA,
+/// as version-2 files always had) or `{"hidden", "weight"}` (MLP).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AdapterParams {
+    Lda(LdaParams),
+    Mlp(MlpParams),
+}
+
+impl AdapterParams {
+    pub fn kind(&self) -> AdapterKind {
+        match self {
+            AdapterParams::Lda(_) => AdapterKind::Lda,
+            AdapterParams::Mlp(_) => AdapterKind::Mlp,
+        }
+    }
+
+    pub fn weight(&self) -> f32 {
+        match self {
+            AdapterParams::Lda(p) => p.weight,
+            AdapterParams::Mlp(p) => p.weight,
+        }
+    }
+
+    fn with_weight(self, weight: f32) -> AdapterParams {
+        match self {
+            AdapterParams::Lda(p) => AdapterParams::Lda(LdaParams { weight, ..p }),
+            AdapterParams::Mlp(p) => AdapterParams::Mlp(MlpParams { weight, ..p }),
+        }
+    }
+}
+
+impl fmt::Display for AdapterParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdapterParams::Lda(p) => write!(f, "LDA (shrinkage {}, weight {})", p.shrinkage, p.weight),
+            AdapterParams::Mlp(p) => write!(f, "MLP ({} hidden, weight {})", p.hidden, p.weight),
+        }
+    }
+}
+
 /// What an index records about its adapter (in its header); the numbers are in the
 /// `ADPT` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdapterInfo {
+    /// `lda` or `mlp`.
     pub kind: String,
     /// Length of the descriptor it adapts.
     pub dim_in: usize,
-    /// Number of discriminant directions (classes − 1).
+    /// Dimensions of the learned part: classes − 1 (LDA), the MLP's output.
     pub rank: usize,
-    pub params: LdaParams,
+    pub params: AdapterParams,
     /// The classes it was trained on, with their tile counts.
     pub classes: BTreeMap<String, usize>,
     /// Held-out P@5 of the plain descriptor and of the adapter in the build's own
@@ -131,13 +216,34 @@ pub struct CvSummary {
     pub adapted_p_at_5: f64,
 }
 
+/// The learned part `f`.
+#[derive(Debug, Clone, PartialEq)]
+enum Projection {
+    /// `rank` rows of `dim_in` values: `f(x) = P·x`.
+    Linear(Vec<f32>),
+    Mlp(Mlp),
+}
+
+impl Projection {
+    fn apply(&self, centred: &[f32]) -> Vec<f32> {
+        match self {
+            Projection::Linear(directions) => {
+                let mut z: Vec<f32> = directions.chunks_exact(centred.len()).map(|row| dot(row, centred)).collect();
+                // A tile exactly at the mean has no LDA direction: it keeps only the plain part.
+                l2_normalize(&mut z);
+                z
+            }
+            Projection::Mlp(mlp) => mlp.project(centred),
+        }
+    }
+}
+
 /// A trained adapter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Adapter {
     info: AdapterInfo,
     mean: Vec<f32>,
-    /// `rank` rows of `dim_in` values.
-    directions: Vec<f32>,
+    projection: Projection,
 }
 
 impl Adapter {
@@ -162,15 +268,12 @@ impl Adapter {
         let mut unit = x.to_vec();
         l2_normalize(&mut unit);
         let centred: Vec<f32> = unit.iter().zip(&self.mean).map(|(a, m)| a - m).collect();
-        let mut projected: Vec<f32> =
-            self.directions.chunks_exact(self.info.dim_in).map(|row| dot(row, &centred)).collect();
-        // A tile exactly at the mean has no LDA direction: it keeps only the plain part.
-        l2_normalize(&mut projected);
-        let w = self.info.params.weight;
-        let (plain, lda) = ((1.0 - w).sqrt(), w.sqrt());
+        let projected = self.projection.apply(&centred);
+        let w = self.info.params.weight();
+        let (plain, learned) = ((1.0 - w).sqrt(), w.sqrt());
         let mut out = Vec::with_capacity(self.dim_out());
         out.extend(unit.iter().map(|v| v * plain));
-        out.extend(projected.iter().map(|v| v * lda));
+        out.extend(projected.iter().map(|v| v * learned));
         Ok(out)
     }
 
@@ -186,26 +289,38 @@ impl Adapter {
         Ok(out)
     }
 
-    /// The `ADPT` section: the mean, then the directions, as little-endian f32.
+    /// The `ADPT` section: the mean, then the learned part (LDA: the directions; MLP: W₁,
+    /// b₁, W₂, b₂, row-major), as little-endian f32.
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.mean.iter().chain(&self.directions).flat_map(|v| v.to_le_bytes()).collect()
+        let learned: Box<dyn Iterator<Item = &f32>> = match &self.projection {
+            Projection::Linear(directions) => Box::new(directions.iter()),
+            Projection::Mlp(mlp) => Box::new(mlp.values()),
+        };
+        self.mean.iter().chain(learned).flat_map(|v| v.to_le_bytes()).collect()
     }
 
     /// Reads the `ADPT` section described by `info`; refuses any size or value that does
     /// not fit it.
     pub fn from_bytes(info: AdapterInfo, bytes: &[u8]) -> Result<Adapter, AdapterError> {
         let bad = |what: String| Err(AdapterError::Malformed { what });
-        if info.kind != "lda" {
-            return bad(format!("unknown kind {:?}", info.kind));
-        }
-        if info.dim_in == 0 || info.dim_in > 1 << 16 || info.rank == 0 || info.rank > info.dim_in {
+        let kind = match (info.kind.as_str(), info.params) {
+            ("lda", AdapterParams::Lda(p)) if (0.0..=1.0).contains(&p.shrinkage) => AdapterKind::Lda,
+            ("mlp", AdapterParams::Mlp(p)) if (1..=4096).contains(&p.hidden) => AdapterKind::Mlp,
+            (kind, params) => return bad(format!("kind {kind:?} with parameters {params:?}")),
+        };
+        let max_rank = if kind == AdapterKind::Lda { info.dim_in } else { 1024 };
+        if info.dim_in == 0 || info.dim_in > 1 << 16 || info.rank == 0 || info.rank > max_rank {
             return bad(format!("dimensions {} → rank {} out of range", info.dim_in, info.rank));
         }
-        let w = info.params.weight;
-        if !(w > 0.0 && w < 1.0 && (0.0..=1.0).contains(&info.params.shrinkage)) {
-            return bad(format!("parameters {:?} out of range", info.params));
+        let w = info.params.weight();
+        if !(w > 0.0 && w < 1.0) {
+            return bad(format!("weight {w} out of range"));
         }
-        let expected = 4 * info.dim_in * (1 + info.rank);
+        let learned = match info.params {
+            AdapterParams::Lda(_) => info.rank * info.dim_in,
+            AdapterParams::Mlp(p) => Mlp::value_count(info.dim_in, p.hidden, info.rank),
+        };
+        let expected = 4 * (info.dim_in + learned);
         if bytes.len() != expected {
             return bad(format!("{} bytes, expected {expected}", bytes.len()));
         }
@@ -214,8 +329,15 @@ impl Adapter {
         if values.iter().any(|v| !v.is_finite()) {
             return bad("non-finite value".into());
         }
-        let directions = values[info.dim_in..].to_vec();
-        Ok(Adapter { mean: values[..info.dim_in].to_vec(), directions, info })
+        let (mean, learned) = values.split_at(info.dim_in);
+        let projection = match info.params {
+            AdapterParams::Lda(_) => Projection::Linear(learned.to_vec()),
+            AdapterParams::Mlp(p) => match Mlp::from_values(info.dim_in, p.hidden, info.rank, learned) {
+                Some(mlp) => Projection::Mlp(mlp),
+                None => return bad("MLP weights do not fit its shape".into()),
+            },
+        };
+        Ok(Adapter { mean: mean.to_vec(), projection, info })
     }
 }
 
@@ -245,7 +367,7 @@ pub struct AdapterDecision {
     /// Classes left out, with their tile counts (fewer than [`MIN_CLASS_TILES`]).
     pub dropped_classes: BTreeMap<String, usize>,
     /// Every grid point's held-out P@5, when cross-validation ran.
-    pub grid: Vec<(LdaParams, f64)>,
+    pub grid: Vec<(AdapterParams, f64)>,
     pub cv: Option<CvSummary>,
     /// Why there is no adapter, when there is none.
     pub skipped: Option<String>,
@@ -275,13 +397,7 @@ impl fmt::Display for AdapterDecision {
             )?;
         }
         match (&self.adapter, &self.skipped) {
-            (Some(a), _) => write!(
-                f,
-                "; using LDA over {} classes (shrinkage {}, weight {})",
-                a.info.classes.len(),
-                a.info.params.shrinkage,
-                a.info.params.weight
-            ),
+            (Some(a), _) => write!(f, "; using {} over {} classes", a.info.params, a.info.classes.len()),
             (None, Some(why)) => write!(f, "; no adapter: {why}"),
             (None, None) => Ok(()),
         }
@@ -339,7 +455,7 @@ pub fn train(
         .collect();
     let data: Vec<f32> = rows.iter().flat_map(|&i| unit_row(&vectors[i * dim..(i + 1) * dim])).collect();
 
-    let cv = cross_validate(&data, dim, &class_of, classes.len(), &rows, labels);
+    let cv = cross_validate(&data, dim, &class_of, classes.len(), &rows, labels, choice.kinds());
     let params = match &cv {
         Some(cv) => {
             decision.grid = cv.grid.clone();
@@ -356,31 +472,67 @@ pub fn train(
                 format!("cannot measure a held-out gain: no column of {FOLD_COLUMNS:?} has {CV_FOLDS}+ values"),
             );
         }
-        None => DEFAULT_PARAMS,
+        None if choice == AdapterChoice::Mlp => AdapterParams::Mlp(DEFAULT_MLP_PARAMS),
+        None => AdapterParams::Lda(DEFAULT_PARAMS),
     };
     let (sample, sample_classes) = strided(&data, dim, &class_of, FIT_SAMPLE);
-    let Some(lda) = Lda::fit(&sample, dim, &sample_classes, classes.len()) else {
-        return skip(decision, "the labelled vectors have no within-class variance".into());
+    let fitted = match fit(&sample, dim, &sample_classes, classes.len(), params) {
+        Ok(fitted) => fitted,
+        Err(why) => return skip(decision, why.into()),
     };
-    let directions = lda.directions(params.shrinkage);
-    if directions.is_empty() {
-        return skip(decision, "no finite discriminant direction (the class means coincide or the scatter is degenerate)".into());
-    }
     let class_counts = classes
         .iter()
         .enumerate()
         .map(|(c, name)| (name.to_string(), class_of.iter().filter(|&&k| k as usize == c).count()))
         .collect();
-    let info = AdapterInfo {
-        kind: "lda".into(),
-        dim_in: dim,
-        rank: directions.len() / dim,
-        params,
-        classes: class_counts,
-        cv: decision.cv.clone(),
+    let (mean, projection) = fitted;
+    let rank = match &projection {
+        Projection::Linear(directions) => directions.len() / dim,
+        Projection::Mlp(mlp) => mlp.out,
     };
-    decision.adapter = Some(Adapter { info, mean: lda.mean_f32(), directions });
+    let kind = match params.kind() {
+        AdapterKind::Lda => "lda",
+        AdapterKind::Mlp => "mlp",
+    };
+    let info = AdapterInfo { kind: kind.into(), dim_in: dim, rank, params, classes: class_counts, cv: decision.cv.clone() };
+    decision.adapter = Some(Adapter { info, mean, projection });
     Ok(decision)
+}
+
+/// Fits the learned part that `params` describes on `data` (unit rows of `dim`): the
+/// mean it centres by and the projection; why not, when the data cannot give one.
+fn fit(data: &[f32], dim: usize, classes: &[u32], class_count: usize, params: AdapterParams) -> Result<(Vec<f32>, Projection), &'static str> {
+    match params {
+        AdapterParams::Lda(p) => {
+            let lda = Lda::fit(data, dim, classes, class_count).ok_or("the labelled vectors have no within-class variance")?;
+            let directions = lda.directions(p.shrinkage);
+            if directions.is_empty() {
+                return Err("no finite discriminant direction (the class means coincide or the scatter is degenerate)");
+            }
+            Ok((lda.mean_f32(), Projection::Linear(directions)))
+        }
+        AdapterParams::Mlp(_) => {
+            let mean = column_mean(data, dim);
+            let centred = centre(data, &mean);
+            let mlp = Mlp::train(&centred, dim, classes).ok_or("the MLP did not train (no positive pairs or a non-finite weight)")?;
+            Ok((mean, Projection::Mlp(mlp)))
+        }
+    }
+}
+
+fn column_mean(data: &[f32], dim: usize) -> Vec<f32> {
+    let n = (data.len() / dim).max(1) as f64;
+    let mut sum = vec![0f64; dim];
+    for row in data.chunks_exact(dim) {
+        for (s, &v) in sum.iter_mut().zip(row) {
+            *s += f64::from(v);
+        }
+    }
+    sum.iter().map(|s| (s / n) as f32).collect()
+}
+
+fn centre(data: &[f32], mean: &[f32]) -> Vec<f32> {
+    data.chunks_exact(mean.len()).flat_map(|row| row.iter().zip(mean).map(|(a, m)| a - m)).collect()
 }
 
 fn unit_row(row: &[f32]) -> Vec<f32> {
@@ -396,110 +548,28 @@ fn strided(data: &[f32], dim: usize, classes: &[u32], max: usize) -> (Vec<f32>, 
     (keep.iter().flat_map(|&i| data[i * dim..(i + 1) * dim].iter().copied()).collect(), keep.iter().map(|&i| classes[i]).collect())
 }
 
-/// One training set's scatter matrices, from which the directions for any shrinkage
-/// follow by one Cholesky factorization.
-struct Lda {
-    dim: usize,
-    mean: Vec<f64>,
-    /// Σ_w, the within-class covariance.
-    within: DMatrix<f64>,
-    /// Columns `sqrt(n_c/n)·(m_c − μ)`, so that Σ_b = B·Bᵀ.
-    between: DMatrix<f64>,
-}
-
-impl Lda {
-    fn fit(data: &[f32], dim: usize, classes: &[u32], class_count: usize) -> Option<Lda> {
-        let n = classes.len();
-        let x = DMatrix::<f64>::from_row_iterator(n, dim, data.iter().map(|&v| f64::from(v)));
-        let mut sums = DMatrix::<f64>::zeros(class_count, dim);
-        let mut counts = vec![0usize; class_count];
-        for (i, &c) in classes.iter().enumerate() {
-            counts[c as usize] += 1;
-            let mut row = sums.row_mut(c as usize);
-            row += x.row(i);
-        }
-        let mean: Vec<f64> = (0..dim).map(|j| x.column(j).sum() / n as f64).collect();
-        let mut centred = x;
-        for (i, &c) in classes.iter().enumerate() {
-            let k = counts[c as usize] as f64;
-            for j in 0..dim {
-                centred[(i, j)] -= sums[(c as usize, j)] / k;
-            }
-        }
-        let within = centred.tr_mul(&centred) / n as f64;
-        if within.trace() <= 0.0 || !within.trace().is_finite() {
-            return None;
-        }
-        let mut between = DMatrix::<f64>::zeros(dim, class_count);
-        for c in 0..class_count {
-            let share = (counts[c] as f64 / n as f64).sqrt();
-            for j in 0..dim {
-                between[(j, c)] = share * (sums[(c, j)] / counts[c].max(1) as f64 - mean[j]);
-            }
-        }
-        Some(Lda { dim, mean, within, between })
-    }
-
-    fn mean_f32(&self) -> Vec<f32> {
-        self.mean.iter().map(|&m| m as f32).collect()
-    }
-
-    /// The discriminant directions (classes − 1 rows of `dim`) at shrinkage `s`: the
-    /// generalized eigenvectors of `Σ_b v = λ Σ_s v`, through `Σ_s = L·Lᵀ`: the top left
-    /// singular vectors `w` of `L⁻¹·B` give `v = L⁻ᵀ·w` (so `vᵀ Σ_s v = 1`). Only
-    /// Cholesky and triangular solves come from nalgebra; the small eigenproblem is ours
-    /// (nalgebra's iterative solvers returned NaN on degenerate inputs, see `vector.rs`).
-    fn directions(&self, shrinkage: f32) -> Vec<f32> {
-        let s = f64::from(shrinkage);
-        let ridge = s * self.within.trace() / self.dim as f64;
-        let mut shrunk = &self.within * (1.0 - s);
-        for i in 0..self.dim {
-            shrunk[(i, i)] += ridge.max(1e-12);
-        }
-        let Some(cholesky) = shrunk.cholesky() else { return Vec::new() };
-        let l = cholesky.l();
-        let Some(scaled) = l.solve_lower_triangular(&self.between) else { return Vec::new() };
-        // Left singular vectors of the thin d×C matrix M = L⁻¹B from the eigenvectors of the
-        // small C×C matrix MᵀM: u = M·v / sqrt(λ).
-        let classes = scaled.ncols();
-        let gram = scaled.tr_mul(&scaled);
-        let (values, vectors) = symmetric_eigen(gram.transpose().as_slice().to_vec(), classes);
-        let mut order: Vec<usize> = (0..classes).collect();
-        order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
-        let top = values.iter().copied().fold(0.0f64, f64::max);
-        let kept: Vec<usize> = order
-            .into_iter()
-            .take(classes.saturating_sub(1))
-            .filter(|&k| values[k] > 1e-12 * top.max(1e-300))
-            .collect();
-        let lt = l.transpose();
-        let mut out = Vec::with_capacity(kept.len() * self.dim);
-        for k in kept {
-            let v = DMatrix::from_iterator(classes, 1, (0..classes).map(|i| vectors[i * classes + k]));
-            let w = (&scaled * v) / values[k].sqrt();
-            let Some(direction) = lt.solve_upper_triangular(&w) else { return Vec::new() };
-            // A fixed sign, so that the same data always gives the same file.
-            let pivot = direction.iter().copied().fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
-            let sign = if pivot < 0.0 { -1.0 } else { 1.0 };
-            out.extend(direction.iter().map(|&v| (v * sign) as f32));
-        }
-        // A degenerate scatter can still give inf/NaN: then there is no usable direction.
-        if out.iter().all(|v| v.is_finite()) {
-            out
-        } else {
-            Vec::new()
-        }
-    }
-}
-
 struct CrossValidation {
-    grid: Vec<(LdaParams, f64)>,
-    best: LdaParams,
+    grid: Vec<(AdapterParams, f64)>,
+    best: AdapterParams,
     summary: CvSummary,
 }
 
-/// Held-out P@5 of the plain descriptor and of every grid point, in folds by the
-/// strictest [`FOLD_COLUMNS`] column with enough values; `None` when no column has.
+/// The candidates of `kinds` before the fusion weight is set (LDA: one per shrinkage).
+fn candidates(kinds: &[AdapterKind]) -> Vec<AdapterParams> {
+    kinds
+        .iter()
+        .flat_map(|kind| match kind {
+            AdapterKind::Lda => {
+                SHRINKAGE_GRID.iter().map(|&shrinkage| AdapterParams::Lda(LdaParams { shrinkage, weight: 0.0 })).collect()
+            }
+            AdapterKind::Mlp => vec![AdapterParams::Mlp(MlpParams { weight: 0.0, ..DEFAULT_MLP_PARAMS })],
+        })
+        .collect()
+}
+
+/// Held-out P@5 of the plain descriptor and of every candidate of `kinds` at every
+/// weight, in folds by the strictest [`FOLD_COLUMNS`] column with enough values; `None`
+/// when no column has.
 fn cross_validate(
     data: &[f32],
     dim: usize,
@@ -507,6 +577,7 @@ fn cross_validate(
     class_count: usize,
     rows: &[usize],
     labels: &[TileLabels],
+    kinds: &[AdapterKind],
 ) -> Option<CrossValidation> {
     let (column, keys) = FOLD_COLUMNS.iter().enumerate().find_map(|(c, name)| {
         let keys: Option<Vec<&str>> = rows.iter().map(|&i| labels[i].folds[c].as_deref()).collect();
@@ -520,10 +591,11 @@ fn cross_validate(
             (*name, fold_of)
         })
     })?;
+    let candidates = candidates(kinds);
     let step = rows.len().div_ceil(CV_SAMPLE).max(1);
     let sample: Vec<usize> = (0..rows.len()).step_by(step).collect();
     let mut plain_hits = 0usize;
-    let mut hits = vec![0usize; SHRINKAGE_GRID.len() * WEIGHT_GRID.len()];
+    let mut hits = vec![0usize; candidates.len() * WEIGHT_GRID.len()];
     let mut queries = 0usize;
     let mut folds_run = 0;
     for fold in 0..CV_FOLDS {
@@ -534,22 +606,31 @@ fn cross_validate(
         let gather = |set: &[usize]| -> Vec<f32> { set.iter().flat_map(|&i| data[i * dim..(i + 1) * dim].iter().copied()).collect() };
         let (train_x, held_x) = (gather(&train), gather(&held));
         let train_classes: Vec<u32> = train.iter().map(|&i| classes[i]).collect();
+        // The LDA scatter is shared by every shrinkage; a fold whose scatter is degenerate
+        // is left out for every candidate, so all are scored on the same queries.
         let Some(lda) = Lda::fit(&train_x, dim, &train_classes, class_count) else { continue };
         folds_run += 1;
         queries += held.len();
         let plain = cosines(&held_x, &train_x, dim);
         plain_hits += count_hits(&plain, train.len(), &held, &train, classes);
-        for (si, &s) in SHRINKAGE_GRID.iter().enumerate() {
-            let directions = lda.directions(s);
-            if directions.is_empty() {
+        let train_mean = lda.mean_f32();
+        for (ci, candidate) in candidates.iter().enumerate() {
+            let projection = match candidate {
+                AdapterParams::Lda(p) => Projection::Linear(lda.directions(p.shrinkage)),
+                AdapterParams::Mlp(_) => match Mlp::train(&centre(&train_x, &train_mean), dim, &train_classes) {
+                    Some(mlp) => Projection::Mlp(mlp),
+                    None => continue,
+                },
+            };
+            if matches!(&projection, Projection::Linear(d) if d.is_empty()) {
                 continue;
             }
-            let (held_z, train_z) = (project(&held_x, dim, &lda.mean, &directions), project(&train_x, dim, &lda.mean, &directions));
-            let rank = directions.len() / dim;
-            let lda_cos = cosines(&held_z, &train_z, rank);
+            let project = |rows: &[f32]| -> Vec<f32> { rows.chunks_exact(dim).flat_map(|x| projection.apply(&centre(x, &train_mean))).collect() };
+            let (held_z, train_z) = (project(&held_x), project(&train_x));
+            let learned = cosines(&held_z, &train_z, held_z.len() / held.len());
             for (wi, &w) in WEIGHT_GRID.iter().enumerate() {
-                let fused: Vec<f32> = plain.iter().zip(&lda_cos).map(|(p, l)| (1.0 - w) * p + w * l).collect();
-                hits[si * WEIGHT_GRID.len() + wi] += count_hits(&fused, train.len(), &held, &train, classes);
+                let fused: Vec<f32> = plain.iter().zip(&learned).map(|(p, l)| (1.0 - w) * p + w * l).collect();
+                hits[ci * WEIGHT_GRID.len() + wi] += count_hits(&fused, train.len(), &held, &train, classes);
             }
         }
     }
@@ -557,12 +638,12 @@ fn cross_validate(
         return None;
     }
     let p = |h: usize| h as f64 / (queries * CV_K) as f64;
-    let grid: Vec<(LdaParams, f64)> = SHRINKAGE_GRID
+    let grid: Vec<(AdapterParams, f64)> = candidates
         .iter()
-        .flat_map(|&shrinkage| WEIGHT_GRID.iter().map(move |&weight| LdaParams { shrinkage, weight }))
+        .flat_map(|&c| WEIGHT_GRID.iter().map(move |&w| c.with_weight(w)))
         .zip(hits.iter().map(|&h| p(h)))
         .collect();
-    // Ties keep the earlier (less shrunk, lighter) grid point.
+    // Ties keep the earlier grid point (LDA before MLP, less shrunk, lighter).
     let (best, best_p) = grid.iter().fold(grid[0], |b, &g| if g.1 > b.1 { g } else { b });
     Some(CrossValidation {
         grid,
@@ -575,18 +656,6 @@ fn cross_validate(
             adapted_p_at_5: best_p,
         },
     })
-}
-
-/// `normalize(Pᵀ(x − μ))` of every row.
-fn project(rows: &[f32], dim: usize, mean: &[f64], directions: &[f32]) -> Vec<f32> {
-    rows.chunks_exact(dim)
-        .flat_map(|x| {
-            let centred: Vec<f32> = x.iter().zip(mean).map(|(&a, &m)| a - m as f32).collect();
-            let mut z: Vec<f32> = directions.chunks_exact(dim).map(|d| dot(d, &centred)).collect();
-            l2_normalize(&mut z);
-            z
-        })
-        .collect()
 }
 
 /// Row-major `queries × base` matrix of dot products.

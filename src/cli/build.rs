@@ -44,8 +44,9 @@ pub struct BuildArgs {
     /// described the same way. 4 won on the shared data (docs/eval.md) at 4× the compute.
     #[arg(long, default_value_t = DEFAULT_VIEWS)]
     views: u32,
-    /// Train a projection on the manifest's `label` column: auto (kept only when it wins in
-    /// the collection's own cross-validation, folds by site/case/slide/group), lda, none.
+    /// Train a projection on the manifest's `label` column: auto (LDA or MLP, whichever
+    /// wins the collection's own cross-validation, folds by site/case/slide/group, and only
+    /// when it beats no adapter), lda, mlp (forced), none.
     #[arg(long, default_value_t = AdapterChoice::default())]
     adapter: AdapterChoice,
     /// Longest side of stored thumbnails, px.

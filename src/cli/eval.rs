@@ -15,7 +15,7 @@ use npyz::WriterBuilder;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use tessera::adapter::AdapterChoice;
+use tessera::adapter::{AdapterChoice, AdapterKind, AdapterParams};
 use tessera::descriptor::{colour_histogram, pool_views, DescriptorKind, HIST_DIM, VIEW_COUNTS};
 use tessera::eval::{
     evaluate, evaluate_adapted, evaluate_expanded, hnsw_recall_at, AdaptedReport, EvalReport, Protocol, QueryVariants,
@@ -56,6 +56,10 @@ pub struct EvalArgs {
     /// every variant of every tile (cached like the rotations).
     #[arg(long, num_args = 1.., value_name = "N")]
     expand: Vec<usize>,
+    /// Adapter choices evaluated in the adapter rows (`auto`: what the default build does,
+    /// choosing among LDA, MLP and none by its own cross-validation; `lda`, `mlp`: forced).
+    #[arg(long, num_args = 1.., default_values_t = [AdapterChoice::Auto], value_name = "CHOICE")]
+    adapters: Vec<AdapterChoice>,
     /// Skip the adapter rows and the held-out-collection experiment.
     #[arg(long)]
     no_adapter: bool,
@@ -85,13 +89,13 @@ pub struct EvalArgs {
 }
 
 /// One descriptor evaluated: a kind, the model input size and views for those that use
-/// the ViT, and whether an adapter trained on the other folds transforms it.
+/// the ViT, and which adapter (trained on the other folds) transforms it, if any.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Descriptor {
     pub kind: DescriptorKind,
     pub input_size: Option<u32>,
     pub views: u32,
-    pub adapter: bool,
+    pub adapter: Option<AdapterChoice>,
     /// Queries expanded by this many variants, fused this way.
     pub expansion: Option<Expansion>,
 }
@@ -104,10 +108,11 @@ pub struct Expansion {
 
 impl Descriptor {
     pub(super) fn plain(kind: DescriptorKind, input_size: Option<u32>, views: u32) -> Descriptor {
-        Descriptor { kind, input_size, views, adapter: false, expansion: None }
+        Descriptor { kind, input_size, views, adapter: None, expansion: None }
     }
 
-    /// `fused:0.3@112`, `fused:0.3@112×4` (four views), `…+lda` (adapted), `…+expand:3/rrf`.
+    /// `fused:0.3@112`, `fused:0.3@112×4` (four views), `…+adapter` (adapted as `auto`
+    /// chooses; `+lda`, `+mlp`: forced), `…+expand:3/rrf`.
     pub fn label(&self) -> String {
         let mut label = match self.input_size {
             Some(size) => format!("{}@{size}", self.kind),
@@ -116,8 +121,10 @@ impl Descriptor {
         if self.views > 1 {
             label.push_str(&format!("×{}", self.views));
         }
-        if self.adapter {
-            label.push_str("+lda");
+        match self.adapter {
+            None | Some(AdapterChoice::None) => {}
+            Some(AdapterChoice::Auto) => label.push_str("+adapter"),
+            Some(choice) => label.push_str(&format!("+{choice}")),
         }
         if let Some(Expansion { n, fusion }) = self.expansion {
             let fusion = match fusion {
@@ -184,7 +191,7 @@ pub struct AdapterRun {
     pub folds_by: &'static str,
     pub folds: usize,
     pub folds_adapted: usize,
-    pub params: Vec<tessera::adapter::LdaParams>,
+    pub params: Vec<AdapterParams>,
 }
 
 /// A paired difference of per-query P@5 between two descriptors, with its interval.
@@ -546,11 +553,11 @@ fn evaluate_all(sets: &[DescribedSet]) -> anyhow::Result<Vec<ResultRow>> {
 }
 
 /// The adapter rows: for the ViT and the first fused weight at every size and views, each
-/// protocol but `all_others`, an adapter per fold trained (with its own cross-validated
-/// choice, `auto`) on the other folds only.
+/// protocol but `all_others` and each `--adapters` choice, an adapter per fold trained
+/// (with its own cross-validation) on the other folds only.
 fn evaluate_adapters(sets: &[DescribedSet], args: &EvalArgs) -> anyhow::Result<Vec<ResultRow>> {
     let first_weight = args.fuse_weights.first().copied();
-    let jobs: Vec<(&DescribedSet, Protocol)> = sets
+    let jobs: Vec<(&DescribedSet, Protocol, AdapterChoice)> = sets
         .iter()
         .filter(|s| match s.descriptor.kind {
             DescriptorKind::Vit => true,
@@ -558,28 +565,29 @@ fn evaluate_adapters(sets: &[DescribedSet], args: &EvalArgs) -> anyhow::Result<V
             DescriptorKind::Hist => false,
         })
         .flat_map(|s| s.dataset.protocols.iter().filter(|&&p| p != Protocol::AllOthers).map(move |&p| (s, p)))
+        .flat_map(|(s, p)| args.adapters.iter().map(move |&choice| (s, p, choice)))
         .collect();
     let bar = progress_bar(jobs.len(), "adapters (trained per fold, without the query's fold)");
     let rows = jobs
         .par_iter()
-        .map(|&(set, protocol)| {
+        .map(|&(set, protocol, choice)| {
             let AdaptedReport { report, folds_by, folds, folds_adapted, params } = evaluate_adapted(
                 &set.vectors,
                 set.dim,
                 &set.dataset.meta,
                 protocol,
-                AdapterChoice::Auto,
+                choice,
                 args.adapter_folds,
                 QueryVariants::NONE,
             )
-            .with_context(|| format!("{} / {} + adapter", set.dataset.name, set.descriptor.label()))?;
+            .with_context(|| format!("{} / {} + adapter {choice}", set.dataset.name, set.descriptor.label()))?;
             bar.inc(1);
-            let spec = Descriptor { adapter: true, ..set.descriptor };
+            let spec = Descriptor { adapter: Some(choice), ..set.descriptor };
             Ok(ResultRow {
                 dataset: set.dataset.name,
                 descriptor: spec.label(),
                 spec,
-                dim: report_dim(set.dim, set.dataset),
+                dim: report_dim(set.dim, set.dataset, &params),
                 report,
                 adapter: Some(AdapterRun { folds_by, folds, folds_adapted, params }),
             })
@@ -631,7 +639,7 @@ fn evaluate_expansions(all: &[DatasetVectors], args: &EvalArgs) -> anyhow::Resul
                     };
                     let adapted = vectors.dataset.protocols.iter().filter(|&&p| p != Protocol::AllOthers && !args.no_adapter);
                     for protocol in std::iter::once(None).chain(adapted.map(|&p| Some(p))) {
-                        let spec = Descriptor { adapter: protocol.is_some(), ..base };
+                        let spec = Descriptor { adapter: protocol.map(|_| AdapterChoice::Auto), ..base };
                         let (stored, variants) = (Arc::clone(&stored), Arc::clone(&shared));
                         jobs.push(Job { dataset: vectors.dataset, spec, dim, stored, variants, protocol });
                     }
@@ -678,7 +686,7 @@ fn evaluate_expansions(all: &[DatasetVectors], args: &EvalArgs) -> anyhow::Resul
                         dataset: job.dataset.name,
                         descriptor: job.spec.label(),
                         spec: job.spec,
-                        dim: report_dim(job.dim, job.dataset),
+                        dim: report_dim(job.dim, job.dataset, &params),
                         report,
                         adapter: Some(AdapterRun { folds_by, folds, folds_adapted, params }),
                     }]
@@ -692,12 +700,17 @@ fn evaluate_expansions(all: &[DatasetVectors], args: &EvalArgs) -> anyhow::Resul
     Ok(rows.into_iter().flatten().collect())
 }
 
-/// Length of an adapted vector: the descriptor plus (classes − 1) LDA dimensions.
-fn report_dim(dim: usize, dataset: &Dataset) -> usize {
+/// Length of an adapted vector as the first adapted fold made it: the descriptor plus
+/// (classes − 1) LDA dimensions or the MLP's output; the descriptor when no fold adapted.
+fn report_dim(dim: usize, dataset: &Dataset, params: &[AdapterParams]) -> usize {
     let mut classes: Vec<&str> = dataset.meta.iter().map(|m| m.label.as_str()).collect();
     classes.sort_unstable();
     classes.dedup();
-    dim + classes.len().saturating_sub(1)
+    match params.first().map(AdapterParams::kind) {
+        Some(AdapterKind::Lda) => dim + classes.len().saturating_sub(1),
+        Some(AdapterKind::Mlp) => dim + tessera::adapter::mlp::OUT,
+        None => dim,
+    }
 }
 
 /// Paired bootstrap intervals for the headline differences: on each dataset's protocols,
@@ -729,16 +742,16 @@ fn compare(results: &[ResultRow], datasets: &[Dataset], resamples: usize) -> Vec
             };
             if let Some(best) = rows
                 .iter()
-                .filter(|r| r.spec.adapter && r.spec.expansion.is_none())
+                .filter(|r| r.spec.adapter.is_some() && r.spec.expansion.is_none())
                 .max_by(|a, b| a.report.overall.p_at_5.total_cmp(&b.report.overall.p_at_5))
             {
-                let plain = Descriptor { adapter: false, ..best.spec };
+                let plain = Descriptor { adapter: None, ..best.spec };
                 for base in rows.iter().filter(|r| r.spec.kind == DescriptorKind::Hist || r.spec == plain) {
                     pair(best, base);
                 }
             }
             for expanded in rows.iter().filter(|r| {
-                r.spec.adapter && r.spec.expansion.is_some() && matches!(r.spec.kind, DescriptorKind::Fused { .. })
+                r.spec.adapter.is_some() && r.spec.expansion.is_some() && matches!(r.spec.kind, DescriptorKind::Fused { .. })
             }) {
                 let unexpanded = Descriptor { expansion: None, ..expanded.spec };
                 if let Some(base) = rows.iter().find(|r| r.spec == unexpanded) {

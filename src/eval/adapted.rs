@@ -5,7 +5,7 @@
 //! other folds only. The candidates are those the protocol allows, exactly as for the plain
 //! descriptors, so the figures sit side by side.
 
-use crate::adapter::{self, AdapterChoice, LdaParams, TileLabels};
+use crate::adapter::{self, AdapterChoice, AdapterParams, TileLabels};
 use super::expanded::{query_scores, QueryVariants};
 use super::{exact::VectorSet, EvalError, EvalReport, MetaField, Protocol, Tally, TileKeys, TileMeta};
 
@@ -31,7 +31,7 @@ pub struct AdaptedReport {
     /// Folds whose training kept an adapter (the others scored the plain descriptor).
     pub folds_adapted: usize,
     /// The parameters each adapted fold chose.
-    pub params: Vec<LdaParams>,
+    pub params: Vec<AdapterParams>,
 }
 
 /// Scores `vectors` (rows of `dim`, one per tile of `meta`) under `protocol`, each query

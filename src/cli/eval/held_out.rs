@@ -52,10 +52,9 @@ pub fn held_out_collection(
         for (size, views, vit) in vit {
             let fused: Vec<Vec<f32>> =
                 vit.iter().zip(hist).map(|(v, h)| kind.compose(v, h)).collect::<Result<_, _>>()?;
-            for adapter in [false, true] {
+            for adapter in [None, Some(AdapterChoice::Auto)] {
                 let spec = Descriptor { adapter, ..Descriptor::plain(kind, Some(*size), *views) };
-                let choice = if adapter { AdapterChoice::Auto } else { AdapterChoice::None };
-                runs.push((spec, fused.clone(), choice));
+                runs.push((spec, fused.clone(), adapter.unwrap_or(AdapterChoice::None)));
             }
         }
     }

@@ -1,0 +1,319 @@
+//! The MLP projection: `z = normalize(W₂·relu(W₁x + b₁) + b₂)`, trained with a supervised
+//! contrastive loss (SupCon: tiles of one class pull together, all others push apart) on
+//! the collection's centred, unit-length descriptors.
+//!
+//! Unlike LDA, whose rank is (classes − 1), the MLP's output has [`OUT`] dimensions, so
+//! three classes do not collapse to a plane; like LDA it is fused with the plain descriptor
+//! (see the module above), so it only reshapes the neighbourhoods it is confident about.
+//! Training is seeded and single-threaded, so the same collection always gives the same
+//! weights; its cost is a fixed number of steps, whatever the collection's size.
+
+use nalgebra::DMatrix;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::vector::{dot, l2_normalize};
+
+/// Hidden units (the 384→256→d shape).
+pub const HIDDEN: usize = 256;
+/// Output dimensions.
+pub const OUT: usize = 64;
+/// Fixed before any measurement (the SupCon paper's usual values, scaled to a few
+/// thousand tiles); the fusion weight is what the collection's cross-validation picks.
+const TEMPERATURE: f32 = 0.1;
+const STEPS: usize = 150;
+const BATCH: usize = 128;
+const LEARNING_RATE: f32 = 1e-3;
+const WEIGHT_DECAY: f32 = 1e-4;
+const SEED: u64 = 0x7e55_e2a0;
+
+/// Trained weights, row-major: `w1` is [`HIDDEN`] rows of `dim_in`, `w2` [`OUT`] rows of
+/// [`HIDDEN`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mlp {
+    pub dim_in: usize,
+    pub hidden: usize,
+    pub out: usize,
+    pub w1: Vec<f32>,
+    pub b1: Vec<f32>,
+    pub w2: Vec<f32>,
+    pub b2: Vec<f32>,
+}
+
+impl Mlp {
+    /// Number of f32 values of a network of this shape (the `ADPT` section's tail).
+    pub fn value_count(dim_in: usize, hidden: usize, out: usize) -> usize {
+        hidden * dim_in + hidden + out * hidden + out
+    }
+
+    /// Splits `values` (as [`Mlp::values`] wrote them) into a network of this shape.
+    pub fn from_values(dim_in: usize, hidden: usize, out: usize, values: &[f32]) -> Option<Mlp> {
+        if values.len() != Self::value_count(dim_in, hidden, out) {
+            return None;
+        }
+        let (w1, rest) = values.split_at(hidden * dim_in);
+        let (b1, rest) = rest.split_at(hidden);
+        let (w2, b2) = rest.split_at(out * hidden);
+        Some(Mlp { dim_in, hidden, out, w1: w1.to_vec(), b1: b1.to_vec(), w2: w2.to_vec(), b2: b2.to_vec() })
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &f32> {
+        self.w1.iter().chain(&self.b1).chain(&self.w2).chain(&self.b2)
+    }
+
+    /// `normalize(W₂·relu(W₁x + b₁) + b₂)` of one centred descriptor.
+    pub fn project(&self, centred: &[f32]) -> Vec<f32> {
+        let hidden: Vec<f32> = self
+            .w1
+            .chunks_exact(self.dim_in)
+            .zip(&self.b1)
+            .map(|(row, b)| (dot(row, centred) + b).max(0.0))
+            .collect();
+        let mut z: Vec<f32> = self.w2.chunks_exact(self.hidden).zip(&self.b2).map(|(row, b)| dot(row, &hidden) + b).collect();
+        l2_normalize(&mut z);
+        z
+    }
+
+    /// Trains on `data` (rows of `dim_in`, centred) with class `classes[i]` per row.
+    /// `None` when no batch can hold a positive pair (every class has one tile).
+    pub fn train(data: &[f32], dim_in: usize, classes: &[u32]) -> Option<Mlp> {
+        let n = classes.len();
+        let mut counts = std::collections::HashMap::new();
+        for &c in classes {
+            *counts.entry(c).or_insert(0usize) += 1;
+        }
+        if n < 2 || counts.values().all(|&k| k < 2) {
+            return None;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+        let x = DMatrix::<f32>::from_row_slice(n, dim_in, data);
+        let mut net = Trainable::init(dim_in, HIDDEN, OUT, &mut rng);
+        let batch = BATCH.min(n);
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut cursor = n;
+        for step in 1..=STEPS {
+            let mut rows = Vec::with_capacity(batch);
+            while rows.len() < batch {
+                if cursor == n {
+                    order.shuffle(&mut rng);
+                    cursor = 0;
+                }
+                rows.push(order[cursor]);
+                cursor += 1;
+            }
+            let xb = x.select_rows(&rows);
+            let yb: Vec<u32> = rows.iter().map(|&i| classes[i]).collect();
+            let grads = net.gradients(&xb, &yb);
+            net.adam_step(&grads, step);
+        }
+        let mlp = net.into_mlp();
+        let finite = mlp.values().all(|v| v.is_finite());
+        finite.then_some(mlp)
+    }
+}
+
+/// Column-major training copy: `w1` is dim_in × hidden, `w2` hidden × out, so a batch
+/// goes through as `X·W₁`.
+struct Trainable {
+    params: [DMatrix<f32>; 4],
+    first: [DMatrix<f32>; 4],
+    second: [DMatrix<f32>; 4],
+}
+
+impl Trainable {
+    fn init(dim_in: usize, hidden: usize, out: usize, rng: &mut ChaCha8Rng) -> Trainable {
+        // He-uniform for the ReLU layer, Glorot-uniform for the linear output.
+        let mut uniform = |rows: usize, cols: usize, bound: f32| {
+            DMatrix::from_fn(rows, cols, |_, _| rng.gen_range(-bound..bound))
+        };
+        let w1 = uniform(dim_in, hidden, (6.0 / dim_in as f32).sqrt());
+        let w2 = uniform(hidden, out, (6.0 / (hidden + out) as f32).sqrt());
+        let params = [w1, DMatrix::zeros(1, hidden), w2, DMatrix::zeros(1, out)];
+        let zeros = || params.clone().map(|p| DMatrix::zeros(p.nrows(), p.ncols()));
+        Trainable { first: zeros(), second: zeros(), params }
+    }
+
+    /// The SupCon loss's gradients for one batch: for anchor i with positives P(i),
+    /// `L_i = logΣ_{a≠i} exp(s_ia) − mean_{p∈P(i)} s_ip`, `s = z_i·z_a / τ`.
+    fn gradients(&self, x: &DMatrix<f32>, classes: &[u32]) -> [DMatrix<f32>; 4] {
+        let [w1, b1, w2, b2] = &self.params;
+        let b = x.nrows();
+        let mut pre = x * w1;
+        for mut row in pre.row_iter_mut() {
+            row += b1;
+        }
+        let hidden = pre.map(|v| v.max(0.0));
+        let mut u = &hidden * w2;
+        for mut row in u.row_iter_mut() {
+            row += b2;
+        }
+        // A row whose output is zero (every hidden unit off, b₂ = 0) has no direction: its
+        // z is zero and it passes no gradient, like `l2_normalize` leaves it in `project`.
+        let norms: Vec<f32> = u.row_iter().map(|r| r.norm()).collect();
+        let mut z = u.clone();
+        for (mut row, &n) in z.row_iter_mut().zip(&norms) {
+            if n > 0.0 {
+                row /= n;
+            }
+        }
+        let s = (&z * z.transpose()) / TEMPERATURE;
+        let anchors = (0..b).filter(|&i| (0..b).any(|j| j != i && classes[j] == classes[i])).count().max(1);
+        let mut g = DMatrix::<f32>::zeros(b, b);
+        for i in 0..b {
+            let positives = (0..b).filter(|&j| j != i && classes[j] == classes[i]).count();
+            if positives == 0 {
+                continue;
+            }
+            let top = (0..b).filter(|&j| j != i).map(|j| s[(i, j)]).fold(f32::NEG_INFINITY, f32::max);
+            let total: f32 = (0..b).filter(|&j| j != i).map(|j| (s[(i, j)] - top).exp()).sum();
+            for j in (0..b).filter(|&j| j != i) {
+                let p = (s[(i, j)] - top).exp() / total;
+                let target = if classes[j] == classes[i] { 1.0 / positives as f32 } else { 0.0 };
+                g[(i, j)] = (p - target) / anchors as f32;
+            }
+        }
+        let dz = (&g + g.transpose()) * &z / TEMPERATURE;
+        // Through the normalization: du = (dz − z·(z·dz)) / |u|.
+        let mut du = dz;
+        for (i, &n) in norms.iter().enumerate() {
+            let along = z.row(i).dot(&du.row(i));
+            let zi = z.row(i).into_owned();
+            let mut row = du.row_mut(i);
+            if n > 0.0 {
+                row -= zi * along;
+                row /= n;
+            } else {
+                row.fill(0.0);
+            }
+        }
+        let dw2 = hidden.transpose() * &du;
+        let db2 = DMatrix::from_fn(1, du.ncols(), |_, c| du.column(c).sum());
+        let mut dpre = &du * w2.transpose();
+        dpre.zip_apply(&pre, |d, p| {
+            if p <= 0.0 {
+                *d = 0.0;
+            }
+        });
+        let dw1 = x.transpose() * &dpre;
+        let db1 = DMatrix::from_fn(1, dpre.ncols(), |_, c| dpre.column(c).sum());
+        [dw1, db1, dw2, db2]
+    }
+
+    /// AdamW (β = 0.9, 0.999); weight decay on the weights, not the biases.
+    fn adam_step(&mut self, grads: &[DMatrix<f32>; 4], step: usize) {
+        let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+        let (c1, c2) = (1.0 - b1.powi(step as i32), 1.0 - b2.powi(step as i32));
+        for (k, grad) in grads.iter().enumerate() {
+            let decay = if k % 2 == 0 { WEIGHT_DECAY } else { 0.0 };
+            let (p, m, v) = (&mut self.params[k], &mut self.first[k], &mut self.second[k]);
+            for i in 0..p.len() {
+                m[i] = b1 * m[i] + (1.0 - b1) * grad[i];
+                v[i] = b2 * v[i] + (1.0 - b2) * grad[i] * grad[i];
+                let update = (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
+                p[i] -= LEARNING_RATE * (update + decay * p[i]);
+            }
+        }
+    }
+
+    fn into_mlp(self) -> Mlp {
+        let [w1, b1, w2, b2] = self.params;
+        let (dim_in, hidden, out) = (w1.nrows(), w1.ncols(), w2.ncols());
+        // Row h of the stored W₁ is column h of the training copy (column-major: contiguous).
+        Mlp { dim_in, hidden, out, w1: w1.as_slice().to_vec(), b1: b1.as_slice().to_vec(), w2: w2.as_slice().to_vec(), b2: b2.as_slice().to_vec() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written backward pass against central differences of the loss.
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let (b, d) = (6, 5);
+        let x = DMatrix::from_fn(b, d, |_, _| rng.gen_range(-1.0f32..1.0));
+        let classes = [0, 0, 1, 1, 2, 0];
+        let mut net = Trainable::init(d, 4, 3, &mut rng);
+        // Mostly positive biases: some units off, but no row with every unit off (there the
+        // loss is not differentiable in b₂).
+        net.params[1] = DMatrix::from_fn(1, 4, |_, _| rng.gen_range(-0.2f32..1.0));
+        let grads = net.gradients(&x, &classes);
+        let loss = |net: &Trainable| supcon_loss(net, &x, &classes);
+        for k in 0..4 {
+            for i in 0..net.params[k].len() {
+                let h = 1e-2;
+                let mut plus = net.params.clone();
+                plus[k][i] += h;
+                let mut minus = net.params.clone();
+                minus[k][i] -= h;
+                let with = |p: [DMatrix<f32>; 4]| loss(&Trainable { params: p, first: net.first.clone(), second: net.second.clone() });
+                let numeric = (with(plus) - with(minus)) / (2.0 * h);
+                let analytic = grads[k][i];
+                assert!((numeric - analytic).abs() < 2e-3 + 0.05 * analytic.abs(), "param {k}[{i}]: numeric {numeric}, analytic {analytic}");
+            }
+        }
+        // And the network as stored computes the same z as the training copy.
+        let mlp = Trainable { params: net.params.clone(), first: net.first.clone(), second: net.second.clone() }.into_mlp();
+        let row: Vec<f32> = x.row(0).iter().copied().collect();
+        let z = mlp.project(&row);
+        let mut u: Vec<f32> = (0..3)
+            .map(|o| {
+                let h: Vec<f32> = (0..4).map(|j| ((0..d).map(|c| row[c] * net.params[0][(c, j)]).sum::<f32>() + net.params[1][j]).max(0.0)).collect();
+                (0..4).map(|j| h[j] * net.params[2][(j, o)]).sum::<f32>() + net.params[3][o]
+            })
+            .collect();
+        l2_normalize(&mut u);
+        for (a, b) in z.iter().zip(&u) {
+            assert!((a - b).abs() < 1e-5);
+        }
+    }
+
+    fn supcon_loss(net: &Trainable, x: &DMatrix<f32>, classes: &[u32]) -> f32 {
+        let mlp = Trainable { params: net.params.clone(), first: net.first.clone(), second: net.second.clone() }.into_mlp();
+        let z: Vec<Vec<f32>> = x.row_iter().map(|r| mlp.project(&r.iter().copied().collect::<Vec<_>>())).collect();
+        let b = z.len();
+        let anchors = (0..b).filter(|&i| (0..b).any(|j| j != i && classes[j] == classes[i])).count() as f32;
+        let mut total = 0.0;
+        for i in 0..b {
+            let positives: Vec<usize> = (0..b).filter(|&j| j != i && classes[j] == classes[i]).collect();
+            if positives.is_empty() {
+                continue;
+            }
+            let s = |j: usize| dot(&z[i], &z[j]) / TEMPERATURE;
+            let lse = (0..b).filter(|&j| j != i).map(|j| s(j).exp()).sum::<f32>().ln();
+            total += lse - positives.iter().map(|&p| s(p)).sum::<f32>() / positives.len() as f32;
+        }
+        total / anchors
+    }
+
+    #[test]
+    fn training_separates_two_shifted_classes_and_is_deterministic() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let d = 8;
+        let mut data = Vec::new();
+        let mut classes = Vec::new();
+        for i in 0..80 {
+            let c = (i % 2) as u32;
+            for k in 0..d {
+                data.push(rng.gen_range(-1.0f32..1.0) + if k == 0 { 1.5 * (c as f32 * 2.0 - 1.0) } else { 0.0 });
+            }
+            classes.push(c);
+        }
+        let a = Mlp::train(&data, d, &classes).unwrap();
+        assert_eq!(a, Mlp::train(&data, d, &classes).unwrap());
+        let z: Vec<Vec<f32>> = data.chunks_exact(d).map(|r| a.project(r)).collect();
+        let (mut same, mut other) = (0.0, 0.0);
+        for i in 0..80 {
+            for j in 0..80 {
+                if i != j {
+                    let c = dot(&z[i], &z[j]);
+                    if classes[i] == classes[j] { same += c } else { other += c }
+                }
+            }
+        }
+        assert!(same / (80.0 * 39.0) > other / (80.0 * 40.0) + 0.5, "same {same} other {other}");
+        assert!(Mlp::train(&data[..2 * d], d, &[0, 1]).is_none(), "no positive pair");
+    }
+}

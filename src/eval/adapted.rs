@@ -66,7 +66,7 @@ pub fn evaluate_adapted(
             folds: [m.site.clone(), m.case.clone(), m.slide.clone(), Some(m.group.clone())],
         })
         .collect();
-    let mut tally = Tally::new(&keys);
+    let mut tally = Tally::new(&keys, protocol);
     let (mut folds_adapted, mut params) = (0, Vec::new());
     for fold in 0..folds {
         let queries: Vec<usize> = (0..meta.len()).filter(|&i| fold_of[i] == fold).collect();

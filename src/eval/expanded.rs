@@ -32,7 +32,7 @@ pub fn evaluate_expanded(
 ) -> Result<Vec<EvalReport>, EvalError> {
     check_counts(stored, variants, meta.len())?;
     let keys = TileKeys::new(meta, protocols)?;
-    let mut tallies: Vec<Tally> = protocols.iter().map(|_| Tally::new(&keys)).collect();
+    let mut tallies: Vec<Tally> = protocols.iter().map(|&p| Tally::new(&keys, p)).collect();
     for query in 0..meta.len() {
         // The lists, and their mean, do not depend on the protocol; reciprocal ranks do.
         let lists = query_lists(stored, variants, query);

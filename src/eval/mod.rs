@@ -12,6 +12,7 @@ pub mod fields;
 pub mod metrics;
 pub mod protocol;
 mod recall;
+mod site_bias;
 mod slides;
 
 use std::collections::HashMap;
@@ -25,8 +26,10 @@ pub use expanded::{evaluate_expanded, QueryVariants};
 pub use metrics::Metrics;
 pub use protocol::{MetaField, Protocol, TileMeta};
 pub use recall::hnsw_recall_at;
+pub use site_bias::SiteBias;
 pub use slides::{SlideReport, SLIDE_VOTERS};
 
+use site_bias::SiteBiasTally;
 use slides::SlideTally;
 
 use metrics::{MetricSums, RANK_DEPTH};
@@ -70,6 +73,9 @@ pub struct EvalReport {
     pub per_class: Vec<ClassReport>,
     /// Slide-level figures (tiles vote for slides), when the tiles name their slides.
     pub slides: Option<SlideReport>,
+    /// The share of same-class neighbours on other slides that share the query's site, when
+    /// the tiles name their sites and the protocol lets same-site tiles compete.
+    pub site_bias: Option<SiteBias>,
     /// P@5 of each query, by tile index (`NaN` for tiles that were not queries), for
     /// paired comparisons.
     #[serde(skip)]
@@ -97,7 +103,7 @@ pub fn evaluate(
         });
     }
     let keys = TileKeys::new(meta, protocols)?;
-    let mut tallies: Vec<Tally> = protocols.iter().map(|_| Tally::new(&keys)).collect();
+    let mut tallies: Vec<Tally> = protocols.iter().map(|&p| Tally::new(&keys, p)).collect();
     for query in 0..meta.len() {
         let cosines = vectors.cosines_from(query);
         for (tally, &protocol) in tallies.iter_mut().zip(protocols) {
@@ -114,15 +120,17 @@ pub(crate) struct Tally {
     per_query_p_at_5: Vec<f32>,
     /// Present when the tiles name their slides.
     slides: Option<SlideTally>,
+    site_bias: Option<SiteBiasTally>,
 }
 
 impl Tally {
-    pub(crate) fn new(keys: &TileKeys) -> Tally {
+    pub(crate) fn new(keys: &TileKeys, protocol: Protocol) -> Tally {
         Tally {
             sums: vec![MetricSums::default(); keys.class_names.len()],
             short: 0,
             per_query_p_at_5: vec![f32::NAN; keys.label.len()],
             slides: keys.field(MetaField::Slide).is_some().then(|| SlideTally::new(keys)),
+            site_bias: SiteBiasTally::new(keys, protocol),
         }
     }
 
@@ -143,12 +151,16 @@ impl Tally {
         if let Some(slides) = &mut self.slides {
             slides.add(query, cosines, &nearest[..nearest.len().min(SLIDE_VOTERS)]);
         }
+        if let Some(bias) = &mut self.site_bias {
+            bias.add(keys, query, cosines, |c| !keys.excludes(protocol, query, c));
+        }
     }
 
     pub(crate) fn report(self, protocol: Protocol, keys: &TileKeys) -> EvalReport {
         let mut report = report(protocol, keys, &self.sums, self.short);
         report.per_query_p_at_5 = self.per_query_p_at_5;
         report.slides = self.slides.map(|s| s.report(keys));
+        report.site_bias = self.site_bias.map(SiteBiasTally::report);
         report
     }
 }
@@ -183,6 +195,7 @@ fn report(
         m_mv_at_5,
         per_class,
         slides: None,
+        site_bias: None,
         per_query_p_at_5: Vec::new(),
     }
 }

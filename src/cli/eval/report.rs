@@ -115,10 +115,11 @@ pub fn markdown(out: &EvalOutput) -> String {
         md,
         "`hist` is the square-root RGB 8×8×8 colour histogram; `vit@N` the model's embedding at \
          N×N input; `×4` the mean embedding of the tile's four 90° rotations; `fused:w@N` concatenates \
-         ViT and histogram so that similarity = (1-w)·cos(vit) + w·cos(hist); `+lda` adds the adapter \
-         (shrinkage LDA fused at a cross-validated weight): each query's adapter was trained, with its \
-         own hyper-parameter choice and keep-or-skip decision (`auto`), only on folds that hold none of \
-         the tiles sharing the query's group / slide / case / site (the column the protocol excludes); \
+         ViT and histogram so that similarity = (1-w)·cos(vit) + w·cos(hist); `+adapter` adds the adapter \
+         `tessera build` trains by default (`auto`: shrinkage LDA or a SupCon MLP, fused at a \
+         cross-validated weight, or none), `+lda` / `+mlp` one kind forced: each query's adapter was \
+         trained, with its own kind, hyper-parameter and keep-or-skip choice, only on folds that hold none \
+         of the tiles sharing the query's group / slide / case / site (the column the protocol excludes); \
          `+expand:n/mean` or `/rrf` expands each query by its first n variants (mirror image, then \
          haematoxylin ×1.2 and ×0.8), fused by mean cosine or reciprocal rank.\n"
     );
@@ -159,6 +160,20 @@ pub fn markdown(out: &EvalOutput) -> String {
                 for r in rows.iter().filter_map(|r| r.report.slides.as_ref().map(|s| (r, s))) {
                     let (row, s) = r;
                     let _ = writeln!(md, "| {} | {} | {:.3} | {:.3} | {:.3} |", row.descriptor, s.slides, s.p_at_5, s.mv_at_5, s.m_mv_at_5);
+                }
+                md.push('\n');
+            }
+            if rows.iter().any(|r| r.report.site_bias.is_some()) {
+                let _ = writeln!(
+                    md,
+                    "Own-hospital neighbours, `{}`: each query's 5 nearest tiles among other slides of its own \
+                     class; the share from the query's own site (lower is better), beside the share a \
+                     site-blind descriptor would get (chance).\n\n\
+                     | descriptor | queries | own site @5 | chance |\n|---|---:|---:|---:|",
+                    p.protocol.name()
+                );
+                for (row, b) in rows.iter().filter_map(|r| r.report.site_bias.as_ref().map(|b| (r, b))) {
+                    let _ = writeln!(md, "| {} | {} | {:.3} | {:.3} |", row.descriptor, b.queries, b.own_site_at_5, b.chance);
                 }
                 md.push('\n');
             }

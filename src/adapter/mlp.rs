@@ -107,7 +107,12 @@ impl Mlp {
             let grads = net.gradients(&xb, &yb);
             net.adam_step(&grads, step);
         }
-        let mlp = net.into_mlp();
+        let mut mlp = net.into_mlp();
+        // The index stores the weights as f16: round them now, so that the vectors a build
+        // stores and the queries a reader adapts go through the same network.
+        for v in mlp.w1.iter_mut().chain(&mut mlp.b1).chain(&mut mlp.w2).chain(&mut mlp.b2) {
+            *v = half::f16::from_f32(*v).to_f32();
+        }
         let finite = mlp.values().all(|v| v.is_finite());
         finite.then_some(mlp)
     }

@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use half::f16;
 use serde::{Deserialize, Serialize};
 
 use crate::vector::{dot, l2_normalize, top_k_where};
@@ -289,14 +290,15 @@ impl Adapter {
         Ok(out)
     }
 
-    /// The `ADPT` section: the mean, then the learned part (LDA: the directions; MLP: W₁,
-    /// b₁, W₂, b₂, row-major), as little-endian f32.
+    /// The `ADPT` section: the mean as little-endian f32, then the learned part: LDA's
+    /// directions as f32, the MLP's W₁, b₁, W₂, b₂ (row-major) as f16, which it was
+    /// rounded to when trained (half the bytes; an index ships next to a page).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let learned: Box<dyn Iterator<Item = &f32>> = match &self.projection {
-            Projection::Linear(directions) => Box::new(directions.iter()),
-            Projection::Mlp(mlp) => Box::new(mlp.values()),
-        };
-        self.mean.iter().chain(learned).flat_map(|v| v.to_le_bytes()).collect()
+        let mean = self.mean.iter().flat_map(|v| v.to_le_bytes());
+        match &self.projection {
+            Projection::Linear(directions) => mean.chain(directions.iter().flat_map(|v| v.to_le_bytes())).collect(),
+            Projection::Mlp(mlp) => mean.chain(mlp.values().flat_map(|&v| f16::from_f32(v).to_le_bytes())).collect(),
+        }
     }
 
     /// Reads the `ADPT` section described by `info`; refuses any size or value that does
@@ -316,28 +318,31 @@ impl Adapter {
         if !(w > 0.0 && w < 1.0) {
             return bad(format!("weight {w} out of range"));
         }
-        let learned = match info.params {
-            AdapterParams::Lda(_) => info.rank * info.dim_in,
-            AdapterParams::Mlp(p) => Mlp::value_count(info.dim_in, p.hidden, info.rank),
+        let learned_bytes = match info.params {
+            AdapterParams::Lda(_) => 4 * info.rank * info.dim_in,
+            AdapterParams::Mlp(p) => 2 * Mlp::value_count(info.dim_in, p.hidden, info.rank),
         };
-        let expected = 4 * (info.dim_in + learned);
+        let expected = 4 * info.dim_in + learned_bytes;
         if bytes.len() != expected {
             return bad(format!("{} bytes, expected {expected}", bytes.len()));
         }
-        let values: Vec<f32> =
-            bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        if values.iter().any(|v| !v.is_finite()) {
+        let (mean, learned) = bytes.split_at(4 * info.dim_in);
+        let f32s = |b: &[u8]| -> Vec<f32> { b.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect() };
+        let (mean, learned) = match kind {
+            AdapterKind::Lda => (f32s(mean), f32s(learned)),
+            AdapterKind::Mlp => (f32s(mean), learned.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()),
+        };
+        if mean.iter().chain(&learned).any(|v| !v.is_finite()) {
             return bad("non-finite value".into());
         }
-        let (mean, learned) = values.split_at(info.dim_in);
         let projection = match info.params {
-            AdapterParams::Lda(_) => Projection::Linear(learned.to_vec()),
-            AdapterParams::Mlp(p) => match Mlp::from_values(info.dim_in, p.hidden, info.rank, learned) {
+            AdapterParams::Lda(_) => Projection::Linear(learned),
+            AdapterParams::Mlp(p) => match Mlp::from_values(info.dim_in, p.hidden, info.rank, &learned) {
                 Some(mlp) => Projection::Mlp(mlp),
                 None => return bad("MLP weights do not fit its shape".into()),
             },
         };
-        Ok(Adapter { mean: mean.to_vec(), projection, info })
+        Ok(Adapter { mean, projection, info })
     }
 }
 

@@ -1,6 +1,7 @@
 //! `tessera build`: tiles from manifests, folders and whole slides → one index file.
 
 mod checkpoint;
+pub mod shard;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use tessera::preprocess::RgbImage;
 use tessera::slide::{self, Slide, SlideTileOptions, TilePlacement};
 
 use checkpoint::{Checkpoint, Outcome};
+use shard::{ShardHeader, ShardSpec};
 
 use super::tiles::{list_tiles, progress_bar, read_tile};
 use super::ModelArgs;
@@ -92,6 +94,11 @@ pub struct BuildArgs {
     /// instead of starting over (the result is the same file).
     #[arg(long)]
     resume: bool,
+    /// Describe only the K-th of N equal slices of the tiles (in input order) and write a
+    /// shard to `--output` instead of an index; `tessera merge` joins the N shards into
+    /// the index this build would write.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<ShardSpec>,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -158,7 +165,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         graph_min_tiles: args.graph_min_tiles,
         rerank: args.rerank,
     };
-    let mut builder = IndexBuilder::new(describer.model_ref(), options)?;
+    let mut builder = IndexBuilder::new(describer.model_ref(), options.clone())?;
 
     let (pending, slides, mut skipped) = collect_inputs(&args)?;
     if pending.is_empty() {
@@ -167,6 +174,21 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let thumbnail = args.thumbnails.then_some(args.thumbnail_size);
     let checkpoint_path = checkpoint::path_for(&args.output);
     let names: Vec<String> = pending.iter().map(|p| p.name(&slides)).collect();
+    // The build's identity, shared by all its shards: everything but where it is written.
+    let build_id = {
+        let options = BuildArgs { resume: false, shard: None, output: PathBuf::new(), ..args.clone() };
+        hex::encode(checkpoint::fingerprint(&format!("{options:?} model {}", describer.model_ref().sha256), names.iter().cloned()))
+    };
+    let total = pending.len();
+    let (pending, names, first) = match args.shard {
+        Some(spec) => {
+            let range = spec.range(total);
+            let first = range.start;
+            let names = names[range.clone()].to_vec();
+            (pending.into_iter().skip(first).take(range.len()).collect(), names, first)
+        }
+        None => (pending, names, 0),
+    };
     let fingerprint = {
         let options = format!("{:?} model {}", BuildArgs { resume: false, ..args.clone() }, describer.model_ref().sha256);
         checkpoint::fingerprint(&options, names.iter().cloned())
@@ -181,11 +203,12 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         bail!("{}: holds {resumed} tiles, the build has {}; remove it to start over", checkpoint_path.display(), pending.len());
     }
     let mut progress = Progress::new(&pending, &names, &slides);
+    let mut shard_outcomes = Vec::new();
     if resumed > 0 {
         progress.bar.suspend(|| eprintln!("resuming: {resumed} of {} tiles already described", pending.len()));
     }
     for outcome in done {
-        progress.record(outcome, &mut builder);
+        progress.record(outcome, &mut builder, args.shard.is_some().then_some(&mut shard_outcomes));
     }
     let mut pending = pending.into_iter().skip(resumed).peekable();
     while pending.peek().is_some() {
@@ -194,20 +217,63 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         let outcomes = describe(&describer, chunk, &slides, thumbnail);
         checkpoint.append(&outcomes)?;
         for outcome in outcomes {
-            progress.record(outcome, &mut builder);
+            progress.record(outcome, &mut builder, args.shard.is_some().then_some(&mut shard_outcomes));
         }
     }
     skipped += progress.skipped;
     progress.bar.finish_and_clear();
+    if let Some(spec) = args.shard {
+        let header = ShardHeader {
+            build: build_id,
+            shard: spec.k,
+            shards: spec.n,
+            first,
+            tiles: shard_outcomes.len(),
+            total,
+            model: describer.model_ref(),
+            options,
+            adapter: args.adapter,
+            inputs_skipped: skipped - progress.skipped,
+        };
+        shard::write(&args.output, &header, &shard_outcomes)?;
+        checkpoint.remove()?;
+        eprintln!(
+            "wrote shard {spec} {}: tiles {}..{} of {total}, {} skipped, {:.1} s",
+            args.output.display(),
+            first,
+            first + header.tiles,
+            progress.skipped,
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     if builder.is_empty() {
         // Nothing a resume could reuse: leave no checkpoint behind.
         checkpoint.remove()?;
         bail!("none of the tiles could be embedded ({skipped} skipped)");
     }
+    finish(builder, args.adapter, &args.output, skipped, started)?;
+    checkpoint.remove()
+}
+
+/// One described tile into the builder; why not, for a tile that was skipped or refused.
+fn add_outcome(builder: &mut IndexBuilder, outcome: Outcome) -> anyhow::Result<()> {
+    match outcome {
+        Outcome::Described { vector, metadata, thumbnail } => builder.add(&vector, metadata, thumbnail).map(drop).map_err(anyhow::Error::from),
+        Outcome::Skipped { why } => Err(anyhow::anyhow!(why)),
+    }
+}
+
+/// The end of every build (single or merged): train the adapter, build the index, write
+/// it, and say what was written.
+fn finish(mut builder: IndexBuilder, adapter: AdapterChoice, output: &Path, skipped: usize, started: Instant) -> anyhow::Result<()> {
+    if builder.is_empty() {
+        bail!("none of the tiles could be embedded ({skipped} skipped)");
+    }
     let tiles = builder.len();
     let spinner = progress_bar(0, "training the adapter");
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
-    let decision = builder.fit_adapter(args.adapter)?;
+    let decision = builder.fit_adapter(adapter)?;
     spinner.finish_and_clear();
     eprintln!("{decision}");
     let spinner = progress_bar(0, "building index");
@@ -215,13 +281,12 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let index = builder.build()?;
     spinner.finish_and_clear();
     let bytes = index.to_bytes();
-    super::write_atomically(&args.output, |file| Ok(file.write_all(&bytes)?))
-        .with_context(|| format!("{}: cannot write the index", args.output.display()))?;
-    checkpoint.remove()?;
+    super::write_atomically(output, |file| Ok(file.write_all(&bytes)?))
+        .with_context(|| format!("{}: cannot write the index", output.display()))?;
     let info = index.info();
     eprintln!(
         "wrote {}: {tiles} tiles, {skipped} skipped, {} bytes ({:.0} B/tile), {:?}{}{}, {:.1} s{}",
-        args.output.display(),
+        output.display(),
         bytes.len(),
         bytes.len() as f64 / tiles as f64,
         info.quantization,
@@ -266,13 +331,23 @@ impl<'a> Progress<'a> {
         Progress { bar: progress_bar(pending.len(), "embedding"), names, slide_of, slides, skipped: 0, next: 0 }
     }
 
-    fn record(&mut self, outcome: Outcome, builder: &mut IndexBuilder) {
+    /// Records one tile's outcome: into the builder, or for a shard into `kept` (the merge
+    /// adds them to its builder, which skips exactly what a single build skips).
+    fn record(&mut self, outcome: Outcome, builder: &mut IndexBuilder, kept: Option<&mut Vec<Outcome>>) {
         let (tile, name) = (self.next, &self.names[self.next]);
         self.next += 1;
         self.bar.inc(1);
-        let added = match outcome {
-            Outcome::Described { vector, metadata, thumbnail } => builder.add(&vector, metadata, thumbnail).map(drop).map_err(anyhow::Error::from),
-            Outcome::Skipped { why } => Err(anyhow::anyhow!(why)),
+        let added = match (kept, outcome) {
+            (None, outcome) => add_outcome(builder, outcome),
+            (Some(kept), Outcome::Skipped { why }) => {
+                kept.push(Outcome::Skipped { why: why.clone() });
+                Err(anyhow::anyhow!(why))
+            }
+            // The merge adds it (and refuses what a single build would refuse).
+            (Some(kept), described) => {
+                kept.push(described);
+                Ok(())
+            }
         };
         let failed = added.is_err();
         if let Err(e) = added {

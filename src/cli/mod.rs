@@ -29,6 +29,8 @@ enum Command {
     EmbedDir(embed::EmbedDirArgs),
     /// Build a search index from tile folders, CSV manifests or slides.
     Build(build::BuildArgs),
+    /// Join the shards of a build (`tessera build … --shard K/N`) into its index.
+    Merge(build::shard::MergeArgs),
     /// Search an index with a query tile (and optional positive/negative examples).
     Search(search::SearchArgs),
     /// Evaluate retrieval quality on labelled data.
@@ -43,6 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Embed(args) => embed::run_embed(args),
         Command::EmbedDir(args) => embed::run_embed_dir(args),
         Command::Build(args) => build::run(args),
+        Command::Merge(args) => build::shard::run_merge(args),
         Command::Search(args) => search::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(cmd) => bench::run(cmd),

@@ -107,7 +107,7 @@ impl Checkpoint {
     }
 }
 
-fn write_record(out: &mut impl Write, outcome: &Outcome) -> std::io::Result<()> {
+pub(super) fn write_record(out: &mut impl Write, outcome: &Outcome) -> std::io::Result<()> {
     let field = |out: &mut dyn Write, bytes: &[u8]| -> std::io::Result<()> {
         out.write_all(&(bytes.len() as u32).to_le_bytes())?;
         out.write_all(bytes)
@@ -132,7 +132,7 @@ fn write_record(out: &mut impl Write, outcome: &Outcome) -> std::io::Result<()> 
 
 /// The record at `at` and where the next begins; `None` at the end or at a record cut short
 /// or damaged.
-fn read_record(bytes: &[u8], at: usize) -> Option<(Outcome, usize)> {
+pub(super) fn read_record(bytes: &[u8], at: usize) -> Option<(Outcome, usize)> {
     let mut cursor = Cursor { bytes, at };
     let outcome = match cursor.take(1)?[0] {
         1 => {

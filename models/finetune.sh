@@ -6,15 +6,11 @@
 #   models/finetune.sh --export --weights target/finetune/cmu/weights.npz --out target/finetune/cmu/model --input-size 112
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
+# finetune-requirements.txt includes models/requirements.txt: both are named so that a
+# change to either reinstalls.
 venv=target/finetune-venv
-stamp="$venv/requirements.sha256"
-want=$(cat models/finetune-requirements.txt models/requirements.txt | sha256sum | cut -d' ' -f1)
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "==> installing models/finetune-requirements.txt into $venv" >&2
-    python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r models/finetune-requirements.txt
-    echo "$want" > "$stamp"
-fi
+ensure_venv "$venv" models/finetune-requirements.txt models/requirements.txt
 script=models/finetune.py
 if [ "${1:-}" = "--export" ]; then
     shift

@@ -31,6 +31,24 @@ pip_install_requirements() {
     python3 -m pip install -q --disable-pip-version-check -r "$1"
 }
 
+# ensure_venv VENV REQUIREMENTS...: a virtualenv holding exactly these requirement files,
+# (re)installed only when their content changed (a stamp of their hash).
+ensure_venv() {
+    local venv=$1
+    shift
+    local want
+    want=$(cat "$@" | sha256sum | cut -d' ' -f1)
+    if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/requirements.sha256" 2>/dev/null)" != "$want" ]; then
+        step "installing $* into $venv"
+        python3 -m venv "$venv"
+        local file
+        for file in "$@"; do
+            "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$file"
+        done
+        echo "$want" > "$venv/requirements.sha256"
+    fi
+}
+
 need_shared_data() {
     if [ ! -d ../shared/data ]; then
         echo "../shared/data not found: the tests use the real H&E data beside the repository" >&2

@@ -6,7 +6,8 @@
 #      in headless Debian chromium;
 #   3. the benchmark chain at small sizes (bench/run --quick) and its generated report;
 #   4. the fine-tune chain (scripts/test-finetune.sh): two training steps, resume, export,
-#      tract embedding with the exported model.
+#      tract embedding with the exported model;
+#   5. the distributed build (scripts/test-ray.sh): shards on a local Ray instance, merged.
 # `.ci/run` calls this and nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,3 +30,6 @@ done
 ls target/bench-quick/plots/embed-native.png target/bench-quick/plots/search.png > /dev/null
 
 scripts/test-finetune.sh
+
+step "distributed build (scripts/test-ray.sh): 4 shards on a local Ray instance, merged = single build"
+scripts/test-ray.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need (idempotently) and runs the whole suite:
-#   1. native unit + integration tests (model parity, index, search, eval, slides, bad input)
+#   1. native unit + integration tests (model parity, index, search, eval, slides, bad input,
+#      the GPU kernels and forward pass on Mesa's lavapipe, a Vulkan driver on the CPU)
 #      and a fuzz smoke: every libFuzzer target of scripts/fuzz.sh for 15 s;
 #   2. the browser tests (scripts/test-web.sh): wasm-bindgen-test and Playwright end to end
 #      in headless Debian chromium;
@@ -15,6 +16,8 @@ source scripts/lib.sh
 
 need_shared_data
 cargo_env
+# lavapipe: the GPU tests run on any machine, and fail (not skip) without an adapter.
+apt_install mesa-vulkan-drivers
 step "native tests (release: tract is slow unoptimized)"
 cargo test --release --all-targets --no-fail-fast
 step "fuzz smoke (scripts/fuzz.sh all 15: every reader of untrusted bytes, 15 s each)"

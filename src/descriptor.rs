@@ -11,6 +11,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::adapter::{Adapter, AdapterError};
+use crate::backend::EmbeddingBackend;
 use crate::model::{Embedder, ModelError, ModelManifest};
 use crate::preprocess::{self, RgbImage};
 use crate::vector::l2_normalize;
@@ -192,7 +193,7 @@ pub struct ModelMismatch {
 /// adapter), so the CLI's build, its search and the browser's queries cannot drift apart.
 #[derive(Debug)]
 pub struct TileDescriber {
-    embedder: Embedder,
+    backend: EmbeddingBackend,
     kind: DescriptorKind,
     views: u32,
     adapter: Option<Adapter>,
@@ -216,16 +217,18 @@ pub enum DescribeError {
 
 impl TileDescriber {
     /// A describer for building an index: no adapter yet (the build trains it).
-    pub fn new(embedder: Embedder, kind: DescriptorKind, views: u32) -> Result<Self, DescribeError> {
+    pub fn new(backend: impl Into<EmbeddingBackend>, kind: DescriptorKind, views: u32) -> Result<Self, DescribeError> {
         if !VIEW_COUNTS.contains(&views) {
             return Err(DescribeError::BadViews { views });
         }
-        Ok(TileDescriber { embedder, kind, views, adapter: None })
+        Ok(TileDescriber { backend: backend.into(), kind, views, adapter: None })
     }
 
     /// A describer for querying an index built as `model` says, with its adapter: the
     /// loaded model must be the index's.
-    pub fn for_model(embedder: Embedder, model: &ModelRef, adapter: Option<Adapter>) -> Result<Self, DescribeError> {
+    pub fn for_model(backend: impl Into<EmbeddingBackend>, model: &ModelRef, adapter: Option<Adapter>) -> Result<Self, DescribeError> {
+        let backend = backend.into();
+        let embedder = backend.tract();
         if !model.same_model(embedder.manifest()) {
             return Err(ModelMismatch {
                 index_model: format!("{} (sha256 {})", model.id, model.sha256),
@@ -233,13 +236,18 @@ impl TileDescriber {
             }
             .into());
         }
-        let mut describer = TileDescriber::new(embedder, model.descriptor, model.views)?;
+        let mut describer = TileDescriber::new(backend, model.descriptor, model.views)?;
         describer.adapter = adapter;
         Ok(describer)
     }
 
+    /// tract, whichever backend runs (the reference, and what the browser's engine runs).
     pub fn embedder(&self) -> &Embedder {
-        &self.embedder
+        self.backend.tract()
+    }
+
+    pub fn backend(&self) -> &EmbeddingBackend {
+        &self.backend
     }
 
     pub fn kind(&self) -> DescriptorKind {
@@ -253,7 +261,7 @@ impl TileDescriber {
     /// What an index built by this describer records about its vectors (before any
     /// adapter, which the build adds).
     pub fn model_ref(&self) -> ModelRef {
-        ModelRef::new(self.embedder.manifest(), self.kind, self.views)
+        ModelRef::new(self.backend.manifest(), self.kind, self.views)
     }
 
     /// The descriptor of a query tile expanded by its first `expand` variants
@@ -273,11 +281,9 @@ impl TileDescriber {
     pub fn describe(&self, tile: &RgbImage) -> Result<Vec<f32>, DescribeError> {
         let vit = if self.kind.needs_vit() {
             // One crop and resize serves every view; only the rotation differs.
-            let square = preprocess::square_resize(tile, self.embedder.manifest().input.size);
-            let views: Vec<Vec<f32>> = (0..self.views)
-                .map(|r| self.embedder.embed_square(&rotated(&square, r)))
-                .collect::<Result<_, _>>()?;
-            pool_views(&views)
+            let square = preprocess::square_resize(tile, self.backend.manifest().input.size);
+            let views: Vec<RgbImage> = (0..self.views).map(|r| rotated(&square, r)).collect();
+            pool_views(&self.backend.embed_squares(&views)?)
         } else {
             Vec::new()
         };

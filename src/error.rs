@@ -56,6 +56,16 @@ impl Kinded for crate::model::ModelError {
     }
 }
 
+#[cfg(feature = "gpu")]
+impl Kinded for crate::gpu::GpuError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            crate::gpu::GpuError::Model(e) => e.kind(),
+            _ => ErrorKind::Engine,
+        }
+    }
+}
+
 impl Kinded for crate::descriptor::DescriptorError {
     fn kind(&self) -> ErrorKind {
         ErrorKind::Input

@@ -1,14 +1,17 @@
 //! Tessera: histopathology tile search that runs in the browser.
 //!
-//! The core modules (`preprocess`, `model`, `descriptor`, `index`, `search`, `eval`,
+//! The core modules (`preprocess`, `model`, `gpu`, `backend`, `descriptor`, `index`, `search`, `eval`,
 //! `slide`) are plain Rust and know nothing of JS or terminals; `wasm` (browser) and the
 //! `tessera` binary (`cli`) are thin faces over them. See `../shared/ARCHITECTURE.md`.
 
 pub mod adapter;
+pub mod backend;
 pub mod descriptor;
 pub mod error;
 pub mod eval;
 pub mod expand;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod index;
 #[cfg(feature = "cli")]
 pub mod manifest;

@@ -27,7 +27,6 @@ pub use crate::descriptor::ModelRef;
 
 use crate::adapter::{self, Adapter, AdapterChoice, AdapterDecision, TileLabels};
 use crate::descriptor::{DescribeError, TileDescriber};
-use crate::model::Embedder;
 
 pub(crate) use graph::Graph;
 pub(crate) use meta::{Metadata, Thumbnails};
@@ -325,8 +324,8 @@ impl Index {
 
     /// A describer for queries to this index: the model must be the index's; the
     /// descriptor, views and adapter are the index's.
-    pub fn describer(&self, embedder: Embedder) -> Result<TileDescriber, DescribeError> {
-        TileDescriber::for_model(embedder, &self.model, self.adapter.clone())
+    pub fn describer(&self, backend: impl Into<crate::backend::EmbeddingBackend>) -> Result<TileDescriber, DescribeError> {
+        TileDescriber::for_model(backend, &self.model, self.adapter.clone())
     }
 
     pub fn info(&self) -> IndexInfo {

@@ -35,3 +35,12 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
     dot / (na * nb)
 }
+
+/// The machine's GPU adapter (lavapipe in CI: scripts/test.sh installs it). A machine
+/// without one fails the GPU tests, loudly, instead of skipping them.
+#[cfg(feature = "gpu")]
+pub fn gpu() -> tessera::gpu::Gpu {
+    pollster::block_on(tessera::gpu::Gpu::new()).unwrap_or_else(|e| {
+        panic!("{e}: the GPU tests need a Vulkan adapter; on Debian `apt-get install mesa-vulkan-drivers` (lavapipe), as scripts/test.sh does")
+    })
+}

@@ -1,0 +1,180 @@
+//! The embedding-backend seam: what turns square tiles into the model's embeddings. tract
+//! always (the reference, and the fallback); the GPU path ([`crate::gpu`]) when one was
+//! asked for, started, and agreed with tract on a test tile. A GPU that fails later (a
+//! lost device, out of memory) hands that work and all later work to tract and says so
+//! once, through the caller's notice; no embedding is ever returned from a failed run.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::model::{Embedder, ModelError, ModelManifest};
+use crate::preprocess::RgbImage;
+
+/// Which backend to run: `auto` (the GPU if it starts and passes its self-check, else
+/// tract), `gpu` (the GPU or an error) or `cpu` (tract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    #[default]
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+impl FromStr for BackendChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "auto" => Ok(BackendChoice::Auto),
+            "gpu" => Ok(BackendChoice::Gpu),
+            "cpu" => Ok(BackendChoice::Cpu),
+            _ => Err(format!("unknown backend {text:?}: expected auto, gpu or cpu")),
+        }
+    }
+}
+
+impl fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Gpu => "gpu",
+            BackendChoice::Cpu => "cpu",
+        })
+    }
+}
+
+/// Told, once, why the GPU is not (or no longer) used.
+pub type Notice = Box<dyn Fn(&str) + Send + Sync>;
+
+/// The lowest cosine with tract the GPU's embedding of the self-check tile may have.
+pub const SELF_CHECK_MIN_COSINE: f32 = 0.999;
+
+pub struct EmbeddingBackend {
+    tract: Embedder,
+    #[cfg(feature = "gpu")]
+    gpu: Option<GpuPath>,
+}
+
+#[cfg(feature = "gpu")]
+struct GpuPath {
+    embedder: crate::gpu::GpuEmbedder,
+    failed: std::sync::atomic::AtomicBool,
+    notice: Notice,
+}
+
+impl fmt::Debug for EmbeddingBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddingBackend").field("running", &self.name()).finish()
+    }
+}
+
+/// tract alone.
+impl From<Embedder> for EmbeddingBackend {
+    fn from(tract: Embedder) -> Self {
+        EmbeddingBackend {
+            tract,
+            #[cfg(feature = "gpu")]
+            gpu: None,
+        }
+    }
+}
+
+impl EmbeddingBackend {
+    /// tract, the reference every backend is checked against.
+    pub fn tract(&self) -> &Embedder {
+        &self.tract
+    }
+
+    pub fn manifest(&self) -> &ModelManifest {
+        self.tract.manifest()
+    }
+
+    /// What runs now: `tract` or `gpu: <adapter>`.
+    pub fn name(&self) -> String {
+        #[cfg(feature = "gpu")]
+        if let Some(gpu) = self.active_gpu() {
+            return format!("gpu: {}", gpu.embedder.adapter_name());
+        }
+        "tract".into()
+    }
+
+    /// The unit-length embeddings of tiles already cropped and resized to the model's input
+    /// size, in order: in one batch on the GPU, else one by one by tract. (A browser
+    /// cannot block on the GPU: there this is tract.)
+    pub fn embed_squares(&self, squares: &[RgbImage]) -> Result<Vec<Vec<f32>>, ModelError> {
+        #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+        if let Some(gpu) = self.active_gpu() {
+            match pollster::block_on(gpu.embedder.embed_squares(squares)) {
+                Ok(embeddings) => return Ok(embeddings),
+                Err(e) => gpu.fail(&e),
+            }
+        }
+        squares.iter().map(|s| self.tract.embed_square(s)).collect()
+    }
+
+    #[cfg(feature = "gpu")]
+    fn active_gpu(&self) -> Option<&GpuPath> {
+        self.gpu.as_ref().filter(|g| !g.failed.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+#[cfg(feature = "gpu")]
+impl GpuPath {
+    fn fail(&self, error: &crate::gpu::GpuError) {
+        if !self.failed.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            (self.notice)(&format!("{error}; embedding with tract (CPU) from now on"));
+        }
+    }
+}
+
+#[cfg(feature = "gpu")]
+mod start {
+    use super::*;
+    use crate::gpu::{Gpu, GpuEmbedder, GpuError, DEFAULT_MAX_BATCH};
+
+    impl EmbeddingBackend {
+        /// The backend `choice` asks for over `tract`, whose model file is `model`. With
+        /// `Auto`, a GPU that does not start or fails its self-check is reported through
+        /// `notice` and tract runs alone; with `Gpu` that is an error.
+        pub async fn start(tract: Embedder, model: &[u8], choice: BackendChoice, notice: Notice) -> Result<Self, GpuError> {
+            if choice == BackendChoice::Cpu {
+                return Ok(tract.into());
+            }
+            match start_gpu(&tract, model).await {
+                Ok(embedder) => Ok(EmbeddingBackend {
+                    tract,
+                    gpu: Some(GpuPath { embedder, failed: false.into(), notice }),
+                }),
+                Err(e) if choice == BackendChoice::Auto => {
+                    notice(&format!("{e}; embedding with tract (CPU)"));
+                    Ok(tract.into())
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }
+
+    async fn start_gpu(tract: &Embedder, model: &[u8]) -> Result<GpuEmbedder, GpuError> {
+        let gpu = GpuEmbedder::new(Gpu::new().await?, model, tract.manifest().clone(), DEFAULT_MAX_BATCH).await?;
+        let tile = self_check_tile(tract.manifest().input.size);
+        let expected = tract.embed_square(&tile)?;
+        let got = gpu.embed_squares(std::slice::from_ref(&tile)).await?;
+        let cosine = crate::vector::dot(&got[0], &expected);
+        if cosine.is_nan() || cosine < SELF_CHECK_MIN_COSINE {
+            return Err(GpuError::SelfCheck { cosine, min: SELF_CHECK_MIN_COSINE });
+        }
+        Ok(gpu)
+    }
+
+    /// A deterministic H&E-like tile (pink stroma, purple blobs, fine texture), so that the
+    /// check exercises every channel and the attention sees structure.
+    fn self_check_tile(size: u32) -> RgbImage {
+        RgbImage::from_fn(size, size, |x, y| {
+            let (fx, fy) = (x as f32 / size as f32, y as f32 / size as f32);
+            let blob = ((fx * 9.0).sin() * (fy * 7.0).cos()).max(0.0);
+            let grain = (x.wrapping_mul(2_654_435_761).wrapping_add(y.wrapping_mul(40_503)) >> 24) as f32 / 255.0;
+            let pixel = |base: f32, dark: f32| (base - dark * blob + 25.0 * (grain - 0.5)).clamp(0.0, 255.0) as u8;
+            image::Rgb([pixel(230.0, 140.0), pixel(170.0, 120.0), pixel(200.0, 40.0)])
+        })
+    }
+}

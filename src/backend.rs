@@ -10,8 +10,8 @@ use std::str::FromStr;
 use crate::model::{Embedder, ModelError, ModelManifest};
 use crate::preprocess::RgbImage;
 
-/// Which backend to run: `auto` (the GPU if it starts and passes its self-check, else
-/// tract), `gpu` (the GPU or an error) or `cpu` (tract).
+/// Which backend to run: `auto` (a hardware GPU if it starts and passes its self-check,
+/// else tract), `gpu` (any GPU adapter, software ones included, or an error) or `cpu` (tract).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BackendChoice {
     #[default]
@@ -140,7 +140,7 @@ mod start {
             if choice == BackendChoice::Cpu {
                 return Ok(tract.into());
             }
-            match start_gpu(&tract, model).await {
+            match start_gpu(&tract, model, choice).await {
                 Ok(embedder) => Ok(EmbeddingBackend {
                     tract,
                     gpu: Some(GpuPath { embedder, failed: false.into(), notice }),
@@ -154,8 +154,12 @@ mod start {
         }
     }
 
-    async fn start_gpu(tract: &Embedder, model: &[u8]) -> Result<GpuEmbedder, GpuError> {
-        let gpu = GpuEmbedder::new(Gpu::new().await?, model, tract.manifest().clone(), DEFAULT_MAX_BATCH).await?;
+    async fn start_gpu(tract: &Embedder, model: &[u8], choice: BackendChoice) -> Result<GpuEmbedder, GpuError> {
+        let gpu = Gpu::new().await?;
+        if gpu.is_software() && choice == BackendChoice::Auto {
+            return Err(GpuError::NoAdapter(format!("only {}, a software adapter, which is no faster than tract", gpu.adapter_name())));
+        }
+        let gpu = GpuEmbedder::new(gpu, model, tract.manifest().clone(), DEFAULT_MAX_BATCH).await?;
         let tile = self_check_tile(tract.manifest().input.size);
         let expected = tract.embed_square(&tile)?;
         let got = gpu.embed_squares(std::slice::from_ref(&tile)).await?;

@@ -21,7 +21,7 @@ use checkpoint::{Checkpoint, Outcome};
 use shard::{ShardHeader, ShardSpec};
 
 use super::tiles::{list_tiles, progress_bar, read_tile};
-use super::ModelArgs;
+use super::EmbeddingArgs;
 
 const SLIDE_EXTENSIONS: &[&str] = &["svs", "tif", "tiff"];
 
@@ -100,7 +100,7 @@ pub struct BuildArgs {
     #[arg(long, value_name = "K/N")]
     shard: Option<ShardSpec>,
     #[command(flatten)]
-    model: ModelArgs,
+    model: EmbeddingArgs,
 }
 
 /// Tiles described at a time: their pixels are all the build holds in memory besides the

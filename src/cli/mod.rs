@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tessera::backend::{BackendChoice, EmbeddingBackend, Notice};
 use tessera::model::Embedder;
 
 #[derive(Parser)]
@@ -61,6 +62,34 @@ pub struct ModelArgs {
     /// The model's JSON manifest (SHA-256, input size, normalization, ...).
     #[arg(long)]
     model_manifest: Option<PathBuf>,
+}
+
+/// The model and what runs it (`build`, `search`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct EmbeddingArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// What runs the model: auto (a hardware GPU when one starts and matches tract on a
+    /// test tile, else tract), gpu (any GPU adapter, even a software one, or an error),
+    /// cpu (tract).
+    #[arg(long, default_value_t = BackendChoice::Auto)]
+    backend: BackendChoice,
+}
+
+impl EmbeddingArgs {
+    /// The model on the backend asked for, saying which runs (and, once, why not the GPU).
+    pub fn load(&self) -> anyhow::Result<EmbeddingBackend> {
+        let tract = self.model.load()?;
+        if self.backend == BackendChoice::Cpu {
+            return Ok(tract.into());
+        }
+        let path = self.model.paths().0;
+        let bytes = std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let notice: Notice = Box::new(|message| eprintln!("tessera: {message}"));
+        let backend = pollster::block_on(EmbeddingBackend::start(tract, &bytes, self.backend, notice))?;
+        eprintln!("embedding with {}", backend.name());
+        Ok(backend)
+    }
 }
 
 impl ModelArgs {

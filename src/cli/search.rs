@@ -9,7 +9,7 @@ use tessera::index::Index;
 use tessera::search::{search, search_slides, Example, Filter, Hit, Query, SearchOptions, SlideHit, SlideOptions};
 
 use super::tiles::read_tile;
-use super::ModelArgs;
+use super::EmbeddingArgs;
 
 #[derive(clap::Args)]
 pub struct SearchArgs {
@@ -75,7 +75,7 @@ pub struct SearchArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    model: ModelArgs,
+    model: EmbeddingArgs,
 }
 
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {

@@ -60,6 +60,11 @@ impl Gpu {
         format!("{} ({:?})", self.info.name, self.info.backend)
     }
 
+    /// A GPU emulated on the CPU (lavapipe, SwiftShader, WARP): right, but no faster than tract.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     pub fn device(&self) -> &wgpu::Device {
         &self.device
     }

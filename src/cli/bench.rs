@@ -2,6 +2,7 @@
 //! writes `bench/results/<name>.json`.
 
 mod embed;
+mod gpu;
 mod python;
 mod search;
 mod slide;
@@ -10,6 +11,8 @@ mod slide;
 pub enum BenchCommand {
     /// Per-tile embedding latency: tract int8/fp32, 1 and all threads, vs onnxruntime.
     Embed(embed::BenchEmbedArgs),
+    /// The WGSL forward pass (wgpu) at batch 1/8/32/64 beside tract: ms/tile, GFLOP/s.
+    Gpu(gpu::BenchGpuArgs),
     /// Index build/search at scale on synthetic vectors, vs faiss and hnswlib.
     Search(search::BenchSearchArgs),
     /// `tessera build` on generated whole slides of growing size: peak memory and tiles/s.
@@ -19,6 +22,7 @@ pub enum BenchCommand {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Embed(args) => embed::run(args),
+        BenchCommand::Gpu(args) => gpu::run(args),
         BenchCommand::Search(args) => search::run(args),
         BenchCommand::Slide(args) => slide::run(args),
     }

@@ -74,6 +74,11 @@ impl GpuEmbedder {
         self.gpu.adapter_name()
     }
 
+    /// Floating-point operations of one tile's forward pass (multiply-adds count two).
+    pub fn flops_per_tile(&self) -> f64 {
+        self.vit.flops_per_tile()
+    }
+
     /// The unit-length embeddings of tiles already cropped and resized to the model's input
     /// size (as [`crate::model::Embedder::embed_square`] takes them), in order.
     pub async fn embed_squares(&self, squares: &[RgbImage]) -> Result<Vec<Vec<f32>>, GpuError> {

@@ -81,6 +81,15 @@ impl GpuVit {
         [3 * self.size * self.size, t * self.dim, t * 3 * self.dim, self.heads * t * t, t * self.mlp]
     }
 
+    /// Multiply-adds × 2 of one tile: the patch embedding, then per block the four products
+    /// and attention's two (softmax, norms and pooling are a rounding error).
+    pub fn flops_per_tile(&self) -> f64 {
+        let (t, d, mlp) = (self.tokens as f64, self.dim as f64, self.mlp as f64);
+        let patches = (t - 1.0) * d * 3.0 * (super::weights::PATCH * super::weights::PATCH) as f64;
+        let block = t * d * (3.0 * d + d + 2.0 * mlp) + 2.0 * t * t * d;
+        2.0 * (patches + self.blocks.len() as f64 * block)
+    }
+
     /// The most tiles one run can take without a buffer over `max_binding_bytes`.
     pub fn max_batch(&self, max_binding_bytes: u64) -> usize {
         let largest = self.per_tile().into_iter().max().unwrap_or(1) as u64 * 4;

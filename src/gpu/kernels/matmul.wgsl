@@ -33,7 +33,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     let col0 = wid.x * TILE;
     let t = lid.y * 16u + lid.x;
     let words = (dims.n + 3u) / 4u;
-    var acc: array<f32, 16>;
+    var acc: Acc;
     for (var k0 = 0u; k0 < dims.k; k0 += TILE_K) {
         // A: 64 rows × 16 k, four per thread, consecutive threads along k.
         for (var i = 0u; i < 4u; i++) {
@@ -60,15 +60,16 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
             b_tile[kk * TILE + (t % 16u) * 4u + b] = f32(extractBits(bitcast<i32>(packed), 8u * b, 8u));
         }
         workgroupBarrier();
-        tile_accumulate(&acc, lid.x, lid.y);
+        acc = tile_accumulate(acc, lid.x, lid.y);
         workgroupBarrier();
     }
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + lid.y + 16u * i;
+        let sums = acc_at(acc, i);
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + lid.x + 16u * j;
             if (row < dims.m && col < dims.n) {
-                let v = acc[i * 4u + j] * params[col] + params[dims.n + col];
+                let v = sums[j] * params[col] + params[dims.n + col];
                 let at = row * dims.n + col;
                 if (EPILOGUE == 1u) {
                     out[at] = gelu(v);

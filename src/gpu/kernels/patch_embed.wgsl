@@ -35,7 +35,7 @@ fn patch_embed(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     let row0 = wid.y * TILE;
     let col0 = wid.x * TILE;
     let t = lid.y * 16u + lid.x;
-    var acc: array<f32, 16>;
+    var acc: Acc;
     for (var k0 = 0u; k0 < dims.k; k0 += TILE_K) {
         for (var i = 0u; i < 4u; i++) {
             let e = t + 256u * i;
@@ -54,15 +54,16 @@ fn patch_embed(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
             b_tile[kk * TILE + r] = bv;
         }
         workgroupBarrier();
-        tile_accumulate(&acc, lid.x, lid.y);
+        acc = tile_accumulate(acc, lid.x, lid.y);
         workgroupBarrier();
     }
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + lid.y + 16u * i;
+        let sums = acc_at(acc, i);
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + lid.x + 16u * j;
             if (row < dims.m && col < dims.n) {
-                out[row * dims.n + col] = acc[i * 4u + j] + token_bias[(row % dims.tokens) * dims.n + col];
+                out[row * dims.n + col] = sums[j] + token_bias[(row % dims.tokens) * dims.n + col];
             }
         }
     }

@@ -98,6 +98,26 @@ def embed_section(d, plots: Path, md: list, peak):
     md.append("\n![embedding latency](plots/embed-native.png)\n")
 
 
+def gpu_section(d, plots: Path, md: list):
+    if not begin(md, "Embedding, GPU (wgpu vs tract)", d, "no `gpu.json`"):
+        return
+    md.append(f"Source: {provenance(d)}. Adapter: {d['adapter']}; {d['tiles']} tiles at {d['input_size']} px, "
+              f"{d['gflop_per_tile']:.2f} GFLOP per tile; {d.get('notes', '')}\n")
+    md.append("| backend | batch | ms/tile | tiles/s | GFLOP/s | runs |")
+    md.append("|---|---:|---:|---:|---:|---:|")
+    labels, values = [], []
+    for r in d["results"]:
+        batch = r["batch"] if r["batch"] is not None else "-"
+        md.append(f"| {r['backend']} | {batch} | {r['ms_per_tile']:.1f} | {r['tiles_per_s']:.1f} | {r['gflop_per_s']:.1f} | {r['runs']} |")
+        labels.append(f"{r['backend'].split(' (')[0]} {'b' + str(batch) if r['batch'] else ''}".strip())
+        values.append(r["ms_per_tile"])
+    md.append("")
+    for s in d["speedup"]:
+        md.append(f"- batch {s['batch']}: wgpu at {s['over_tract_1_thread']:.2f}× tract on one thread")
+    bar(plots / "gpu.png", labels, values, "ms per tile", "GPU (wgpu) vs tract")
+    md.append("\n![gpu vs tract](plots/gpu.png)\n")
+
+
 def search_section(d, plots: Path, md: list):
     if not begin(md, "Search (tessera vs faiss and hnswlib)", d, "no `search.json`"):
         return
@@ -201,11 +221,12 @@ def main():
         "",
     ]
     embed_section(load(args.results, "embed-native"), plots, md, peak)
+    gpu_section(load(args.results, "gpu"), plots, md)
     search_section(load(args.results, "search"), plots, md)
     web_section(load(args.results, "web"), plots, md)
     slide_section(load(args.results, "slide-build"), md)
     eval_section(load(args.results, "eval"), md)
-    md.append("\n## Skipped\n\nWebGPU rows (no GPU path yet).\n")
+    md.append("\n## Skipped\n\nWebGPU rows of the web benchmark (the browser does not run the GPU path yet).\n")
     args.out.write_text("\n".join(md) + "\n")
     print(f"wrote {args.out} and {plots}/")
 

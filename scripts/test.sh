@@ -27,10 +27,10 @@ scripts/test-web.sh
 
 step "benchmark smoke (bench/run --quick): every benchmark at small sizes, then the report"
 bench/run --quick
-for section in "## Embedding, native" "## Search" "## Whole-slide builds" "## Retrieval quality"; do
+for section in "## Embedding, native" "## Embedding, GPU" "## Search" "## Whole-slide builds" "## Retrieval quality"; do
     grep -q "$section" target/bench-quick/REPORT.md || { echo "bench report lacks '$section'" >&2; exit 1; }
 done
-ls target/bench-quick/plots/embed-native.png target/bench-quick/plots/search.png > /dev/null
+ls target/bench-quick/plots/embed-native.png target/bench-quick/plots/gpu.png target/bench-quick/plots/search.png > /dev/null
 
 scripts/test-finetune.sh
 

@@ -44,7 +44,7 @@ impl fmt::Display for BackendChoice {
 }
 
 /// Told, once, why the GPU is not (or no longer) used.
-pub type Notice = Box<dyn Fn(&str) + Send + Sync>;
+pub type Notice = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The lowest cosine with tract the GPU's embedding of the self-check tile may have.
 pub const SELF_CHECK_MIN_COSINE: f32 = 0.999;
@@ -103,13 +103,21 @@ impl EmbeddingBackend {
     /// cannot block on the GPU: there this is tract.)
     pub fn embed_squares(&self, squares: &[RgbImage]) -> Result<Vec<Vec<f32>>, ModelError> {
         #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
-        if let Some(gpu) = self.active_gpu() {
+        if let Some(gpu) = self.active_gpu().filter(|_| self.right_size(squares)) {
             match pollster::block_on(gpu.embedder.embed_squares(squares)) {
                 Ok(embeddings) => return Ok(embeddings),
                 Err(e) => gpu.fail(&e),
             }
         }
         squares.iter().map(|s| self.tract.embed_square(s)).collect()
+    }
+
+    /// Whether every square is at the model's input size: a wrong one is an input error
+    /// (tract reports it), not a GPU failure.
+    #[cfg(feature = "gpu")]
+    fn right_size(&self, squares: &[RgbImage]) -> bool {
+        let size = self.manifest().input.size;
+        squares.iter().all(|s| s.dimensions() == (size, size))
     }
 
     #[cfg(feature = "gpu")]
@@ -140,34 +148,38 @@ mod start {
             if choice == BackendChoice::Cpu {
                 return Ok(tract.into());
             }
-            match start_gpu(&tract, model, choice).await {
-                Ok(embedder) => Ok(EmbeddingBackend {
-                    tract,
-                    gpu: Some(GpuPath { embedder, failed: false.into(), notice }),
-                }),
+            let started = match open_gpu(model, tract.manifest(), choice).await {
+                Ok(gpu) => Self::with_gpu(tract.clone(), gpu, notice.clone()).await,
+                Err(e) => Err(e),
+            };
+            match started {
                 Err(e) if choice == BackendChoice::Auto => {
                     notice(&format!("{e}; embedding with tract (CPU)"));
                     Ok(tract.into())
                 }
-                Err(e) => Err(e),
+                started => started,
             }
+        }
+
+        /// `gpu` in front of `tract`, once its embedding of a test tile matches tract's.
+        pub async fn with_gpu(tract: Embedder, gpu: GpuEmbedder, notice: Notice) -> Result<Self, GpuError> {
+            let tile = self_check_tile(tract.manifest().input.size);
+            let expected = tract.embed_square(&tile)?;
+            let got = gpu.embed_squares(std::slice::from_ref(&tile)).await?;
+            let cosine = crate::vector::dot(&got[0], &expected);
+            if cosine.is_nan() || cosine < SELF_CHECK_MIN_COSINE {
+                return Err(GpuError::SelfCheck { cosine, min: SELF_CHECK_MIN_COSINE });
+            }
+            Ok(EmbeddingBackend { tract, gpu: Some(GpuPath { embedder: gpu, failed: false.into(), notice }) })
         }
     }
 
-    async fn start_gpu(tract: &Embedder, model: &[u8], choice: BackendChoice) -> Result<GpuEmbedder, GpuError> {
+    async fn open_gpu(model: &[u8], manifest: &ModelManifest, choice: BackendChoice) -> Result<GpuEmbedder, GpuError> {
         let gpu = Gpu::new().await?;
         if gpu.is_software() && choice == BackendChoice::Auto {
             return Err(GpuError::NoAdapter(format!("only {}, a software adapter, which is no faster than tract", gpu.adapter_name())));
         }
-        let gpu = GpuEmbedder::new(gpu, model, tract.manifest().clone(), DEFAULT_MAX_BATCH).await?;
-        let tile = self_check_tile(tract.manifest().input.size);
-        let expected = tract.embed_square(&tile)?;
-        let got = gpu.embed_squares(std::slice::from_ref(&tile)).await?;
-        let cosine = crate::vector::dot(&got[0], &expected);
-        if cosine.is_nan() || cosine < SELF_CHECK_MIN_COSINE {
-            return Err(GpuError::SelfCheck { cosine, min: SELF_CHECK_MIN_COSINE });
-        }
-        Ok(gpu)
+        GpuEmbedder::new(gpu, model, manifest.clone(), DEFAULT_MAX_BATCH).await
     }
 
     /// A deterministic H&E-like tile (pink stroma, purple blobs, fine texture), so that the

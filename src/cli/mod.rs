@@ -85,7 +85,7 @@ impl EmbeddingArgs {
         }
         let path = self.model.paths().0;
         let bytes = std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
-        let notice: Notice = Box::new(|message| eprintln!("tessera: {message}"));
+        let notice: Notice = std::sync::Arc::new(|message| eprintln!("tessera: {message}"));
         let backend = pollster::block_on(EmbeddingBackend::start(tract, &bytes, self.backend, notice))?;
         eprintln!("embedding with {}", backend.name());
         Ok(backend)

@@ -4,8 +4,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use wgpu::util::DeviceExt;
-
 use super::GpuError;
 
 pub struct Gpu {
@@ -74,16 +72,17 @@ impl Gpu {
         self.device.limits().max_storage_buffer_binding_size
     }
 
+    // Buffers are filled through the queue, not mapped at creation: on a lost device that
+    // is an error in the run's error scope, where mapping would panic.
+
     /// A storage buffer holding `data`.
     pub fn storage<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::cast_slice(data),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-        })
+        let buffer = self.scratch(label, data.len() * size_of::<T>() / 4);
+        self.write(&buffer, data);
+        buffer
     }
 
-    /// A zeroed storage buffer of `len` floats.
+    /// A zeroed storage buffer of `len` floats (or 4-byte words).
     pub fn scratch(&self, label: &str, len: usize) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
@@ -94,11 +93,28 @@ impl Gpu {
     }
 
     pub fn uniform<T: bytemuck::Pod>(&self, value: &T) -> wgpu::Buffer {
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("dims"),
-            contents: bytemuck::bytes_of(value),
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
+            size: size_of::<T>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.write(&buffer, std::slice::from_ref(value));
+        buffer
+    }
+
+    /// Runs `work` (buffer creation, uploads, pipelines) inside error scopes: what the
+    /// device refuses comes back as an error instead of an unusable object.
+    pub async fn checked<T>(&self, what: &str, work: impl FnOnce() -> T) -> Result<T, GpuError> {
+        let scopes = [wgpu::ErrorFilter::Validation, wgpu::ErrorFilter::OutOfMemory].map(|f| self.device.push_error_scope(f));
+        let value = work();
+        for scope in scopes.into_iter().rev() {
+            if let Some(error) = scope.pop().await {
+                return Err(GpuError::Device(format!("{}: {what}: {error}", self.adapter_name())));
+            }
+        }
+        self.check_lost()?;
+        Ok(value)
     }
 
     /// Overwrites the start of `buffer` with `data` (ordered before the next run).

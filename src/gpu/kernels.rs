@@ -127,8 +127,11 @@ pub struct Kernels {
 impl Kernels {
     /// Compiles every kernel; a shader or pipeline the adapter refuses is an error.
     pub async fn new(gpu: &Gpu) -> Result<Kernels, GpuError> {
+        gpu.checked("the kernels do not compile", || Kernels::compile(gpu)).await
+    }
+
+    fn compile(gpu: &Gpu) -> Kernels {
         let device = gpu.device();
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = |label: &str, source: String| {
             device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(label), source: wgpu::ShaderSource::Wgsl(source.into()) })
         };
@@ -148,7 +151,7 @@ impl Kernels {
             })
         };
         let epilogue = |e: Epilogue| pipeline(&matmul, "matmul", &[("EPILOGUE", e as u32 as f64)]);
-        let kernels = Kernels {
+        Kernels {
             matmul: [Epilogue::Bias, Epilogue::Gelu, Epilogue::Residual].map(epilogue),
             patch_embed: pipeline(&patch_embed, "patch_embed", &[]),
             layernorm: pipeline(&layernorm, "layernorm", &[]),
@@ -156,10 +159,6 @@ impl Kernels {
             attention_softmax: pipeline(&attention, "attention_softmax", &[]),
             attention_context: pipeline(&attention, "attention_context", &[]),
             pool_normalize: pipeline(&pool, "pool_normalize", &[]),
-        };
-        match scope.pop().await {
-            Some(error) => Err(GpuError::Device(format!("{}: the kernels do not compile: {error}", gpu.adapter_name()))),
-            None => Ok(kernels),
         }
     }
 

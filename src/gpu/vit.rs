@@ -48,6 +48,11 @@ pub struct GpuVit {
 
 impl GpuVit {
     pub async fn upload(gpu: &Gpu, weights: &VitWeights) -> Result<GpuVit, GpuError> {
+        let kernels = Kernels::new(gpu).await?;
+        gpu.checked("cannot upload the weights", || GpuVit::upload_weights(gpu, weights, kernels)).await
+    }
+
+    fn upload_weights(gpu: &Gpu, weights: &VitWeights, kernels: Kernels) -> GpuVit {
         let norm = |n: &super::weights::Norm| gpu.storage("layer norm", &[n.gamma.as_slice(), &n.beta].concat());
         let blocks = weights
             .blocks
@@ -61,8 +66,8 @@ impl GpuVit {
                 fc2: GpuLinear::upload(gpu, &b.fc2, Some(&b.layer_scale2)),
             })
             .collect::<Vec<_>>();
-        Ok(GpuVit {
-            kernels: Kernels::new(gpu).await?,
+        GpuVit {
+            kernels,
             dim: weights.dim,
             heads: weights.heads,
             size: weights.size,
@@ -72,7 +77,7 @@ impl GpuVit {
             token_bias: gpu.storage("token bias", &weights.token_bias),
             blocks,
             scratch: Mutex::new(None),
-        })
+        }
     }
 
     /// Floats per tile of each activation buffer: pixels, tokens, qkv, scores, MLP hidden.

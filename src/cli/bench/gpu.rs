@@ -77,7 +77,7 @@ pub fn run(args: BenchGpuArgs) -> anyhow::Result<()> {
         let tiles = &squares[..batch];
         let (ms, runs) = time_runs(args.seconds, batch, || Ok(pollster::block_on(gpu.embed_squares(tiles)).map(drop)?))?;
         gpu_ms.push((batch, ms));
-        rows.push(row(&format!("wgpu ({adapter})"), Some(batch), ms, runs));
+        rows.push(row("wgpu", Some(batch), ms, runs));
     }
     let (tract_one, runs) = time_runs(args.seconds, squares.len(), || squares.iter().try_for_each(|s| tract.embed_square(s).map(drop)).map_err(Into::into))?;
     rows.push(row("tract, 1 thread", None, tract_one, runs));

@@ -13,6 +13,7 @@ use super::weights::Linear;
 const TILE: u32 = 64;
 const MAX_GROUPS: u32 = 65_535;
 const TILE_PRELUDE: &str = include_str!("kernels/tile.wgsl");
+const REDUCE_PRELUDE: &str = include_str!("kernels/reduce.wgsl");
 
 /// What a matrix product does with `v = A·W + bias` (per output column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,9 +138,9 @@ impl Kernels {
         };
         let matmul = module("matmul", format!("{TILE_PRELUDE}\n{}", include_str!("kernels/matmul.wgsl")));
         let patch_embed = module("patch_embed", format!("{TILE_PRELUDE}\n{}", include_str!("kernels/patch_embed.wgsl")));
-        let layernorm = module("layernorm", include_str!("kernels/layernorm.wgsl").into());
-        let attention = module("attention", include_str!("kernels/attention.wgsl").into());
-        let pool = module("pool", include_str!("kernels/pool.wgsl").into());
+        let layernorm = module("layernorm", format!("{REDUCE_PRELUDE}\n{}", include_str!("kernels/layernorm.wgsl")));
+        let attention = module("attention", format!("{REDUCE_PRELUDE}\n{}", include_str!("kernels/attention.wgsl")));
+        let pool = module("pool", format!("{REDUCE_PRELUDE}\n{}", include_str!("kernels/pool.wgsl")));
         let pipeline = |module: &wgpu::ShaderModule, entry: &str, constants: &[(&str, f64)]| {
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),

@@ -1,7 +1,7 @@
 // Multi-head self-attention over the fused projection qkv (B·T rows of [q | k | v], each
 // `heads` × `head_dim` wide), in three dispatches: scores = scale · Q Kᵀ per (tile, head),
 // a softmax over each score row, and ctx = P V written back in (token, head · head_dim)
-// order, ready for the output projection.
+// order, ready for the output projection. Prepended with reduce.wgsl.
 
 struct Dims { tokens: u32, heads: u32, head_dim: u32, batch: u32, scale: f32, _pad0: u32, _pad1: u32, _pad2: u32 }
 
@@ -56,27 +56,6 @@ fn attention_scores(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     if (i < dims.tokens && j < dims.tokens) {
         scores[(bh * dims.tokens + i) * dims.tokens + j] = acc * dims.scale;
     }
-}
-
-const THREADS: u32 = 64u;
-var<workgroup> partial: array<f32, THREADS>;
-
-fn workgroup_reduce(value: f32, lid: u32, is_max: bool) -> f32 {
-    partial[lid] = value;
-    workgroupBarrier();
-    for (var stride = THREADS / 2u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            if (is_max) {
-                partial[lid] = max(partial[lid], partial[lid + stride]);
-            } else {
-                partial[lid] += partial[lid + stride];
-            }
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
 }
 
 // One score row per workgroup, in place; rows beyond 65,535 continue on the grid's y.

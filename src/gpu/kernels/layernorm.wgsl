@@ -1,5 +1,6 @@
 // Layer normalization of each row of x (rows × dim), one workgroup per row, two passes
-// (mean, then the variance of the centred values) as the ONNX graph computes it.
+// (mean, then the variance of the centred values) as the ONNX graph computes it. Prepended
+// with reduce.wgsl.
 
 struct Dims { rows: u32, dim: u32, eps: f32, _pad: u32 }
 
@@ -8,24 +9,6 @@ struct Dims { rows: u32, dim: u32, eps: f32, _pad: u32 }
 @group(0) @binding(1) var<storage, read> params: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> dims: Dims;
-
-const THREADS: u32 = 64u;
-var<workgroup> partial: array<f32, THREADS>;
-
-// The sum of every thread's `value`, returned to all of them.
-fn workgroup_sum(value: f32, lid: u32) -> f32 {
-    partial[lid] = value;
-    workgroupBarrier();
-    for (var stride = THREADS / 2u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
 
 @compute @workgroup_size(64)
 fn layernorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
@@ -40,13 +23,13 @@ fn layernorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) gro
     for (var d = lid; d < dims.dim; d += THREADS) {
         sum += x[base + d];
     }
-    let mean = workgroup_sum(sum, lid) / f32(dims.dim);
+    let mean = workgroup_reduce(sum, lid, false) / f32(dims.dim);
     var squares = 0.0;
     for (var d = lid; d < dims.dim; d += THREADS) {
         let c = x[base + d] - mean;
         squares += c * c;
     }
-    let inv = 1.0 / sqrt(workgroup_sum(squares, lid) / f32(dims.dim) + dims.eps);
+    let inv = 1.0 / sqrt(workgroup_reduce(squares, lid, false) / f32(dims.dim) + dims.eps);
     for (var d = lid; d < dims.dim; d += THREADS) {
         out[base + d] = (x[base + d] - mean) * inv * params[d] + params[dims.dim + d];
     }

@@ -27,58 +27,47 @@ fn gelu(x: f32) -> f32 {
     return 0.5 * x * (1.0 + erf(x * 0.70710678118654752));
 }
 
+// A: 64 rows × 16 k, four per thread, consecutive threads along k; W: 16 k × 16 words
+// (64 columns), one word per thread.
+fn load_tiles(k0: u32, row0: u32, col0: u32, t: u32) {
+    for (var i = 0u; i < 4u; i++) {
+        let e = t + 256u * i;
+        let r = e / TILE_K;
+        let kk = e % TILE_K;
+        let row = row0 + r;
+        let k = k0 + kk;
+        var v = 0.0;
+        if (row < dims.m && k < dims.k) {
+            v = a[row * dims.k + k];
+        }
+        a_tile[kk * TILE + r] = v;
+    }
+    let words = (dims.n + 3u) / 4u;
+    let kk = t / 16u;
+    let word = col0 / 4u + t % 16u;
+    let k = k0 + kk;
+    var packed = 0u;
+    if (k < dims.k && word < words) {
+        packed = w[k * words + word];
+    }
+    for (var b = 0u; b < 4u; b++) {
+        b_tile[kk * TILE + (t % 16u) * 4u + b] = f32(extractBits(bitcast<i32>(packed), 8u * b, 8u));
+    }
+}
+
+fn store(row: u32, col: u32, sum: f32) {
+    let v = sum * params[col] + params[dims.n + col];
+    let at = row * dims.n + col;
+    if (EPILOGUE == 1u) {
+        out[at] = gelu(v);
+    } else if (EPILOGUE == 2u) {
+        out[at] += params[2u * dims.n + col] * v;
+    } else {
+        out[at] = v;
+    }
+}
+
 @compute @workgroup_size(16, 16)
 fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row0 = wid.y * TILE;
-    let col0 = wid.x * TILE;
-    let t = lid.y * 16u + lid.x;
-    let words = (dims.n + 3u) / 4u;
-    var acc: Acc;
-    for (var k0 = 0u; k0 < dims.k; k0 += TILE_K) {
-        // A: 64 rows × 16 k, four per thread, consecutive threads along k.
-        for (var i = 0u; i < 4u; i++) {
-            let e = t + 256u * i;
-            let r = e / TILE_K;
-            let kk = e % TILE_K;
-            let row = row0 + r;
-            let k = k0 + kk;
-            var v = 0.0;
-            if (row < dims.m && k < dims.k) {
-                v = a[row * dims.k + k];
-            }
-            a_tile[kk * TILE + r] = v;
-        }
-        // W: 16 k × 16 words (64 columns), one word per thread.
-        let kk = t / 16u;
-        let word = col0 / 4u + t % 16u;
-        let k = k0 + kk;
-        var packed = 0u;
-        if (k < dims.k && word < words) {
-            packed = w[k * words + word];
-        }
-        for (var b = 0u; b < 4u; b++) {
-            b_tile[kk * TILE + (t % 16u) * 4u + b] = f32(extractBits(bitcast<i32>(packed), 8u * b, 8u));
-        }
-        workgroupBarrier();
-        acc = tile_accumulate(acc, lid.x, lid.y);
-        workgroupBarrier();
-    }
-    for (var i = 0u; i < 4u; i++) {
-        let row = row0 + lid.y + 16u * i;
-        let sums = acc_at(acc, i);
-        for (var j = 0u; j < 4u; j++) {
-            let col = col0 + lid.x + 16u * j;
-            if (row < dims.m && col < dims.n) {
-                let v = sums[j] * params[col] + params[dims.n + col];
-                let at = row * dims.n + col;
-                if (EPILOGUE == 1u) {
-                    out[at] = gelu(v);
-                } else if (EPILOGUE == 2u) {
-                    out[at] += params[2u * dims.n + col] * v;
-                } else {
-                    out[at] = v;
-                }
-            }
-        }
-    }
+    tile_product(wid, lid, dims.m, dims.n, dims.k);
 }

@@ -30,41 +30,31 @@ fn pixel(row: u32, k: u32) -> f32 {
     return image[((tile * 3u + c) * dims.size + y) * dims.size + x];
 }
 
+// Pixels and weights, both 64 rows (tokens, output channels) × 16 k, four per thread.
+fn load_tiles(k0: u32, row0: u32, col0: u32, t: u32) {
+    for (var i = 0u; i < 4u; i++) {
+        let e = t + 256u * i;
+        let r = e / TILE_K;
+        let kk = e % TILE_K;
+        let k = k0 + kk;
+        var av = 0.0;
+        if (row0 + r < dims.m && k < dims.k) {
+            av = pixel(row0 + r, k);
+        }
+        a_tile[kk * TILE + r] = av;
+        var bv = 0.0;
+        if (col0 + r < dims.n && k < dims.k) {
+            bv = weight[(col0 + r) * dims.k + k];
+        }
+        b_tile[kk * TILE + r] = bv;
+    }
+}
+
+fn store(row: u32, col: u32, sum: f32) {
+    out[row * dims.n + col] = sum + token_bias[(row % dims.tokens) * dims.n + col];
+}
+
 @compute @workgroup_size(16, 16)
 fn patch_embed(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row0 = wid.y * TILE;
-    let col0 = wid.x * TILE;
-    let t = lid.y * 16u + lid.x;
-    var acc: Acc;
-    for (var k0 = 0u; k0 < dims.k; k0 += TILE_K) {
-        for (var i = 0u; i < 4u; i++) {
-            let e = t + 256u * i;
-            let r = e / TILE_K;
-            let kk = e % TILE_K;
-            let k = k0 + kk;
-            var av = 0.0;
-            if (row0 + r < dims.m && k < dims.k) {
-                av = pixel(row0 + r, k);
-            }
-            a_tile[kk * TILE + r] = av;
-            var bv = 0.0;
-            if (col0 + r < dims.n && k < dims.k) {
-                bv = weight[(col0 + r) * dims.k + k];
-            }
-            b_tile[kk * TILE + r] = bv;
-        }
-        workgroupBarrier();
-        acc = tile_accumulate(acc, lid.x, lid.y);
-        workgroupBarrier();
-    }
-    for (var i = 0u; i < 4u; i++) {
-        let row = row0 + lid.y + 16u * i;
-        let sums = acc_at(acc, i);
-        for (var j = 0u; j < 4u; j++) {
-            let col = col0 + lid.x + 16u * j;
-            if (row < dims.m && col < dims.n) {
-                out[row * dims.n + col] = sums[j] + token_bias[(row % dims.tokens) * dims.n + col];
-            }
-        }
-    }
+    tile_product(wid, lid, dims.m, dims.n, dims.k);
 }

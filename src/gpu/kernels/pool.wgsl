@@ -1,5 +1,6 @@
 // The embedding of each tile: the mean of its patch tokens (every token but CLS, token 0)
-// scaled to unit L2 length; one workgroup per tile. An all-zero mean stays zero.
+// scaled to unit L2 length; one workgroup per tile. An all-zero mean stays zero. Prepended
+// with reduce.wgsl.
 
 struct Dims { tokens: u32, dim: u32, _pad0: u32, _pad1: u32 }
 
@@ -7,10 +8,7 @@ struct Dims { tokens: u32, dim: u32, _pad0: u32, _pad1: u32 }
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> dims: Dims;
 
-const THREADS: u32 = 128u;
-var<workgroup> partial: array<f32, THREADS>;
-
-@compute @workgroup_size(128)
+@compute @workgroup_size(64)
 fn pool_normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let tile = wid.x;
     var squares = 0.0;
@@ -23,15 +21,7 @@ fn pool_normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
         out[tile * dims.dim + d] = mean;
         squares += mean * mean;
     }
-    partial[lid] = squares;
-    workgroupBarrier();
-    for (var stride = THREADS / 2u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let norm = sqrt(partial[0]);
+    let norm = sqrt(workgroup_reduce(squares, lid, false));
     if (norm > 0.0) {
         for (var d = lid; d < dims.dim; d += THREADS) {
             out[tile * dims.dim + d] /= norm;

@@ -2,6 +2,10 @@
 // per workgroup of 16×16 threads, each thread owning a 4×4 block strided by 16 (so that a
 // warp's loads from the tiles hit consecutive addresses), K consumed 16 at a time through
 // workgroup memory. 2 × 16 × 64 floats = 8 KiB, half of WebGPU's default 16 KiB.
+//
+// The file it is prepended to defines where the operands come from and where results go:
+//   fn load_tiles(k0: u32, row0: u32, col0: u32, t: u32)  fills a_tile and b_tile
+//   fn store(row: u32, col: u32, value: f32)               one output, in bounds
 
 const TILE: u32 = 64u;
 const TILE_K: u32 = 16u;
@@ -36,4 +40,27 @@ fn tile_accumulate(start: Acc, tx: u32, ty: u32) -> Acc {
         acc.r3 = fma(vec4<f32>(a_tile[a + 48u]), b, acc.r3);
     }
     return acc;
+}
+
+// The m × n product of K = k, one 64×64 tile per workgroup (grid ⌈n/64⌉ × ⌈m/64⌉).
+fn tile_product(wid: vec3<u32>, lid: vec3<u32>, m: u32, n: u32, k: u32) {
+    let row0 = wid.y * TILE;
+    let col0 = wid.x * TILE;
+    var acc: Acc;
+    for (var k0 = 0u; k0 < k; k0 += TILE_K) {
+        load_tiles(k0, row0, col0, lid.y * 16u + lid.x);
+        workgroupBarrier();
+        acc = tile_accumulate(acc, lid.x, lid.y);
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + lid.y + 16u * i;
+        let sums = acc_at(acc, i);
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + lid.x + 16u * j;
+            if (row < m && col < n) {
+                store(row, col, sums[j]);
+            }
+        }
+    }
 }

@@ -12,7 +12,7 @@ use crate::error::{ErrorKind, Kinded};
 use crate::index::{Census, Index, IndexInfo};
 use crate::model::{Embedder, ModelManifest};
 use crate::preprocess;
-use crate::search::{self, Example, Query, SearchOptions, SlideOptions};
+use crate::search::{self, Query, SearchOptions, SlideOptions};
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -132,7 +132,7 @@ impl Engine {
     /// Searches the index. `query` is one example or a `Query`; `options` a
     /// `SearchOptions` (missing fields take their defaults). Returns `Hit[]`.
     pub fn search(&self, query: JsValue, options: JsValue) -> Result<JsValue, Error> {
-        let query = to_query(&query)?;
+        let query: Query = from_js(&query, "query")?;
         let hits = search::search(&self.index, &query, &from_js_or_default(options, "search options")?).map_err(into_error)?;
         to_js(&hits)
     }
@@ -141,7 +141,7 @@ impl Engine {
     /// (filters apply), `slides` a `SlideOptions`. Returns `SlideHit[]`.
     #[wasm_bindgen(js_name = searchSlides)]
     pub fn search_slides(&self, query: JsValue, options: JsValue, slides: JsValue) -> Result<JsValue, Error> {
-        let query = to_query(&query)?;
+        let query: Query = from_js(&query, "query")?;
         let options: SearchOptions = from_js_or_default(options, "search options")?;
         let slides: SlideOptions = from_js_or_default(slides, "slide options")?;
         let hits = search::search_slides(&self.index, &[query], &options, &slides).map_err(into_error)?;
@@ -214,63 +214,29 @@ fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, Error> {
         .map_err(|e| Error::new(&format!("cannot convert the result to JS: {e}")))
 }
 
-/// A `Query` object, or a single example used as the only positive.
-fn to_query(value: &JsValue) -> Result<Query, Error> {
-    if value.is_object() && !is_vector(value) {
-        let field = |name: &str| js_sys::Reflect::get(value, &JsValue::from_str(name));
-        let positives = field("positives").map_err(|_| Error::new("query: cannot read `positives`"))?;
-        let negatives = field("negatives").map_err(|_| Error::new("query: cannot read `negatives`"))?;
-        return Ok(Query { positives: to_examples(&positives, "positives")?, negatives: to_examples(&negatives, "negatives")? });
-    }
-    Ok(Query { positives: vec![to_example(value, "query")?], negatives: Vec::new() })
-}
-
-fn to_examples(value: &JsValue, what: &str) -> Result<Vec<Example>, Error> {
-    if value.is_undefined() || value.is_null() {
-        return Ok(Vec::new());
-    }
-    if !Array::is_array(value) {
-        return Err(Error::new(&format!("query: `{what}` must be an array of examples")));
-    }
-    Array::from(value).iter().enumerate().map(|(i, v)| to_example(&v, &format!("{what}[{i}]"))).collect()
-}
-
-fn is_vector(value: &JsValue) -> bool {
-    value.is_instance_of::<Float32Array>() || Array::is_array(value)
-}
-
-/// A number is a tile id; a Float32Array or array of numbers is an embedding.
-fn to_example(value: &JsValue, what: &str) -> Result<Example, Error> {
-    if let Some(n) = value.as_f64() {
-        if n < 0.0 || n.fract() != 0.0 || n > u32::MAX as f64 {
-            return Err(Error::new(&format!("{what}: tile id {n} is not a non-negative integer")));
+/// A JS value as `T`, through its JSON text: serde-wasm-bindgen looks up only the fields a
+/// struct declares (so `deny_unknown_fields` would never see a misspelt one) and cannot
+/// read a `Float32Array` where either a number or an array may come. Typed arrays become
+/// plain arrays on the way (a replacer, not `new Function`: CSP forbids eval).
+fn from_js<T: serde::de::DeserializeOwned>(value: &JsValue, what: &str) -> Result<T, Error> {
+    let replacer = Closure::<dyn Fn(JsValue, JsValue) -> JsValue>::new(|_key: JsValue, value: JsValue| {
+        if value.is_instance_of::<Float32Array>() {
+            Array::from(&value).into()
+        } else {
+            value
         }
-        return Ok(Example::Tile(n as u32));
-    }
-    if value.is_instance_of::<Float32Array>() {
-        return Ok(Example::Vector(Float32Array::from(value.clone()).to_vec()));
-    }
-    if Array::is_array(value) {
-        let numbers = Array::from(value)
-            .iter()
-            .map(|x| x.as_f64().map(|x| x as f32))
-            .collect::<Option<Vec<f32>>>()
-            .ok_or_else(|| Error::new(&format!("{what}: the vector holds a value that is not a number")))?;
-        return Ok(Example::Vector(numbers));
-    }
-    Err(Error::new(&format!("{what}: expected a tile id, a Float32Array or an array of numbers")))
+    });
+    let json = js_sys::JSON::stringify_with_replacer(value, replacer.as_ref())
+        .ok()
+        .and_then(|text| text.as_string())
+        .ok_or_else(|| js_error(&format!("{what}: not a plain value (no JSON form)"), ErrorKind::Search))?;
+    serde_json::from_str(&json).map_err(|e| js_error(&format!("{what}: {e}"), ErrorKind::Search))
 }
 
-/// An options object as `T`, or `T::default()` when JS passed nothing. Read through JSON
-/// (options are small) because serde-wasm-bindgen looks up only the fields a struct
-/// declares, so `deny_unknown_fields` would never see a misspelt one.
+/// [`from_js`], or `T::default()` when JS passed nothing.
 fn from_js_or_default<T: serde::de::DeserializeOwned + Default>(value: JsValue, what: &str) -> Result<T, Error> {
     if value.is_undefined() || value.is_null() {
         return Ok(T::default());
     }
-    let json = js_sys::JSON::stringify(&value)
-        .map_err(|_| js_error(&format!("{what}: not a plain object"), ErrorKind::Search))?
-        .as_string()
-        .unwrap_or_default();
-    serde_json::from_str(&json).map_err(|e| js_error(&format!("{what}: {e}"), ErrorKind::Search))
+    from_js(&value, what)
 }

@@ -14,15 +14,7 @@ use index_support::*;
 /// A manifest of real LC25000 tiles (absolute paths) and one unreadable file, so a skipped
 /// tile is replayed from the checkpoint too.
 fn manifest(dir: &Path, count: usize) -> std::path::PathBuf {
-    let mut csv = String::from("path,label,group\n");
-    for row in read_manifest("lc25000-lung.csv").into_iter().take(count) {
-        csv += &format!("{},{},{}\n", row.path.display(), value(&row.columns, "label"), value(&row.columns, "group"));
-    }
-    std::fs::write(dir.join("broken.jpg"), b"not a jpeg").unwrap();
-    csv += &format!("{},lung_n,broken\n", dir.join("broken.jpg").display());
-    let path = dir.join("manifest.csv");
-    std::fs::write(&path, csv).unwrap();
-    path
+    manifest_with_broken_tile(dir, read_manifest("lc25000-lung.csv").into_iter().take(count))
 }
 
 fn build(manifest: &Path, output: &Path, extra: &[&str]) -> Command {

@@ -13,15 +13,7 @@ use index_support::*;
 
 /// Real LC25000 tiles of every class (absolute paths) and one unreadable file.
 fn manifest(dir: &Path) -> PathBuf {
-    let mut csv = String::from("path,label,group\n");
-    for row in read_manifest("lc25000-lung.csv").into_iter().step_by(50).take(45) {
-        csv += &format!("{},{},{}\n", row.path.display(), value(&row.columns, "label"), value(&row.columns, "group"));
-    }
-    std::fs::write(dir.join("broken.jpg"), b"not a jpeg").unwrap();
-    csv += &format!("{},lung_n,broken\n", dir.join("broken.jpg").display());
-    let path = dir.join("manifest.csv");
-    std::fs::write(&path, csv).unwrap();
-    path
+    manifest_with_broken_tile(dir, read_manifest("lc25000-lung.csv").into_iter().step_by(50).take(45))
 }
 
 fn tessera(args: &[&str], paths: &[&Path]) -> Output {

@@ -15,7 +15,7 @@ use tessera::descriptor::{DescriptorKind, DEFAULT_VIEWS};
 use tessera::index::Index;
 use tessera::model::{sha256_hex, ModelManifest};
 use tessera::preprocess;
-use tessera::search::{search, Example, Filter, Hit, Query, SearchOptions};
+use tessera::search::{search, Filter, Hit, Query, SearchOptions};
 
 fn repo_file(path: &str) -> PathBuf {
     common::repo().join(path)
@@ -75,23 +75,9 @@ fn slide_region_finds_its_tile() {
     assert!(hits[0].score > 0.98, "{hits:?}");
 }
 
-/// The browser test's query shapes: an example is a tile id or a vector.
-fn to_examples(v: &Value) -> Vec<Example> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| match e {
-                    Value::Number(n) => Example::Tile(n.as_u64().unwrap() as u32),
-                    Value::Array(xs) => Example::Vector(xs.iter().map(|x| x.as_f64().unwrap() as f32).collect()),
-                    other => panic!("bad example {other}"),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn native_hits(index: &Index, query: &Value, options: &SearchOptions) -> Vec<Hit> {
-    let query = Query { positives: to_examples(&query["positives"]), negatives: to_examples(&query["negatives"]) };
+    // The browser test sends the same JSON: the wire form is the core's serde form.
+    let query: Query = serde_json::from_value(query.clone()).unwrap();
     search(index, &query, options).unwrap()
 }
 

@@ -2,6 +2,7 @@
 //! writes `bench/results/<name>.json`.
 
 mod embed;
+#[cfg(feature = "gpu")]
 mod gpu;
 mod python;
 mod search;
@@ -12,6 +13,7 @@ pub enum BenchCommand {
     /// Per-tile embedding latency: tract int8/fp32, 1 and all threads, vs onnxruntime.
     Embed(embed::BenchEmbedArgs),
     /// The WGSL forward pass (wgpu) at batch 1/8/32/64 beside tract: ms/tile, GFLOP/s.
+    #[cfg(feature = "gpu")]
     Gpu(gpu::BenchGpuArgs),
     /// Index build/search at scale on synthetic vectors, vs faiss and hnswlib.
     Search(search::BenchSearchArgs),
@@ -22,6 +24,7 @@ pub enum BenchCommand {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Embed(args) => embed::run(args),
+        #[cfg(feature = "gpu")]
         BenchCommand::Gpu(args) => gpu::run(args),
         BenchCommand::Search(args) => search::run(args),
         BenchCommand::Slide(args) => slide::run(args),

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tessera::backend::{BackendChoice, EmbeddingBackend, Notice};
+use tessera::backend::{BackendChoice, EmbeddingBackend};
+#[cfg(feature = "gpu")]
+use tessera::backend::Notice;
 use tessera::model::Embedder;
 
 #[derive(Parser)]
@@ -83,12 +85,21 @@ impl EmbeddingArgs {
         if self.backend == BackendChoice::Cpu {
             return Ok(tract.into());
         }
-        let path = self.model.paths().0;
-        let bytes = std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
-        let notice: Notice = std::sync::Arc::new(|message| eprintln!("tessera: {message}"));
-        let backend = pollster::block_on(EmbeddingBackend::start(tract, &bytes, self.backend, notice))?;
-        eprintln!("embedding with {}", backend.name());
-        Ok(backend)
+        #[cfg(feature = "gpu")]
+        {
+            let path = self.model.paths().0;
+            let bytes = std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+            let notice: Notice = std::sync::Arc::new(|message| eprintln!("tessera: {message}"));
+            let backend = pollster::block_on(EmbeddingBackend::start(tract, &bytes, self.backend, notice))?;
+            eprintln!("embedding with {}", backend.name());
+            Ok(backend)
+        }
+        // A build without the `gpu` feature (e.g. the fuzz targets') has tract only.
+        #[cfg(not(feature = "gpu"))]
+        match self.backend {
+            BackendChoice::Gpu => anyhow::bail!("--backend gpu: this tessera was built without the `gpu` feature"),
+            _ => Ok(tract.into()),
+        }
     }
 }
 

@@ -150,25 +150,7 @@ impl Index {
     /// Reads an index. With `expected`, refuses an index built by another model (id,
     /// SHA-256 or dim differ). Never panics on malformed input.
     pub fn from_bytes(bytes: &[u8], expected: Option<&ModelRef>) -> Result<Index, IndexError> {
-        if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
-            return Err(IndexError::NotAnIndex);
-        }
-        let mut r = Reader::new(bytes, "prelude");
-        r.take(MAGIC.len())?;
-        let version = r.u32()?;
-        if version != FORMAT_VERSION {
-            return Err(IndexError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
-        }
-        if bytes.len() < PRELUDE + CHECKSUM {
-            return Err(IndexError::Truncated { section: "prelude", offset: bytes.len(), needed: PRELUDE + CHECKSUM });
-        }
-        let (body, stored) = bytes.split_at(bytes.len() - CHECKSUM);
-        let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
-        let computed = crc32fast::hash(body);
-        if stored != computed {
-            return Err(IndexError::BadChecksum { stored, computed });
-        }
-
+        let body = checked_body(bytes)?;
         let mut r = Reader::new(body, "header");
         r.take(PRELUDE - 4)?;
         let header_len = r.u32()? as usize;
@@ -180,52 +162,39 @@ impl Index {
                 return Err(crate::descriptor::ModelMismatch { index_model: describe(&header.model), loaded: describe(expected) }.into());
             }
         }
+        let sections = Sections { body, table: read_section_table(&mut r, body.len())? };
 
-        let sections = read_section_table(&mut r, body.len())?;
-        let find = |tag: [u8; 4]| sections.iter().find(|(t, _)| *t == tag).map(|(_, range)| &body[range.clone()]);
-        let require = |tag: [u8; 4], name: &'static str| find(tag).ok_or(IndexError::MissingSection { section: name });
-        let unexpected = |tag: [u8; 4], wanted: bool, name: &'static str| match (find(tag).is_some(), wanted) {
-            (true, false) => Err(IndexError::BadValue { section: name, offset: 0, what: "section present but header says none" }),
-            _ => Ok(()),
-        };
-
-        unexpected(QPAR, header.quantization == Quantization::Int8, "QPAR")?;
+        let int8 = header.quantization == Quantization::Int8;
         let vectors = VectorStore::from_sections(
             "VECS",
             header.quantization,
             header.vector_dim,
             tiles,
-            require(VECS, "VECS")?,
-            find(QPAR),
+            sections.required(VECS, "VECS")?,
+            sections.announced(QPAR, int8, "QPAR")?,
         )?;
-        unexpected(RRNK, header.rerank.is_some(), "RRNK")?;
-        let rerank = match header.rerank {
-            Some(q) => Some(VectorStore::from_sections("RRNK", q, header.model.dim, tiles, require(RRNK, "RRNK")?, None)?),
+        let rerank = match (header.rerank, sections.announced(RRNK, header.rerank.is_some(), "RRNK")?) {
+            (Some(q), Some(bytes)) => Some(VectorStore::from_sections("RRNK", q, header.model.dim, tiles, bytes, None)?),
+            _ => None,
+        };
+        let adapter = match (&header.adapter, sections.announced(ADPT, header.adapter.is_some(), "ADPT")?) {
+            (Some(info), Some(bytes)) => {
+                Some(Adapter::from_bytes(info.clone(), bytes).map_err(|e| IndexError::BadAdapter(e.to_string()))?)
+            }
+            _ => None,
+        };
+        let pca = match (&header.pca, sections.announced(PCAM, header.pca.is_some(), "PCAM")?) {
+            (Some(p), Some(bytes)) => Some(Pca::from_bytes(bytes, header.model.dim, p.dim_out, p.energy_kept)?),
+            _ => None,
+        };
+        let graph = match sections.announced(GRPH, header.hnsw.is_some(), "GRPH")? {
+            Some(bytes) => Some(Graph::read(bytes, tiles)?),
             None => None,
         };
-        unexpected(ADPT, header.adapter.is_some(), "ADPT")?;
-        let adapter = match &header.adapter {
-            Some(info) => Some(
-                Adapter::from_bytes(info.clone(), require(ADPT, "ADPT")?)
-                    .map_err(|e| IndexError::BadAdapter(e.to_string()))?,
-            ),
+        let metadata = Metadata::read(sections.required(META, "META")?, tiles)?;
+        let thumbnails = match sections.announced(THMB, header.thumbnails, "THMB")? {
+            Some(bytes) => Some(Thumbnails::read(bytes, tiles)?),
             None => None,
-        };
-        unexpected(PCAM, header.pca.is_some(), "PCAM")?;
-        let pca = match &header.pca {
-            Some(p) => Some(Pca::from_bytes(require(PCAM, "PCAM")?, header.model.dim, p.dim_out, p.energy_kept)?),
-            None => None,
-        };
-        unexpected(GRPH, header.hnsw.is_some(), "GRPH")?;
-        let graph = match header.hnsw {
-            Some(_) => Some(Graph::read(require(GRPH, "GRPH")?, tiles)?),
-            None => None,
-        };
-        let metadata = Metadata::read(require(META, "META")?, tiles)?;
-        unexpected(THMB, header.thumbnails, "THMB")?;
-        let thumbnails = match header.thumbnails {
-            true => Some(Thumbnails::read(require(THMB, "THMB")?, tiles)?),
-            false => None,
         };
         Ok(Index {
             model: header.model,
@@ -239,6 +208,55 @@ impl Index {
             metadata,
             thumbnails,
         })
+    }
+}
+
+/// The file without its checksum, once magic, version, length and CRC-32 are right.
+fn checked_body(bytes: &[u8]) -> Result<&[u8], IndexError> {
+    if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
+        return Err(IndexError::NotAnIndex);
+    }
+    let mut r = Reader::new(bytes, "prelude");
+    r.take(MAGIC.len())?;
+    let version = r.u32()?;
+    if version != FORMAT_VERSION {
+        return Err(IndexError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+    }
+    if bytes.len() < PRELUDE + CHECKSUM {
+        return Err(IndexError::Truncated { section: "prelude", offset: bytes.len(), needed: PRELUDE + CHECKSUM });
+    }
+    let (body, stored) = bytes.split_at(bytes.len() - CHECKSUM);
+    let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
+    let computed = crc32fast::hash(body);
+    if stored != computed {
+        return Err(IndexError::BadChecksum { stored, computed });
+    }
+    Ok(body)
+}
+
+/// The sections a file's table lists, looked up by tag.
+struct Sections<'a> {
+    body: &'a [u8],
+    table: Vec<SectionSpan>,
+}
+
+impl<'a> Sections<'a> {
+    fn find(&self, tag: [u8; 4]) -> Option<&'a [u8]> {
+        self.table.iter().find(|(t, _)| *t == tag).map(|(_, range)| &self.body[range.clone()])
+    }
+
+    fn required(&self, tag: [u8; 4], name: &'static str) -> Result<&'a [u8], IndexError> {
+        self.find(tag).ok_or(IndexError::MissingSection { section: name })
+    }
+
+    /// The section when the header announces it (then it must be there); a section the
+    /// header does not announce is an error.
+    fn announced(&self, tag: [u8; 4], announced: bool, name: &'static str) -> Result<Option<&'a [u8]>, IndexError> {
+        match (self.find(tag), announced) {
+            (Some(_), false) => Err(IndexError::BadValue { section: name, offset: 0, what: "section present but header says none" }),
+            (_, true) => self.required(tag, name).map(Some),
+            (None, false) => Ok(None),
+        }
     }
 }
 

@@ -93,3 +93,17 @@ pub fn colour_model() -> ModelRef {
 pub fn value<'a>(cols: &'a [(String, String)], key: &str) -> &'a str {
     cols.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("")
 }
+
+/// A build manifest in `dir` of these LC25000 rows (absolute paths) and one unreadable
+/// file, so every build path also meets a tile it must skip.
+pub fn manifest_with_broken_tile(dir: &Path, rows: impl Iterator<Item = Row>) -> PathBuf {
+    let mut csv = String::from("path,label,group\n");
+    for row in rows {
+        csv += &format!("{},{},{}\n", row.path.display(), value(&row.columns, "label"), value(&row.columns, "group"));
+    }
+    std::fs::write(dir.join("broken.jpg"), b"not a jpeg").unwrap();
+    csv += &format!("{},lung_n,broken\n", dir.join("broken.jpg").display());
+    let path = dir.join("manifest.csv");
+    std::fs::write(&path, csv).unwrap();
+    path
+}

@@ -36,28 +36,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::index::{dot_f32, normalize, Index, PreparedQuery, VectorStore};
 
-/// One example tile: an embedding from the model, or a tile already in the index.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Example {
-    Vector(Vec<f32>),
-    Tile(u32),
-}
-
-/// What to look for: at least one positive (the query tile itself), any negatives.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Query {
-    pub positives: Vec<Example>,
-    #[serde(default)]
-    pub negatives: Vec<Example>,
-}
-
-impl Query {
-    /// A query by one embedding.
-    pub fn vector(v: Vec<f32>) -> Query {
-        Query { positives: vec![Example::Vector(v)], negatives: Vec::new() }
-    }
-}
+mod query;
+pub use query::{Example, Query};
 
 /// Keep only tiles whose `key` value is in `include` (when non-empty) and not in `exclude`.
 /// A tile without a value for `key` fails a non-empty `include`.

@@ -216,78 +216,9 @@ pub struct RecallRow {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    for &w in &args.fuse_weights {
-        if !(0.0..=1.0).contains(&w) {
-            bail!("--fuse-weight {w} is not within [0, 1]");
-        }
-    }
+    check_args(&args)?;
     let datasets = [load_lc25000(&args.data)?, load_monuseg(&args.data)?];
-    let (model_path, manifest_path) = args.model.paths();
-    let sizes = if args.hist_only {
-        Vec::new()
-    } else if args.input_sizes.is_empty() {
-        vec![
-            Embedder::from_files(&model_path, &manifest_path)?
-                .manifest()
-                .input
-                .size,
-        ]
-    } else {
-        args.input_sizes.clone()
-    };
-
-    let mut all: Vec<DatasetVectors> = datasets
-        .iter()
-        .map(|dataset| {
-            Ok(DatasetVectors {
-                dataset,
-                hist: histograms(dataset, None)?,
-                vit: Vec::new(),
-                variants: None,
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let mut timings = Vec::new();
-    let mut model_info = None;
-    let max_views = args.views.iter().copied().max().unwrap_or(1);
-    for &views in &args.views {
-        if !VIEW_COUNTS.contains(&views) {
-            bail!("--views {views}: expected one of {VIEW_COUNTS:?}");
-        }
-    }
-    if let Some(&n) = args.expand.iter().find(|&&n| n == 0 || n > MAX_EXPAND) {
-        bail!("--expand {n}: expected 1 to {MAX_EXPAND} variants");
-    }
-    let expand_variants = expand::variants(args.expand.iter().copied().max().unwrap_or(0))?;
-    for &size in &sizes {
-        let embedder =
-            Embedder::from_files_with(&model_path, &manifest_path, |m| m.input.size = size)
-                .with_context(|| format!("cannot load the model at input size {size}"))?;
-        model_info.get_or_insert_with(|| report::ModelInfo::of(&embedder));
-        let mut spent = EmbedSpent::default();
-        for vectors in &mut all {
-            let rotations = embed_rotations(&embedder, vectors.dataset, &args, max_views, None, &mut spent)?;
-            for &views in &args.views {
-                vectors.vit.push((size, views, pool_rotations(&rotations[..views as usize])));
-            }
-            if size == sizes[0] && !expand_variants.is_empty() {
-                let mut sets = Vec::new();
-                for &variant in expand_variants {
-                    let rotations = embed_rotations(&embedder, vectors.dataset, &args, max_views, Some(variant), &mut spent)?;
-                    sets.push((histograms(vectors.dataset, Some(variant))?, pool_rotations(&rotations)));
-                }
-                vectors.variants = Some(VariantVectors { input_size: size, views: max_views, sets });
-            }
-        }
-        let EmbedSpent { tiles, computed_secs } = spent;
-        let threads = rayon::current_num_threads();
-        timings.push(EmbedTiming {
-            input_size: size,
-            tiles,
-            threads,
-            wall_ms_per_tile: computed_secs.map(|s| 1000.0 * s / tiles as f64),
-        });
-    }
+    let (all, timings, model_info) = embed_datasets(&args, &datasets)?;
 
     let described: Vec<DescribedSet> = all
         .iter()
@@ -335,6 +266,77 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Refuses option values no evaluation can use, before anything is loaded.
+fn check_args(args: &EvalArgs) -> anyhow::Result<()> {
+    for &w in &args.fuse_weights {
+        if !(0.0..=1.0).contains(&w) {
+            bail!("--fuse-weight {w} is not within [0, 1]");
+        }
+    }
+    for &views in &args.views {
+        if !VIEW_COUNTS.contains(&views) {
+            bail!("--views {views}: expected one of {VIEW_COUNTS:?}");
+        }
+    }
+    if let Some(&n) = args.expand.iter().find(|&&n| n == 0 || n > MAX_EXPAND) {
+        bail!("--expand {n}: expected 1 to {MAX_EXPAND} variants");
+    }
+    Ok(())
+}
+
+/// Every dataset's histograms, and its ViT embeddings at each input size and view count
+/// (from the cache when there), with the expansion variants at the first size.
+fn embed_datasets<'a>(
+    args: &EvalArgs,
+    datasets: &'a [Dataset],
+) -> anyhow::Result<(Vec<DatasetVectors<'a>>, Vec<EmbedTiming>, Option<report::ModelInfo>)> {
+    let (model_path, manifest_path) = args.model.paths();
+    let sizes = if args.hist_only {
+        Vec::new()
+    } else if args.input_sizes.is_empty() {
+        vec![Embedder::from_files(&model_path, &manifest_path)?.manifest().input.size]
+    } else {
+        args.input_sizes.clone()
+    };
+    let mut all: Vec<DatasetVectors> = datasets
+        .iter()
+        .map(|dataset| Ok(DatasetVectors { dataset, hist: histograms(dataset, None)?, vit: Vec::new(), variants: None }))
+        .collect::<anyhow::Result<_>>()?;
+    let mut timings = Vec::new();
+    let mut model_info = None;
+    let max_views = args.views.iter().copied().max().unwrap_or(1);
+    let expand_variants = expand::variants(args.expand.iter().copied().max().unwrap_or(0))?;
+    for &size in &sizes {
+        let embedder =
+            Embedder::from_files_with(&model_path, &manifest_path, |m| m.input.size = size)
+                .with_context(|| format!("cannot load the model at input size {size}"))?;
+        model_info.get_or_insert_with(|| report::ModelInfo::of(&embedder));
+        let mut spent = EmbedSpent::default();
+        for vectors in &mut all {
+            let rotations = embed_rotations(&embedder, vectors.dataset, args, max_views, None, &mut spent)?;
+            for &views in &args.views {
+                vectors.vit.push((size, views, pool_rotations(&rotations[..views as usize])));
+            }
+            if size == sizes[0] && !expand_variants.is_empty() {
+                let mut sets = Vec::new();
+                for &variant in expand_variants {
+                    let rotations = embed_rotations(&embedder, vectors.dataset, args, max_views, Some(variant), &mut spent)?;
+                    sets.push((histograms(vectors.dataset, Some(variant))?, pool_rotations(&rotations)));
+                }
+                vectors.variants = Some(VariantVectors { input_size: size, views: max_views, sets });
+            }
+        }
+        let EmbedSpent { tiles, computed_secs } = spent;
+        timings.push(EmbedTiming {
+            input_size: size,
+            tiles,
+            threads: rayon::current_num_threads(),
+            wall_ms_per_tile: computed_secs.map(|s| 1000.0 * s / tiles as f64),
+        });
+    }
+    Ok((all, timings, model_info))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

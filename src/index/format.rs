@@ -88,33 +88,7 @@ impl Index {
             thumbnails: self.thumbnails.is_some(),
         };
         let header = serde_json::to_vec(&header).expect("header serializes: plain data");
-        let mut sections: Vec<([u8; 4], Vec<u8>)> = vec![(VECS, self.vectors.codes_to_bytes())];
-        if let Some(params) = self.vectors.params_to_bytes() {
-            sections.push((QPAR, params));
-        }
-        if let Some(rerank) = &self.rerank {
-            sections.push((RRNK, rerank.codes_to_bytes()));
-        }
-        if let Some(adapter) = &self.adapter {
-            sections.push((ADPT, adapter.to_bytes()));
-        }
-        if let Some(pca) = &self.pca {
-            sections.push((PCAM, pca.to_bytes()));
-        }
-        if let Some(graph) = &self.graph {
-            let mut w = Writer::default();
-            graph.write(&mut w);
-            sections.push((GRPH, w.bytes));
-        }
-        let mut w = Writer::default();
-        self.metadata.write(&mut w);
-        sections.push((META, w.bytes));
-        if let Some(thumbs) = &self.thumbnails {
-            let mut w = Writer::default();
-            thumbs.write(&mut w);
-            sections.push((THMB, w.bytes));
-        }
-
+        let sections = self.sections();
         let mut out = Writer::default();
         out.bytes.extend_from_slice(&MAGIC);
         out.u32(FORMAT_VERSION);
@@ -130,21 +104,31 @@ impl Index {
         }
         let mut report = SizeReport { total: 0, vectors: 0, adapter: 0, rerank: 0, pca: 0, graph: 0, metadata: 0, thumbnails: 0 };
         for (tag, body) in &sections {
-            match *tag {
-                VECS | QPAR => report.vectors += body.len(),
-                RRNK => report.rerank += body.len(),
-                ADPT => report.adapter += body.len(),
-                PCAM => report.pca += body.len(),
-                GRPH => report.graph += body.len(),
-                META => report.metadata += body.len(),
-                _ => report.thumbnails += body.len(),
-            }
+            *report.slot(*tag) += body.len();
             out.bytes.extend_from_slice(body);
         }
         let crc = crc32fast::hash(&out.bytes);
         out.u32(crc);
         report.total = out.bytes.len();
         (out.bytes, report)
+    }
+
+    /// The sections this index writes, in file order (the table in docs/index-format.md).
+    fn sections(&self) -> Vec<([u8; 4], Vec<u8>)> {
+        let written = |write: &dyn Fn(&mut Writer)| {
+            let mut w = Writer::default();
+            write(&mut w);
+            w.bytes
+        };
+        let mut sections: Vec<([u8; 4], Vec<u8>)> = vec![(VECS, self.vectors.codes_to_bytes())];
+        sections.extend(self.vectors.params_to_bytes().map(|params| (QPAR, params)));
+        sections.extend(self.rerank.as_ref().map(|rerank| (RRNK, rerank.codes_to_bytes())));
+        sections.extend(self.adapter.as_ref().map(|adapter| (ADPT, adapter.to_bytes())));
+        sections.extend(self.pca.as_ref().map(|pca| (PCAM, pca.to_bytes())));
+        sections.extend(self.graph.as_ref().map(|graph| (GRPH, written(&|w| graph.write(w)))));
+        sections.push((META, written(&|w| self.metadata.write(w))));
+        sections.extend(self.thumbnails.as_ref().map(|thumbs| (THMB, written(&|w| thumbs.write(w)))));
+        sections
     }
 
     /// Reads an index. With `expected`, refuses an index built by another model (id,
@@ -336,4 +320,19 @@ fn read_section_table(
         });
     }
     Ok(sections)
+}
+
+impl SizeReport {
+    /// The figure a section's bytes count towards.
+    fn slot(&mut self, tag: [u8; 4]) -> &mut usize {
+        match tag {
+            VECS | QPAR => &mut self.vectors,
+            RRNK => &mut self.rerank,
+            ADPT => &mut self.adapter,
+            PCAM => &mut self.pca,
+            GRPH => &mut self.graph,
+            META => &mut self.metadata,
+            _ => &mut self.thumbnails,
+        }
+    }
 }

@@ -95,6 +95,16 @@ pub struct EvalOutput {
 /// Every table as markdown.
 pub fn markdown(out: &EvalOutput) -> String {
     let mut md = String::from("# Retrieval evaluation (`tessera eval`)\n\n");
+    intro(out, &mut md);
+    datasets(out, &mut md);
+    comparisons(out, &mut md);
+    held_out(out, &mut md);
+    hnsw_recall(out, &mut md);
+    md
+}
+
+/// Model, data, definitions, the legend of descriptor names, embedding times.
+fn intro(out: &EvalOutput, md: &mut String) {
     if let Some(m) = &out.model {
         let _ = writeln!(
             md,
@@ -137,6 +147,10 @@ pub fn markdown(out: &EvalOutput) -> String {
         }
         md.push('\n');
     }
+}
+
+/// Per dataset and protocol: the metrics, slide-level and own-hospital tables; per class.
+fn datasets(out: &EvalOutput, md: &mut String) {
     for dataset in &out.datasets {
         let _ = writeln!(md, "## {} — {} tiles\n", dataset.title, dataset.tiles);
         for p in &dataset.protocols {
@@ -193,9 +207,12 @@ pub fn markdown(out: &EvalOutput) -> String {
             md.push('\n');
         }
     }
+}
+
+fn comparisons(out: &EvalOutput, md: &mut String) {
     if !out.comparisons.is_empty() {
         md.push_str(
-            "## Paired differences\n\nP@5 of the best adapted descriptor minus a baseline, over the same queries; \
+            "## Paired differences\n\nP@5 of a descriptor minus a baseline, over the same queries (the best adapted row against the histogram and the same descriptor unadapted, `auto` against each adapter kind forced, expanded queries against unexpanded); \
              95% interval from a bootstrap that resamples whole clusters (the protocol's fold column).\n\n\
              | dataset | protocol | descriptor | against | clusters | ΔP@5 | 95% interval |\n|---|---|---|---|---|---:|---|\n",
         );
@@ -216,6 +233,9 @@ pub fn markdown(out: &EvalOutput) -> String {
         }
         md.push('\n');
     }
+}
+
+fn held_out(out: &EvalOutput, md: &mut String) {
     if !out.held_out.is_empty() {
         md.push_str(
             "## Held-out collection (LC25000)\n\nAn index built by the build's code path with default options \
@@ -240,6 +260,9 @@ pub fn markdown(out: &EvalOutput) -> String {
         }
         md.push('\n');
     }
+}
+
+fn hnsw_recall(out: &EvalOutput, md: &mut String) {
     if !out.hnsw_recall.is_empty() {
         md.push_str(
             "## HNSW vs exact search\n\nRecall@10 of the index's HNSW search (f32 vectors, default graph \
@@ -251,7 +274,6 @@ pub fn markdown(out: &EvalOutput) -> String {
         }
         md.push('\n');
     }
-    md
 }
 
 fn metrics_table(rows: &[&ResultRow]) -> String {

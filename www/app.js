@@ -5,6 +5,7 @@
 // slide-id (the slide's id in the index), mag (the slide's scan magnification),
 // unique-by (the metadata key of the "one per slide" switch).
 
+import { Basket, exportBasket } from './basket.js';
 import { TesseraClient } from './client.js';
 
 const params = new URLSearchParams(location.search);
@@ -42,6 +43,7 @@ const ERROR_TITLES = {
   input: 'Could not read that image',
   search: 'The search failed',
   timeout: 'The search engine took too long to load',
+  basket: 'The basket',
 };
 
 const $ = (selector) => document.querySelector(selector);
@@ -67,6 +69,12 @@ const el = {
   results: $('#results'),
   fileInput: $('#file-input'),
   dropOverlay: $('#drop-overlay'),
+  basket: $('#basket'),
+  basketCount: $('#basket-count'),
+  basketNote: $('#basket-note'),
+  exportCsv: $('#export-csv'),
+  exportGeoJson: $('#export-geojson'),
+  clearBasket: $('#clear-basket'),
 };
 
 const state = {
@@ -80,17 +88,21 @@ const state = {
   searchSeq: 0,
   hitUrls: [],
   uniqueKey: null,
+  /** Blob URLs of the basket's thumbnails, by tile id. */
+  basketThumbs: new Map(),
 };
 
 // Offline second visits: sw.js keeps the page's files (the worker keeps model and index).
 navigator.serviceWorker?.register('sw.js').catch((e) => console.warn('no offline support:', e));
 
 const client = new TesseraClient();
+// One basket per index (its URL): tile ids of two indexes must not mix.
+const basket = new Basket(new URL(config.index, document.baseURI).href, { onChange: renderBasket });
 const slideImage = loadSlideImage(config.slide);
 const viewer = createViewer();
 const ready = start();
 // For the end-to-end tests and the console.
-window.tessera = { client, state, viewer, ready };
+window.tessera = { client, state, viewer, ready, basket };
 
 // ---------------------------------------------------------------- loading
 
@@ -150,6 +162,7 @@ function onReady(info, fromCache) {
   el.unique.disabled = !state.uniqueKey;
   el.uniqueLabel.textContent = state.uniqueKey === 'case' ? 'One per case' : 'One per source';
   el.uniqueLabel.parentElement.title = `At most one hit per \`${state.uniqueKey}\`: per slide, or per source image of LC25000's rotated/flipped copies`;
+  renderBasket(); // now with thumbnails
   document.body.dataset.ready = 'true';
 }
 
@@ -460,7 +473,7 @@ function resultCard(hit, isPositive, isNegative) {
     actionButton('+', 'add-positive', 'More like this: add as a positive example', () => addHit(hit, 'positive')),
     actionButton('−', 'add-negative', 'Less like this: add as a negative example', () => addHit(hit, 'negative')),
   );
-  thumb.append(img, rank, actions);
+  thumb.append(img, rank, actions, collectButton(hit));
 
   const body = document.createElement('div');
   body.className = 'card-body';
@@ -497,6 +510,115 @@ function actionButton(text, cls, title, onclick) {
   b.setAttribute('aria-label', title);
   b.onclick = onclick;
   return b;
+}
+
+/** ☆/★ on a card: puts the hit in the basket or takes it out. */
+function collectButton(hit) {
+  const b = actionButton('☆', 'collect', 'Collect: put this tile in the basket', () => {
+    try {
+      if (basket.has(hit.id)) basket.remove(hit.id);
+      else basket.add(hit, queryText());
+    } catch (error) {
+      showError(error);
+    }
+  });
+  b.dataset.id = hit.id;
+  markCollected(b);
+  return b;
+}
+
+function markCollected(button) {
+  const inBasket = basket.has(Number(button.dataset.id));
+  button.textContent = inBasket ? '★' : '☆';
+  button.title = inBasket ? 'In the basket: click to take it out' : 'Collect: put this tile in the basket';
+  button.setAttribute('aria-label', button.title);
+  button.setAttribute('aria-pressed', String(inBasket));
+}
+
+/** The query a hit was found with, for the export: its examples in words. */
+function queryText() {
+  const describe = (e) => {
+    if (e.kind === 'tile') return `tile ${e.id}`;
+    if (e.box) return `${config.slideId} region x ${e.box.x} y ${e.box.y} size ${e.box.side}`;
+    return e.caption;
+  };
+  const text = state.positives.map(describe).join(' & ');
+  return state.negatives.length ? `${text}, not ${state.negatives.map(describe).join(' & ')}` : text;
+}
+
+// ---------------------------------------------------------------- basket
+
+function renderBasket() {
+  const items = basket.items;
+  el.basketCount.textContent = items.length.toLocaleString('en');
+  el.exportCsv.disabled = el.exportGeoJson.disabled = el.clearBasket.disabled = !items.length;
+  for (const b of el.results.querySelectorAll('.collect')) markCollected(b);
+  const ids = new Set(items.map((i) => i.id));
+  for (const [id, url] of state.basketThumbs) {
+    if (!ids.has(id)) {
+      URL.revokeObjectURL(url);
+      state.basketThumbs.delete(id);
+    }
+  }
+  el.basket.replaceChildren();
+  if (!items.length) {
+    el.basket.innerHTML = el.basket.dataset.empty;
+    return;
+  }
+  for (const item of [...items].reverse()) {
+    const m = item.metadata;
+    const chip = document.createElement('div');
+    chip.className = 'chip collected';
+    chip.dataset.id = item.id;
+    chip.title = [`query: ${item.query}`, `score: ${item.score.toFixed(3)}`, ...Object.entries(m).map(([k, v]) => `${k}: ${v}`)].join('\n');
+    const img = document.createElement('img');
+    img.alt = '';
+    basketThumbnail(item.id, img);
+    const caption = document.createElement('span');
+    caption.textContent = `#${item.id} ${m.label ? (LABEL_NAMES[m.label] ?? m.label) : (m.slide ?? '')}`;
+    const remove = document.createElement('button');
+    remove.type = 'button';
+    remove.textContent = '×';
+    remove.title = 'Take out of the basket';
+    remove.setAttribute('aria-label', `Take tile ${item.id} out of the basket`);
+    remove.onclick = () => {
+      try {
+        basket.remove(item.id);
+      } catch (error) {
+        showError(error);
+      }
+    };
+    chip.append(img, caption, remove);
+    el.basket.append(chip);
+  }
+}
+
+/** A basket chip's thumbnail, from the engine once it is loaded (the basket itself keeps
+ *  only ids and metadata: thumbnails would fill localStorage). */
+function basketThumbnail(id, img) {
+  const known = state.basketThumbs.get(id);
+  if (known) {
+    img.src = known;
+    return;
+  }
+  if (!state.info?.index.thumbnails) return;
+  client.thumbnail(id).then(
+    (blob) => {
+      if (!blob || state.basketThumbs.has(id) || !basket.has(id)) return;
+      state.basketThumbs.set(id, URL.createObjectURL(blob));
+      img.src = state.basketThumbs.get(id);
+    },
+    (e) => console.warn(`no thumbnail for basket tile ${id}:`, e),
+  );
+}
+
+function exportAs(format) {
+  try {
+    el.basketNote.textContent = exportBasket(basket.items, format);
+  } catch (error) {
+    el.basketNote.textContent = '';
+    showError(error);
+  }
 }
 
 function addHit(hit, mode) {
@@ -563,9 +685,23 @@ el.clearQuery.addEventListener('click', () => {
   renderQuery();
   runSearch();
 });
+el.exportCsv.addEventListener('click', () => exportAs('csv'));
+el.exportGeoJson.addEventListener('click', () => exportAs('geojson'));
+el.clearBasket.addEventListener('click', () => {
+  const n = basket.size;
+  try {
+    basket.clear();
+    el.basketNote.textContent = `Basket cleared (${n} tile${n === 1 ? '' : 's'} taken out).`;
+  } catch (error) {
+    showError(error);
+  }
+});
 el.error.querySelector('.error-close').addEventListener('click', () => (el.error.hidden = true));
 el.positives.dataset.empty = el.positives.innerHTML;
 el.negatives.dataset.empty = el.negatives.innerHTML;
+el.basket.dataset.empty = el.basket.innerHTML;
+renderBasket();
+if (basket.problem) showError({ kind: 'basket', message: basket.problem });
 
 function setStatus(kind, text) {
   el.status.dataset.state = kind;

@@ -7,12 +7,15 @@
 // index, k (default 8), unique-by (a metadata key: one hit per slide/case/...), label
 // (only hits with this label), image (the URL of a tile image to search with), expand (query
 // expansion: 0 to 5 variants of the query tile also described, default 0), worker (where
-// engine-worker.js is, when not beside this script).
+// engine-worker.js is, when not beside this script), basket ("off" hides the basket UI).
 // Methods: search(source, region?) with a Blob/File, ImageData, an <img>/<canvas>/
 // ImageBitmap (optionally a {x, y, width, height} region of it) or an image URL;
-// searchVector(Float32Array). Property `ready`: a promise of the engine info.
+// searchVector(Float32Array); the basket (hits collected for export, kept per index in
+// localStorage): getBasket(), addToBasket(hit), removeFromBasket(id), clearBasket().
+// Property `ready`: a promise of the engine info.
 // Events (bubbling, composed): tessera-ready {info}, tessera-results {hits, ms, embedMs},
-// tessera-select {hit} when a result is clicked, tessera-error {kind, message}.
+// tessera-select {hit} when a result is clicked, tessera-basket {items} on every change of
+// the basket, tessera-error {kind, message}.
 // The element runs its own engine worker. Included from another origin (a CDN), it starts
 // the worker through a same-origin blob: module (client.js), so the page's CSP must allow
 // `worker-src blob: <that origin>` (a worker's module imports are checked against worker-src)
@@ -20,6 +23,7 @@
 // with CORS (docs/embedding.md). A load that takes longer than 5 minutes fails with kind
 // `timeout` rather than hanging.
 
+import { Basket, exportBasket } from './basket.js';
 import { TesseraClient } from './client.js';
 
 const STYLE = `
@@ -39,15 +43,34 @@ header b { font-size: 13px; }
 .score { font-weight: 600; font-variant-numeric: tabular-nums; font-size: 12px; }
 .label { display: block; font-size: 11px; color: #5f6b7c; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .empty { grid-column: 1 / -1; color: #5f6b7c; text-align: center; padding: 16px 0; }
+.cell { position: relative; display: grid; }
+.collect { position: absolute; top: 4px; right: 4px; width: 22px; height: 22px; padding: 0; border: 0; border-radius: 6px; font-size: 14px; line-height: 1;
+  background: rgba(20, 26, 46, .72); color: #fff; cursor: pointer; opacity: 0; transition: opacity .12s; }
+.cell:hover .collect, .cell:focus-within .collect, .collect[aria-pressed="true"] { opacity: 1; }
+.collect[aria-pressed="true"] { background: #e2a400; }
+.basket { border-top: 1px solid #e2e5ea; padding: 8px 12px; font-size: 12px; }
+.basket summary { cursor: pointer; font-weight: 600; }
+.basket .count { display: inline-block; min-width: 18px; padding: 0 5px; border-radius: 999px; background: #e8ebfb; color: #3b4ec8; text-align: center; }
+.basket ul { list-style: none; margin: 6px 0 0; padding: 0; max-height: 120px; overflow-y: auto; }
+.basket li { display: flex; justify-content: space-between; gap: 6px; padding: 2px 0; }
+.basket li span { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.basket li button { border: 0; background: none; color: #5f6b7c; cursor: pointer; font-size: 14px; padding: 0 4px; }
+.basket .actions { display: flex; gap: 6px; margin-top: 6px; }
+.basket .actions button { font: inherit; padding: 3px 8px; border: 1px solid #e2e5ea; border-radius: 6px; background: #fff; cursor: pointer; }
+.basket .actions button:disabled { opacity: .45; cursor: default; }
+.basket .note { margin: 6px 0 0; color: #5f6b7c; }
 `;
 
 export class TesseraSearch extends HTMLElement {
-  static observedAttributes = ['image', 'k', 'unique-by', 'label', 'expand'];
+  static observedAttributes = ['image', 'k', 'unique-by', 'label', 'expand', 'basket'];
 
   #client = null;
   #lastQuery = null;
   #lastSource = null;
   #urls = [];
+  #basket = null;
+  /** The last search's query in words, stored with collected hits. */
+  #query = '';
   #readyResolve;
   #readyReject;
 
@@ -64,7 +87,14 @@ export class TesseraSearch extends HTMLElement {
       <header><b>Similar tiles</b><span class="status" part="status">Loading…</span></header>
       <div class="bar" part="progress"><i></i></div>
       <div class="error" part="error" hidden></div>
-      <div class="grid" part="results"><p class="empty">Loading the search engine…</p></div>`;
+      <div class="grid" part="results"><p class="empty">Loading the search engine…</p></div>
+      <div class="basket" part="basket" hidden>
+        <details><summary>Basket <span class="count">0</span></summary><ul></ul></details>
+        <div class="actions"><button type="button" class="csv">Export CSV</button><button type="button" class="geojson">Export GeoJSON</button><button type="button" class="clear">Clear</button></div>
+        <p class="note" hidden></p>
+      </div>`;
+    for (const format of ['csv', 'geojson']) this.#shadow(`.basket .${format}`).addEventListener('click', () => this.#export(format));
+    this.#shadow('.basket .clear').addEventListener('click', () => this.#basketAction(() => this.clearBasket()));
   }
 
   connectedCallback() {
@@ -77,6 +107,10 @@ export class TesseraSearch extends HTMLElement {
       this.#fail({ kind: 'usage', message: '<tessera-search> needs model="…" and index="…" attributes' });
       return;
     }
+    // One basket per index (its URL): tile ids of two indexes must not mix.
+    this.#basket = new Basket(new URL(index, document.baseURI).href, { onChange: (items) => this.#basketChanged(items) });
+    this.#renderBasket();
+    if (this.#basket.problem) this.#fail({ kind: 'basket', message: this.#basket.problem });
     const downloads = new Map();
     this.#client
       .load({ model, manifest: this.getAttribute('manifest') ?? undefined, index }, (p) => {
@@ -109,12 +143,17 @@ export class TesseraSearch extends HTMLElement {
   disconnectedCallback() {
     this.#client?.terminate();
     this.#client = null;
+    this.#basket?.close();
+    this.#basket = null;
     this.#urls.forEach((u) => URL.revokeObjectURL(u));
   }
 
   attributeChangedCallback(name, oldValue, value) {
     if (!this.#client || oldValue === value) return;
-    if (name === 'image' && value) this.search(value);
+    if (name === 'basket') {
+      if (this.#lastQuery) this.#render(this.hits);
+      this.#renderBasket();
+    } else if (name === 'image' && value) this.search(value);
     else if (name === 'expand') this.#lastSource && this.search(...this.#lastSource);
     else if (name !== 'image' && this.#lastQuery) this.#run(this.#lastQuery, null).catch((e) => this.#fail(e));
   }
@@ -126,6 +165,7 @@ export class TesseraSearch extends HTMLElement {
       await this.ready;
       this.#status('Embedding…');
       this.#lastSource = [source, region];
+      this.#query = describeSource(source, region);
       const { vector, ms } = await this.#embed(source, region);
       return await this.#run(vector, ms);
     } catch (e) {
@@ -137,7 +177,94 @@ export class TesseraSearch extends HTMLElement {
   /** Searches with an embedding from the same model. */
   async searchVector(vector) {
     await this.ready;
+    this.#query = 'embedding';
     return this.#run(vector, null);
+  }
+
+  /** The collected hits, oldest first: `{ id, score, query, metadata, added }`. */
+  getBasket() {
+    return this.#basket?.items ?? [];
+  }
+
+  /** Collects a hit (from `hits` or an event). Throws a BasketError (kind `basket`) when
+   *  the basket is full or cannot be saved. */
+  addToBasket(hit) {
+    this.#requireBasket().add(hit, this.#query);
+  }
+
+  removeFromBasket(id) {
+    this.#requireBasket().remove(id);
+  }
+
+  clearBasket() {
+    this.#requireBasket().clear();
+  }
+
+  #requireBasket() {
+    if (!this.#basket) throw Object.assign(new Error('the basket exists once the element with its index attribute is in the document'), { kind: 'usage' });
+    return this.#basket;
+  }
+
+  #basketOn() {
+    return this.getAttribute('basket') !== 'off';
+  }
+
+  #basketChanged(items) {
+    this.#renderBasket();
+    this.#emit('tessera-basket', { items });
+  }
+
+  #renderBasket() {
+    const bar = this.#shadow('.basket');
+    bar.hidden = !this.#basket || !this.#basketOn();
+    for (const b of this.shadowRoot.querySelectorAll('.collect')) this.#markCollected(b);
+    if (bar.hidden) return;
+    const items = this.#basket.items;
+    this.#shadow('.basket .count').textContent = items.length.toLocaleString('en');
+    for (const b of bar.querySelectorAll('.actions button')) b.disabled = !items.length;
+    const list = this.#shadow('.basket ul');
+    list.replaceChildren();
+    for (const item of [...items].reverse()) {
+      const m = item.metadata;
+      const li = document.createElement('li');
+      li.dataset.id = item.id;
+      const text = document.createElement('span');
+      text.textContent = `#${item.id} ${m.label ?? m.slide ?? m.group ?? ''} · ${item.score.toFixed(3)}`;
+      text.title = [`query: ${item.query}`, ...Object.entries(m).map(([k, v]) => `${k}: ${v}`)].join('\n');
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.textContent = '×';
+      remove.title = `Take tile ${item.id} out of the basket`;
+      remove.setAttribute('aria-label', remove.title);
+      remove.addEventListener('click', () => this.#basketAction(() => this.removeFromBasket(item.id)));
+      li.append(text, remove);
+      list.append(li);
+    }
+  }
+
+  #markCollected(button) {
+    const inBasket = Boolean(this.#basket?.has(Number(button.dataset.id)));
+    button.textContent = inBasket ? '★' : '☆';
+    button.title = inBasket ? 'In the basket: click to take it out' : 'Collect: put this tile in the basket';
+    button.setAttribute('aria-label', button.title);
+    button.setAttribute('aria-pressed', String(inBasket));
+  }
+
+  #export(format) {
+    const note = this.#shadow('.basket .note');
+    this.#basketAction(() => {
+      note.textContent = exportBasket(this.getBasket(), format);
+      note.hidden = false;
+    });
+  }
+
+  /** Runs a basket change from the element's UI, reporting a failure like any other. */
+  #basketAction(action) {
+    try {
+      action();
+    } catch (e) {
+      this.#fail({ kind: 'basket', message: e.message });
+    }
   }
 
   async #embed(source, region) {
@@ -202,7 +329,20 @@ export class TesseraSearch extends HTMLElement {
       text.append(score, label);
       button.append(img, text);
       button.addEventListener('click', () => this.#emit('tessera-select', { hit }));
-      grid.append(button);
+      const cell = document.createElement('div');
+      cell.className = 'cell';
+      cell.append(button);
+      if (this.#basket && this.#basketOn()) {
+        const collect = document.createElement('button');
+        collect.type = 'button';
+        collect.className = 'collect';
+        collect.part = 'collect';
+        collect.dataset.id = hit.id;
+        collect.addEventListener('click', () => this.#basketAction(() => (this.#basket.has(hit.id) ? this.removeFromBasket(hit.id) : this.addToBasket(hit))));
+        this.#markCollected(collect);
+        cell.append(collect);
+      }
+      grid.append(cell);
     }
   }
 
@@ -226,6 +366,13 @@ export class TesseraSearch extends HTMLElement {
   #emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true }));
   }
+}
+
+/** A search source in words: its file name or URL, and the region. */
+function describeSource(source, region) {
+  const name = typeof source === 'string' ? source : (source.name ?? source.currentSrc ?? source.src ?? '');
+  const where = region ? `region x ${region.x} y ${region.y} ${region.width} × ${region.height}` : '';
+  return [name, where].filter(Boolean).join(' ') || 'image';
 }
 
 if (!customElements.get('tessera-search')) customElements.define('tessera-search', TesseraSearch);

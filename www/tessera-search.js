@@ -370,7 +370,7 @@ export class TesseraSearch extends HTMLElement {
 
 /** A search source in words: its file name or URL, and the region. */
 function describeSource(source, region) {
-  const name = typeof source === 'string' ? source : (source.name ?? source.currentSrc ?? source.src ?? '');
+  const name = typeof source === 'string' ? source : (source.name || source.currentSrc || source.src || '');
   const where = region ? `region x ${region.x} y ${region.y} ${region.width} × ${region.height}` : '';
   return [name, where].filter(Boolean).join(' ') || 'image';
 }

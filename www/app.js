@@ -5,7 +5,7 @@
 // slide-id (the slide's id in the index), mag (the slide's scan magnification),
 // unique-by (the metadata key of the "one per slide" switch).
 
-import { Basket, exportBasket } from './basket.js';
+import { Basket, exportBasket, slideBox } from './basket.js';
 import { TesseraClient } from './client.js';
 
 const params = new URLSearchParams(location.search);
@@ -575,7 +575,8 @@ function renderBasket() {
     img.alt = '';
     basketThumbnail(item.id, img);
     const caption = document.createElement('span');
-    caption.textContent = `#${item.id} ${m.label ? (LABEL_NAMES[m.label] ?? m.label) : (m.slide ?? '')}`;
+    const where = slideBox(item) ? `at ${m.x}, ${m.y}` : (m.slide ?? '');
+    caption.textContent = `#${item.id} ${m.label ? (LABEL_NAMES[m.label] ?? m.label) : where}`;
     const remove = document.createElement('button');
     remove.type = 'button';
     remove.textContent = '×';

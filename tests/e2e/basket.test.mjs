@@ -297,6 +297,11 @@ describe('in the browser', () => {
       assert.match(basket[0].query, /slide\.jpg region x \d+ y \d+ 224 × 224$/);
       assert.equal(await widget.locator('.basket .count').textContent(), '2');
       await screenshot(page, '31-widget-basket');
+      const csv = await downloadText(page, 'tessera-search >> .basket .csv');
+      assert.equal(parseCsv(csv.text.replace(/^\uFEFF/, '')).length, 3, 'the widget exports its basket as CSV');
+      assert.ok(basket.some((i) => i.metadata.x !== undefined), 'the top hit of the click is a slide tile');
+      const geo = JSON.parse((await downloadText(page, 'tessera-search >> .basket .geojson')).text);
+      assert.ok(checkGeoJson(geo, basket).features.length >= 1, 'and as GeoJSON');
 
       await page.evaluate(() => document.querySelector('tessera-search').removeFromBasket(document.querySelector('tessera-search').hits[0].id));
       assert.equal(await widget.locator('.basket li').count(), 1);

@@ -5,6 +5,7 @@
 //     package.json             packaging/widget/package.json, version = Cargo.toml's
 //     tessera-search.js/.d.ts  the element (declarations: packaging/widget/)
 //     client.js/.d.ts          the promise API over the worker
+//     basket.js/.d.ts          the basket: storage and CSV/GeoJSON export
 //     engine-worker.js         the worker that owns the engine
 //     pkg/                     the wasm-bindgen output (tessera.js, .wasm, .d.ts)
 //     model/                   the ONNX model and its manifest
@@ -28,6 +29,8 @@ const SOURCES = {
   'tessera-search.d.ts': 'packaging/widget/tessera-search.d.ts',
   'client.js': 'www/client.js',
   'client.d.ts': 'packaging/widget/client.d.ts',
+  'basket.js': 'www/basket.js',
+  'basket.d.ts': 'packaging/widget/basket.d.ts',
   'engine-worker.js': 'www/engine-worker.js',
   'pkg/tessera.js': 'www/pkg/tessera.js',
   'pkg/tessera.d.ts': 'www/pkg/tessera.d.ts',

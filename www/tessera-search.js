@@ -93,8 +93,6 @@ export class TesseraSearch extends HTMLElement {
         <div class="actions"><button type="button" class="csv">Export CSV</button><button type="button" class="geojson">Export GeoJSON</button><button type="button" class="clear">Clear</button></div>
         <p class="note" hidden></p>
       </div>`;
-    for (const format of ['csv', 'geojson']) this.#shadow(`.basket .${format}`).addEventListener('click', () => this.#export(format));
-    this.#shadow('.basket .clear').addEventListener('click', () => this.#basketAction(() => this.clearBasket()));
   }
 
   connectedCallback() {
@@ -109,6 +107,9 @@ export class TesseraSearch extends HTMLElement {
     }
     // One basket per index (its URL): tile ids of two indexes must not mix.
     this.#basket = new Basket(new URL(index, document.baseURI).href, { onChange: (items) => this.#basketChanged(items) });
+    // Assigned, not added: attached again after a move, the element wires them once.
+    for (const format of ['csv', 'geojson']) this.#shadow(`.basket .${format}`).onclick = () => this.#export(format);
+    this.#shadow('.basket .clear').onclick = () => this.#basketAction(() => this.clearBasket());
     this.#renderBasket();
     if (this.#basket.problem) this.#fail({ kind: 'basket', message: this.#basket.problem });
     const downloads = new Map();

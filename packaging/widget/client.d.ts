@@ -18,7 +18,8 @@ export type TesseraErrorKind =
   | 'search' // a query or a search option
   | 'usage' // the API used wrongly (missing attributes, engine not loaded, stopped)
   | 'unsupported' // the browser lacks WebAssembly, SIMD or workers
-  | 'timeout'; // the load did not finish within its time limit
+  | 'timeout' // the load did not finish within its time limit
+  | 'basket'; // the basket is full, cannot be saved or read, or has nothing to export
 
 export declare class TesseraError extends Error {
   constructor(kind: TesseraErrorKind, message: string);

@@ -2,7 +2,10 @@
 // module defines the element (once). Hand-written; tests/e2e/package.test.mjs checks them
 // against the module (exports, methods, observed attributes, events) and with tsc.
 
+import type { BasketItem } from './basket.js';
 import type { Hit, LoadedInfo, TesseraErrorKind } from './client.js';
+
+export type { BasketItem } from './basket.js';
 
 export type { EngineInfo, Example, Filter, Query, SearchOptions, SlideHit, SlideOptions } from './client.js';
 export type { Hit, LoadedInfo, TesseraErrorKind } from './client.js';
@@ -42,6 +45,8 @@ export interface TesseraSearchAttributes {
   expand?: string;
   /** Where engine-worker.js is; default: beside tessera-search.js. */
   worker?: string;
+  /** `off` hides the basket UI (☆ on hits, the basket bar); the basket methods still work. */
+  basket?: string;
 }
 
 export interface TesseraReadyDetail {
@@ -56,6 +61,10 @@ export interface TesseraResultsDetail {
 }
 export interface TesseraSelectDetail {
   hit: Hit;
+}
+export interface TesseraBasketDetail {
+  /** Every item in the basket after the change, oldest first. */
+  items: BasketItem[];
 }
 export interface TesseraErrorDetail {
   kind: TesseraErrorKind;
@@ -72,6 +81,13 @@ export declare class TesseraSearch extends HTMLElement {
   search(source: SearchSource, region?: SearchRegion): Promise<Hit[]>;
   /** Searches with an embedding from the same model (e.g. TesseraClient's `vector`). */
   searchVector(vector: Float32Array | number[]): Promise<Hit[]>;
+  /** The collected hits, oldest first (kept per index in localStorage); [] before the element is attached. */
+  getBasket(): BasketItem[];
+  /** Collects a hit with the last query's description. Throws a BasketError (kind `basket`)
+   *  when the basket is full or the browser refuses to store it; `usage` before the element is attached. */
+  addToBasket(hit: Pick<Hit, 'id' | 'score' | 'metadata'>): void;
+  removeFromBasket(id: number): void;
+  clearBasket(): void;
   connectedCallback(): void;
   disconnectedCallback(): void;
   attributeChangedCallback(name: string, oldValue: string | null, value: string | null): void;
@@ -82,6 +98,7 @@ export interface TesseraSearchEventMap {
   'tessera-ready': CustomEvent<TesseraReadyDetail>;
   'tessera-results': CustomEvent<TesseraResultsDetail>;
   'tessera-select': CustomEvent<TesseraSelectDetail>;
+  'tessera-basket': CustomEvent<TesseraBasketDetail>;
   'tessera-error': CustomEvent<TesseraErrorDetail>;
 }
 

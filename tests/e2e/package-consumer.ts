@@ -5,7 +5,8 @@
 
 import '@tessera/widget';
 import { TesseraSearch } from '@tessera/widget';
-import type { Hit, SearchRegion, TesseraErrorDetail } from '@tessera/widget';
+import type { BasketItem, Hit, SearchRegion, TesseraErrorDetail } from '@tessera/widget';
+import { exportBasket, toCsv, toGeoJson } from '@tessera/widget/basket.js';
 import { LOAD_TIMEOUT_MS, TesseraClient, TesseraError, missingFeatures } from '@tessera/widget/client.js';
 import type { EngineInfo, LoadProgress, SearchOptions } from '@tessera/widget/client.js';
 import init, { Engine } from '@tessera/widget/pkg/tessera.js';
@@ -27,6 +28,16 @@ el.addEventListener('tessera-error', (e) => {
   if (detail.kind === 'timeout' || detail.kind === 'mismatch') console.log(detail.message);
 });
 document.addEventListener('tessera-select', (e) => console.log(e.detail.hit.id, e.detail.hit.metadata.slide));
+el.addEventListener('tessera-basket', (e) => {
+  const items: BasketItem[] = e.detail.items;
+  const { geojson, skipped } = toGeoJson(items);
+  console.log(toCsv(el.getBasket()), geojson.features[0]?.properties.classification?.name, skipped);
+});
+el.addToBasket({ id: 3, score: 0.9, metadata: { slide: 's', x: '0', y: '0', size: '224' } });
+el.removeFromBasket(3);
+el.clearBasket();
+// @ts-expect-error an export format is csv or geojson
+exportBasket([], 'xlsx');
 
 const region: SearchRegion = { x: 0, y: 0, width: 224, height: 224 };
 const img = document.querySelector('img');

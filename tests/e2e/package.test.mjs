@@ -44,15 +44,20 @@ describe('widget package', () => {
     const decl = {
       client: declarations(pkgFile('client.d.ts')),
       element: declarations(pkgFile('tessera-search.d.ts')),
+      basket: declarations(pkgFile('basket.d.ts')),
     };
-    const { client, element } = await importInNode();
+    const { client, element, basket } = await importInNode();
 
     assert.deepEqual(Object.keys(client).sort(), decl.client.values.sort(), 'client.js exports = client.d.ts values');
     assert.deepEqual(Object.keys(element).sort(), decl.element.values.sort(), 'tessera-search.js exports = tessera-search.d.ts values');
+    assert.deepEqual(Object.keys(basket).sort(), decl.basket.values.sort(), 'basket.js exports = basket.d.ts values');
 
-    const methods = (cls) => Object.getOwnPropertyNames(cls.prototype).filter((n) => n !== 'constructor').sort();
+    // Methods only: getters (Basket's items, size) are declared as readonly properties.
+    const methods = (cls) => Object.getOwnPropertyNames(cls.prototype)
+      .filter((n) => n !== 'constructor' && typeof Object.getOwnPropertyDescriptor(cls.prototype, n).value === 'function').sort();
     assert.deepEqual(methods(client.TesseraClient), decl.client.classes.TesseraClient.methods.sort(), 'TesseraClient methods');
     assert.deepEqual(methods(element.TesseraSearch), decl.element.classes.TesseraSearch.methods.sort(), 'TesseraSearch methods');
+    assert.deepEqual(methods(basket.Basket), decl.basket.classes.Basket.methods.sort(), 'Basket methods');
     const instance = new client.TesseraClient();
     for (const p of decl.client.classes.TesseraClient.properties) assert.ok(p in instance, `TesseraClient has ${p}`);
     const el = new element.TesseraSearch();
@@ -71,7 +76,7 @@ describe('widget package', () => {
     // Error kinds: the engine's (src/error.rs) and every literal kind in the JS = the union.
     const rust = [...readFileSync(path.join(REPO, 'src/error.rs'), 'utf8').matchAll(/ErrorKind::\w+ => "(\w+)"/g)].map((m) => m[1]);
     assert.ok(rust.length >= 6, 'read the kinds of src/error.rs');
-    const js = ['client.js', 'engine-worker.js', 'tessera-search.js'].flatMap((f) => {
+    const js = ['client.js', 'engine-worker.js', 'tessera-search.js', 'basket.js'].flatMap((f) => {
       const text = readFileSync(pkgFile(f), 'utf8');
       return [...text.matchAll(/(?:TesseraError|WorkerError)\(\s*'(\w+)'|kind: '(\w+)'|kind \?\? '(\w+)'/g)].map((m) => m[1] ?? m[2] ?? m[3]);
     });
@@ -232,7 +237,8 @@ async function importInNode() {
   };
   const client = await import(pathToFileURL(pkgFile('client.js')).href);
   const element = await import(pathToFileURL(pkgFile('tessera-search.js')).href);
-  return { client, element };
+  const basket = await import(pathToFileURL(pkgFile('basket.js')).href);
+  return { client, element, basket };
 }
 
 /** What a .d.ts declares, read with the TypeScript parser: exported values (classes,

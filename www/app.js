@@ -88,6 +88,8 @@ const state = {
   searchSeq: 0,
   hitUrls: [],
   uniqueKey: null,
+  /** The query of the hits shown, in words: stored with the hits collected from them. */
+  hitsQuery: '',
   /** Blob URLs of the basket's thumbnails, by tile id. */
   basketThumbs: new Map(),
 };
@@ -381,10 +383,12 @@ async function runSearch() {
     mmr: el.diversity.value ? Number(el.diversity.value) : null,
   };
   const query = { positives: state.positives.map(toExample), negatives: state.negatives.map(toExample) };
+  const words = queryText();
   el.results.classList.add('busy');
   try {
     const { hits, ms } = await client.search(query, options);
     if (seq !== state.searchSeq) return;
+    state.hitsQuery = words;
     renderResults(hits, ms);
     // Which slides (or source images) look like the query: its 50 nearest tiles vote.
     if (state.uniqueKey) {
@@ -517,7 +521,7 @@ function collectButton(hit) {
   const b = actionButton('☆', 'collect', 'Collect: put this tile in the basket', () => {
     try {
       if (basket.has(hit.id)) basket.remove(hit.id);
-      else basket.add(hit, queryText());
+      else basket.add(hit, state.hitsQuery);
     } catch (error) {
       showError(error);
     }

@@ -202,8 +202,8 @@ export function download(text, filename, type) {
   document.body.append(a);
   a.click();
   a.remove();
-  // The download has started from the URL once click() returns; free it after this task.
-  setTimeout(() => URL.revokeObjectURL(url), 0);
+  // Some browsers read the URL after click() returns: free it once they surely have.
+  setTimeout(() => URL.revokeObjectURL(url), 30_000);
 }
 
 /** Exports as `format` (`csv` or `geojson`); returns a sentence for the user saying what

@@ -69,8 +69,8 @@ export class TesseraSearch extends HTMLElement {
   #lastSource = null;
   #urls = [];
   #basket = null;
-  /** The last search's query in words, stored with collected hits. */
-  #query = '';
+  /** The query of the hits shown, in words: stored with the hits collected from them. */
+  #hitsQuery = '';
   #readyResolve;
   #readyReject;
 
@@ -156,7 +156,7 @@ export class TesseraSearch extends HTMLElement {
       this.#renderBasket();
     } else if (name === 'image' && value) this.search(value);
     else if (name === 'expand') this.#lastSource && this.search(...this.#lastSource);
-    else if (name !== 'image' && this.#lastQuery) this.#run(this.#lastQuery, null).catch((e) => this.#fail(e));
+    else if (name !== 'image' && this.#lastQuery) this.#run(this.#lastQuery, null, this.#hitsQuery).catch((e) => this.#fail(e));
   }
 
   /** Searches with an image: Blob/File, ImageData, <img>/<canvas>/ImageBitmap (with an
@@ -166,9 +166,8 @@ export class TesseraSearch extends HTMLElement {
       await this.ready;
       this.#status('Embedding…');
       this.#lastSource = [source, region];
-      this.#query = describeSource(source, region);
       const { vector, ms } = await this.#embed(source, region);
-      return await this.#run(vector, ms);
+      return await this.#run(vector, ms, describeSource(source, region));
     } catch (e) {
       this.#fail(e);
       return [];
@@ -178,8 +177,7 @@ export class TesseraSearch extends HTMLElement {
   /** Searches with an embedding from the same model. */
   async searchVector(vector) {
     await this.ready;
-    this.#query = 'embedding';
-    return this.#run(vector, null);
+    return this.#run(vector, null, 'embedding');
   }
 
   /** The collected hits, oldest first: `{ id, score, query, metadata, added }`. */
@@ -190,7 +188,7 @@ export class TesseraSearch extends HTMLElement {
   /** Collects a hit (from `hits` or an event). Throws a BasketError (kind `basket`) when
    *  the basket is full or cannot be saved. */
   addToBasket(hit) {
-    this.#requireBasket().add(hit, this.#query);
+    this.#requireBasket().add(hit, this.#hitsQuery);
   }
 
   removeFromBasket(id) {
@@ -264,7 +262,7 @@ export class TesseraSearch extends HTMLElement {
     try {
       action();
     } catch (e) {
-      this.#fail({ kind: 'basket', message: e.message });
+      this.#fail({ kind: e.kind ?? 'basket', message: e.message });
     }
   }
 
@@ -285,7 +283,7 @@ export class TesseraSearch extends HTMLElement {
     return this.#client.embedPixels(ctx.getImageData(0, 0, r.width, r.height), options);
   }
 
-  async #run(vector, embedMs) {
+  async #run(vector, embedMs, query) {
     this.#lastQuery = vector;
     const label = this.getAttribute('label');
     const options = {
@@ -295,6 +293,7 @@ export class TesseraSearch extends HTMLElement {
     };
     this.#status('Searching…');
     const { hits, ms } = await this.#client.search(vector, options);
+    this.#hitsQuery = query;
     this.#render(hits);
     this.#status(`${hits.length} similar tiles${embedMs ? ` · ${Math.round(embedMs)} ms` : ''}`);
     this.hits = hits;

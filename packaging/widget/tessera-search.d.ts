@@ -83,7 +83,7 @@ export declare class TesseraSearch extends HTMLElement {
   searchVector(vector: Float32Array | number[]): Promise<Hit[]>;
   /** The collected hits, oldest first (kept per index in localStorage); [] before the element is attached. */
   getBasket(): BasketItem[];
-  /** Collects a hit with the last query's description. Throws a BasketError (kind `basket`)
+  /** Collects a hit with the description of the query of the hits shown. Throws a BasketError (kind `basket`)
    *  when the basket is full or the browser refuses to store it; `usage` before the element is attached. */
   addToBasket(hit: Pick<Hit, 'id' | 'score' | 'metadata'>): void;
   removeFromBasket(id: number): void;

@@ -58,16 +58,21 @@ function parseCsv(text) {
   return rows;
 }
 
-/** Checks a FeatureCollection against what QuPath's GeoJSON import reads; returns it. */
+/** Checks a FeatureCollection against RFC 7946 and what QuPath's GeoJSON import reads
+ *  (objectType, classification); returns it. */
 function checkGeoJson(geojson, items) {
+  assert.deepEqual(Object.keys(geojson).sort(), ['features', 'type'], 'a bare FeatureCollection');
   assert.equal(geojson.type, 'FeatureCollection');
   assert.ok(Array.isArray(geojson.features));
   for (const f of geojson.features) {
+    assert.deepEqual(Object.keys(f).sort(), ['geometry', 'properties', 'type']);
     assert.equal(f.type, 'Feature');
+    assert.deepEqual(Object.keys(f.geometry).sort(), ['coordinates', 'type']);
     assert.equal(f.geometry.type, 'Polygon');
     assert.equal(f.geometry.coordinates.length, 1, 'one ring, no holes');
     const ring = f.geometry.coordinates[0];
     assert.equal(ring.length, 5, 'a square: 4 corners and the first again');
+    assert.ok(ring.every((position) => Array.isArray(position) && position.length === 2), 'positions are [x, y]');
     assert.deepEqual(ring[4], ring[0], 'the ring is closed');
     assert.ok(ring.flat().every(Number.isFinite), 'numeric coordinates');
     const item = items.find((i) => i.id === f.properties.tile);
@@ -82,6 +87,7 @@ function checkGeoJson(geojson, items) {
     assert.equal(p.score, item.score);
     assert.equal(p.query, item.query);
     assert.deepEqual(p.measurements, { score: item.score });
+    assert.equal(typeof p.name, 'string');
   }
   return geojson;
 }
@@ -265,6 +271,28 @@ describe('in the browser', () => {
       await page.reload();
       await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
       assert.equal(await page.textContent('#basket-count'), '0');
+      assert.deepEqual(page.consoleErrors, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('demo page: a change in another tab shows at once', async () => {
+    const { page, context } = await newPage(env.browser);
+    try {
+      const other = await context.newPage();
+      for (const p of [page, other]) {
+        await p.goto(`${env.url}index.html`);
+        await p.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
+      }
+      await other.evaluate(async () => {
+        const hit = { id: 5, score: 0.5, metadata: await window.tessera.client.metadata(5) };
+        window.tessera.basket.add(hit, 'from the other tab');
+      });
+      await page.waitForFunction(() => document.querySelector('#basket-count').textContent === '1');
+      assert.deepEqual(await basketIds(page), [5]);
+      await page.click('#clear-basket');
+      await other.waitForFunction(() => document.querySelector('#basket-count').textContent === '0');
       assert.deepEqual(page.consoleErrors, []);
     } finally {
       await context.close();

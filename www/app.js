@@ -609,8 +609,9 @@ function basketThumbnail(id, img) {
   if (!state.info?.index.thumbnails) return;
   client.thumbnail(id).then(
     (blob) => {
-      if (!blob || state.basketThumbs.has(id) || !basket.has(id)) return;
-      state.basketThumbs.set(id, URL.createObjectURL(blob));
+      if (!blob || !basket.has(id)) return;
+      // Two renders may both have asked: keep one URL, show it in the newest chip too.
+      if (!state.basketThumbs.has(id)) state.basketThumbs.set(id, URL.createObjectURL(blob));
       img.src = state.basketThumbs.get(id);
     },
     (e) => console.warn(`no thumbnail for basket tile ${id}:`, e),
@@ -693,13 +694,23 @@ el.clearQuery.addEventListener('click', () => {
 el.exportCsv.addEventListener('click', () => exportAs('csv'));
 el.exportGeoJson.addEventListener('click', () => exportAs('geojson'));
 el.clearBasket.addEventListener('click', () => {
-  const n = basket.size;
+  const cleared = basket.items;
   try {
     basket.clear();
-    el.basketNote.textContent = `Basket cleared (${n} tile${n === 1 ? '' : 's'} taken out).`;
   } catch (error) {
     showError(error);
+    return;
   }
+  // No confirmation dialog, but a way back: a slip of the mouse must not lose the work.
+  const undo = actionButton('Undo', 'link', 'Put the tiles back in the basket', () => {
+    try {
+      basket.restore(cleared);
+      el.basketNote.textContent = '';
+    } catch (error) {
+      showError(error);
+    }
+  });
+  el.basketNote.replaceChildren(`Basket cleared (${cleared.length} tile${cleared.length === 1 ? '' : 's'} taken out). `, undo);
 });
 el.error.querySelector('.error-close').addEventListener('click', () => (el.error.hidden = true));
 el.positives.dataset.empty = el.positives.innerHTML;

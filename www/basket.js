@@ -81,6 +81,13 @@ export class Basket {
     this.#save([]);
   }
 
+  /** Puts back items as `items` gave them (an undone clear); they replace the basket. */
+  restore(items) {
+    const copy = JSON.parse(JSON.stringify(items));
+    if (!copy.every(validItem)) throw new BasketError('These are not basket items: nothing restored.');
+    this.#save(copy);
+  }
+
   /** Reads the stored items; returns a sentence when they could not be read (the
    *  unreadable value is moved aside under `…:unreadable`, not overwritten). */
   #read() {
@@ -115,10 +122,13 @@ export class Basket {
   }
 }
 
+function validItem(i) {
+  return Number.isInteger(i?.id) && typeof i.score === 'number' && i.metadata !== null && typeof i.metadata === 'object';
+}
+
 function parseItems(raw) {
   const items = JSON.parse(raw);
-  const valid = (i) => Number.isInteger(i?.id) && typeof i.score === 'number' && i.metadata && typeof i.metadata === 'object';
-  if (!Array.isArray(items) || !items.every(valid)) throw new Error('not a list of tiles');
+  if (!Array.isArray(items) || !items.every(validItem)) throw new Error('not a list of tiles');
   return items;
 }
 

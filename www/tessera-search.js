@@ -59,6 +59,7 @@ header b { font-size: 13px; }
 .basket .actions button { font: inherit; padding: 3px 8px; border: 1px solid #e2e5ea; border-radius: 6px; background: #fff; cursor: pointer; }
 .basket .actions button:disabled { opacity: .45; cursor: default; }
 .basket .note { margin: 6px 0 0; color: #5f6b7c; }
+.basket .note button { border: 0; padding: 0; background: none; font: inherit; color: #3b4ec8; cursor: pointer; }
 `;
 
 export class TesseraSearch extends HTMLElement {
@@ -109,7 +110,7 @@ export class TesseraSearch extends HTMLElement {
     this.#basket = new Basket(new URL(index, document.baseURI).href, { onChange: (items) => this.#basketChanged(items) });
     // Assigned, not added: attached again after a move, the element wires them once.
     for (const format of ['csv', 'geojson']) this.#shadow(`.basket .${format}`).onclick = () => this.#export(format);
-    this.#shadow('.basket .clear').onclick = () => this.#basketAction(() => this.clearBasket());
+    this.#shadow('.basket .clear').onclick = () => this.#clearWithUndo();
     this.#renderBasket();
     if (this.#basket.problem) this.#fail({ kind: 'basket', message: this.#basket.problem });
     const downloads = new Map();
@@ -253,6 +254,25 @@ export class TesseraSearch extends HTMLElement {
     const note = this.#shadow('.basket .note');
     this.#basketAction(() => {
       note.textContent = exportBasket(this.getBasket(), format);
+      note.hidden = false;
+    });
+  }
+
+  /** Clear from the UI: no confirmation dialog, but an Undo, so a slip loses nothing. */
+  #clearWithUndo() {
+    const cleared = this.getBasket();
+    const note = this.#shadow('.basket .note');
+    this.#basketAction(() => {
+      this.clearBasket();
+      const undo = document.createElement('button');
+      undo.type = 'button';
+      undo.className = 'undo';
+      undo.textContent = 'Undo';
+      undo.addEventListener('click', () => this.#basketAction(() => {
+        this.#requireBasket().restore(cleared);
+        note.hidden = true;
+      }));
+      note.replaceChildren(`Basket cleared (${cleared.length} tile${cleared.length === 1 ? '' : 's'} taken out). `, undo);
       note.hidden = false;
     });
   }

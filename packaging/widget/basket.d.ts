@@ -52,6 +52,8 @@ export declare class Basket {
   add(hit: Pick<Hit, 'id' | 'score' | 'metadata'>, query?: string): void;
   remove(id: number): void;
   clear(): void;
+  /** Replaces the basket with `items` (to undo a clear); throws BasketError for non-items. */
+  restore(items: BasketItem[]): void;
   /** Stops following other tabs' changes. */
   close(): void;
 }

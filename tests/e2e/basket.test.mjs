@@ -130,6 +130,11 @@ describe('basket module', () => {
     assert.throws(() => a.add(slideTile(3), 'q3'), (e) => e instanceof BasketError && e.kind === 'basket' && /full \(2 tiles\)/.test(e.message));
     assert.deepEqual(new Basket('https://x/a.tsi', { storage }).items.map((i) => [i.id, i.query]), [[1, 'q1'], [2, 'q2']], 'read back');
     assert.equal(new Basket('https://x/b.tsi', { storage }).size, 0, 'another index has its own basket');
+    const saved = a.items;
+    a.clear();
+    assert.throws(() => a.restore([{ id: 'x' }]), BasketError);
+    a.restore(saved);
+    assert.deepEqual(a.items, saved, 'restore undoes a clear');
 
     const full = new Basket('k', { storage: memoryStorage(300) });
     full.add(slideTile(1), 'q');
@@ -267,6 +272,10 @@ describe('in the browser', () => {
       await page.click('#clear-basket');
       assert.equal(await page.textContent('#basket-count'), '0');
       assert.match(await page.textContent('#basket-note'), /cleared \(2 tiles/);
+      await page.click('#basket-note button'); // Undo
+      assert.deepEqual(await basketIds(page), collected.slice(0, 2), 'Undo puts them back');
+      await page.click('#clear-basket');
+      assert.equal(await page.textContent('#basket-count'), '0');
       assert.ok(await page.isDisabled('#export-geojson'));
       await page.reload();
       await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
@@ -333,8 +342,11 @@ describe('in the browser', () => {
 
       await page.evaluate(() => document.querySelector('tessera-search').removeFromBasket(document.querySelector('tessera-search').hits[0].id));
       assert.equal(await widget.locator('.basket li').count(), 1);
+      await widget.locator('.basket .clear').click();
+      await widget.locator('.basket .note .undo').click();
+      assert.equal(await widget.locator('.basket li').count(), 1, 'Undo after Clear');
       await page.evaluate(() => document.querySelector('tessera-search').clearBasket());
-      assert.deepEqual(await page.evaluate(() => [window.basketEvents.length, window.basketEvents.at(-1), document.querySelector('tessera-search').getBasket()]), [4, [], []]);
+      assert.deepEqual(await page.evaluate(() => [window.basketEvents.length, window.basketEvents.at(-1), document.querySelector('tessera-search').getBasket()]), [6, [], []]);
 
       await page.evaluate(() => document.querySelector('tessera-search').setAttribute('basket', 'off'));
       assert.equal(await widget.locator('.collect').count(), 0, 'no ☆ with basket="off"');

@@ -717,7 +717,8 @@ fn report_dim(dim: usize, dataset: &Dataset, params: &[AdapterParams]) -> usize 
 
 /// Paired bootstrap intervals for the headline differences: on each dataset's protocols,
 /// the best adapted row (queries not expanded) against the histogram and against the same
-/// descriptor unadapted, the `auto` adapter on that descriptor against each kind forced; and each expanded fused adapted row against the same row without
+/// descriptor unadapted; the `auto` adapter of every descriptor against each kind forced and
+/// against no adapter; and each expanded fused adapted row against the same row without
 /// expansion.
 fn compare(results: &[ResultRow], datasets: &[Dataset], resamples: usize) -> Vec<Comparison> {
     let mut out = Vec::new();
@@ -751,16 +752,16 @@ fn compare(results: &[ResultRow], datasets: &[Dataset], resamples: usize) -> Vec
                 for base in rows.iter().filter(|r| r.spec.kind == DescriptorKind::Hist || r.spec == plain) {
                     pair(best, base);
                 }
-                // What the build's `auto` does, against each adapter kind forced.
-                let auto = Descriptor { adapter: Some(AdapterChoice::Auto), ..best.spec };
-                if let Some(auto_row) = rows.iter().find(|r| r.spec == auto) {
-                    let forced = rows.iter().filter(|r| {
-                        r.spec.adapter.is_some_and(|c| c != AdapterChoice::Auto)
-                            && Descriptor { adapter: Some(AdapterChoice::Auto), ..r.spec } == auto
-                    });
-                    for base in forced {
-                        pair(auto_row, base);
-                    }
+            }
+            // What the build's `auto` does on each descriptor, against each adapter kind
+            // forced and against no adapter.
+            for auto_row in rows.iter().filter(|r| r.spec.adapter == Some(AdapterChoice::Auto) && r.spec.expansion.is_none()) {
+                let siblings = rows.iter().filter(|r| {
+                    r.spec.adapter != Some(AdapterChoice::Auto)
+                        && Descriptor { adapter: Some(AdapterChoice::Auto), ..r.spec } == auto_row.spec
+                });
+                for base in siblings {
+                    pair(auto_row, base);
                 }
             }
             for expanded in rows.iter().filter(|r| {

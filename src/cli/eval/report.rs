@@ -212,7 +212,7 @@ fn datasets(out: &EvalOutput, md: &mut String) {
 fn comparisons(out: &EvalOutput, md: &mut String) {
     if !out.comparisons.is_empty() {
         md.push_str(
-            "## Paired differences\n\nP@5 of a descriptor minus a baseline, over the same queries (the best adapted row against the histogram and the same descriptor unadapted, `auto` against each adapter kind forced, expanded queries against unexpanded); \
+            "## Paired differences\n\nP@5 of a descriptor minus a baseline, over the same queries (the best adapted row against the histogram and the same descriptor unadapted, every `auto` row against each adapter kind forced and against no adapter, expanded queries against unexpanded); \
              95% interval from a bootstrap that resamples whole clusters (the protocol's fold column).\n\n\
              | dataset | protocol | descriptor | against | clusters | ΔP@5 | 95% interval |\n|---|---|---|---|---|---:|---|\n",
         );

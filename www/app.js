@@ -148,7 +148,7 @@ function onReady(info, fromCache) {
   setStatus('ready', `${tiles} tiles · ready in ${seconds} s${fromCache ? ' (offline cache)' : ''}`);
   const model = info.index.model;
   const adapter = info.index.adapter
-    ? `, LDA adapter over ${Object.keys(info.index.adapter.classes).length} classes`
+    ? `, ${info.index.adapter.kind.toUpperCase()} adapter over ${Object.keys(info.index.adapter.classes).length} classes`
     : '';
   el.status.title = `model ${info.model.embedding_id}\nindex: ${tiles} tiles, ${info.index.quantization} vectors, `
     + `${model.descriptor.kind} descriptor, ${model.views} view${model.views > 1 ? 's' : ''}${adapter}`;

@@ -1,13 +1,15 @@
 // The basket ("collect and export"): www/basket.js on its own in Node (CSV quoting and
 // formula injection, GeoJSON squares, the size bound, storage failures), then end to end
-// in headless Chromium: collect hits in the demo page, reload, export CSV and GeoJSON
-// (the downloads checked field by field), take out, clear; and the widget's basket API.
+// in headless Chromium: collect hits in the demo page under a strict CSP, reload, export
+// CSV and GeoJSON (the downloads checked field by field), take out, clear, undo; another
+// tab's changes; and the widget's basket UI, API and event.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO, newPage, screenshot, start } from './harness.mjs';
+import { serve } from '../../scripts/serve.mjs';
 import { Basket, BasketError, CSV_COLUMNS, csvField, toCsv, toGeoJson } from '../../www/basket.js';
 
 const LOAD_TIMEOUT = 180_000;
@@ -15,6 +17,9 @@ const SLIDE = 'CMU-1-Small-Region';
 const FIXTURE_TILE = path.join(REPO, 'tests/fixtures/wasm/tile.jpeg'); // an LC25000 lung_scc tile
 // A file name that is a formula with a comma and quotes: the query column must neutralise it.
 const NASTY_NAME = '=HYPERLINK("http://x",1) "lung".jpeg';
+/** Issue 10's strict policy, plus inline styles (the viewer and the score bars use them). */
+const STRICT_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; connect-src 'self'; "
+  + "img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'";
 
 /** localStorage's interface over a Map; `quota` bytes make setItem throw like a full store. */
 function memoryStorage(quota = Infinity) {
@@ -151,11 +156,14 @@ describe('basket module', () => {
 
 describe('in the browser', () => {
   let env;
+  let strict; // www/ again, every response under STRICT_CSP
   before(async () => {
     env = await start();
+    strict = await serve({ root: path.join(REPO, 'www'), port: 0, headers: { 'Content-Security-Policy': STRICT_CSP } });
   });
   after(async () => {
     await env?.stop();
+    await new Promise((resolve) => (strict ? strict.server.close(resolve) : resolve()));
   });
 
   /** Hit ids once a search newer than `previous` has rendered. */
@@ -185,10 +193,14 @@ describe('in the browser', () => {
     return { name: download.suggestedFilename(), text: readFileSync(await download.path(), 'utf8') };
   }
 
-  test('demo page: collect 3 hits, reload, export CSV and GeoJSON, take out, clear', async () => {
+  test('demo page, under a strict CSP: collect 3 hits, reload, export CSV and GeoJSON, take out, clear', async () => {
     const { page, context } = await newPage(env.browser);
     try {
-      await page.goto(`${env.url}index.html`);
+      await page.addInitScript(() => {
+        window.cspViolations = [];
+        document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
+      });
+      await page.goto(`${strict.url}index.html`);
       await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
       assert.equal(await page.textContent('#basket-count'), '0');
       assert.ok(await page.isDisabled('#export-csv'));
@@ -244,6 +256,7 @@ describe('in the browser', () => {
       const geojson = checkGeoJson(JSON.parse(geo.text), items);
       assert.deepEqual(geojson.features.map((f) => f.properties.tile).sort(), slideHits.slice(0, 2).sort());
       assert.match(await page.textContent('#basket-note'), /2 annotations as GeoJSON\. 1 tile without slide coordinates left out/);
+      assert.deepEqual(await page.evaluate(() => window.cspViolations), [], 'collecting, thumbnails and downloads need no CSP exception');
 
       // Full: a clear message, nothing changed. The collected tiles show ★ in new results.
       await page.mouse.click(box.x + box.width * 0.45, box.y + box.height * 0.5);
@@ -280,7 +293,8 @@ describe('in the browser', () => {
       await page.reload();
       await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
       assert.equal(await page.textContent('#basket-count'), '0');
-      assert.deepEqual(page.consoleErrors, []);
+      assert.deepEqual(await page.evaluate(() => window.cspViolations), [], 'no CSP violation');
+      assert.deepEqual(page.consoleErrors, [], 'nothing logged (a CSP violation would be, on any of the loads)');
     } finally {
       await context.close();
     }

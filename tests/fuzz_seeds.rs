@@ -61,8 +61,8 @@ fn generated() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("slide", "seed-aperio-jpeg-pyramid.tif", tiled_tiff(&region, 32, true)),
         ("slide", "seed-raw-tiles.tif", tiled_tiff(&image::imageops::crop_imm(&region, 0, 0, 48, 32).to_image(), 16, false)),
         ("slide", "seed-strips.tif", stripped_tiff(&image::imageops::crop_imm(&region, 0, 0, 40, 24).to_image())),
-        ("search_json", "seed-tile-unique.json", br#"{"query":{"positives":[{"tile":0}]},"options":{"k":5,"unique_by":"slide"}}"#.to_vec()),
-        ("search_json", "seed-feedback-filters-slides.json", br#"{"query":{"positives":[{"vector":[1,2,3,4,5,6,7,8]},{"tile":2}],"negatives":[{"tile":3}]},"options":{"k":10,"mmr":0.5,"negative_weight":0.4,"ef":16,"exact":false,"exact_below":0,"filters":[{"key":"label","include":["a","b"],"exclude":["c"]}]},"slides":{"k":3,"key":"slide","neighbours":10,"weighted":false}}"#.to_vec()),
+        ("search_json", "seed-tile-unique.json", br#"{"query":{"positives":[0]},"options":{"k":5,"unique_by":"slide"}}"#.to_vec()),
+        ("search_json", "seed-feedback-filters-slides.json", br#"{"query":{"positives":[[1,2,3,4,5,6,7,8],2],"negatives":[3]},"options":{"k":10,"mmr":0.5,"negative_weight":0.4,"ef":16,"exact":false,"exact_below":0,"filters":[{"key":"label","include":["a","b"],"exclude":["c"]}]},"slides":{"k":3,"key":"slide","neighbours":10,"weighted":false}}"#.to_vec()),
     ]
 }
 

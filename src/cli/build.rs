@@ -167,7 +167,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     };
     let mut builder = IndexBuilder::new(describer.model_ref(), options.clone())?;
 
-    let (pending, slides, mut skipped) = collect_inputs(&args)?;
+    let (pending, slides, inputs_skipped) = collect_inputs(&args)?;
     if pending.is_empty() {
         bail!("no tiles found in {} input(s)", args.inputs.len());
     }
@@ -220,7 +220,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             progress.record(outcome, &mut builder, args.shard.is_some().then_some(&mut shard_outcomes));
         }
     }
-    skipped += progress.skipped;
+    let skipped = inputs_skipped + progress.skipped;
     progress.bar.finish_and_clear();
     if let Some(spec) = args.shard {
         let header = ShardHeader {
@@ -233,7 +233,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             model: describer.model_ref(),
             options,
             adapter: args.adapter,
-            inputs_skipped: skipped - progress.skipped,
+            inputs_skipped,
         };
         shard::write(&args.output, &header, &shard_outcomes)?;
         checkpoint.remove()?;

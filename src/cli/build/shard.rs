@@ -92,28 +92,36 @@ pub fn write(path: &Path, header: &ShardHeader, outcomes: &[Outcome]) -> anyhow:
         .with_context(|| format!("{}: cannot write the shard", path.display()))
 }
 
-/// Reads a whole shard; refuses a damaged or incomplete one.
-pub fn read(path: &Path) -> anyhow::Result<(ShardHeader, Vec<Outcome>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the shard", path.display()))?;
+/// A shard's bytes, checked (magic, CRC-32) and its header read; the records start at the
+/// returned offset.
+fn read_checked(path: &Path) -> anyhow::Result<(ShardHeader, Vec<u8>, usize)> {
+    let mut bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the shard", path.display()))?;
     let bad = |what: &str| anyhow::anyhow!("{}: {what}", path.display());
     if bytes.len() < MAGIC.len() + 8 || &bytes[..MAGIC.len()] != MAGIC {
         return Err(bad("not a tessera build shard (tessera build --shard K/N writes them)"));
     }
-    let (body, crc) = bytes.split_at(bytes.len() - 4);
-    if crc32fast::hash(body).to_le_bytes() != crc {
+    let body_len = bytes.len() - 4;
+    if crc32fast::hash(&bytes[..body_len]).to_le_bytes() != bytes[body_len..] {
         return Err(bad("checksum mismatch: the shard is damaged or was cut short"));
     }
-    let len = u32::from_le_bytes(body[MAGIC.len()..MAGIC.len() + 4].try_into()?);
+    bytes.truncate(body_len);
+    let len = u32::from_le_bytes(bytes[MAGIC.len()..MAGIC.len() + 4].try_into()?);
     let start = MAGIC.len() + 4;
-    if len > MAX_HEADER_BYTES || start + len as usize > body.len() {
+    if len > MAX_HEADER_BYTES || start + len as usize > bytes.len() {
         return Err(bad("header length out of range"));
     }
     let header: ShardHeader =
-        serde_json::from_slice(&body[start..start + len as usize]).map_err(|e| bad(&format!("header: {e}")))?;
+        serde_json::from_slice(&bytes[start..start + len as usize]).map_err(|e| bad(&format!("header: {e}")))?;
+    Ok((header, bytes, start + len as usize))
+}
+
+/// Reads a whole shard; refuses a damaged or incomplete one.
+pub fn read(path: &Path) -> anyhow::Result<(ShardHeader, Vec<Outcome>)> {
+    let (header, body, mut at) = read_checked(path)?;
+    let bad = |what: &str| anyhow::anyhow!("{}: {what}", path.display());
     let mut outcomes = Vec::with_capacity(header.tiles.min(1 << 20));
-    let mut at = start + len as usize;
     while at < body.len() {
-        let (outcome, next) = read_record(body, at).ok_or_else(|| bad("a damaged tile record"))?;
+        let (outcome, next) = read_record(&body, at).ok_or_else(|| bad("a damaged tile record"))?;
         outcomes.push(outcome);
         at = next;
     }
@@ -181,9 +189,9 @@ pub fn run_merge(args: MergeArgs) -> anyhow::Result<()> {
     super::finish(builder, first.adapter, &args.output, skipped, started)
 }
 
+/// The header of a checked shard; its records are parsed once, when the merge adds them.
 fn read_header(path: &Path) -> anyhow::Result<ShardHeader> {
-    // Whole-file check (checksum, records) before anything is merged.
-    read(path).map(|(header, _)| header)
+    read_checked(path).map(|(header, _, _)| header)
 }
 
 #[cfg(test)]

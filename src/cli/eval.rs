@@ -728,6 +728,14 @@ fn compare(results: &[ResultRow], datasets: &[Dataset], resamples: usize) -> Vec
                 results.iter().filter(|r| r.dataset == dataset.name && r.report.protocol == protocol).collect();
             let clusters = tessera::eval::fold_keys(&dataset.meta, protocol);
             let mut pair = |row: &ResultRow, base: &ResultRow| {
+                // The best adapted row may be an `auto` row: its pair with the unadapted
+                // descriptor is then asked for twice; bootstrap it once.
+                let same = |c: &Comparison| {
+                    c.dataset == dataset.name && c.protocol == protocol && c.descriptor == row.descriptor && c.against == base.descriptor
+                };
+                if out.iter().any(same) {
+                    return;
+                }
                 out.push(Comparison {
                     dataset: dataset.name,
                     protocol,

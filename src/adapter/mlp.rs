@@ -107,7 +107,7 @@ impl Mlp {
             let grads = net.gradients(&xb, &yb);
             net.adam_step(&grads, step);
         }
-        let mut mlp = net.into_mlp();
+        let mut mlp = net.to_mlp();
         // The index stores the weights as f16: round them now, so that the vectors a build
         // stores and the queries a reader adapts go through the same network.
         for v in mlp.w1.iter_mut().chain(&mut mlp.b1).chain(&mut mlp.w2).chain(&mut mlp.b2) {
@@ -120,6 +120,7 @@ impl Mlp {
 
 /// Column-major training copy: `w1` is dim_in × hidden, `w2` hidden × out, so a batch
 /// goes through as `X·W₁`.
+#[derive(Clone)]
 struct Trainable {
     params: [DMatrix<f32>; 4],
     first: [DMatrix<f32>; 4],
@@ -221,8 +222,9 @@ impl Trainable {
         }
     }
 
-    fn into_mlp(self) -> Mlp {
-        let [w1, b1, w2, b2] = self.params;
+    /// The network as stored (row-major copies of the training matrices).
+    fn to_mlp(&self) -> Mlp {
+        let [w1, b1, w2, b2] = &self.params;
         let (dim_in, hidden, out) = (w1.nrows(), w1.ncols(), w2.ncols());
         // Row h of the stored W₁ is column h of the training copy (column-major: contiguous).
         Mlp { dim_in, hidden, out, w1: w1.as_slice().to_vec(), b1: b1.as_slice().to_vec(), w2: w2.as_slice().to_vec(), b2: b2.as_slice().to_vec() }
@@ -253,14 +255,14 @@ mod tests {
                 plus[k][i] += h;
                 let mut minus = net.params.clone();
                 minus[k][i] -= h;
-                let with = |p: [DMatrix<f32>; 4]| loss(&Trainable { params: p, first: net.first.clone(), second: net.second.clone() });
+                let with = |params: [DMatrix<f32>; 4]| loss(&Trainable { params, ..net.clone() });
                 let numeric = (with(plus) - with(minus)) / (2.0 * h);
                 let analytic = grads[k][i];
                 assert!((numeric - analytic).abs() < 2e-3 + 0.05 * analytic.abs(), "param {k}[{i}]: numeric {numeric}, analytic {analytic}");
             }
         }
         // And the network as stored computes the same z as the training copy.
-        let mlp = Trainable { params: net.params.clone(), first: net.first.clone(), second: net.second.clone() }.into_mlp();
+        let mlp = net.to_mlp();
         let row: Vec<f32> = x.row(0).iter().copied().collect();
         let z = mlp.project(&row);
         let mut u: Vec<f32> = (0..3)
@@ -276,7 +278,7 @@ mod tests {
     }
 
     fn supcon_loss(net: &Trainable, x: &DMatrix<f32>, classes: &[u32]) -> f32 {
-        let mlp = Trainable { params: net.params.clone(), first: net.first.clone(), second: net.second.clone() }.into_mlp();
+        let mlp = net.to_mlp();
         let z: Vec<Vec<f32>> = x.row_iter().map(|r| mlp.project(&r.iter().copied().collect::<Vec<_>>())).collect();
         let b = z.len();
         let anchors = (0..b).filter(|&i| (0..b).any(|j| j != i && classes[j] == classes[i])).count() as f32;

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the browser side into www/ (all of it gitignored, rebuilt from the repository):
 #   www/pkg/     the WASM engine (cargo --target wasm32-unknown-unknown + wasm-bindgen CLI)
+#   www/pkg-threads/  the same with threads (shared memory, wasm-bindgen-rayon; target/wasm-threads)
 #   www/model/   the model and its manifest, copied from models/
 #   www/vendor/  OpenSeadragon, from npm
 # and from those the widget's npm-style package, target/package/tessera-widget/
 # (scripts/package-widget.mjs; docs/embedding.md).
 # Installs what it needs, idempotently: the wasm32 target, wasm-bindgen-cli at the exact
-# version in Cargo.lock, Node.js/npm and the npm packages. Fails if the .wasm is over
+# version in Cargo.lock, Node.js/npm and the npm packages. Fails if a .wasm is over
 # budget (4 MB gzipped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,15 +23,37 @@ fi
 ensure_wasm_bindgen_cli
 ensure_npm_packages
 
-step "cargo build --target wasm32-unknown-unknown --release --lib"
-cargo build --target wasm32-unknown-unknown --release --lib --no-default-features
+# wasm_build OUT_DIR CARGO_ARGS...: cargo build of the library for wasm32, then wasm-bindgen
+# into OUT_DIR. Names are 2 MB of a module; panics still print their message
+# (console_error_panic_hook).
+wasm_build() {
+    local out=$1 target_dir=$2
+    shift 2
+    cargo build --target wasm32-unknown-unknown --release --lib --no-default-features --target-dir "$target_dir" "$@"
+    rm -rf "$out"
+    wasm-bindgen --target web --remove-name-section --remove-producers-section --out-dir "$out" \
+        "$target_dir/wasm32-unknown-unknown/release/tessera.wasm"
+}
 target_dir="${CARGO_TARGET_DIR:-target}"
-wasm="$target_dir/wasm32-unknown-unknown/release/tessera.wasm"
 
-step "wasm-bindgen → www/pkg/"
-rm -rf www/pkg
-# Names are 2 MB of the module; panics still print their message (console_error_panic_hook).
-wasm-bindgen --target web --remove-name-section --remove-producers-section --out-dir www/pkg "$wasm"
+step "one-thread engine → www/pkg/"
+wasm_build www/pkg "$target_dir"
+
+# Threads need std rebuilt with atomics (-Z build-std; RUSTC_BOOTSTRAP=1 allows it on the
+# stable toolchain) and a shared, imported memory with the TLS exports wasm-bindgen's thread
+# start-up calls (wasm-bindgen-rayon's README). RUSTFLAGS replaces .cargo/config.toml's, so
+# +simd128 is repeated. Its own target dir: other flags would rebuild the one-thread build's.
+step "threaded engine → www/pkg-threads/ (std rebuilt with atomics)"
+if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
+    step "rustup component add rust-src"
+    rustup component add rust-src
+fi
+THREADS_RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+simd128 \
+-C link-arg=--shared-memory -C link-arg=--max-memory=2147483648 -C link-arg=--import-memory \
+-C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
+-C link-arg=--export=__tls_align -C link-arg=--export=__tls_base"
+RUSTC_BOOTSTRAP=1 RUSTFLAGS="$THREADS_RUSTFLAGS" \
+    wasm_build www/pkg-threads "$target_dir/wasm-threads" --features threads -Z build-std=panic_abort,std
 
 step "model and viewer → www/model/, www/vendor/"
 mkdir -p www/model www/vendor
@@ -38,14 +61,16 @@ cp -u models/vit-s14-int8.onnx models/vit-s14-int8.json www/model/
 cp -u node_modules/openseadragon/build/openseadragon/openseadragon.min.js www/vendor/
 cp -u node_modules/openseadragon/LICENSE.txt www/vendor/openseadragon-LICENSE.txt
 
-raw=$(stat -c %s www/pkg/tessera_bg.wasm)
-gz=$(gzip -9 -c www/pkg/tessera_bg.wasm | wc -c)
-awk -v raw="$raw" -v gz="$gz" -v budget="$WASM_BUDGET_GZIP" 'BEGIN {
-    printf "www/pkg/tessera_bg.wasm: %.2f MB raw, %.2f MB gzipped (budget %.0f MB gzipped)\n", raw / 1048576, gz / 1048576, budget / 1048576 }'
-if [ "$gz" -gt "$WASM_BUDGET_GZIP" ]; then
-    echo "the .wasm is over budget: $gz bytes gzipped > $WASM_BUDGET_GZIP" >&2
-    exit 1
-fi
+for wasm in www/pkg/tessera_bg.wasm www/pkg-threads/tessera_bg.wasm; do
+    raw=$(stat -c %s "$wasm")
+    gz=$(gzip -9 -c "$wasm" | wc -c)
+    awk -v f="$wasm" -v raw="$raw" -v gz="$gz" -v budget="$WASM_BUDGET_GZIP" 'BEGIN {
+        printf "%s: %.2f MB raw, %.2f MB gzipped (budget %.0f MB gzipped)\n", f, raw / 1048576, gz / 1048576, budget / 1048576 }'
+    if [ "$gz" -gt "$WASM_BUDGET_GZIP" ]; then
+        echo "$wasm is over budget: $gz bytes gzipped > $WASM_BUDGET_GZIP" >&2
+        exit 1
+    fi
+done
 
 step "widget package → target/package/tessera-widget/"
 node scripts/package-widget.mjs

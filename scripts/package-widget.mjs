@@ -8,6 +8,7 @@
 //     basket.js/.d.ts          the basket: storage and CSV/GeoJSON export
 //     engine-worker.js         the worker that owns the engine
 //     pkg/                     the wasm-bindgen output (tessera.js, .wasm, .d.ts)
+//     pkg-threads/             the same with threads (shared memory; runs when isolated)
 //     model/                   the ONNX model and its manifest
 //     README.md                docs/embedding.md
 // A portal copies the folder behind its CDN or runs `npm publish` in it. Fails when a file
@@ -23,7 +24,8 @@ import { gzipSync } from 'node:zlib';
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const PACKAGE_DIR = path.join(REPO, 'target/package/tessera-widget');
 
-/** Source of every file of the package, relative to the repository. */
+/** Source of every file of the package, relative to the repository; a name ending in `/`
+ *  is a folder copied whole (wasm-bindgen names its snippet folders by a hash). */
 const SOURCES = {
   'tessera-search.js': 'www/tessera-search.js',
   'tessera-search.d.ts': 'packaging/widget/tessera-search.d.ts',
@@ -36,6 +38,7 @@ const SOURCES = {
   'pkg/tessera.d.ts': 'www/pkg/tessera.d.ts',
   'pkg/tessera_bg.wasm': 'www/pkg/tessera_bg.wasm',
   'pkg/tessera_bg.wasm.d.ts': 'www/pkg/tessera_bg.wasm.d.ts',
+  'pkg-threads/': 'www/pkg-threads',
   'model/vit-s14-int8.onnx': 'www/model/vit-s14-int8.onnx',
   'model/vit-s14-int8.json': 'www/model/vit-s14-int8.json',
   'README.md': 'docs/embedding.md',
@@ -66,14 +69,18 @@ export function buildPackage(out = PACKAGE_DIR) {
   const named = new Set([...manifest.files, ...exportTargets(manifest.exports).map((t) => t.replace(/^\.\//, ''))]);
   named.delete('package.json');
   for (const file of named) {
-    if (!SOURCES[file]) throw new Error(`packaging/widget/package.json names ${file}, which scripts/package-widget.mjs does not copy`);
+    const inFolder = Object.keys(SOURCES).some((name) => name.endsWith('/') && file.startsWith(name));
+    if (!SOURCES[file] && !inFolder) throw new Error(`packaging/widget/package.json names ${file}, which scripts/package-widget.mjs does not copy`);
   }
   rmSync(out, { recursive: true, force: true });
   for (const [file, source] of Object.entries(SOURCES)) {
     const from = path.join(REPO, source);
     if (!existsSync(from)) throw new Error(`${source} is missing: run scripts/build-web.sh`);
-    mkdirSync(path.dirname(path.join(out, file)), { recursive: true });
-    copyFileSync(from, path.join(out, file));
+    const copies = file.endsWith('/') ? listFiles(from).map((f) => [path.join(from, f), `${file}${f}`]) : [[from, file]];
+    for (const [src, dst] of copies) {
+      mkdirSync(path.dirname(path.join(out, dst)), { recursive: true });
+      copyFileSync(src, path.join(out, dst));
+    }
   }
   writeFileSync(path.join(out, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   return { out, manifest };

@@ -3,7 +3,7 @@
 // correct MIME types (application/wasm), cross-origin isolation headers (COOP/COEP, so a
 // threaded engine can use SharedArrayBuffer), validators for the worker's cache check.
 //
-//   node scripts/serve.mjs [--root www] [--port 8080] [--host 127.0.0.1]
+//   node scripts/serve.mjs [--root www] [--port 8080] [--host 127.0.0.1] [--no-isolation]
 // Prints "serving <root> at <url>" once listening; --port 0 picks a free port.
 
 import { createReadStream, promises as fs } from 'node:fs';
@@ -32,15 +32,15 @@ const MIME = {
 };
 
 /** `mounts`: extra folders under URL prefixes, e.g. { '/bench/': 'bench/web' }; `headers`:
- *  added to every response (e.g. a Content-Security-Policy). */
-export function serve({ root, port = 8080, host = '127.0.0.1', mounts = {}, headers: extra = {} }) {
+ *  added to every response (e.g. a Content-Security-Policy); `isolated: false` leaves out
+ *  COOP/COEP, as most hosts do (the engine then runs on one thread). */
+export function serve({ root, port = 8080, host = '127.0.0.1', mounts = {}, headers: extra = {}, isolated = true }) {
   const roots = Object.entries(mounts)
     .map(([prefix, dir]) => [prefix, path.resolve(dir)])
     .concat([['/', path.resolve(root)]]);
   const server = createServer(async (req, res) => {
     const headers = {
-      'Cross-Origin-Opener-Policy': 'same-origin',
-      'Cross-Origin-Embedder-Policy': 'require-corp',
+      ...(isolated && { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' }),
       // Public static assets, as a CDN serves them: a widget page on another origin may
       // load the scripts, the wasm, the model and the index (CORS), also under COEP.
       'Cross-Origin-Resource-Policy': 'cross-origin',
@@ -97,6 +97,11 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     return i > 0 ? process.argv[i + 1] : fallback;
   };
   const root = arg('root', path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'www'));
-  const { url } = await serve({ root, port: Number(arg('port', process.env.PORT ?? 8080)), host: arg('host', '127.0.0.1') });
+  const { url } = await serve({
+    root,
+    port: Number(arg('port', process.env.PORT ?? 8080)),
+    host: arg('host', '127.0.0.1'),
+    isolated: !process.argv.includes('--no-isolation'),
+  });
   console.log(`serving ${root} at ${url}`);
 }

@@ -18,6 +18,34 @@ use crate::search::{self, Query, SearchOptions, SlideOptions};
 fn start() {
     // A Rust panic would otherwise surface as a bare "unreachable" trap.
     console_error_panic_hook::set_once();
+    // tract cannot build its own pool on wasm32 (no std::thread::spawn): it runs on rayon's
+    // global pool, the one `initThreadPool` fills with Web Workers. Until then (or if it is
+    // never called) rayon runs the work on the calling thread.
+    #[cfg(feature = "threads")]
+    tract_linalg::multithread::set_default_executor(tract_linalg::multithread::Executor::RayonGlobal);
+}
+
+/// `initThreadPool(n)` (the `threads` build only): starts `n` Web Workers on this module's
+/// shared memory for tract's matmuls. Call it once, after `init` and before `new Engine`.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// Which build runs and on how many threads: `EngineInfo.runtime`.
+#[derive(Serialize)]
+struct Runtime {
+    build: &'static str,
+    threads: usize,
+}
+
+impl Runtime {
+    fn current() -> Runtime {
+        #[cfg(feature = "threads")]
+        // Engines exist only after the pool: asking earlier would create rayon's global
+        // pool with one thread and make `initThreadPool` fail.
+        return Runtime { build: "simd+threads", threads: rayon::current_num_threads() };
+        #[cfg(not(feature = "threads"))]
+        Runtime { build: "simd", threads: 1 }
+    }
 }
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -61,6 +89,7 @@ export interface SlideHit {
   best_tile: number; best_score: number; metadata: Record<string, string>;
 }
 export interface EngineInfo {
+  runtime: { build: 'simd' | 'simd+threads'; threads: number };  // which .wasm runs, on how many threads
   model: { id: string; embedding_id: string; input_size: number; dim: number; sha256: string };
   index: { tiles: number; quantization: 'f32' | 'f16' | 'int8'; vector_dim: number; columns: string[];
            thumbnails: boolean; adapter: AdapterInfo | null; pca_energy_kept: number | null;
@@ -93,6 +122,7 @@ struct ModelSummary<'a> {
 
 #[derive(Serialize)]
 struct EngineInfo<'a> {
+    runtime: Runtime,
     model: ModelSummary<'a>,
     index: IndexInfo,
     #[serde(flatten)]
@@ -162,6 +192,7 @@ impl Engine {
     pub fn info(&self) -> Result<JsValue, Error> {
         let manifest = self.describer.embedder().manifest();
         to_js(&EngineInfo {
+            runtime: Runtime::current(),
             model: ModelSummary {
                 id: &manifest.id,
                 embedding_id: manifest.embedding_id(),

@@ -3,7 +3,7 @@
 //
 // URL parameters (for other data and for tests): model, manifest, index, slide,
 // slide-id (the slide's id in the index), mag (the slide's scan magnification),
-// unique-by (the metadata key of the "one per slide" switch).
+// unique-by (the metadata key of the "one per slide" switch), threads ('auto' or a count).
 
 import { Basket, exportBasket, slideBox } from './basket.js';
 import { TesseraClient } from './client.js';
@@ -17,6 +17,7 @@ const config = {
   slideId: params.get('slide-id') ?? 'CMU-1-Small-Region',
   scanMagnification: Number(params.get('mag') ?? 20),
   uniqueBy: params.get('unique-by'),
+  threads: params.get('threads') ?? undefined,
 };
 /** A click selects a tile this many screen pixels wide: the model's input size, so at
  *  100 % zoom a tile is cut at the slide's own resolution. */
@@ -141,16 +142,22 @@ function showProgress(downloads) {
     : 'Preparing the model…';
 }
 
+/** Which engine runs, in words (the status line's tooltip). */
+function runtimeText({ build, threads, fallback }) {
+  return `engine: WebAssembly ${build}, ${threads} thread${threads > 1 ? 's' : ''}${fallback ? ` (${fallback})` : ''}`;
+}
+
 function onReady(info, fromCache) {
   el.progress.hidden = true;
   const tiles = info.index.tiles.toLocaleString('en');
   const seconds = (info.load_ms / 1000).toFixed(1);
-  setStatus('ready', `${tiles} tiles · ready in ${seconds} s${fromCache ? ' (offline cache)' : ''}`);
+  const threads = info.runtime.threads > 1 ? ` · ${info.runtime.threads} threads` : '';
+  setStatus('ready', `${tiles} tiles · ready in ${seconds} s${fromCache ? ' (offline cache)' : ''}${threads}`);
   const model = info.index.model;
   const adapter = info.index.adapter
     ? `, ${info.index.adapter.kind.toUpperCase()} adapter over ${Object.keys(info.index.adapter.classes).length} classes`
     : '';
-  el.status.title = `model ${info.model.embedding_id}\nindex: ${tiles} tiles, ${info.index.quantization} vectors, `
+  el.status.title = `model ${info.model.embedding_id}\n${runtimeText(info.runtime)}\nindex: ${tiles} tiles, ${info.index.quantization} vectors, `
     + `${model.descriptor.kind} descriptor, ${model.views} view${model.views > 1 ? 's' : ''}${adapter}`;
 
   for (const [label, count] of Object.entries(info.labels)) {

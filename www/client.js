@@ -58,8 +58,10 @@ export class TesseraClient {
 
   /** Loads model + index; URLs are resolved against the page. `onProgress({ what,
    *  loaded, total, cached })` is called while downloading. Resolves to the engine info;
-   *  rejects with kind `timeout` after `timeoutMs` (the worker is then stopped). */
-  load({ model, manifest, index, indexSha256 }, onProgress, { timeoutMs = LOAD_TIMEOUT_MS } = {}) {
+   *  rejects with kind `timeout` after `timeoutMs` (the worker is then stopped).
+   *  `threads`: 'auto' (default: the threaded engine on every core when the page is
+   *  cross-origin isolated, else one thread) or a count (1: always the one-thread build). */
+  load({ model, manifest, index, indexSha256, threads }, onProgress, { timeoutMs = LOAD_TIMEOUT_MS } = {}) {
     const missing = missingFeatures();
     if (missing) return Promise.reject(new TesseraError('unsupported', `This browser does not support ${missing}, which the search engine needs.`));
     this.onProgress = onProgress ?? null;
@@ -69,6 +71,7 @@ export class TesseraClient {
       manifestUrl: abs(manifest ?? model.replace(/\.onnx$/, '.json')),
       indexUrl: abs(index),
       indexSha256,
+      threads,
     });
     const timer = setTimeout(() => {
       this.#failAll(new TesseraError('timeout', `the search engine did not load within ${Math.round(timeoutMs / 1000)} s`));

@@ -5,13 +5,23 @@
 // Model, manifest, index and the .wasm are fetched from the page's origin with progress,
 // checked (model: the manifest's SHA-256; index: checksum and model id/SHA by the core),
 // and kept in the Cache API so a second visit starts offline.
-
-import init, { Engine } from './pkg/tessera.js';
+//
+// Two builds of the engine sit beside this file: pkg/ (one thread) and pkg-threads/
+// (shared memory: tract's matmuls on a pool of Web Workers, wasm-bindgen-rayon). The
+// threaded one runs when the page is cross-origin isolated (COOP/COEP, which shared
+// memory needs) and more than one thread is wanted; anything that stops it falls back to
+// pkg/ and says why in `info.runtime.fallback`.
 
 const CACHE_NAME = 'tessera-data-v1';
-const WASM_URL = new URL('./pkg/tessera_bg.wasm', import.meta.url).href;
+const BUILDS = {
+  single: { js: './pkg/tessera.js', wasm: new URL('./pkg/tessera_bg.wasm', import.meta.url).href },
+  threads: { js: './pkg-threads/tessera.js', wasm: new URL('./pkg-threads/tessera_bg.wasm', import.meta.url).href },
+};
+/** Threads beyond this buy little for one tile's matmuls and cost a worker each. */
+const MAX_THREADS = 8;
 
 let engine = null;
+/** `{ pkg, fallback }` once a build is instantiated: one per worker, whatever later loads ask. */
 let wasmReady = null;
 
 class WorkerError extends Error {
@@ -22,7 +32,8 @@ class WorkerError extends Error {
 }
 
 const handlers = {
-  async load({ modelUrl, manifestUrl, indexUrl, indexSha256 }) {
+  /** `threads`: 'auto' (default: every core when isolated) or a count; 1 forces pkg/. */
+  async load({ modelUrl, manifestUrl, indexUrl, indexSha256, threads = 'auto' }) {
     engine?.free();
     engine = null;
     const started = performance.now();
@@ -33,7 +44,7 @@ const handlers = {
       timings[name] = performance.now() - t;
       return value;
     };
-    const wasm = timed('wasm_ms', (wasmReady ??= initWasm()));
+    const wasm = timed('wasm_ms', (wasmReady ??= initWasm(threads)));
     const data = timed('data_ms', (async () => {
       const manifestBytes = await fetchCached(manifestUrl, 'manifest');
       const manifest = parseManifest(manifestBytes, manifestUrl);
@@ -47,15 +58,18 @@ const handlers = {
       wasmReady = null;
       throw e;
     });
+    const { pkg, fallback } = await wasm;
     const { manifestBytes, model, index } = await data;
     const t = performance.now();
     try {
-      engine = new Engine(model, manifestBytes, index);
+      engine = new pkg.Engine(model, manifestBytes, index);
     } catch (e) {
       throw classifyEngineError(e);
     }
     timings.engine_ms = performance.now() - t;
     const info = engine.info();
+    info.runtime.isolated = self.crossOriginIsolated === true;
+    if (fallback) info.runtime.fallback = fallback;
     info.load_ms = performance.now() - started;
     info.load_timings = timings;
     return info;
@@ -132,12 +146,36 @@ self.onmessage = async ({ data }) => {
   }
 };
 
-/** Compiles the engine from its Cache API response when there is one: a streaming
- *  compile of a cached response lets V8 reuse its compiled code on the next visit. */
-async function initWasm() {
-  const bytes = await fetchCached(WASM_URL, 'engine');
-  const cached = await (await openCache())?.match(WASM_URL);
-  return init({ module_or_path: cached ?? bytes });
+/** The build to run (see the top of this file) and, when threads were wanted but do not
+ *  run, why. */
+async function initWasm(threads) {
+  const wanted = threads === 'auto' ? Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS) : Number(threads);
+  if (!Number.isInteger(wanted) || wanted < 1) {
+    throw new WorkerError('usage', `threads must be 'auto' or a positive integer, not ${JSON.stringify(threads)}`);
+  }
+  let fallback = null;
+  if (wanted > 1 && !self.crossOriginIsolated) {
+    fallback = 'the page is not cross-origin isolated (no COOP/COEP headers), so there is no shared memory';
+  } else if (wanted > 1) {
+    try {
+      const pkg = await instantiate(BUILDS.threads);
+      await pkg.initThreadPool(wanted);
+      return { pkg, fallback: null };
+    } catch (e) {
+      fallback = `the threaded engine did not start: ${e.message ?? e}`;
+    }
+  }
+  return { pkg: await instantiate(BUILDS.single), fallback };
+}
+
+/** Imports a build's glue and compiles its .wasm from the Cache API response when there is
+ *  one: a streaming compile of a cached response lets V8 reuse its compiled code next time. */
+async function instantiate({ js, wasm }) {
+  const pkg = await import(js);
+  const bytes = await fetchCached(wasm, 'engine');
+  const cached = await (await openCache())?.match(wasm);
+  await pkg.default({ module_or_path: cached ?? bytes });
+  return pkg;
 }
 
 function requireEngine() {

@@ -28,11 +28,12 @@ async function slideTiles(client, info, n) {
 
 let shared = null;
 
-/** Tessera: load, per-tile embedding (worker-side compute and round trip), search. */
-async function tessera({ n = 24, passes = 2, searches = 50 } = {}) {
+/** Tessera: load, per-tile embedding (worker-side compute and round trip), search.
+ *  `threads`: as for `client.load` (1: the one-thread build). */
+async function tessera({ n = 24, passes = 2, searches = 50, threads = 1 } = {}) {
   const client = new TesseraClient();
   const t0 = performance.now();
-  const info = await client.load({ model: MODEL, manifest: MANIFEST, index: INDEX });
+  const info = await client.load({ model: MODEL, manifest: MANIFEST, index: INDEX, threads });
   const loadMs = performance.now() - t0;
   const tiles = await slideTiles(client, info, n);
   for (let i = 0; i < WARMUP; i++) await client.embedPixels(tiles[i % tiles.length]);
@@ -60,7 +61,7 @@ async function tessera({ n = 24, passes = 2, searches = 50 } = {}) {
   }
   client.terminate();
   shared = { tiles, vectors };
-  return { tiles: tiles.length, tileSide: tiles[0].width, indexTiles: info.index.tiles, views: info.index.model.views, loadMs, embedPasses, roundTrip, search, searchRoundTrip, vectors };
+  return { runtime: info.runtime, tiles: tiles.length, tileSide: tiles[0].width, indexTiles: info.index.tiles, views: info.index.model.views, loadMs, embedPasses, roundTrip, search, searchRoundTrip, vectors };
 }
 
 /** The manifest's preprocessing in JS: centre square (tiles are square), bilinear

@@ -20,9 +20,10 @@ export const CHROMIUM_ARGS = [
   '--disable-dev-shm-usage',
 ];
 
-/** Serves www/ (plus `mounts`, see serve.mjs) on a free port and starts headless Chromium. */
-export async function start({ mounts = {} } = {}) {
-  const { server, url } = await serve({ root: path.join(REPO, 'www'), port: 0, mounts });
+/** Serves www/ (plus `mounts`; `isolated`: COOP/COEP, see serve.mjs) on a free port and
+ *  starts headless Chromium. */
+export async function start({ mounts = {}, isolated = true } = {}) {
+  const { server, url } = await serve({ root: path.join(REPO, 'www'), port: 0, mounts, isolated });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
   mkdirSync(SCREENSHOTS, { recursive: true });
   return {

@@ -1,0 +1,103 @@
+// The two engine builds in headless Chromium: served with COOP/COEP (cross-origin
+// isolated) the worker runs www/pkg-threads/ on a pool of Web Workers; served without, it
+// runs www/pkg/ on one thread and says why. Both embed the fixture tile as the native
+// build does (tests/fixtures/wasm/expected.json) and answer its search with its hits.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { REPO, newPage, start } from './harness.mjs';
+
+const LOAD_TIMEOUT = 180_000;
+const FIXTURE = path.join(REPO, 'tests/fixtures/wasm');
+const expected = JSON.parse(readFileSync(path.join(FIXTURE, 'expected.json'), 'utf8'));
+const tileBytes = [...readFileSync(path.join(FIXTURE, 'tile.jpeg'))];
+/** A search the native build ran (its query is the native embedding of the tile). */
+const NATIVE_SEARCH = expected.searches[0];
+
+function cosine(a, b) {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return dot / Math.sqrt(na * nb);
+}
+
+/** Opens the demo with `query`, waits until it is ready, and embeds and searches the
+ *  fixture tile: { info, status, vector, ids }. */
+async function runDemo(env, query) {
+  const { context, page } = await newPage(env.browser);
+  try {
+    await page.goto(`${env.url}index.html${query}`);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
+    const status = await page.textContent('#status');
+    const result = await page.evaluate(async ({ bytes, search }) => {
+      const { client, state } = window.tessera;
+      const { vector } = await client.embedImage(new Uint8Array(bytes), 'tile.jpeg');
+      const { hits } = await client.search(search.query, search.options);
+      return { info: state.info, vector: Array.from(vector), ids: hits.map((h) => h.id), isolated: self.crossOriginIsolated };
+    }, { bytes: tileBytes, search: NATIVE_SEARCH });
+    assert.deepEqual(page.consoleErrors, [], 'no console errors');
+    return { status, ...result };
+  } finally {
+    await context.close();
+  }
+}
+
+function assertNativeParity(run) {
+  const cos = cosine(run.vector, expected.embedding);
+  assert.ok(cos >= 0.999, `embedding vs native: cosine ${cos}`);
+  assert.deepEqual(run.ids, NATIVE_SEARCH.hits.map((h) => h.id), 'the native search, same hits');
+  return cos;
+}
+
+describe('engine builds', () => {
+  let isolated;
+  let plain;
+  before(async () => {
+    [isolated, plain] = await Promise.all([start(), start({ isolated: false })]);
+  });
+  after(async () => {
+    await isolated?.stop();
+    await plain?.stop();
+  });
+
+  let threaded;
+  let single;
+  test('cross-origin isolated: the threaded build on 2 threads, same embedding as native', async () => {
+    threaded = await runDemo(isolated, '?threads=2');
+    assert.equal(threaded.isolated, true);
+    assert.deepEqual(
+      { build: threaded.info.runtime.build, threads: threaded.info.runtime.threads, fallback: threaded.info.runtime.fallback },
+      { build: 'simd+threads', threads: 2, fallback: undefined },
+    );
+    assert.match(threaded.status, /· 2 threads/);
+    console.log(`# threaded: cosine to native ${assertNativeParity(threaded).toFixed(6)}`);
+  });
+
+  test('not isolated: the one-thread build, saying why, same embedding as native', async () => {
+    single = await runDemo(plain, '');
+    assert.equal(single.isolated, false);
+    assert.equal(single.info.runtime.build, 'simd');
+    assert.equal(single.info.runtime.threads, 1);
+    assert.match(single.info.runtime.fallback, /not cross-origin isolated/);
+    console.log(`# single: cosine to native ${assertNativeParity(single).toFixed(6)}`);
+  });
+
+  test('both builds give the same vector and the same hits', () => {
+    assert.ok(threaded && single, 'both runs happened');
+    assert.ok(cosine(threaded.vector, single.vector) > 0.99999, 'threaded vs single');
+    assert.deepEqual(threaded.ids, single.ids);
+  });
+
+  test('threads=1 runs the one-thread build even when isolated', async () => {
+    const run = await runDemo(isolated, '?threads=1');
+    assert.deepEqual([run.info.runtime.build, run.info.runtime.threads], ['simd', 1]);
+    assert.equal(run.info.runtime.fallback, undefined);
+  });
+});

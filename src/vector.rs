@@ -2,11 +2,30 @@
 //! one exact top-k (so that scores agree wherever they are computed) and the one symmetric
 //! eigen-solver (PCA, the adapter's LDA).
 
-/// Dot product written as 8 independent lanes so the compiler vectorizes it (SSE/AVX
-/// natively, simd128 in WASM) without `unsafe` or target-specific code; a single running
-/// sum would force strict left-to-right float addition.
+/// Dot product written as 8 independent lanes so the compiler vectorizes it (SSE2 or
+/// AVX2 natively, simd128 in WASM); a single running sum would force strict left-to-right
+/// float addition. Every build adds the same products in the same order, so scores are
+/// bit-identical natively and in the browser.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // x86-64's baseline is SSE2 (two 4-lane registers per step); AVX2 does the same 8 lanes
+    // in one register, with the same additions. Detected once by std, then a cached load.
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: this CPU has AVX2 (checked just above).
+        return unsafe { dot_avx2(a, b) };
+    }
+    dot_lanes(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_lanes(a, b)
+}
+
+#[inline(always)]
+fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (a8, a_rest) = a.split_at(a.len() / 8 * 8);
     let (b8, b_rest) = b.split_at(a8.len().min(b.len()));
@@ -104,4 +123,20 @@ pub fn symmetric_eigen(mut a: Vec<f64>, n: usize) -> (Vec<f64>, Vec<f64>) {
     }
     let values = (0..n).map(|i| a[i * n + i]).collect();
     (values, v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 path is an optimisation only: the browser (simd128) and every native CPU
+    /// must score alike to the bit.
+    #[test]
+    fn dot_paths_agree_to_the_bit() {
+        for len in [1usize, 7, 8, 9, 64, 100, 384, 960] {
+            let a: Vec<f32> = (0..len).map(|i| ((i * 37 % 101) as f32 - 50.0) / 71.0).collect();
+            let b: Vec<f32> = (0..len).map(|i| ((i * 53 % 89) as f32 - 44.0) / 61.0).collect();
+            assert_eq!(dot(&a, &b).to_bits(), dot_lanes(&a, &b).to_bits(), "length {len}");
+        }
+    }
 }

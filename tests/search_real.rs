@@ -110,6 +110,35 @@ fn unique_by_slide_gives_distinct_slides() {
     }
 }
 
+/// The exact scan orders only its best few tiles: it must return what scoring every
+/// allowed tile, sorting them all (ties by id) and keeping one per slide would.
+#[test]
+fn exact_scan_equals_a_full_sort_under_filters_and_unique_by() {
+    let tiles: Vec<_> = monuseg_tiles(4).into_iter().map(|(v, c, _)| (v, c)).collect();
+    let index = build(&tiles, Quantization::F32);
+    let organ = value(&tiles[0].1, "label").to_string();
+    for (qi, k) in [(0usize, 1usize), (7, 5), (40, 12), (90, 30)] {
+        let q = &tiles[qi].0;
+        let opts = SearchOptions {
+            k,
+            exact: true,
+            unique_by: Some("slide".into()),
+            filters: vec![Filter { key: "label".into(), include: vec![], exclude: vec![organ.clone()] }],
+            ..SearchOptions::default()
+        };
+        let got = search(&index, &Query::vector(q.clone()), &opts).unwrap();
+        let mut all: Vec<(f32, u32)> = (0..index.len())
+            .filter(|&id| index.metadata(id)["label"] != organ)
+            .map(|id| (dot_product(q, &index.stored_vector(id).unwrap()), id as u32))
+            .collect();
+        all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut seen = HashSet::new();
+        let want: Vec<u32> =
+            all.iter().filter(|&&(_, id)| seen.insert(index.metadata(id as usize)["slide"].clone())).map(|&(_, id)| id).take(k).collect();
+        assert_eq!(ids(&got), want, "query {qi}, k {k}");
+    }
+}
+
 #[test]
 fn label_filters_include_and_exclude() {
     let tiles = lc25000(3);

@@ -19,6 +19,8 @@ const BUILDS = {
 };
 /** Threads beyond this buy little for one tile's matmuls and cost a worker each. */
 const MAX_THREADS = 8;
+/** Starting the pool's workers takes well under a second; past this, give up on threads. */
+const POOL_TIMEOUT_MS = 20_000;
 
 let engine = null;
 /** `{ pkg, fallback }` once a build is instantiated: one per worker, whatever later loads ask. */
@@ -156,16 +158,50 @@ async function initWasm(threads) {
   let fallback = null;
   if (wanted > 1 && !self.crossOriginIsolated) {
     fallback = 'the page is not cross-origin isolated (no COOP/COEP headers), so there is no shared memory';
+  } else if (wanted > 1 && !(await blobWorkersAllowed())) {
+    // wasm-bindgen-rayon starts its threads from blob: URLs; refused, it would wait forever.
+    fallback = "the page's Content-Security-Policy does not allow blob: workers (worker-src blob:), which threads start from";
   } else if (wanted > 1) {
     try {
       const pkg = await instantiate(BUILDS.threads);
-      await pkg.initThreadPool(wanted);
+      await withTimeout(pkg.initThreadPool(wanted), POOL_TIMEOUT_MS, `the thread pool did not start within ${POOL_TIMEOUT_MS / 1000} s`);
       return { pkg, fallback: null };
     } catch (e) {
       fallback = `the threaded engine did not start: ${e.message ?? e}`;
     }
   }
   return { pkg: await instantiate(BUILDS.single), fallback };
+}
+
+/** Whether this worker may start a Worker from a blob: URL. */
+function blobWorkersAllowed() {
+  return new Promise((resolve) => {
+    let url;
+    try {
+      url = URL.createObjectURL(new Blob(['postMessage(0)'], { type: 'text/javascript' }));
+      const probe = new Worker(url, { type: 'module' });
+      const done = (ok) => {
+        clearTimeout(timer);
+        probe.terminate();
+        URL.revokeObjectURL(url);
+        resolve(ok);
+      };
+      const timer = setTimeout(() => done(false), POOL_TIMEOUT_MS);
+      probe.onmessage = () => done(true);
+      probe.onerror = () => done(false);
+    } catch {
+      if (url) URL.revokeObjectURL(url);
+      resolve(false);
+    }
+  });
+}
+
+function withTimeout(promise, ms, message) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Imports a build's glue and compiles its .wasm from the Cache API response when there is

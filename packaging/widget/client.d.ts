@@ -57,9 +57,15 @@ export interface LoadUrls {
   index: string;
   /** The index's SHA-256 (hex): checked on every load and cache hit when given. */
   indexSha256?: string;
+  /** `'auto'` (default: the threaded engine on every core, up to 8, when the page is
+   *  cross-origin isolated; else one thread) or a thread count (1: the one-thread engine). */
+  threads?: 'auto' | number | string;
 }
 
 export interface LoadedInfo extends EngineInfo {
+  /** Also whether the page is cross-origin isolated and, when threads were wanted but do
+   *  not run, why (no COOP/COEP, a CSP without `worker-src blob:`, a pool that did not start). */
+  runtime: EngineInfo['runtime'] & { isolated: boolean; fallback?: string };
   load_ms: number;
   load_timings: { wasm_ms: number; data_ms: number; engine_ms: number };
 }

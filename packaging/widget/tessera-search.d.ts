@@ -45,6 +45,9 @@ export interface TesseraSearchAttributes {
   expand?: string;
   /** Where engine-worker.js is; default: beside tessera-search.js. */
   worker?: string;
+  /** `auto` (default: every core when the page is cross-origin isolated, else one) or a
+   *  thread count; `1` always runs the one-thread engine. */
+  threads?: string;
   /** `off` hides the basket UI (☆ on hits, the basket bar); the basket methods still work. */
   basket?: string;
 }

@@ -73,10 +73,29 @@ struct Column {
     codes: PackedInts,
 }
 
-impl Column {
-    fn value(&self, tile: usize) -> &str {
+/// One metadata column: a tile's value as a dictionary code, so a query compares small
+/// integers per tile instead of strings.
+#[derive(Clone, Copy)]
+pub(crate) struct ColumnRef<'a>(&'a Column);
+
+impl<'a> ColumnRef<'a> {
+    /// Distinct values (codes are `0..codes()`).
+    pub(crate) fn codes(&self) -> usize {
+        self.0.values.len()
+    }
+
+    pub(crate) fn code(&self, tile: usize) -> u32 {
+        self.0.codes.get(tile)
+    }
+
+    /// The value a code stands for; `None` for "no value".
+    pub(crate) fn decode(&self, code: u32) -> Option<&'a str> {
         // Values were checked to be UTF-8 when read or came from `&str` when built.
-        std::str::from_utf8(self.values.get(self.codes.get(tile) as usize)).unwrap_or_default()
+        Some(std::str::from_utf8(self.0.values.get(code as usize)).unwrap_or_default()).filter(|v| !v.is_empty())
+    }
+
+    pub(crate) fn value(&self, tile: usize) -> Option<&'a str> {
+        self.decode(self.code(tile))
     }
 }
 
@@ -130,16 +149,19 @@ impl Metadata {
 
     /// Value of `key` for tile `tile`, `None` when the tile has none.
     pub(crate) fn get(&self, tile: usize, key: &str) -> Option<&str> {
-        let col = self.columns.iter().find(|c| c.name == key)?;
-        Some(col.value(tile)).filter(|v| !v.is_empty())
+        self.column(key)?.value(tile)
+    }
+
+    /// Column `key`, looked up once for a query that reads it for many tiles.
+    pub(crate) fn column(&self, key: &str) -> Option<ColumnRef<'_>> {
+        self.columns.iter().find(|c| c.name == key).map(ColumnRef)
     }
 
     /// All non-empty values of tile `tile`.
     pub(crate) fn row(&self, tile: usize) -> BTreeMap<String, String> {
         self.columns
             .iter()
-            .map(|c| (c.name.clone(), c.value(tile).to_string()))
-            .filter(|(_, v)| !v.is_empty())
+            .filter_map(|c| Some((c.name.clone(), ColumnRef(c).value(tile)?.to_string())))
             .collect()
     }
 

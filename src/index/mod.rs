@@ -29,7 +29,7 @@ use crate::adapter::{self, Adapter, AdapterChoice, AdapterDecision, TileLabels};
 use crate::descriptor::{DescribeError, TileDescriber};
 
 pub(crate) use graph::Graph;
-pub(crate) use meta::{Metadata, Thumbnails};
+pub(crate) use meta::{ColumnRef, Metadata, Thumbnails};
 pub(crate) use quant::{dot_f32, PreparedQuery};
 
 /// Inner product of two vectors (cosine similarity for unit vectors).

@@ -30,11 +30,11 @@
 //! full-dimension re-ranking vectors when the index stores them.
 
 use std::collections::BTreeMap;
-use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::index::{dot_f32, normalize, Index, PreparedQuery, VectorStore};
+use crate::index::{dot_f32, normalize, ColumnRef, Index, PreparedQuery, VectorStore};
+use crate::vector::top_k_where;
 
 mod query;
 pub use query::{Example, Query};
@@ -122,9 +122,9 @@ pub fn search(index: &Index, query: &Query, options: &SearchOptions) -> Result<V
     if !options.negative_weight.is_finite() || options.negative_weight < 0.0 {
         return Err(SearchError::BadOption(format!("negative weight {} must be ≥ 0", options.negative_weight)));
     }
-    for key in options.unique_by.iter().chain(options.filters.iter().map(|f| &f.key)) {
-        require_column(index, key)?;
-    }
+    // Columns and filter values are resolved once here, not per tile.
+    let filters = options.filters.iter().map(|f| CodeFilter::new(index, f)).collect::<Result<Vec<_>, _>>()?;
+    let unique = options.unique_by.as_deref().map(|key| column(index, key)).transpose()?;
     let positives = resolve(index, &query.positives, "positive")?;
     let negatives = resolve(index, &query.negatives, "negative")?;
     if index.is_empty() || options.k == 0 {
@@ -132,7 +132,7 @@ pub fn search(index: &Index, query: &Query, options: &SearchOptions) -> Result<V
     }
     let k = options.k.min(index.len());
     let scorer = Scorer::new(index, &positives, &negatives, options.negative_weight);
-    let accept = |id: u32| passes(index, id as usize, &options.filters);
+    let accept = |id: u32| filters.iter().all(|f| f.accepts(id as usize));
 
     // Enough candidates for the filters, unique-by and MMR to choose k from.
     let want = if options.mmr.is_some() { (k * 4).min(index.len()) } else { k };
@@ -141,18 +141,18 @@ pub fn search(index: &Index, query: &Query, options: &SearchOptions) -> Result<V
         let mut ef = options.ef.or(index.hnsw.map(|h| h.ef_search)).unwrap_or(64).max(want);
         loop {
             let ranked = scorer.graph_candidates(index, ef);
-            let picked = pick(index, ranked.iter().copied().filter(|&(_, id)| accept(id)), options, want);
+            let picked = pick(ranked.iter().copied().filter(|&(_, id)| accept(id)), unique, want);
             // Filters or unique-by left too few: widen the beam, then fall back to a scan.
             if picked.len() >= want || ef >= index.len() {
                 break picked;
             }
             ef = (ef * 4).min(index.len());
             if ef * 2 > index.len() {
-                break pick(index, scorer.exact_ranking(index, &accept).into_iter(), options, want);
+                break pick_best(&scorer.exact_scores(index, &accept), &accept, unique, want);
             }
         }
     } else {
-        pick(index, scorer.exact_ranking(index, &accept).into_iter(), options, want)
+        pick_best(&scorer.exact_scores(index, &accept), &accept, unique, want)
     };
     if let Some(lambda) = options.mmr {
         shortlist = mmr(index, shortlist, lambda, k);
@@ -201,39 +201,49 @@ fn resolve(index: &Index, examples: &[Example], which: &'static str) -> Result<V
 
 /// A key that no tile has would make unique-by, a filter or slide ranking silently do
 /// nothing (or everything): refuse it, naming the columns there are.
-fn require_column(index: &Index, key: &str) -> Result<(), SearchError> {
-    if index.metadata.column_names().any(|c| c == key) {
-        return Ok(());
-    }
-    let columns: Vec<&str> = index.metadata.column_names().collect();
-    Err(SearchError::BadOption(format!("no tile has a `{key}` value; the index's columns are {}", columns.join(", "))))
-}
-
-fn passes(index: &Index, id: usize, filters: &[Filter]) -> bool {
-    filters.iter().all(|f| {
-        let v = index.metadata_value(id, &f.key);
-        let included = f.include.is_empty() || v.is_some_and(|v| f.include.iter().any(|i| i == v));
-        let excluded = v.is_some_and(|v| f.exclude.iter().any(|e| e == v));
-        included && !excluded
+fn column<'a>(index: &'a Index, key: &str) -> Result<ColumnRef<'a>, SearchError> {
+    index.metadata.column(key).ok_or_else(|| {
+        let columns: Vec<&str> = index.metadata.column_names().collect();
+        SearchError::BadOption(format!("no tile has a `{key}` value; the index's columns are {}", columns.join(", ")))
     })
 }
 
-/// Walks candidates best first, keeping at most one per `unique_by` value, up to `want`.
-fn pick(
-    index: &Index,
-    ranked: impl Iterator<Item = (f32, u32)>,
-    options: &SearchOptions,
-    want: usize,
-) -> Vec<(f32, u32)> {
-    let mut seen: HashSet<&str> = HashSet::new();
+/// A [`Filter`] resolved for one query: which of its column's values pass, by code.
+struct CodeFilter<'a> {
+    column: ColumnRef<'a>,
+    allowed: Vec<bool>,
+}
+
+impl<'a> CodeFilter<'a> {
+    fn new(index: &'a Index, filter: &Filter) -> Result<CodeFilter<'a>, SearchError> {
+        let column = column(index, &filter.key)?;
+        let allowed = (0..column.codes() as u32)
+            .map(|code| {
+                let v = column.decode(code);
+                let included = filter.include.is_empty() || v.is_some_and(|v| filter.include.iter().any(|i| i == v));
+                let excluded = v.is_some_and(|v| filter.exclude.iter().any(|e| e == v));
+                included && !excluded
+            })
+            .collect();
+        Ok(CodeFilter { column, allowed })
+    }
+
+    fn accepts(&self, id: usize) -> bool {
+        self.allowed[self.column.code(id) as usize]
+    }
+}
+
+/// Walks candidates best first, keeping at most one per value of the `unique` column, up
+/// to `want`.
+fn pick(ranked: impl Iterator<Item = (f32, u32)>, unique: Option<ColumnRef<'_>>, want: usize) -> Vec<(f32, u32)> {
+    let mut seen = vec![false; unique.map_or(0, |c| c.codes())];
     let mut out = Vec::with_capacity(want);
     for (score, id) in ranked {
-        if let Some(key) = &options.unique_by {
+        if let Some(column) = unique {
+            let code = column.code(id as usize);
             // Tiles without a value for the key are each their own group.
-            if let Some(v) = index.metadata_value(id as usize, key) {
-                if !seen.insert(v) {
-                    continue;
-                }
+            if column.decode(code).is_some() && std::mem::replace(&mut seen[code as usize], true) {
+                continue;
             }
         }
         out.push((score, id));
@@ -242,6 +252,21 @@ fn pick(
         }
     }
     out
+}
+
+/// [`pick`] over every tile's score (`scores[id]`): only the best few are ordered (the one
+/// top-k, a single pass) instead of sorting them all, widening while unique-by leaves too few.
+fn pick_best(scores: &[f32], accept: &dyn Fn(u32) -> bool, unique: Option<ColumnRef<'_>>, want: usize) -> Vec<(f32, u32)> {
+    let mut head = want.max(1);
+    loop {
+        let best = top_k_where(scores, head, |id| accept(id as u32));
+        let exhausted = best.len() < head;
+        let picked = pick(best.iter().map(|&id| (scores[id], id as u32)), unique, want);
+        if picked.len() >= want || exhausted {
+            return picked;
+        }
+        head *= 4;
+    }
 }
 
 /// Maximal marginal relevance: repeatedly take the candidate maximizing
@@ -316,12 +341,9 @@ impl<'a> Scorer<'a> {
         pos - self.beta * neg
     }
 
-    /// Every accepted tile, scored, best first (ties by id).
-    fn exact_ranking(&self, index: &Index, accept: &dyn Fn(u32) -> bool) -> Vec<(f32, u32)> {
-        let mut all: Vec<(f32, u32)> =
-            (0..index.len() as u32).filter(|&id| accept(id)).map(|id| (self.score(id as usize), id)).collect();
-        sort_ranked(&mut all);
-        all
+    /// Every tile's score by id; tiles the filters reject are not scored (−∞).
+    fn exact_scores(&self, index: &Index, accept: &dyn Fn(u32) -> bool) -> Vec<f32> {
+        (0..index.len() as u32).map(|id| if accept(id) { self.score(id as usize) } else { f32::NEG_INFINITY }).collect()
     }
 
     /// Graph search along the Rocchio direction, re-scored exactly, best first.
@@ -329,13 +351,14 @@ impl<'a> Scorer<'a> {
         let Some(graph) = &index.graph else { return Vec::new() };
         let found = graph.search(index.len(), ef, |id| index.vectors.score(&self.rocchio, id as usize));
         let mut rescored: Vec<(f32, u32)> = found.into_iter().map(|(_, id)| (self.score(id as usize), id)).collect();
-        sort_ranked(&mut rescored);
+        rescored.sort_unstable_by(ranked_order);
         rescored
     }
 }
 
-fn sort_ranked(v: &mut [(f32, u32)]) {
-    v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+/// Best first: higher score, then lower id (so equal scores rank the same everywhere).
+fn ranked_order(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
+    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
 }
 
 /// How [`search_slides`] ranks slides (SISH / Yottixel style: each query tile's nearest
@@ -411,7 +434,7 @@ pub fn search_slides(
     if slides.neighbours == 0 {
         return Err(SearchError::BadOption("slide search needs at least one neighbour per query tile".into()));
     }
-    require_column(index, &slides.key)?;
+    column(index, &slides.key)?;
     let tile_options = SearchOptions { k: slides.neighbours, unique_by: None, mmr: None, ..options.clone() };
     let mut hits = Vec::new();
     for query in queries {

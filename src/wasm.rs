@@ -90,6 +90,7 @@ export interface SlideHit {
 }
 export interface EngineInfo {
   runtime: { build: 'simd' | 'simd+threads'; threads: number };  // which .wasm runs, on how many threads
+  load_phases: { model_ms: number; index_ms: number; describer_ms: number };  // where new Engine spent its time
   model: { id: string; embedding_id: string; input_size: number; dim: number; sha256: string };
   index: { tiles: number; quantization: 'f32' | 'f16' | 'int8'; vector_dim: number; columns: string[];
            thumbnails: boolean; adapter: AdapterInfo | null; pca_energy_kept: number | null;
@@ -109,6 +110,17 @@ export interface EngineInfo {
 pub struct Engine {
     describer: TileDescriber,
     index: Index,
+    phases: LoadPhases,
+}
+
+/// Where `new Engine` spent its time (ms, the clock's millisecond resolution): checking
+/// and optimising the model (SHA-256, tract's parse and optimisation), reading the index,
+/// preparing the query describer.
+#[derive(Serialize, Clone, Copy)]
+struct LoadPhases {
+    model_ms: f64,
+    index_ms: f64,
+    describer_ms: f64,
 }
 
 #[derive(Serialize)]
@@ -123,6 +135,7 @@ struct ModelSummary<'a> {
 #[derive(Serialize)]
 struct EngineInfo<'a> {
     runtime: Runtime,
+    load_phases: LoadPhases,
     model: ModelSummary<'a>,
     index: IndexInfo,
     #[serde(flatten)]
@@ -136,11 +149,19 @@ impl Engine {
     /// index's vectors were (its descriptor: ViT, colour histogram or both fused).
     #[wasm_bindgen(constructor)]
     pub fn new(model: &[u8], manifest_json: &[u8], index: &[u8]) -> Result<Engine, Error> {
+        let started = js_sys::Date::now();
         let manifest = ModelManifest::from_json(manifest_json, "model manifest").map_err(into_error)?;
         let embedder = Embedder::from_bytes(model, manifest).map_err(into_error)?;
+        let model_done = js_sys::Date::now();
         let index = Index::from_bytes(index, None).map_err(into_error)?;
+        let index_done = js_sys::Date::now();
         let describer = index.describer(embedder).map_err(into_error)?;
-        Ok(Engine { describer, index })
+        let phases = LoadPhases {
+            model_ms: model_done - started,
+            index_ms: index_done - model_done,
+            describer_ms: js_sys::Date::now() - index_done,
+        };
+        Ok(Engine { describer, index, phases })
     }
 
     /// Embeds RGBA pixels (e.g. `ImageData.data`) of a `width` × `height` tile, expanded
@@ -193,6 +214,7 @@ impl Engine {
         let manifest = self.describer.embedder().manifest();
         to_js(&EngineInfo {
             runtime: Runtime::current(),
+            load_phases: self.phases,
             model: ModelSummary {
                 id: &manifest.id,
                 embedding_id: manifest.embedding_id(),

@@ -204,14 +204,26 @@ function withTimeout(promise, ms, message) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Imports a build's glue and compiles its .wasm from the Cache API response when there is
- *  one: a streaming compile of a cached response lets V8 reuse its compiled code next time. */
+/** Imports a build's glue and compiles its .wasm. */
 async function instantiate({ js, wasm }) {
-  const pkg = await import(js);
-  const bytes = await fetchCached(wasm, 'engine');
-  const cached = await (await openCache())?.match(wasm);
-  await pkg.default({ module_or_path: cached ?? bytes });
+  const [pkg, source] = await Promise.all([import(js), wasmSource(wasm)]);
+  await pkg.default({ module_or_path: source });
   return pkg;
+}
+
+/** The .wasm as its Cache API response, up to date, without reading it here: a streaming
+ *  compile of a cached response lets V8 reuse its compiled code next time, and the
+ *  bytes are read once, by the compiler. Its bytes when there is no Cache API. */
+async function wasmSource(url) {
+  const cache = await openCache();
+  const cached = await cache?.match(url);
+  if (cached && !(await changedOnServer(url, cached))) {
+    const size = Number(cached.headers.get('content-length')) || 0;
+    progress('engine', size, size, true);
+    return cached;
+  }
+  const bytes = await fetchCached(url, 'engine', { fresh: true });
+  return (await cache?.match(url)) ?? bytes;
 }
 
 function requireEngine() {
@@ -242,6 +254,15 @@ async function sha256Hex(bytes) {
 /** Fetches (or takes from the cache) and, when `sha256` is given, verifies; a cached
  *  copy that fails the check is dropped and fetched again. */
 async function fetchVerified(url, what, sha256) {
+  // A cached copy pinned by its hash needs no round trip to ask the server whether it changed.
+  const cached = sha256 ? await (await openCache())?.match(url) : undefined;
+  if (cached) {
+    const bytes = new Uint8Array(await cached.arrayBuffer());
+    if ((await sha256Hex(bytes)) === sha256.toLowerCase()) {
+      progress(what, bytes.length, bytes.length, true);
+      return bytes;
+    }
+  }
   for (const fresh of [false, true]) {
     const bytes = await fetchCached(url, what, { fresh });
     if (!sha256) return bytes;

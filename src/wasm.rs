@@ -4,7 +4,7 @@
 //! it comes from, leaves as a JS `Error` carrying the core's message (see [`into_error`]).
 
 use js_sys::{Array, Error, Float32Array, Uint8Array};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::descriptor::TileDescriber;
@@ -88,6 +88,9 @@ export interface SlideHit {
   rank: number; slide: string; votes: number; score: number;
   best_tile: number; best_score: number; metadata: Record<string, string>;
 }
+export interface EngineOptions {
+  model_verified?: boolean;   // the model bytes were checked against the manifest's SHA-256 already
+}
 export interface EngineInfo {
   runtime: { build: 'simd' | 'simd+threads'; threads: number };  // which .wasm runs, on how many threads
   load_phases: { model_ms: number; index_ms: number; describer_ms: number };  // where new Engine spent its time
@@ -111,6 +114,15 @@ pub struct Engine {
     describer: TileDescriber,
     index: Index,
     phases: LoadPhases,
+}
+
+/// How `new Engine` loads.
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct EngineOptions {
+    /// The caller already checked the model bytes against the manifest's SHA-256 (the
+    /// worker does, with WebCrypto), so the engine does not hash them again.
+    model_verified: bool,
 }
 
 /// Where `new Engine` spent its time (ms, the clock's millisecond resolution): checking
@@ -147,11 +159,18 @@ impl Engine {
     /// Loads the model (checked against the manifest's SHA-256) and the index (checked
     /// against the model: id and SHA-256 must match); queries are described the way the
     /// index's vectors were (its descriptor: ViT, colour histogram or both fused).
+    /// `options`: `EngineOptions` (absent: the defaults).
     #[wasm_bindgen(constructor)]
-    pub fn new(model: &[u8], manifest_json: &[u8], index: &[u8]) -> Result<Engine, Error> {
+    pub fn new(model: &[u8], manifest_json: &[u8], index: &[u8], options: JsValue) -> Result<Engine, Error> {
         let started = js_sys::Date::now();
+        let options: EngineOptions = from_js_or_default(options, "engine options")?;
         let manifest = ModelManifest::from_json(manifest_json, "model manifest").map_err(into_error)?;
-        let embedder = Embedder::from_bytes(model, manifest).map_err(into_error)?;
+        let embedder = if options.model_verified {
+            Embedder::from_verified_bytes(model, manifest)
+        } else {
+            Embedder::from_bytes(model, manifest)
+        }
+        .map_err(into_error)?;
         let model_done = js_sys::Date::now();
         let index = Index::from_bytes(index, None).map_err(into_error)?;
         let index_done = js_sys::Date::now();

@@ -37,7 +37,7 @@ fn expected() -> Expected {
 }
 
 fn engine() -> Engine {
-    Engine::new(MODEL, MANIFEST, INDEX).map_err(message).expect("engine loads")
+    Engine::new(MODEL, MANIFEST, INDEX, JsValue::UNDEFINED).map_err(message).expect("engine loads")
 }
 
 fn to_js(v: &Value) -> JsValue {
@@ -110,12 +110,18 @@ fn info_describes_model_and_index() {
 #[wasm_bindgen_test]
 fn bad_input_is_a_js_error_not_a_panic() {
     let err = |r: Result<Engine, js_sys::Error>| message(r.err().expect("must fail"));
-    assert!(err(Engine::new(b"not a model", MANIFEST, INDEX)).contains("SHA-256"));
-    assert!(err(Engine::new(MODEL, b"{ not json", INDEX)).contains("manifest"));
-    assert!(err(Engine::new(MODEL, MANIFEST, b"not an index")).contains("not a Tessera index"));
+    let none = || JsValue::UNDEFINED;
+    assert!(err(Engine::new(b"not a model", MANIFEST, INDEX, none())).contains("SHA-256"));
+    // Verified by the caller: not hashed again, so the failure is tract's, not the hash's.
+    let verified = to_js(&serde_json::json!({ "model_verified": true }));
+    let unhashed = err(Engine::new(b"not a model", MANIFEST, INDEX, verified));
+    assert!(!unhashed.contains("SHA-256") && !unhashed.is_empty(), "{unhashed}");
+    assert!(err(Engine::new(MODEL, MANIFEST, INDEX, to_js(&serde_json::json!({ "model_verfied": true })))).contains("unknown field"));
+    assert!(err(Engine::new(MODEL, b"{ not json", INDEX, none())).contains("manifest"));
+    assert!(err(Engine::new(MODEL, MANIFEST, b"not an index", none())).contains("not a Tessera index"));
     let mut truncated = INDEX[..INDEX.len() / 2].to_vec();
     truncated.extend_from_slice(&[0; 4]);
-    assert!(!err(Engine::new(MODEL, MANIFEST, &truncated)).is_empty());
+    assert!(!err(Engine::new(MODEL, MANIFEST, &truncated, none())).is_empty());
 
     let engine = engine();
     let e = engine.embed_image(b"\xFF\xD8\xFF\xE0 truncated jpeg", Some("broken.jpg".into()), None).err().expect("must fail");

@@ -64,7 +64,8 @@ const handlers = {
     const { manifestBytes, model, index } = await data;
     const t = performance.now();
     try {
-      engine = new pkg.Engine(model, manifestBytes, index);
+      // fetchVerified checked the model against the manifest's SHA-256 (WebCrypto).
+      engine = new pkg.Engine(model, manifestBytes, index, { model_verified: true });
     } catch (e) {
       throw classifyEngineError(e);
     }

@@ -36,8 +36,10 @@ wasm_build() {
 }
 target_dir="${CARGO_TARGET_DIR:-target}"
 
+# Both builds carry the WebGPU path (feature gpu, src/gpu): the worker starts it when the
+# browser has WebGPU.
 step "one-thread engine → www/pkg/"
-wasm_build www/pkg "$target_dir"
+wasm_build www/pkg "$target_dir" --features gpu
 
 # Threads need std rebuilt with atomics (-Z build-std; RUSTC_BOOTSTRAP=1 allows it on the
 # stable toolchain) and a shared, imported memory with the TLS exports wasm-bindgen's thread
@@ -53,7 +55,7 @@ THREADS_RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+simd128 \
 -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
 -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base"
 RUSTC_BOOTSTRAP=1 RUSTFLAGS="$THREADS_RUSTFLAGS" \
-    wasm_build www/pkg-threads "$target_dir/wasm-threads" --features threads -Z build-std=panic_abort,std
+    wasm_build www/pkg-threads "$target_dir/wasm-threads" --features threads,gpu -Z build-std=panic_abort,std
 
 step "model and viewer → www/model/, www/vendor/"
 mkdir -p www/model www/vendor

@@ -100,11 +100,20 @@ impl EmbeddingBackend {
 
     /// The unit-length embeddings of tiles already cropped and resized to the model's input
     /// size, in order: in one batch on the GPU, else one by one by tract. (A browser
-    /// cannot block on the GPU: there this is tract.)
+    /// cannot block on the GPU: there this is tract, and [`Self::embed_squares_async`]
+    /// reaches the GPU.)
     pub fn embed_squares(&self, squares: &[RgbImage]) -> Result<Vec<Vec<f32>>, ModelError> {
         #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+        return pollster::block_on(self.embed_squares_async(squares));
+        #[allow(unreachable_code)]
+        squares.iter().map(|s| self.tract.embed_square(s)).collect()
+    }
+
+    /// [`Self::embed_squares`], awaiting the GPU when one runs.
+    #[cfg(feature = "gpu")]
+    pub async fn embed_squares_async(&self, squares: &[RgbImage]) -> Result<Vec<Vec<f32>>, ModelError> {
         if let Some(gpu) = self.active_gpu().filter(|_| self.right_size(squares)) {
-            match pollster::block_on(gpu.embedder.embed_squares(squares)) {
+            match gpu.embedder.embed_squares(squares).await {
                 Ok(embeddings) => return Ok(embeddings),
                 Err(e) => gpu.fail(&e),
             }

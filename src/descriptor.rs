@@ -241,7 +241,7 @@ impl TileDescriber {
         Ok(describer)
     }
 
-    /// tract, whichever backend runs (the reference, and what the browser's engine runs).
+    /// tract, whichever backend runs (the reference, and the fallback).
     pub fn embedder(&self) -> &Embedder {
         self.backend.tract()
     }
@@ -267,26 +267,60 @@ impl TileDescriber {
     /// The descriptor of a query tile expanded by its first `expand` variants
     /// ([`crate::expand`]): the unit-length mean of their descriptors and the tile's, so
     /// that a search scores each stored tile by its mean cosine over them (score-mean
-    /// fusion). `expand` 0 is [`Self::describe`].
+    /// fusion). Every view of every variant goes to the backend in one batch.
     pub fn describe_expanded(&self, tile: &RgbImage, expand: usize) -> Result<Vec<f32>, DescribeError> {
-        let mut descriptors = vec![self.describe(tile)?];
-        for variant in crate::expand::variants(expand)? {
-            descriptors.push(self.describe(&variant.apply(tile))?);
-        }
-        Ok(pool_views(&descriptors))
+        let (tiles, squares) = self.expanded_views(tile, expand)?;
+        self.pool_expanded(&tiles, &self.backend.embed_squares(&squares)?)
+    }
+
+    /// [`Self::describe_expanded`] awaiting the GPU where one runs (a browser cannot block
+    /// on it); tract otherwise.
+    #[cfg(feature = "gpu")]
+    pub async fn describe_expanded_async(&self, tile: &RgbImage, expand: usize) -> Result<Vec<f32>, DescribeError> {
+        let (tiles, squares) = self.expanded_views(tile, expand)?;
+        self.pool_expanded(&tiles, &self.backend.embed_squares_async(&squares).await?)
     }
 
     /// The descriptor of one tile. The histogram sees the whole tile; the model sees its
     /// centre square at the model's input size, in each view.
     pub fn describe(&self, tile: &RgbImage) -> Result<Vec<f32>, DescribeError> {
-        let vit = if self.kind.needs_vit() {
-            // One crop and resize serves every view; only the rotation differs.
-            let square = preprocess::square_resize(tile, self.backend.manifest().input.size);
-            let views: Vec<RgbImage> = (0..self.views).map(|r| rotated(&square, r)).collect();
-            pool_views(&self.backend.embed_squares(&views)?)
-        } else {
-            Vec::new()
-        };
+        let squares = self.views_of(tile);
+        let embeddings = if squares.is_empty() { Vec::new() } else { self.backend.embed_squares(&squares)? };
+        self.finish(tile, &embeddings)
+    }
+
+    /// The squares the model sees of `tile`: one per view (none for a histogram descriptor).
+    fn views_of(&self, tile: &RgbImage) -> Vec<RgbImage> {
+        if !self.kind.needs_vit() {
+            return Vec::new();
+        }
+        // One crop and resize serves every view; only the rotation differs.
+        let square = preprocess::square_resize(tile, self.backend.manifest().input.size);
+        (0..self.views).map(|r| rotated(&square, r)).collect()
+    }
+
+    /// The tile and its first `expand` variants, and all their views in that order.
+    fn expanded_views(&self, tile: &RgbImage, expand: usize) -> Result<(Vec<RgbImage>, Vec<RgbImage>), DescribeError> {
+        let mut tiles = vec![tile.clone()];
+        tiles.extend(crate::expand::variants(expand)?.iter().map(|v| v.apply(tile)));
+        let squares = tiles.iter().flat_map(|t| self.views_of(t)).collect();
+        Ok((tiles, squares))
+    }
+
+    /// Each tile's descriptor from its slice of `embeddings`, pooled.
+    fn pool_expanded(&self, tiles: &[RgbImage], embeddings: &[Vec<f32>]) -> Result<Vec<f32>, DescribeError> {
+        let per_tile = if self.kind.needs_vit() { self.views as usize } else { 0 };
+        let descriptors = tiles
+            .iter()
+            .enumerate()
+            .map(|(i, t)| self.finish(t, &embeddings[i * per_tile..(i + 1) * per_tile]))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(pool_views(&descriptors))
+    }
+
+    /// The descriptor of `tile` given its views' embeddings (empty without a ViT part).
+    fn finish(&self, tile: &RgbImage, view_embeddings: &[Vec<f32>]) -> Result<Vec<f32>, DescribeError> {
+        let vit = if self.kind.needs_vit() { pool_views(view_embeddings) } else { Vec::new() };
         let hist = if self.kind.needs_hist() { colour_histogram(tile)? } else { Vec::new() };
         let composed = self.kind.compose(&vit, &hist)?;
         Ok(match &self.adapter {

@@ -3,6 +3,8 @@
 //! Thin on purpose: JS values in, a core call, JS values out. Every error, whatever module
 //! it comes from, leaves as a JS `Error` carrying the core's message (see [`into_error`]).
 
+use std::rc::Rc;
+
 use js_sys::{Array, Error, Float32Array, Uint8Array};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -30,21 +32,27 @@ fn start() {
 #[cfg(feature = "threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
 
-/// Which build runs and on how many threads: `EngineInfo.runtime`.
+/// Which build runs, on how many threads, and what embeds: `EngineInfo.runtime`.
 #[derive(Serialize)]
 struct Runtime {
     build: &'static str,
     threads: usize,
+    /// `tract` or `gpu: <adapter>`.
+    embedding: String,
+    /// Why the GPU is not (or no longer) used, when `useGpu` was asked.
+    gpu_notes: Vec<String>,
 }
 
 impl Runtime {
-    fn current() -> Runtime {
+    fn of(engine: &Engine) -> Runtime {
         #[cfg(feature = "threads")]
         // Engines exist only after the pool: asking earlier would create rayon's global
         // pool with one thread and make `initThreadPool` fail.
-        return Runtime { build: "simd+threads", threads: rayon::current_num_threads() };
+        let (build, threads) = ("simd+threads", rayon::current_num_threads());
         #[cfg(not(feature = "threads"))]
-        Runtime { build: "simd", threads: 1 }
+        let (build, threads) = ("simd", 1);
+        let gpu_notes = engine.gpu_notes.lock().map(|n| n.clone()).unwrap_or_default();
+        Runtime { build, threads, embedding: engine.describer.backend().name(), gpu_notes }
     }
 }
 
@@ -92,7 +100,8 @@ export interface EngineOptions {
   model_verified?: boolean;   // the model bytes were checked against the manifest's SHA-256 already
 }
 export interface EngineInfo {
-  runtime: { build: 'simd' | 'simd+threads'; threads: number };  // which .wasm runs, on how many threads
+  runtime: { build: 'simd' | 'simd+threads'; threads: number;  // which .wasm runs, on how many threads
+             embedding: string; gpu_notes: string[] };          // 'tract' or 'gpu: <adapter>'; why not the GPU
   load_phases: { model_ms: number; index_ms: number; describer_ms: number };  // where new Engine spent its time
   model: { id: string; embedding_id: string; input_size: number; dim: number; sha256: string };
   index: { tiles: number; quantization: 'f32' | 'f16' | 'int8'; vector_dim: number; columns: string[];
@@ -111,9 +120,12 @@ export interface EngineInfo {
 /// A loaded model and index: embeds tiles and searches the index.
 #[wasm_bindgen]
 pub struct Engine {
-    describer: TileDescriber,
+    /// Shared with the promises of the async methods, which outlive the call.
+    describer: Rc<TileDescriber>,
     index: Index,
     phases: LoadPhases,
+    /// Why the GPU is not (or no longer) used, as the backend reported it.
+    gpu_notes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// How `new Engine` loads.
@@ -180,7 +192,7 @@ impl Engine {
             index_ms: index_done - model_done,
             describer_ms: js_sys::Date::now() - index_done,
         };
-        Ok(Engine { describer, index, phases })
+        Ok(Engine { describer: Rc::new(describer), index, phases, gpu_notes: Default::default() })
     }
 
     /// Embeds RGBA pixels (e.g. `ImageData.data`) of a `width` × `height` tile, expanded
@@ -197,6 +209,46 @@ impl Engine {
     pub fn embed_image(&self, bytes: &[u8], name: Option<String>, expand: Option<u32>) -> Result<Float32Array, Error> {
         let tile = preprocess::decode(bytes, name.as_deref().unwrap_or("image")).map_err(into_error)?;
         self.describe(&tile, expand)
+    }
+
+    /// `embedPixels` as a promise: on the GPU when `useGpu` started one, else tract.
+    #[cfg(feature = "gpu")]
+    #[wasm_bindgen(js_name = embedPixelsAsync)]
+    pub fn embed_pixels_async(&self, width: u32, height: u32, rgba: &[u8], expand: Option<u32>) -> Result<js_sys::Promise, Error> {
+        let tile = preprocess::from_rgba(width, height, rgba).map_err(into_error)?;
+        Ok(self.describe_async(tile, expand))
+    }
+
+    /// `embedImage` as a promise: on the GPU when `useGpu` started one, else tract.
+    #[cfg(feature = "gpu")]
+    #[wasm_bindgen(js_name = embedImageAsync)]
+    pub fn embed_image_async(&self, bytes: &[u8], name: Option<String>, expand: Option<u32>) -> Result<js_sys::Promise, Error> {
+        let tile = preprocess::decode(bytes, name.as_deref().unwrap_or("image")).map_err(into_error)?;
+        Ok(self.describe_async(tile, expand))
+    }
+
+    /// Puts the GPU (WebGPU, `src/gpu`) in front of tract: `backend` `auto` (a hardware
+    /// adapter whose embedding of a test tile matches tract's, else tract, saying why in
+    /// `info().runtime.gpu_notes`) or `gpu` (any adapter, software ones included, or a
+    /// rejected promise). `model` is the model file the engine was made from. Consumes
+    /// this engine and resolves to the new one (JS: `engine = await engine.useGpu(…)`).
+    #[cfg(feature = "gpu")]
+    #[wasm_bindgen(js_name = useGpu)]
+    pub async fn use_gpu(self, model: Vec<u8>, backend: String) -> Result<Engine, Error> {
+        use crate::backend::{BackendChoice, EmbeddingBackend};
+        let choice: BackendChoice = backend.parse().map_err(|e: String| js_error(&e, ErrorKind::Engine))?;
+        let notes = std::sync::Arc::clone(&self.gpu_notes);
+        let notice: crate::backend::Notice = std::sync::Arc::new(move |why: &str| {
+            if let Ok(mut n) = notes.lock() {
+                n.push(why.to_string());
+            }
+        });
+        let tract = self.describer.embedder().clone();
+        let backend = EmbeddingBackend::start(tract, &model, choice, notice)
+            .await
+            .map_err(|e| js_error(&format!("the GPU did not start: {e}"), ErrorKind::Engine))?;
+        let describer = self.index.describer(backend).map_err(into_error)?;
+        Ok(Engine { describer: Rc::new(describer), ..self })
     }
 
     /// Searches the index. `query` is one example or a `Query`; `options` a
@@ -232,7 +284,7 @@ impl Engine {
     pub fn info(&self) -> Result<JsValue, Error> {
         let manifest = self.describer.embedder().manifest();
         to_js(&EngineInfo {
-            runtime: Runtime::current(),
+            runtime: Runtime::of(self),
             load_phases: self.phases,
             model: ModelSummary {
                 id: &manifest.id,
@@ -248,6 +300,15 @@ impl Engine {
 }
 
 impl Engine {
+    #[cfg(feature = "gpu")]
+    fn describe_async(&self, tile: preprocess::RgbImage, expand: Option<u32>) -> js_sys::Promise {
+        let describer = Rc::clone(&self.describer);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let v = describer.describe_expanded_async(&tile, expand.unwrap_or(0) as usize).await.map_err(into_error)?;
+            Ok(Float32Array::from(v.as_slice()).into())
+        })
+    }
+
     fn describe(&self, tile: &preprocess::RgbImage, expand: Option<u32>) -> Result<Float32Array, Error> {
         let expand = expand.unwrap_or(0) as usize;
         self.describer.describe_expanded(tile, expand).map(|v| Float32Array::from(v.as_slice())).map_err(into_error)

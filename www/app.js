@@ -3,7 +3,8 @@
 //
 // URL parameters (for other data and for tests): model, manifest, index, slide,
 // slide-id (the slide's id in the index), mag (the slide's scan magnification),
-// unique-by (the metadata key of the "one per slide" switch), threads ('auto' or a count).
+// unique-by (the metadata key of the "one per slide" switch), threads ('auto' or a count),
+// backend ('auto', 'webgpu' or 'wasm').
 
 import { Basket, exportBasket, slideBox } from './basket.js';
 import { TesseraClient } from './client.js';
@@ -18,6 +19,7 @@ const config = {
   scanMagnification: Number(params.get('mag') ?? 20),
   uniqueBy: params.get('unique-by'),
   threads: params.get('threads') ?? undefined,
+  backend: params.get('backend') ?? undefined,
 };
 /** A click selects a tile this many screen pixels wide: the model's input size, so at
  *  100 % zoom a tile is cut at the slide's own resolution. */
@@ -143,15 +145,17 @@ function showProgress(downloads) {
 }
 
 /** Which engine runs, in words (the status line's tooltip). */
-function runtimeText({ build, threads, fallback }) {
-  return `engine: WebAssembly ${build}, ${threads} thread${threads > 1 ? 's' : ''}${fallback ? ` (${fallback})` : ''}`;
+function runtimeText({ build, threads, fallback, embedding, gpu_notes: notes }) {
+  return `engine: WebAssembly ${build}, ${threads} thread${threads > 1 ? 's' : ''}${fallback ? ` (${fallback})` : ''}`
+    + `\nembedding: ${embedding}${notes.length ? ` (${notes.join('; ')})` : ''}`;
 }
 
 function onReady(info, fromCache) {
   el.progress.hidden = true;
   const tiles = info.index.tiles.toLocaleString('en');
   const seconds = (info.load_ms / 1000).toFixed(1);
-  const threads = info.runtime.threads > 1 ? ` · ${info.runtime.threads} threads` : '';
+  const threads = info.runtime.embedding.startsWith('gpu') ? ' · WebGPU'
+    : info.runtime.threads > 1 ? ` · ${info.runtime.threads} threads` : '';
   setStatus('ready', `${tiles} tiles · ready in ${seconds} s${fromCache ? ' (offline cache)' : ''}${threads}`);
   const model = info.index.model;
   const adapter = info.index.adapter

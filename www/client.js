@@ -60,8 +60,10 @@ export class TesseraClient {
    *  loaded, total, cached })` is called while downloading. Resolves to the engine info;
    *  rejects with kind `timeout` after `timeoutMs` (the worker is then stopped).
    *  `threads`: 'auto' (default: the threaded engine on every core when the page is
-   *  cross-origin isolated, else one thread) or a count (1: always the one-thread build). */
-  load({ model, manifest, index, indexSha256, threads }, onProgress, { timeoutMs = LOAD_TIMEOUT_MS } = {}) {
+   *  cross-origin isolated, else one thread) or a count (1: always the one-thread build).
+   *  `backend`: 'auto' (default: WebGPU on a hardware adapter whose embedding of a test tile
+   *  matches the CPU's, else the CPU), 'webgpu' (any WebGPU adapter, or an error) or 'wasm'. */
+  load({ model, manifest, index, indexSha256, threads, backend }, onProgress, { timeoutMs = LOAD_TIMEOUT_MS } = {}) {
     const missing = missingFeatures();
     if (missing) return Promise.reject(new TesseraError('unsupported', `This browser does not support ${missing}, which the search engine needs.`));
     this.onProgress = onProgress ?? null;
@@ -72,6 +74,7 @@ export class TesseraClient {
       indexUrl: abs(index),
       indexSha256,
       threads,
+      backend,
     });
     const timer = setTimeout(() => {
       this.#failAll(new TesseraError('timeout', `the search engine did not load within ${Math.round(timeoutMs / 1000)} s`));

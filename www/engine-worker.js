@@ -34,8 +34,13 @@ class WorkerError extends Error {
 }
 
 const handlers = {
-  /** `threads`: 'auto' (default: every core when isolated) or a count; 1 forces pkg/. */
-  async load({ modelUrl, manifestUrl, indexUrl, indexSha256, threads = 'auto' }) {
+  /** `threads`: 'auto' (default: every core when isolated) or a count; 1 forces pkg/.
+   *  `backend`: 'auto' (default: WebGPU on a hardware adapter that passes the self-check,
+   *  else the CPU), 'webgpu' (any WebGPU adapter, software ones too, or an error) or 'wasm'. */
+  async load({ modelUrl, manifestUrl, indexUrl, indexSha256, threads = 'auto', backend = 'auto' }) {
+    if (!['auto', 'webgpu', 'wasm'].includes(backend)) {
+      throw new WorkerError('usage', `backend must be 'auto', 'webgpu' or 'wasm', not ${JSON.stringify(backend)}`);
+    }
     engine?.free();
     engine = null;
     const started = performance.now();
@@ -70,9 +75,27 @@ const handlers = {
       throw classifyEngineError(e);
     }
     timings.engine_ms = performance.now() - t;
+    const gpuNotes = [];
+    if (backend !== 'wasm') {
+      if (!self.navigator.gpu) {
+        if (backend === 'webgpu') throw new WorkerError('unsupported', 'this browser has no WebGPU (navigator.gpu), which backend "webgpu" needs');
+        gpuNotes.push('this browser has no WebGPU');
+      } else {
+        const g = performance.now();
+        try {
+          // Consumes the engine: it resolves to the same engine with the GPU in front.
+          engine = await engine.useGpu(model, backend === 'webgpu' ? 'gpu' : 'auto');
+        } catch (e) {
+          engine = null;
+          throw classifyEngineError(e);
+        }
+        timings.gpu_ms = performance.now() - g;
+      }
+    }
     const info = engine.info();
     info.runtime.isolated = self.crossOriginIsolated === true;
     if (fallback) info.runtime.fallback = fallback;
+    info.runtime.gpu_notes.push(...gpuNotes);
     info.load_ms = performance.now() - started;
     info.load_timings = timings;
     return info;
@@ -84,13 +107,14 @@ const handlers = {
 
   /** `{ width, height, data }` (RGBA, e.g. ImageData) or `{ bytes, name }` (an encoded image);
    *  `expand`: variants of the tile that the query also describes (0 to 5). */
-  embed({ pixels, bytes, name, expand = 0 }) {
+  async embed({ pixels, bytes, name, expand = 0 }) {
     const e = requireEngine();
     const started = performance.now();
     let vector;
     try {
-      vector = pixels ? e.embedPixels(pixels.width, pixels.height, rgbaBytes(pixels.data), expand)
-                      : e.embedImage(new Uint8Array(bytes), name, expand);
+      // The async forms reach the GPU when one runs (tract otherwise).
+      vector = await (pixels ? e.embedPixelsAsync(pixels.width, pixels.height, rgbaBytes(pixels.data), expand)
+                             : e.embedImageAsync(new Uint8Array(bytes), name, expand));
     } catch (err) {
       throw new WorkerError(err.kind ?? 'input', err.message);
     }

@@ -9,7 +9,8 @@
 // expansion: 0 to 5 variants of the query tile also described, default 0), worker (where
 // engine-worker.js is, when not beside this script), basket ("off" hides the basket UI),
 // threads ('auto', the default: every core when the page is cross-origin isolated; or a count,
-// 1 for the one-thread engine).
+// 1 for the one-thread engine), backend ('auto', the default: WebGPU on a hardware adapter
+// that passes a self-check against the CPU, else the CPU; 'webgpu' forces it, 'wasm' the CPU).
 // Methods: search(source, region?) with a Blob/File, ImageData, an <img>/<canvas>/
 // ImageBitmap (optionally a {x, y, width, height} region of it) or an image URL;
 // searchVector(Float32Array); the basket (hits collected for export, kept per index in
@@ -117,7 +118,7 @@ export class TesseraSearch extends HTMLElement {
     if (this.#basket.problem) this.#fail({ kind: 'basket', message: this.#basket.problem });
     const downloads = new Map();
     this.#client
-      .load({ model, manifest: this.getAttribute('manifest') ?? undefined, index, threads: this.getAttribute('threads') ?? undefined }, (p) => {
+      .load({ model, manifest: this.getAttribute('manifest') ?? undefined, index, threads: this.getAttribute('threads') ?? undefined, backend: this.getAttribute('backend') ?? undefined }, (p) => {
         downloads.set(p.what, p);
         let loaded = 0;
         let total = 0;
@@ -130,7 +131,8 @@ export class TesseraSearch extends HTMLElement {
       })
       .then((info) => {
         this.#shadow('.bar').hidden = true;
-        const threads = info.runtime.threads > 1 ? ` · ${info.runtime.threads} threads` : '';
+        const threads = info.runtime.embedding.startsWith('gpu') ? ' · WebGPU'
+          : info.runtime.threads > 1 ? ` · ${info.runtime.threads} threads` : '';
         this.#status(`${info.index.tiles.toLocaleString('en')} tiles · ready${threads}`);
         this.#shadow('.grid').innerHTML = '<p class="empty">Give me a tile to search with.</p>';
         this.#readyResolve(info);

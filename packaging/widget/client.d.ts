@@ -60,6 +60,9 @@ export interface LoadUrls {
   /** `'auto'` (default: the threaded engine on every core, up to 8, when the page is
    *  cross-origin isolated; else one thread) or a thread count (1: the one-thread engine). */
   threads?: 'auto' | number | string;
+  /** `'auto'` (default: WebGPU on a hardware adapter whose embedding of a test tile matches
+   *  the CPU's, else the CPU), `'webgpu'` (any adapter, software ones too, or an error), `'wasm'`. */
+  backend?: 'auto' | 'webgpu' | 'wasm';
 }
 
 export interface LoadedInfo extends EngineInfo {
@@ -67,7 +70,7 @@ export interface LoadedInfo extends EngineInfo {
    *  not run, why (no COOP/COEP, a CSP without `worker-src blob:`, a pool that did not start). */
   runtime: EngineInfo['runtime'] & { isolated: boolean; fallback?: string };
   load_ms: number;
-  load_timings: { wasm_ms: number; data_ms: number; engine_ms: number };
+  load_timings: { wasm_ms: number; data_ms: number; engine_ms: number; gpu_ms?: number };
 }
 
 export interface EmbedOptions {

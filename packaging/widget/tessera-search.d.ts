@@ -48,6 +48,9 @@ export interface TesseraSearchAttributes {
   /** `auto` (default: every core when the page is cross-origin isolated, else one) or a
    *  thread count; `1` always runs the one-thread engine. */
   threads?: string;
+  /** `auto` (default: WebGPU on a hardware adapter whose embedding of a test tile matches the
+   *  CPU's, else the CPU), `webgpu` (any WebGPU adapter, or a load error) or `wasm`. */
+  backend?: string;
   /** `off` hides the basket UI (☆ on hits, the basket bar); the basket methods still work. */
   basket?: string;
 }

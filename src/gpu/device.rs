@@ -53,9 +53,11 @@ impl Gpu {
         Ok(Gpu { device, queue, info, lost })
     }
 
-    /// `name (backend)`, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan)`.
+    /// `name (backend)`, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan)`. Browsers may
+    /// hide the name (privacy): then its type, e.g. `Cpu adapter (BrowserWebGpu)`.
     pub fn adapter_name(&self) -> String {
-        format!("{} ({:?})", self.info.name, self.info.backend)
+        let name = if self.info.name.is_empty() { format!("{:?} adapter", self.info.device_type) } else { self.info.name.clone() };
+        format!("{name} ({:?})", self.info.backend)
     }
 
     /// A GPU emulated on the CPU (lavapipe, SwiftShader, WARP): right, but no faster than tract.

@@ -21,10 +21,10 @@ export const CHROMIUM_ARGS = [
 ];
 
 /** Serves www/ (plus `mounts`; `isolated`: COOP/COEP, see serve.mjs) on a free port and
- *  starts headless Chromium. */
-export async function start({ mounts = {}, isolated = true } = {}) {
+ *  starts headless Chromium (with `args` added to its flags). */
+export async function start({ mounts = {}, isolated = true, args = [] } = {}) {
   const { server, url } = await serve({ root: path.join(REPO, 'www'), port: 0, mounts, isolated });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...args], headless: true });
   mkdirSync(SCREENSHOTS, { recursive: true });
   return {
     url,

@@ -269,16 +269,28 @@ impl TileDescriber {
     /// that a search scores each stored tile by its mean cosine over them (score-mean
     /// fusion). Every view of every variant goes to the backend in one batch.
     pub fn describe_expanded(&self, tile: &RgbImage, expand: usize) -> Result<Vec<f32>, DescribeError> {
-        let (tiles, squares) = self.expanded_views(tile, expand)?;
-        self.pool_expanded(&tiles, &self.backend.embed_squares(&squares)?)
+        Ok(pool_views(&self.describe_many(&expanded(tile, expand)?)?))
     }
 
     /// [`Self::describe_expanded`] awaiting the GPU where one runs (a browser cannot block
     /// on it); tract otherwise.
     #[cfg(feature = "gpu")]
     pub async fn describe_expanded_async(&self, tile: &RgbImage, expand: usize) -> Result<Vec<f32>, DescribeError> {
-        let (tiles, squares) = self.expanded_views(tile, expand)?;
-        self.pool_expanded(&tiles, &self.backend.embed_squares_async(&squares).await?)
+        Ok(pool_views(&self.describe_many_async(&expanded(tile, expand)?).await?))
+    }
+
+    /// The descriptors of several tiles, every view of every tile in one backend call (one
+    /// GPU batch); each equals [`Self::describe`] of the tile.
+    pub fn describe_many(&self, tiles: &[RgbImage]) -> Result<Vec<Vec<f32>>, DescribeError> {
+        let squares: Vec<RgbImage> = tiles.iter().flat_map(|t| self.views_of(t)).collect();
+        self.finish_all(tiles, &self.backend.embed_squares(&squares)?)
+    }
+
+    /// [`Self::describe_many`], awaiting the GPU where one runs.
+    #[cfg(feature = "gpu")]
+    pub async fn describe_many_async(&self, tiles: &[RgbImage]) -> Result<Vec<Vec<f32>>, DescribeError> {
+        let squares: Vec<RgbImage> = tiles.iter().flat_map(|t| self.views_of(t)).collect();
+        self.finish_all(tiles, &self.backend.embed_squares_async(&squares).await?)
     }
 
     /// The descriptor of one tile. The histogram sees the whole tile; the model sees its
@@ -299,23 +311,10 @@ impl TileDescriber {
         (0..self.views).map(|r| rotated(&square, r)).collect()
     }
 
-    /// The tile and its first `expand` variants, and all their views in that order.
-    fn expanded_views(&self, tile: &RgbImage, expand: usize) -> Result<(Vec<RgbImage>, Vec<RgbImage>), DescribeError> {
-        let mut tiles = vec![tile.clone()];
-        tiles.extend(crate::expand::variants(expand)?.iter().map(|v| v.apply(tile)));
-        let squares = tiles.iter().flat_map(|t| self.views_of(t)).collect();
-        Ok((tiles, squares))
-    }
-
-    /// Each tile's descriptor from its slice of `embeddings`, pooled.
-    fn pool_expanded(&self, tiles: &[RgbImage], embeddings: &[Vec<f32>]) -> Result<Vec<f32>, DescribeError> {
+    /// Each tile's descriptor from its slice of `embeddings` (its views, in order).
+    fn finish_all(&self, tiles: &[RgbImage], embeddings: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, DescribeError> {
         let per_tile = if self.kind.needs_vit() { self.views as usize } else { 0 };
-        let descriptors = tiles
-            .iter()
-            .enumerate()
-            .map(|(i, t)| self.finish(t, &embeddings[i * per_tile..(i + 1) * per_tile]))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(pool_views(&descriptors))
+        tiles.iter().enumerate().map(|(i, t)| self.finish(t, &embeddings[i * per_tile..(i + 1) * per_tile])).collect()
     }
 
     /// The descriptor of `tile` given its views' embeddings (empty without a ViT part).
@@ -328,6 +327,13 @@ impl TileDescriber {
             None => composed,
         })
     }
+}
+
+/// The tile and its first `expand` variants ([`crate::expand`]).
+fn expanded(tile: &RgbImage, expand: usize) -> Result<Vec<RgbImage>, DescribeError> {
+    let mut tiles = vec![tile.clone()];
+    tiles.extend(crate::expand::variants(expand)?.iter().map(|v| v.apply(tile)));
+    Ok(tiles)
 }
 
 /// The model's embedding of the tile's centre square rotated by `quarter_turns` × 90°

@@ -1,7 +1,7 @@
 //! Tessera: histopathology tile search that runs in the browser.
 //!
 //! The core modules (`preprocess`, `model`, `gpu`, `backend`, `descriptor`, `index`, `search`, `eval`,
-//! `slide`) are plain Rust and know nothing of JS or terminals; `wasm` (browser) and the
+//! `slide`, `tissue`, `scan`) are plain Rust and know nothing of JS or terminals; `wasm` (browser) and the
 //! `tessera` binary (`cli`) are thin faces over them. See `../shared/ARCHITECTURE.md`.
 
 pub mod adapter;
@@ -17,9 +17,11 @@ pub mod index;
 pub mod manifest;
 pub mod model;
 pub mod preprocess;
+pub mod scan;
 pub mod search;
 pub mod vector;
 #[cfg(feature = "cli")]
 pub mod slide;
+pub mod tissue;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

@@ -14,6 +14,7 @@ use crate::error::{ErrorKind, Kinded};
 use crate::index::{Census, Index, IndexInfo};
 use crate::model::{Embedder, ModelManifest};
 use crate::preprocess;
+use crate::scan;
 use crate::search::{self, Query, SearchOptions, SlideOptions};
 
 #[wasm_bindgen(start)]
@@ -96,6 +97,7 @@ export interface SlideHit {
   rank: number; slide: string; votes: number; score: number;
   best_tile: number; best_score: number; metadata: Record<string, string>;
 }
+export interface ScanTile { x: number; y: number; side: number; tissue: number; }
 export interface EngineOptions {
   model_verified?: boolean;   // the model bytes were checked against the manifest's SHA-256 already
 }
@@ -126,6 +128,36 @@ pub struct Engine {
     phases: LoadPhases,
     /// Why the GPU is not (or no longer) used, as the backend reported it.
     gpu_notes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// "Search this slide": an image (the slide region on screen) and its tissue tiles on a grid
+/// (`src/scan.rs`), which `Engine.embedScan` describes a batch at a time.
+#[wasm_bindgen]
+pub struct SlideScan {
+    image: preprocess::RgbImage,
+    tiles: Vec<scan::ScanTile>,
+}
+
+#[wasm_bindgen]
+impl SlideScan {
+    /// The `side`-px grid tiles of the `width` × `height` RGBA image with at least
+    /// `min_tissue` (0–1, default 0.5) of tissue.
+    #[wasm_bindgen(constructor)]
+    pub fn new(width: u32, height: u32, rgba: &[u8], side: u32, min_tissue: Option<f32>) -> Result<SlideScan, Error> {
+        let image = preprocess::from_rgba(width, height, rgba).map_err(into_error)?;
+        let tiles = scan::plan(&image, side, min_tissue.unwrap_or(0.5)).map_err(into_error)?;
+        Ok(SlideScan { image, tiles })
+    }
+
+    /// `ScanTile[]`: where each tile is, in the image's pixels.
+    pub fn tiles(&self) -> Result<JsValue, Error> {
+        to_js(&self.tiles)
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn length(&self) -> usize {
+        self.tiles.len()
+    }
 }
 
 /// How `new Engine` loads.
@@ -225,6 +257,33 @@ impl Engine {
     pub fn embed_image_async(&self, bytes: &[u8], name: Option<String>, expand: Option<u32>) -> Result<js_sys::Promise, Error> {
         let tile = preprocess::decode(bytes, name.as_deref().unwrap_or("image")).map_err(into_error)?;
         Ok(self.describe_async(tile, expand))
+    }
+
+    /// Describes `count` tiles of `scan` from its `start`-th, all their views in one GPU
+    /// batch when the GPU runs: a promise of a `Float32Array` of `count` descriptors back to
+    /// back (each `info().index.model.dim` long).
+    #[cfg(feature = "gpu")]
+    #[wasm_bindgen(js_name = embedScan)]
+    pub fn embed_scan(&self, scan: &SlideScan, start: usize, count: usize) -> Result<js_sys::Promise, Error> {
+        let end = start.checked_add(count).filter(|&e| e <= scan.tiles.len()).ok_or_else(|| {
+            js_error(&format!("tiles {start}..{start}+{count} are not in the scan's {} tiles", scan.tiles.len()), ErrorKind::Input)
+        })?;
+        let crops: Vec<preprocess::RgbImage> = scan.tiles[start..end].iter().map(|t| scan::crop(&scan.image, t)).collect();
+        let describer = Rc::clone(&self.describer);
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let descriptors = describer.describe_many_async(&crops).await.map_err(into_error)?;
+            Ok(Float32Array::from(descriptors.concat().as_slice()).into())
+        }))
+    }
+
+    /// The search score of each descriptor (from `embedScan`) for `query` (as for `search`;
+    /// `negative_weight` β, default 0.5): a `Float32Array`, one score per descriptor.
+    #[wasm_bindgen(js_name = scoreDescriptors)]
+    pub fn score_descriptors(&self, query: JsValue, negative_weight: Option<f32>, descriptors: &[f32]) -> Result<Float32Array, Error> {
+        let query: Query = from_js(&query, "query")?;
+        let beta = negative_weight.unwrap_or(SearchOptions::default().negative_weight);
+        let scores = search::score_descriptors(&self.index, &query, beta, descriptors).map_err(into_error)?;
+        Ok(Float32Array::from(scores.as_slice()))
     }
 
     /// Puts the GPU (WebGPU, `src/gpu`) in front of tract: `backend` `auto` (a hardware

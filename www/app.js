@@ -24,6 +24,8 @@ const config = {
 /** A click selects a tile this many screen pixels wide: the model's input size, so at
  *  100 % zoom a tile is cut at the slide's own resolution. */
 const TILE_SCREEN_PX = 224;
+/** Search this slide uses tiles no larger than the slide's short side over this. */
+const SCAN_MIN_GRID = 6;
 /** Crops larger than this are scaled down in the page before embedding (the model sees 224 px). */
 const MAX_CROP_PX = 896;
 /** LC25000 lung classes: short names for the badges, full ones for tooltips. */
@@ -51,6 +53,10 @@ const ERROR_TITLES = {
 
 const $ = (selector) => document.querySelector(selector);
 const el = {
+  scanSlide: $('#scan-slide'),
+  scanCancel: $('#scan-cancel'),
+  scanStatus: $('#scan-status'),
+  scanTop: $('#scan-top'),
   status: $('#status'),
   progress: $('#progress'),
   progressBar: $('#progress .progress-bar'),
@@ -87,6 +93,9 @@ const state = {
   positives: [],
   negatives: [],
   hits: [],
+  /** Search this slide: { tiles, side } once scanned; the heatmap overlay and its scores. */
+  scan: null,
+  heatmap: null,
   embedMs: null,
   searchSeq: 0,
   hitUrls: [],
@@ -152,6 +161,7 @@ function runtimeText({ build, threads, fallback, embedding, gpu_notes: notes }) 
 
 function onReady(info, fromCache) {
   el.progress.hidden = true;
+  el.scanSlide.disabled = false;
   const tiles = info.index.tiles.toLocaleString('en');
   const seconds = (info.load_ms / 1000).toFixed(1);
   const threads = info.runtime.embedding.startsWith('gpu') ? ' · WebGPU'
@@ -262,6 +272,126 @@ async function selectTileAt(point) {
   }, mode);
 }
 
+// ---------------------------------------------------------------- search this slide
+
+el.scanSlide.onclick = () => scanSlide().catch((error) => {
+  el.scanSlide.disabled = false;
+  el.scanCancel.hidden = true;
+  showError(error);
+});
+el.scanCancel.onclick = () => client.cancelScan().catch(showError);
+
+/** Describes every tissue tile of the slide at the current magnification (the worker's
+ *  GPU batches, or the CPU), then colours the slide by the query. */
+async function scanSlide() {
+  const image = await slideImage;
+  // The click's tile side at this zoom, but at least SCAN_MIN_GRID tiles across the short side.
+  const short = Math.min(image.naturalWidth, image.naturalHeight);
+  const side = Math.max(32, Math.min(Math.round(TILE_SCREEN_PX / imageZoom()), Math.floor(short / SCAN_MIN_GRID)));
+  const canvas = new OffscreenCanvas(image.naturalWidth, image.naturalHeight);
+  const ctx = canvas.getContext('2d');
+  ctx.drawImage(image, 0, 0);
+  const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  el.scanSlide.disabled = true;
+  el.scanCancel.hidden = false;
+  el.scanStatus.textContent = 'Finding the tissue…';
+  const { tiles, total, cancelled, ms } = await client.scanSlide(pixels, {
+    side,
+    onProgress: (p) => {
+      el.scanStatus.textContent = `Describing ${p.loaded} / ${p.total} tiles · ${p.tiles_per_s.toFixed(1)} tiles/s`;
+    },
+  });
+  el.scanSlide.disabled = false;
+  el.scanCancel.hidden = true;
+  state.scan = { tiles, side, width: image.naturalWidth, height: image.naturalHeight };
+  if (!total) {
+    el.scanStatus.textContent = `No tile of ${side} px is at least half tissue`;
+    return;
+  }
+  el.scanStatus.textContent = `${tiles.length}${cancelled ? ` of ${total}` : ''} tissue tiles of ${side} px described in ${(ms / 1000).toFixed(1)} s`
+    + `${cancelled ? ' (cancelled)' : ''}${state.positives.length ? '' : ' · choose a query to colour the slide'}`;
+  document.body.dataset.scanned = 'true';
+  await rescoreScan();
+}
+
+/** Colours the scanned tiles by the current query (re-run whenever the query changes). */
+async function rescoreScan() {
+  if (!state.scan?.tiles.length) return;
+  if (!state.positives.length) {
+    state.heatmap = null;
+    el.scanTop.hidden = true;
+    drawOutlines();
+    return;
+  }
+  const query = { positives: state.positives.map(toExample), negatives: state.negatives.map(toExample) };
+  const { scores } = await client.scoreScan(query);
+  drawHeatmap(state.scan, scores);
+  listTopRegions(state.scan, scores);
+}
+
+function drawHeatmap({ tiles, side, width, height }, scores) {
+  const cols = Math.floor(width / side);
+  const rows = Math.floor(height / side);
+  const canvas = document.createElement('canvas');
+  canvas.className = 'heatmap';
+  canvas.width = cols;
+  canvas.height = rows;
+  const ctx = canvas.getContext('2d');
+  const lo = Math.min(...scores);
+  const hi = Math.max(...scores);
+  tiles.forEach((t, i) => {
+    const v = hi > lo ? (scores[i] - lo) / (hi - lo) : 1;
+    const [r, g, b] = viridis(v);
+    ctx.fillStyle = `rgba(${r}, ${g}, ${b}, ${0.25 + 0.75 * v})`;
+    ctx.fillRect(t.x / side, t.y / side, 1, 1);
+  });
+  canvas.dataset.tiles = String(tiles.length);
+  state.heatmap = { element: canvas, location: viewer.viewport.imageToViewportRectangle(0, 0, cols * side, rows * side) };
+  drawOutlines();
+}
+
+/** Five stops of matplotlib's viridis, linearly interpolated. */
+function viridis(t) {
+  const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+  const f = Math.min(Math.max(t, 0), 1) * (stops.length - 1);
+  const i = Math.min(Math.floor(f), stops.length - 2);
+  return stops[i].map((c, k) => Math.round(c + (stops[i + 1][k] - c) * (f - i)));
+}
+
+function listTopRegions({ tiles }, scores) {
+  const order = [...scores.keys()].sort((a, b) => scores[b] - scores[a] || a - b).slice(0, 5);
+  el.scanTop.replaceChildren(...order.map((i, rank) => {
+    const t = tiles[i];
+    const item = document.createElement('li');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.dataset.x = String(t.x);
+    button.dataset.y = String(t.y);
+    button.textContent = `${rank + 1}. x ${t.x}, y ${t.y} · ${scores[i].toFixed(3)}`;
+    button.title = 'Show this region on the slide';
+    button.onclick = () => showRegion(t);
+    item.append(button);
+    return item;
+  }));
+  el.scanTop.hidden = false;
+}
+
+/** Zooms to `rect` (viewport coordinates) with 2.5 of its sides of context around it.
+ *  (`Rect.times` scales the position too, so it cannot grow a rectangle in place.) */
+function panTo(rect) {
+  const pad = 2.5 * rect.width;
+  viewer.viewport.fitBoundsWithConstraints(new OpenSeadragon.Rect(rect.x - pad, rect.y - pad, rect.width + 2 * pad, rect.height + 2 * pad));
+}
+
+function showRegion(t) {
+  drawOutlines();
+  const div = document.createElement('div');
+  div.className = 'tile-outline region';
+  const rect = viewer.viewport.imageToViewportRectangle(t.x, t.y, t.side, t.side);
+  viewer.addOverlay({ element: div, location: rect });
+  panTo(rect);
+}
+
 async function previewUrl(canvas) {
   const small = new OffscreenCanvas(96, 96);
   small.getContext('2d').drawImage(canvas, 0, 0, 96, 96);
@@ -270,6 +400,7 @@ async function previewUrl(canvas) {
 
 function drawOutlines() {
   viewer.clearOverlays();
+  if (state.heatmap) viewer.addOverlay(state.heatmap);
   const add = (box, cls) => {
     const div = document.createElement('div');
     div.className = `tile-outline ${cls}`;
@@ -288,7 +419,7 @@ function showHitOnSlide(hit, pan) {
   div.className = 'tile-outline hit';
   const rect = viewer.viewport.imageToViewportRectangle(box.x, box.y, box.side, box.side);
   viewer.addOverlay({ element: div, location: rect });
-  if (pan) viewer.viewport.fitBoundsWithConstraints(rect.times(6).translate(rect.getSize().times(-2.5)));
+  if (pan) panTo(rect);
 }
 
 /** The slide region of a hit cut from the slide on screen, if it is one. */
@@ -384,6 +515,7 @@ async function runSearch() {
   const seq = ++state.searchSeq;
   if (!state.positives.length) {
     renderResults([], null);
+    rescoreScan().catch(showError);
     return;
   }
   const label = el.labelFilter.value;
@@ -401,6 +533,7 @@ async function runSearch() {
     if (seq !== state.searchSeq) return;
     state.hitsQuery = words;
     renderResults(hits, ms);
+    rescoreScan().catch(showError);
     // Which slides (or source images) look like the query: its 50 nearest tiles vote.
     if (state.uniqueKey) {
       const { slides } = await client.searchSlides(query, { filters: options.filters }, { k: 5, key: state.uniqueKey });

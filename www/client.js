@@ -46,6 +46,7 @@ export class TesseraClient {
     this.pending = new Map();
     this.nextId = 1;
     this.onProgress = null;
+    this.onScanProgress = null;
     this.worker.onmessage = ({ data }) => this.#receive(data);
     this.worker.onerror = (e) => {
       e.preventDefault?.();
@@ -114,6 +115,27 @@ export class TesseraClient {
     return this.#call('searchSlides', { query, options, slides });
   }
 
+  /** "Search this slide": tiles `imageData` (an ImageData or `{ width, height, data }`
+   *  RGBA) on a `side`-px grid, keeps the tiles with at least `minTissue` (default 0.5) of
+   *  tissue and describes them in the worker (on the GPU when it runs), calling
+   *  `onProgress({ loaded, total, tiles_per_s })`. Resolves to `{ tiles, total, cancelled,
+   *  ms }` (`tiles`: `ScanTile[]` described, in the image's pixels). */
+  scanSlide(imageData, { side, minTissue, onProgress } = {}) {
+    const { width, height, data } = imageData;
+    this.onScanProgress = onProgress ?? null;
+    return this.#call('scanSlide', { width, height, data, side, minTissue });
+  }
+
+  /** Stops a running `scanSlide` after its current batch; the tiles done are kept. */
+  cancelScan() {
+    return this.#call('cancelScan', {});
+  }
+
+  /** Scores of the scanned tiles for `query` (as for `search`): `{ scores: Float32Array }`. */
+  scoreScan(query, { negativeWeight } = {}) {
+    return this.#call('scoreScan', { query, negativeWeight });
+  }
+
   thumbnail(id) {
     return this.#call('thumbnail', { id });
   }
@@ -138,7 +160,8 @@ export class TesseraClient {
 
   #receive(data) {
     if (data.type === 'progress') {
-      this.onProgress?.(data);
+      if (data.what === 'scan') this.onScanProgress?.(data);
+      else this.onProgress?.(data);
       return;
     }
     const call = this.pending.get(data.id);

@@ -23,6 +23,14 @@ const MAX_THREADS = 8;
 const POOL_TIMEOUT_MS = 20_000;
 
 let engine = null;
+/** "Search this slide": `{ scan, tiles, descriptors, done, dim }` of the last scan. */
+let slideScan = null;
+/** The instantiated build (for its classes beside Engine). */
+let lastPkg = null;
+let scanCancelled = false;
+/** Tiles per embedScan call: a GPU batch (4 views each), or a small step on the CPU so
+ *  that progress and a cancel come often. */
+const SCAN_BATCH = { gpu: 8, cpu: 2 };
 /** `{ pkg, fallback }` once a build is instantiated: one per worker, whatever later loads ask. */
 let wasmReady = null;
 
@@ -66,6 +74,7 @@ const handlers = {
       throw e;
     });
     const { pkg, fallback } = await wasm;
+    lastPkg = pkg;
     const { manifestBytes, model, index } = await data;
     const t = performance.now();
     try {
@@ -150,6 +159,66 @@ const handlers = {
     return { slides: ranked, ms: performance.now() - started };
   },
 
+  /** Tiles the RGBA image (`width`, `height`, `data`) on a `side`-px grid, keeps the tissue
+   *  tiles and describes them all, posting `{ type: 'progress', what: 'scan', loaded,
+   *  total, tiles_per_s }`; `cancelScan` stops it between batches (what is done is kept). */
+  async scanSlide({ width, height, data, side, minTissue }) {
+    const e = requireEngine();
+    slideScan?.scan.free();
+    slideScan = null;
+    scanCancelled = false;
+    let scan;
+    try {
+      scan = new lastPkg.SlideScan(width, height, rgbaBytes(data), side, minTissue);
+    } catch (err) {
+      throw new WorkerError(err.kind ?? 'input', err.message);
+    }
+    const dim = e.info().index.model.dim;
+    const tiles = scan.tiles();
+    slideScan = { scan, tiles, descriptors: new Float32Array(tiles.length * dim), done: 0, dim };
+    const batch = e.info().runtime.embedding.startsWith('gpu') ? SCAN_BATCH.gpu : SCAN_BATCH.cpu;
+    const started = performance.now();
+    const report = () => self.postMessage({
+      type: 'progress', what: 'scan', loaded: slideScan.done, total: tiles.length,
+      tiles_per_s: slideScan.done / Math.max(1e-3, (performance.now() - started) / 1000),
+    });
+    report();
+    while (slideScan.done < tiles.length && !scanCancelled) {
+      const n = Math.min(batch, tiles.length - slideScan.done);
+      let part;
+      try {
+        part = await e.embedScan(scan, slideScan.done, n);
+      } catch (err) {
+        throw new WorkerError(err.kind ?? 'engine', err.message);
+      }
+      slideScan.descriptors.set(part, slideScan.done * dim);
+      slideScan.done += n;
+      report();
+      // A macrotask turn, so that a cancelScan message gets in.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    return { tiles: tiles.slice(0, slideScan.done), total: tiles.length, cancelled: scanCancelled, ms: performance.now() - started };
+  },
+
+  cancelScan() {
+    scanCancelled = true;
+    return { done: slideScan?.done ?? 0 };
+  },
+
+  /** The search score of every scanned tile for `query`: `{ scores: Float32Array }`. */
+  scoreScan({ query, negativeWeight }) {
+    const e = requireEngine();
+    if (!slideScan) throw new WorkerError('usage', 'no slide has been scanned yet (scanSlide)');
+    const { descriptors, done, dim } = slideScan;
+    let scores;
+    try {
+      scores = e.scoreDescriptors(query, negativeWeight, descriptors.subarray(0, done * dim));
+    } catch (err) {
+      throw new WorkerError(err.kind ?? 'search', err.message);
+    }
+    return { scores };
+  },
+
   thumbnail({ id }) {
     const jpeg = requireEngine().thumbnail(id);
     return jpeg ? new Blob([jpeg], { type: 'image/jpeg' }) : null;
@@ -166,7 +235,8 @@ self.onmessage = async ({ data }) => {
     const handler = handlers[type];
     if (!handler) throw new WorkerError('usage', `unknown request "${type}"`);
     const result = await handler(args);
-    const transfer = result?.vector instanceof Float32Array ? [result.vector.buffer] : [];
+    const transfer = result?.vector instanceof Float32Array ? [result.vector.buffer]
+      : result?.scores instanceof Float32Array ? [result.scores.buffer] : [];
     self.postMessage({ id, ok: true, result }, transfer);
   } catch (e) {
     self.postMessage({ id, ok: false, error: { kind: e.kind ?? 'engine', message: e.message ?? String(e) } });

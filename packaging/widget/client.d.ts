@@ -3,9 +3,9 @@
 // methods, error kinds) and type-checks a consumer with tsc. The engine's own types
 // (EngineInfo, SearchOptions, Hit, ...) come from the wasm-bindgen declarations in pkg/.
 
-import type { EngineInfo, Example, Hit as EngineHit, Query, SearchOptions, SlideHit, SlideOptions } from './pkg/tessera.js';
+import type { EngineInfo, Example, Hit as EngineHit, Query, ScanTile, SearchOptions, SlideHit, SlideOptions } from './pkg/tessera.js';
 
-export type { AdapterInfo, EngineInfo, Example, Filter, Query, SearchOptions, SlideHit, SlideOptions } from './pkg/tessera.js';
+export type { AdapterInfo, EngineInfo, Example, Filter, Query, ScanTile, SearchOptions, SlideHit, SlideOptions } from './pkg/tessera.js';
 
 /** Every `kind` an error from the client, the worker or the engine can carry. */
 export type TesseraErrorKind =
@@ -84,6 +84,13 @@ export interface Embedding {
   ms: number;
 }
 
+export interface ScanProgress {
+  what: 'scan';
+  loaded: number;   // tiles described
+  total: number;
+  tiles_per_s: number;
+}
+
 /** RGBA8 pixels, row-major (what `getImageData` returns). */
 export interface RgbaPixels {
   width: number;
@@ -105,6 +112,15 @@ export declare class TesseraClient {
   embedImage(image: Blob | ArrayBuffer | Uint8Array, name?: string, options?: EmbedOptions): Promise<Embedding>;
   search(query: Example | Query, options?: SearchOptions): Promise<{ hits: Hit[]; ms: number }>;
   searchSlides(query: Example | Query, options?: SearchOptions, slides?: SlideOptions): Promise<{ slides: SlideHit[]; ms: number }>;
+  /** "Search this slide": the `side`-px grid tiles of the image with at least `minTissue`
+   *  (default 0.5) of tissue, described in the worker (on the GPU when it runs). */
+  scanSlide(imageData: ImageData | RgbaPixels, options: { side: number; minTissue?: number; onProgress?: ((progress: ScanProgress) => void) | null }):
+    Promise<{ tiles: ScanTile[]; total: number; cancelled: boolean; ms: number }>;
+  /** Stops a running scan after its current batch; what is done is kept. */
+  cancelScan(): Promise<{ done: number }>;
+  /** The search score of every scanned tile for `query`, in the order of `scanSlide`'s tiles. */
+  scoreScan(query: Example | Query, options?: { negativeWeight?: number }): Promise<{ scores: Float32Array }>;
+  onScanProgress: ((progress: ScanProgress) => void) | null;
   thumbnail(id: number): Promise<Blob | null>;
   /** Every metadata value of tile `id` (an empty object when out of range). */
   metadata(id: number): Promise<Record<string, string>>;

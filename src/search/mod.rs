@@ -171,6 +171,40 @@ pub fn search(index: &Index, query: &Query, options: &SearchOptions) -> Result<V
         .collect())
 }
 
+/// The search's score (mean cosine to the positives − β · max cosine to the negatives) of
+/// each descriptor in `descriptors` (back to back, each the index's model dimension; made
+/// like the index's vectors, e.g. the tiles of a slide being scanned), in the space the
+/// index's final scores use: the full model space when it keeps re-ranking vectors, else
+/// its stored (possibly PCA-reduced) space.
+pub fn score_descriptors(index: &Index, query: &Query, negative_weight: f32, descriptors: &[f32]) -> Result<Vec<f32>, SearchError> {
+    if query.positives.is_empty() {
+        return Err(SearchError::NoPositive);
+    }
+    if !negative_weight.is_finite() || negative_weight < 0.0 {
+        return Err(SearchError::BadOption(format!("negative weight {negative_weight} must be ≥ 0")));
+    }
+    let dim = index.model().dim;
+    if dim == 0 || descriptors.len() % dim != 0 {
+        return Err(SearchError::BadOption(format!("{} descriptor values are not a whole number of {dim}-d descriptors", descriptors.len())));
+    }
+    let positives = resolve(index, &query.positives, "positive")?;
+    let negatives = resolve(index, &query.negatives, "negative")?;
+    let full = index.rerank.is_some();
+    let space = |p: &Probe| if full { p.full.clone().unwrap_or_else(|| p.stored.clone()) } else { p.stored.clone() };
+    let (positives, negatives): (Vec<Vec<f32>>, Vec<Vec<f32>>) = (positives.iter().map(space).collect(), negatives.iter().map(space).collect());
+    descriptors
+        .chunks_exact(dim)
+        .enumerate()
+        .map(|(i, d)| {
+            let unit = normalize(d, dim).map_err(|what| SearchError::BadOption(format!("descriptor {i}: {what}")))?;
+            let v = if full { unit } else { index.project(&unit) };
+            let pos = positives.iter().map(|p| dot_f32(p, &v)).sum::<f32>() / positives.len() as f32;
+            let neg = negatives.iter().map(|n| dot_f32(n, &v)).fold(f32::NEG_INFINITY, f32::max);
+            Ok(if negatives.is_empty() { pos } else { pos - negative_weight * neg })
+        })
+        .collect()
+}
+
 /// An example in the two spaces an index may score in: the stored (navigation) space,
 /// and the full model space when the index keeps re-ranking vectors.
 struct Probe {

@@ -9,7 +9,6 @@
 
 mod tiff_pyramid;
 pub mod tiff_writer;
-mod tissue;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -20,7 +19,7 @@ use image::RgbImage;
 use crate::preprocess::{self, PreprocessError};
 
 use tiff_pyramid::TiffPyramid;
-pub use tissue::TissueMask;
+pub use crate::tissue::TissueMask;
 
 /// Longest side of level 0 we accept (the largest scans are ~200k px).
 const MAX_SIDE: u32 = 1 << 20;

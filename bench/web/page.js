@@ -30,13 +30,13 @@ let shared = null;
 
 /** Tessera: load, per-tile embedding (worker-side compute and round trip), search.
  *  `threads`: as for `client.load` (1: the one-thread build). */
-async function tessera({ n = 24, passes = 2, searches = 50, threads = 1 } = {}) {
+async function tessera({ n = 24, passes = 2, searches = 50, threads = 1, backend = 'wasm' } = {}) {
   const client = new TesseraClient();
   const t0 = performance.now();
-  const info = await client.load({ model: MODEL, manifest: MANIFEST, index: INDEX, threads });
+  const info = await client.load({ model: MODEL, manifest: MANIFEST, index: INDEX, threads, backend });
   const loadMs = performance.now() - t0;
   const tiles = await slideTiles(client, info, n);
-  for (let i = 0; i < WARMUP; i++) await client.embedPixels(tiles[i % tiles.length]);
+  for (let i = 0; i < (backend === 'webgpu' ? 1 : WARMUP); i++) await client.embedPixels(tiles[i % tiles.length]);
   const embedPasses = [];
   const roundTrip = [];
   const vectors = [];
@@ -129,5 +129,24 @@ function cosine(a, b) {
   return dot / Math.sqrt(na * nb);
 }
 
-window.bench = { tessera, ort };
+/** Search this slide on the demo slide: every tissue tile of `side` px described. */
+async function scan({ threads = 1, backend = 'wasm', side = 370 } = {}) {
+  const client = new TesseraClient();
+  const info = await client.load({ model: MODEL, manifest: MANIFEST, index: INDEX, threads, backend });
+  const image = new Image();
+  image.src = '/demo/slide.jpg';
+  await image.decode();
+  const canvas = new OffscreenCanvas(image.naturalWidth, image.naturalHeight);
+  const ctx = canvas.getContext('2d');
+  ctx.drawImage(image, 0, 0);
+  const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  const { tiles, ms } = await client.scanSlide(pixels, { side });
+  const t = performance.now();
+  await client.scoreScan(tiles.length ? { positives: [0] } : 0);
+  const scoreMs = performance.now() - t;
+  client.terminate();
+  return { runtime: info.runtime, side, tiles: tiles.length, ms, tilesPerS: (1000 * tiles.length) / ms, scoreMs };
+}
+
+window.bench = { tessera, ort, scan };
 document.body.dataset.ready = 'true';

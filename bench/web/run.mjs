@@ -8,7 +8,9 @@
 //     and search latency (50 searches, k = 24, over the demo index), inside the worker
 //     and as the page sees them (round trip), at 1 and 2 threads;
 //   - onnxruntime-web (WASM backend) on the same model and tiles in the same page at the
-//     same thread count, as the reference: the ratio at equal threads is the result.
+//     same thread count, as the reference: the ratio at equal threads is the result;
+//   - the WebGPU path on the browser's adapter (SwiftShader without a GPU), a few tiles;
+//   - "Search this slide" on the demo slide: tissue tiles described per second.
 // Prints a summary and writes bench/results/web.json. Run through bench/web.sh.
 
 import { execFileSync } from 'node:child_process';
@@ -126,6 +128,8 @@ async function embedAt(browser, url, threads) {
 }
 
 const env = await start({
+  // A WebGPU adapter for the GPU rows (SwiftShader where there is no GPU).
+  args: ['--enable-unsafe-webgpu'],
   mounts: {
     '/bench/': path.join(REPO, 'bench/web'),
     '/ort/': path.join(REPO, 'bench/web/node_modules/onnxruntime-web/dist'),
@@ -149,6 +153,41 @@ try {
 
   results.embedding = [];
   for (const threads of THREADS) results.embedding.push(await embedAt(env.browser, env.url, threads));
+  // WebGPU: the same descriptor on the browser's adapter (a few tiles: SwiftShader, a GPU
+  // emulated on the CPU, takes seconds per tile).
+  {
+    const { context, page } = await newPage(env.browser);
+    await page.goto(`${env.url}bench/page.html`);
+    await page.waitForSelector('body[data-ready="true"]');
+    try {
+      const t = await page.evaluate(() => window.bench.tessera({ n: 2, passes: 1, searches: 1, threads: 1, backend: 'webgpu' }));
+      const embed = stats(t.embedPasses.flat());
+      results.webgpu = {
+        runtime: t.runtime,
+        views: t.views,
+        embed_ms: embed,
+        embed_ms_per_view: round(embed.median / t.views),
+        engine_load_ms: round(t.loadMs),
+        // Against the one-thread WASM build of this run.
+        over_wasm_1_thread: ratio(embed.median / t.views / results.embedding[0].tessera.embed_ms_per_view),
+      };
+    } catch (e) {
+      results.webgpu = { skipped: `no WebGPU run: ${e.message}` };
+    }
+    await context.close();
+  }
+
+  // Search this slide: tiles described per second on the demo slide, per build.
+  results.slide_scan = [];
+  for (const threads of THREADS) {
+    const { context, page } = await newPage(env.browser);
+    await page.goto(`${env.url}bench/page.html`);
+    await page.waitForSelector('body[data-ready="true"]');
+    const r = await page.evaluate((threads) => window.bench.scan({ threads }), threads);
+    results.slide_scan.push({ threads, runtime: r.runtime, side_px: r.side, tiles: r.tiles, ms: round(r.ms), tiles_per_s: round(r.tilesPerS), score_ms: round(r.scoreMs) });
+    await context.close();
+  }
+
   const one = results.embedding[0];
   const two = results.embedding.at(-1);
   // How much the second thread buys each runtime, measured in this run.
@@ -179,6 +218,9 @@ try {
     console.log(`  tessera search (k=24, ${t.index_tiles} tiles): ${ms(t.search_ms)}; round trip ${ms(t.search_round_trip_ms)}`);
   }
   console.log(`second thread: tessera ×${r.thread_scaling.tessera}, onnxruntime-web ×${r.thread_scaling.onnxruntime_web}`);
+  if (r.webgpu.skipped) console.log(`webgpu: ${r.webgpu.skipped}`);
+  else console.log(`webgpu (${r.webgpu.runtime.embedding}): ${ms(r.webgpu.embed_ms)} per descriptor, ${r.webgpu.embed_ms_per_view} ms per view, ×${r.webgpu.over_wasm_1_thread} the one-thread WASM time`);
+  for (const sc of r.slide_scan) console.log(`search this slide, ${sc.threads} thread(s): ${sc.tiles} tiles of ${sc.side_px} px in ${sc.ms} ms, ${sc.tiles_per_s} tiles/s; scoring ${sc.score_ms} ms`);
   mkdirSync(path.join(REPO, 'bench/results'), { recursive: true });
   writeFileSync(path.join(REPO, 'bench/results/web.json'), `${JSON.stringify(results, null, 2)}\n`);
   console.log('wrote bench/results/web.json');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { REPO, newPage, start } from './harness.mjs';
+import { REPO, cosine, newPage, start } from './harness.mjs';
 
 const LOAD_TIMEOUT = 180_000;
 const FIXTURE = path.join(REPO, 'tests/fixtures/wasm');
@@ -15,18 +15,6 @@ const expected = JSON.parse(readFileSync(path.join(FIXTURE, 'expected.json'), 'u
 const tileBytes = [...readFileSync(path.join(FIXTURE, 'tile.jpeg'))];
 /** A search the native build ran (its query is the native embedding of the tile). */
 const NATIVE_SEARCH = expected.searches[0];
-
-function cosine(a, b) {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return dot / Math.sqrt(na * nb);
-}
 
 /** Opens the demo with `query`, waits until it is ready, and embeds and searches the
  *  fixture tile: { info, status, vector, ids }. */

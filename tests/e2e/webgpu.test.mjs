@@ -8,24 +8,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { REPO, newPage, screenshot, start } from './harness.mjs';
+import { REPO, cosine, newPage, screenshot, start } from './harness.mjs';
 
 const LOAD_TIMEOUT = 300_000;
 const FIXTURE = path.join(REPO, 'tests/fixtures/wasm');
 const expected = JSON.parse(readFileSync(path.join(FIXTURE, 'expected.json'), 'utf8'));
 const tileBytes = [...readFileSync(path.join(FIXTURE, 'tile.jpeg'))];
-
-function cosine(a, b) {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return dot / Math.sqrt(na * nb);
-}
 
 /** The demo with `query`, ready; then the fixture tile embedded and searched. */
 async function runDemo(env, query, shot) {

@@ -13,7 +13,8 @@
 // that passes a self-check against the CPU, else the CPU; 'webgpu' forces it, 'wasm' the CPU).
 // Methods: search(source, region?) with a Blob/File, ImageData, an <img>/<canvas>/
 // ImageBitmap (optionally a {x, y, width, height} region of it) or an image URL;
-// searchVector(Float32Array); the basket (hits collected for export, kept per index in
+// searchVector(Float32Array); scanSlide(image, { side }) and scoreScan() (search this slide:
+// every tissue tile described, then scored for the last query, for a heatmap); the basket (hits collected for export, kept per index in
 // localStorage): getBasket(), addToBasket(hit), removeFromBasket(id), clearBasket().
 // Property `ready`: a promise of the engine info.
 // Events (bubbling, composed): tessera-ready {info}, tessera-results {hits, ms, embedMs},
@@ -184,6 +185,24 @@ export class TesseraSearch extends HTMLElement {
   async searchVector(vector) {
     await this.ready;
     return this.#run(vector, null, 'embedding');
+  }
+
+  /** "Search this slide": every tissue tile of `image` (ImageData, <img>, <canvas>,
+   *  ImageBitmap) on a `side`-px grid, described by the engine (on the GPU when it runs),
+   *  with `onProgress({ loaded, total, tiles_per_s })`. Resolves to the tiles, `{ x, y,
+   *  side, tissue }` in the image's pixels; `scoreScan` colours them. */
+  async scanSlide(image, { side, minTissue, onProgress } = {}) {
+    await this.ready;
+    const pixels = image instanceof ImageData ? image : await pixelsOf(image);
+    return (await this.#client.scanSlide(pixels, { side, minTissue, onProgress })).tiles;
+  }
+
+  /** The similarity of every scanned tile (a Float32Array in `scanSlide`'s order) to the
+   *  last search's query, or to `query` (a vector, a tile id or `{ positives, negatives }`). */
+  async scoreScan(query = this.#lastQuery) {
+    await this.ready;
+    if (!query) throw Object.assign(new Error('no query yet: search first, or pass one'), { kind: 'usage' });
+    return (await this.#client.scoreScan(query)).scores;
   }
 
   /** The collected hits, oldest first: `{ id, score, query, metadata, added }`. */
@@ -394,6 +413,16 @@ export class TesseraSearch extends HTMLElement {
 }
 
 /** A search source in words: its file name or URL, and the region. */
+/** The RGBA pixels of an <img>, <canvas> or ImageBitmap, whole. */
+async function pixelsOf(image) {
+  if (image instanceof HTMLImageElement) await image.decode();
+  const width = image.naturalWidth ?? image.width;
+  const height = image.naturalHeight ?? image.height;
+  const ctx = new OffscreenCanvas(width, height).getContext('2d');
+  ctx.drawImage(image, 0, 0);
+  return ctx.getImageData(0, 0, width, height);
+}
+
 function describeSource(source, region) {
   const name = typeof source === 'string' ? source : (source.name || source.currentSrc || source.src || '');
   const where = region ? `region x ${region.x} y ${region.y} ${region.width} × ${region.height}` : '';

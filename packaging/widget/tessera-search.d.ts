@@ -3,11 +3,11 @@
 // against the module (exports, methods, observed attributes, events) and with tsc.
 
 import type { BasketItem } from './basket.js';
-import type { Hit, LoadedInfo, TesseraErrorKind } from './client.js';
+import type { Example, Hit, LoadedInfo, Query, ScanProgress, ScanTile, TesseraErrorKind } from './client.js';
 
 export type { BasketItem } from './basket.js';
 
-export type { EngineInfo, Example, Filter, Query, SearchOptions, SlideHit, SlideOptions } from './client.js';
+export type { EngineInfo, Example, Filter, Query, ScanProgress, ScanTile, SearchOptions, SlideHit, SlideOptions } from './client.js';
 export type { Hit, LoadedInfo, TesseraErrorKind } from './client.js';
 
 /** A rectangle in the pixels of the source: an <img>'s natural size, a canvas's or an
@@ -87,6 +87,11 @@ export declare class TesseraSearch extends HTMLElement {
   search(source: SearchSource, region?: SearchRegion): Promise<Hit[]>;
   /** Searches with an embedding from the same model (e.g. TesseraClient's `vector`). */
   searchVector(vector: Float32Array | number[]): Promise<Hit[]>;
+  /** Search this slide: every tissue tile of `image` on a `side`-px grid, described by the engine. */
+  scanSlide(image: ImageData | HTMLImageElement | HTMLCanvasElement | ImageBitmap,
+    options: { side: number; minTissue?: number; onProgress?: (progress: ScanProgress) => void }): Promise<ScanTile[]>;
+  /** The similarity of every scanned tile to the last search's query (or `query`), in `scanSlide`'s order. */
+  scoreScan(query?: Example | Query): Promise<Float32Array>;
   /** The collected hits, oldest first (kept per index in localStorage); [] before the element is attached. */
   getBasket(): BasketItem[];
   /** Collects a hit with the description of the query of the hits shown. Throws a BasketError (kind `basket`)

@@ -76,4 +76,37 @@ describe('search this slide', () => {
       await context.close();
     }
   });
+
+  test('the widget: scanSlide describes the tissue tiles, scoreScan scores them for the last search', async () => {
+    const { context, page } = await newPage(env.browser);
+    try {
+      await page.goto(`${env.url}embed-example.html`);
+      const result = await page.evaluate(async () => {
+        const el = document.querySelector('tessera-search');
+        await customElements.whenDefined('tessera-search');
+        await el.ready;
+        const img = document.querySelector('#slide');
+        const seen = [];
+        const tiles = await el.scanSlide(img, { side: 740, onProgress: (p) => seen.push(p.loaded) });
+        let early;
+        try {
+          await el.scoreScan();
+        } catch (e) {
+          early = e.kind;
+        }
+        await el.search(img, { x: tiles[0].x, y: tiles[0].y, width: tiles[0].side, height: tiles[0].side });
+        const scores = Array.from(await el.scoreScan());
+        return { tiles, scores, seen, early };
+      });
+      assert.ok(result.tiles.length >= 3, `tiles: ${result.tiles.length}`);
+      assert.equal(result.early, 'usage', 'no query before the first search');
+      assert.equal(result.scores.length, result.tiles.length);
+      assert.equal(result.seen.at(-1), result.tiles.length, 'progress reached the end');
+      // Searched with the first tile itself: it scores highest.
+      assert.equal(result.scores.indexOf(Math.max(...result.scores)), 0, JSON.stringify(result.scores));
+      assert.deepEqual(page.consoleErrors, []);
+    } finally {
+      await context.close();
+    }
+  });
 });

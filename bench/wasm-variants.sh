@@ -4,6 +4,7 @@
 #   shipped   scripts/build-web.sh's www/pkg/ (release: codegen-units 16, no LTO)
 #   lto       fat LTO and codegen-units 1 (CARGO_PROFILE_RELEASE_*; target/wasm-lto)
 #   lto+opt   the same through wasm-opt -O3 (npm binaryen; Debian's binaryen 108 corrupts it)
+#   shipped+oz  the shipped build through wasm-opt -Oz (for size)
 # Each variant is checked to embed like the shipped one (cosine ≥ 0.9999). Writes
 # bench/results/wasm-variants.json (bench/web/variants.mjs). Builds take ~15 min on 2 cores.
 set -euo pipefail
@@ -26,12 +27,17 @@ CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
 wasm-bindgen --target web --remove-name-section --remove-producers-section --out-dir "$out/lto" \
     target/wasm-lto/wasm32-unknown-unknown/release/tessera.wasm
 
-step "lto+opt: wasm-opt -O3"
-cp -r "$out/lto" "$out/lto+opt"
-# The features Rust's wasm32 target emits (plus simd128, .cargo/config.toml).
-bench/web/node_modules/.bin/wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
-    --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
-    "$out/lto/tessera_bg.wasm" -o "$out/lto+opt/tessera_bg.wasm"
+# wasm_opt FROM TO FLAG: a copy of variant FROM whose .wasm went through wasm-opt FLAG, with
+# the features Rust's wasm32 target emits (plus simd128, .cargo/config.toml).
+wasm_opt() {
+    step "$2: wasm-opt $3"
+    cp -r "$out/$1" "$out/$2"
+    bench/web/node_modules/.bin/wasm-opt "$3" --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+        --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
+        "$out/$1/tessera_bg.wasm" -o "$out/$2/tessera_bg.wasm"
+}
+wasm_opt lto lto+opt -O3
+wasm_opt shipped shipped+oz -Oz
 
 step "measure (headless Chromium)"
-node bench/web/variants.mjs "$out" shipped lto lto+opt
+node bench/web/variants.mjs "$out" shipped lto lto+opt shipped+oz

@@ -32,7 +32,8 @@ def provenance(d) -> str:
     if not p:
         return "no provenance recorded (written before results carried it: re-run `bench/run`)"
     commit = (p.get("git_commit") or "")[:10]
-    return f"`{p['command']}` on {p['date']}, {p['machine']}, tessera {p['tessera']} ({commit})"
+    version = f"tessera {p['tessera']} " if p.get("tessera") else ""
+    return f"`{p['command']}` on {p['date']}, {p['machine']}, {version}({commit})"
 
 
 def cpu_peak_gflops():
@@ -205,6 +206,18 @@ def web_section(d, plots: Path, md: list, peak):
     md.append("\n![browser embedding](plots/web.png)\n")
 
 
+def wasm_variants_section(d, md: list):
+    if not begin(md, "The .wasm: LTO and wasm-opt (`bench/wasm-variants.sh`)", d, "no `wasm-variants.json`"):
+        return
+    md.append(f"Source: {provenance(d)}; {d['provenance'].get('browser')}, binaryen {d['provenance'].get('binaryen')}. {d['engine']}.\n")
+    md.append("| variant | gzip -9 MiB | size / shipped | ms per view | time / shipped | cosine to shipped (min) |")
+    md.append("|---|---:|---:|---:|---:|---:|")
+    for r in d["rows"]:
+        md.append(f"| {r['variant']} | {r['gzip_bytes'] / 1048576:.2f} | {r['size_over_first']} | {r['embed_ms_per_view']:.1f} | "
+                  f"{r['time_over_first']} | {r['min_cosine_to_first']:.6f} |")
+    md.append("\nTimes of a few per cent apart are within this benchmark's run-to-run noise (24 tiles, 2 passes).\n")
+
+
 def slide_section(d, md: list):
     if not begin(md, "Whole-slide builds (`tessera bench slide`)", d, "no `slide-build.json`"):
         return
@@ -253,6 +266,7 @@ def main():
     gpu_section(load(args.results, "gpu"), plots, md)
     search_section(load(args.results, "search"), plots, md)
     web_section(load(args.results, "web"), plots, md, peak)
+    wasm_variants_section(load(args.results, "wasm-variants"), md)
     slide_section(load(args.results, "slide-build"), md)
     eval_section(load(args.results, "eval"), md)
     md.append("\n## Skipped\n\nonnxruntime-web's WebGPU backend; WebGPU on a hardware GPU (none on these machines: the browser's "

@@ -85,6 +85,7 @@ const results = {
     command: 'bench/wasm-variants.sh',
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} threads available`,
+    tessera: readFileSync(path.join(REPO, 'Cargo.toml'), 'utf8').match(/^version\s*=\s*"([^"]+)"/m)?.[1],
     git_commit: git(['rev-parse', 'HEAD']),
     browser: execFileSync(CHROMIUM, ['--version']).toString().trim(),
     binaryen: JSON.parse(readFileSync(path.join(REPO, 'bench/web/node_modules/binaryen/package.json'), 'utf8')).version,

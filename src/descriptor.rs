@@ -280,7 +280,7 @@ impl TileDescriber {
     }
 
     /// The descriptors of several tiles, every view of every tile in one backend call (one
-    /// GPU batch); each equals [`Self::describe`] of the tile.
+    /// GPU batch).
     pub fn describe_many(&self, tiles: &[RgbImage]) -> Result<Vec<Vec<f32>>, DescribeError> {
         let squares: Vec<RgbImage> = tiles.iter().flat_map(|t| self.views_of(t)).collect();
         self.finish_all(tiles, &self.backend.embed_squares(&squares)?)
@@ -296,9 +296,7 @@ impl TileDescriber {
     /// The descriptor of one tile. The histogram sees the whole tile; the model sees its
     /// centre square at the model's input size, in each view.
     pub fn describe(&self, tile: &RgbImage) -> Result<Vec<f32>, DescribeError> {
-        let squares = self.views_of(tile);
-        let embeddings = if squares.is_empty() { Vec::new() } else { self.backend.embed_squares(&squares)? };
-        self.finish(tile, &embeddings)
+        Ok(self.describe_many(std::slice::from_ref(tile))?.remove(0))
     }
 
     /// The squares the model sees of `tile`: one per view (none for a histogram descriptor).

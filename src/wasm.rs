@@ -153,11 +153,6 @@ impl SlideScan {
     pub fn tiles(&self) -> Result<JsValue, Error> {
         to_js(&self.tiles)
     }
-
-    #[wasm_bindgen(getter)]
-    pub fn length(&self) -> usize {
-        self.tiles.len()
-    }
 }
 
 /// How `new Engine` loads.

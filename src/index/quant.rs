@@ -277,10 +277,9 @@ fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
 
 fn dot_f16_blocks(a: &[f32], b: &[f16]) -> f32 {
     use half::slice::HalfFloatSliceExt;
-    const BLOCK: usize = F16_BLOCK;
-    let mut wide = [0.0f32; BLOCK];
+    let mut wide = [0.0f32; F16_BLOCK];
     let mut sum = 0.0;
-    for (x, y) in a.chunks(BLOCK).zip(b.chunks(BLOCK)) {
+    for (x, y) in a.chunks(F16_BLOCK).zip(b.chunks(F16_BLOCK)) {
         let wide = &mut wide[..y.len()];
         y.convert_to_f32_slice(wide);
         sum += dot_f32(x, wide);

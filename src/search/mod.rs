@@ -111,16 +111,11 @@ pub enum SearchError {
 
 /// Runs a search; hits are sorted by descending score (or MMR order when `mmr` is set).
 pub fn search(index: &Index, query: &Query, options: &SearchOptions) -> Result<Vec<Hit>, SearchError> {
-    if query.positives.is_empty() {
-        return Err(SearchError::NoPositive);
-    }
+    check_scoring(query, options.negative_weight)?;
     if let Some(l) = options.mmr {
         if !(0.0..=1.0).contains(&l) {
             return Err(SearchError::BadOption(format!("mmr λ {l} is outside [0, 1]")));
         }
-    }
-    if !options.negative_weight.is_finite() || options.negative_weight < 0.0 {
-        return Err(SearchError::BadOption(format!("negative weight {} must be ≥ 0", options.negative_weight)));
     }
     // Columns and filter values are resolved once here, not per tile.
     let filters = options.filters.iter().map(|f| CodeFilter::new(index, f)).collect::<Result<Vec<_>, _>>()?;
@@ -177,12 +172,7 @@ pub fn search(index: &Index, query: &Query, options: &SearchOptions) -> Result<V
 /// index's final scores use: the full model space when it keeps re-ranking vectors, else
 /// its stored (possibly PCA-reduced) space.
 pub fn score_descriptors(index: &Index, query: &Query, negative_weight: f32, descriptors: &[f32]) -> Result<Vec<f32>, SearchError> {
-    if query.positives.is_empty() {
-        return Err(SearchError::NoPositive);
-    }
-    if !negative_weight.is_finite() || negative_weight < 0.0 {
-        return Err(SearchError::BadOption(format!("negative weight {negative_weight} must be ≥ 0")));
-    }
+    check_scoring(query, negative_weight)?;
     let dim = index.model().dim;
     if dim == 0 || descriptors.len() % dim != 0 {
         return Err(SearchError::BadOption(format!("{} descriptor values are not a whole number of {dim}-d descriptors", descriptors.len())));
@@ -198,11 +188,30 @@ pub fn score_descriptors(index: &Index, query: &Query, negative_weight: f32, des
         .map(|(i, d)| {
             let unit = normalize(d, dim).map_err(|what| SearchError::BadOption(format!("descriptor {i}: {what}")))?;
             let v = if full { unit } else { index.project(&unit) };
-            let pos = positives.iter().map(|p| dot_f32(p, &v)).sum::<f32>() / positives.len() as f32;
-            let neg = negatives.iter().map(|n| dot_f32(n, &v)).fold(f32::NEG_INFINITY, f32::max);
-            Ok(if negatives.is_empty() { pos } else { pos - negative_weight * neg })
+            Ok(combine(&positives, &negatives, negative_weight, |p| dot_f32(p, &v)))
         })
         .collect()
+}
+
+/// What every scoring needs of a query: a positive example and a usable β.
+fn check_scoring(query: &Query, negative_weight: f32) -> Result<(), SearchError> {
+    if query.positives.is_empty() {
+        return Err(SearchError::NoPositive);
+    }
+    if !negative_weight.is_finite() || negative_weight < 0.0 {
+        return Err(SearchError::BadOption(format!("negative weight {negative_weight} must be ≥ 0")));
+    }
+    Ok(())
+}
+
+/// A candidate's score from its similarity to each example (the module docs): the mean
+/// over the positives − β · the maximum over the negatives.
+fn combine<P>(positives: &[P], negatives: &[P], beta: f32, similarity: impl Fn(&P) -> f32) -> f32 {
+    let pos = positives.iter().map(&similarity).sum::<f32>() / positives.len() as f32;
+    if negatives.is_empty() {
+        return pos;
+    }
+    pos - beta * negatives.iter().map(&similarity).fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// An example in the two spaces an index may score in: the stored (navigation) space,
@@ -367,12 +376,7 @@ impl<'a> Scorer<'a> {
     }
 
     fn score(&self, id: usize) -> f32 {
-        let pos = self.positives.iter().map(|p| self.store.score(p, id)).sum::<f32>() / self.positives.len() as f32;
-        if self.negatives.is_empty() {
-            return pos;
-        }
-        let neg = self.negatives.iter().map(|n| self.store.score(n, id)).fold(f32::NEG_INFINITY, f32::max);
-        pos - self.beta * neg
+        combine(&self.positives, &self.negatives, self.beta, |p| self.store.score(p, id))
     }
 
     /// Every tile's score by id; tiles the filters reject are not scored (−∞).

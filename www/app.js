@@ -7,7 +7,7 @@
 // backend ('auto', 'webgpu' or 'wasm').
 
 import { Basket, exportBasket, slideBox } from './basket.js';
-import { TesseraClient } from './client.js';
+import { TesseraClient, runtimeBadge } from './client.js';
 
 const params = new URLSearchParams(location.search);
 const config = {
@@ -164,9 +164,7 @@ function onReady(info, fromCache) {
   el.scanSlide.disabled = false;
   const tiles = info.index.tiles.toLocaleString('en');
   const seconds = (info.load_ms / 1000).toFixed(1);
-  const threads = info.runtime.embedding.startsWith('gpu') ? ' · WebGPU'
-    : info.runtime.threads > 1 ? ` · ${info.runtime.threads} threads` : '';
-  setStatus('ready', `${tiles} tiles · ready in ${seconds} s${fromCache ? ' (offline cache)' : ''}${threads}`);
+  setStatus('ready', `${tiles} tiles · ready in ${seconds} s${fromCache ? ' (offline cache)' : ''}${runtimeBadge(info.runtime)}`);
   const model = info.index.model;
   const adapter = info.index.adapter
     ? `, ${info.index.adapter.kind.toUpperCase()} adapter over ${Object.keys(info.index.adapter.classes).length} classes`
@@ -323,8 +321,7 @@ async function rescoreScan() {
     drawOutlines();
     return;
   }
-  const query = { positives: state.positives.map(toExample), negatives: state.negatives.map(toExample) };
-  const { scores } = await client.scoreScan(query);
+  const { scores } = await client.scoreScan(currentQuery());
   drawHeatmap(state.scan, scores);
   listTopRegions(state.scan, scores);
 }
@@ -508,6 +505,11 @@ function toExample(e) {
   return e.kind === 'tile' ? e.id : e.vector;
 }
 
+/** The query's examples as the engine takes them. */
+function currentQuery() {
+  return { positives: state.positives.map(toExample), negatives: state.negatives.map(toExample) };
+}
+
 // ---------------------------------------------------------------- search and results
 
 async function runSearch() {
@@ -525,7 +527,7 @@ async function runSearch() {
     filters: label ? [{ key: 'label', include: [label] }] : [],
     mmr: el.diversity.value ? Number(el.diversity.value) : null,
   };
-  const query = { positives: state.positives.map(toExample), negatives: state.negatives.map(toExample) };
+  const query = currentQuery();
   const words = queryText();
   el.results.classList.add('busy');
   try {

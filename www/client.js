@@ -25,6 +25,13 @@ export function missingFeatures() {
   return null;
 }
 
+/** What computes the embeddings, for a status line: ' · WebGPU', ' · N threads' or ''
+ *  (one thread). `runtime`: the engine info's `runtime`. */
+export function runtimeBadge(runtime) {
+  if (runtime.embedding.startsWith('gpu')) return ' · WebGPU';
+  return runtime.threads > 1 ? ` · ${runtime.threads} threads` : '';
+}
+
 /** How long `load` may take before it gives up (a stalled download must not hang a page). */
 export const LOAD_TIMEOUT_MS = 300_000;
 

@@ -25,8 +25,6 @@ const POOL_TIMEOUT_MS = 20_000;
 let engine = null;
 /** "Search this slide": `{ scan, tiles, descriptors, done, dim }` of the last scan. */
 let slideScan = null;
-/** The instantiated build (for its classes beside Engine). */
-let lastPkg = null;
 let scanCancelled = false;
 /** Tiles per embedScan call: a GPU batch (4 views each), or a small step on the CPU so
  *  that progress and a cancel come often. */
@@ -74,7 +72,6 @@ const handlers = {
       throw e;
     });
     const { pkg, fallback } = await wasm;
-    lastPkg = pkg;
     const { manifestBytes, model, index } = await data;
     const t = performance.now();
     try {
@@ -169,14 +166,15 @@ const handlers = {
     scanCancelled = false;
     let scan;
     try {
-      scan = new lastPkg.SlideScan(width, height, rgbaBytes(data), side, minTissue);
+      scan = new (await wasmReady).pkg.SlideScan(width, height, rgbaBytes(data), side, minTissue);
     } catch (err) {
       throw new WorkerError(err.kind ?? 'input', err.message);
     }
-    const dim = e.info().index.model.dim;
+    const { index, runtime } = e.info();
+    const dim = index.model.dim;
     const tiles = scan.tiles();
     slideScan = { scan, tiles, descriptors: new Float32Array(tiles.length * dim), done: 0, dim };
-    const batch = e.info().runtime.embedding.startsWith('gpu') ? SCAN_BATCH.gpu : SCAN_BATCH.cpu;
+    const batch = runtime.embedding.startsWith('gpu') ? SCAN_BATCH.gpu : SCAN_BATCH.cpu;
     const started = performance.now();
     const report = () => self.postMessage({
       type: 'progress', what: 'scan', loaded: slideScan.done, total: tiles.length,
@@ -310,15 +308,14 @@ async function instantiate({ js, wasm }) {
  *  compile of a cached response lets V8 reuse its compiled code next time, and the
  *  bytes are read once, by the compiler. Its bytes when there is no Cache API. */
 async function wasmSource(url) {
-  const cache = await openCache();
-  const cached = await cache?.match(url);
-  if (cached && !(await changedOnServer(url, cached))) {
+  const cached = await currentCopy(url);
+  if (cached) {
     const size = Number(cached.headers.get('content-length')) || 0;
     progress('engine', size, size, true);
     return cached;
   }
   const bytes = await fetchCached(url, 'engine', { fresh: true });
-  return (await cache?.match(url)) ?? bytes;
+  return (await (await openCache())?.match(url)) ?? bytes;
 }
 
 function requireEngine() {
@@ -358,7 +355,8 @@ async function fetchVerified(url, what, sha256) {
       return bytes;
     }
   }
-  for (const fresh of [false, true]) {
+  // A pinned copy that failed its check is not read again: straight to the network.
+  for (const fresh of cached ? [true] : [false, true]) {
     const bytes = await fetchCached(url, what, { fresh });
     if (!sha256) return bytes;
     const actual = await sha256Hex(bytes);
@@ -385,9 +383,8 @@ async function dropCached(url) {
 /** The bytes of `url`, from the Cache API when the server's copy is unchanged (same
  *  Last-Modified/ETag/length) or unreachable, else from the network with progress. */
 async function fetchCached(url, what, { fresh = false } = {}) {
-  const cache = await openCache();
-  const cached = fresh ? undefined : await cache?.match(url);
-  if (cached && !(await changedOnServer(url, cached))) {
+  const cached = fresh ? undefined : await currentCopy(url);
+  if (cached) {
     const bytes = new Uint8Array(await cached.arrayBuffer());
     progress(what, bytes.length, bytes.length, true);
     return bytes;
@@ -402,8 +399,14 @@ async function fetchCached(url, what, { fresh = false } = {}) {
     throw new WorkerError('fetch', `cannot fetch the ${what} from ${url}: HTTP ${response.status} ${response.statusText}`);
   }
   const bytes = await readWithProgress(response, what);
-  await cache?.put(url, new Response(bytes, { headers: response.headers })).catch(() => {});
+  await (await openCache())?.put(url, new Response(bytes, { headers: response.headers })).catch(() => {});
   return bytes;
+}
+
+/** The Cache API's copy of `url` when the server's is the same (or unreachable). */
+async function currentCopy(url) {
+  const cached = await (await openCache())?.match(url);
+  return cached && !(await changedOnServer(url, cached)) ? cached : undefined;
 }
 
 /** False when offline or the server's validators match the cached response. */

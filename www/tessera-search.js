@@ -28,7 +28,7 @@
 // `timeout` rather than hanging.
 
 import { Basket, exportBasket } from './basket.js';
-import { TesseraClient } from './client.js';
+import { TesseraClient, runtimeBadge } from './client.js';
 
 const STYLE = `
 :host { display: block; font: 13px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2330;
@@ -132,9 +132,7 @@ export class TesseraSearch extends HTMLElement {
       })
       .then((info) => {
         this.#shadow('.bar').hidden = true;
-        const threads = info.runtime.embedding.startsWith('gpu') ? ' · WebGPU'
-          : info.runtime.threads > 1 ? ` · ${info.runtime.threads} threads` : '';
-        this.#status(`${info.index.tiles.toLocaleString('en')} tiles · ready${threads}`);
+        this.#status(`${info.index.tiles.toLocaleString('en')} tiles · ready${runtimeBadge(info.runtime)}`);
         this.#shadow('.grid').innerHTML = '<p class="empty">Give me a tile to search with.</p>';
         this.#readyResolve(info);
         this.#emit('tessera-ready', { info });
@@ -320,11 +318,7 @@ export class TesseraSearch extends HTMLElement {
     if (source instanceof Blob) return this.#client.embedImage(source, undefined, options);
     if (source instanceof ImageData && !region) return this.#client.embedPixels(source, options);
     const bitmap = source instanceof ImageData ? await createImageBitmap(source) : source;
-    const r = region ?? { x: 0, y: 0, width: bitmap.naturalWidth ?? bitmap.width, height: bitmap.naturalHeight ?? bitmap.height };
-    const canvas = new OffscreenCanvas(r.width, r.height);
-    const ctx = canvas.getContext('2d');
-    ctx.drawImage(bitmap, r.x, r.y, r.width, r.height, 0, 0, r.width, r.height);
-    return this.#client.embedPixels(ctx.getImageData(0, 0, r.width, r.height), options);
+    return this.#client.embedPixels(await pixelsOf(bitmap, region), options);
   }
 
   async #run(vector, embedMs, query) {
@@ -413,14 +407,14 @@ export class TesseraSearch extends HTMLElement {
 }
 
 /** A search source in words: its file name or URL, and the region. */
-/** The RGBA pixels of an <img>, <canvas> or ImageBitmap, whole. */
-async function pixelsOf(image) {
+/** The RGBA pixels of an <img>, <canvas> or ImageBitmap: its `{ x, y, width, height }`
+ *  region, or all of it. */
+async function pixelsOf(image, region) {
   if (image instanceof HTMLImageElement) await image.decode();
-  const width = image.naturalWidth ?? image.width;
-  const height = image.naturalHeight ?? image.height;
-  const ctx = new OffscreenCanvas(width, height).getContext('2d');
-  ctx.drawImage(image, 0, 0);
-  return ctx.getImageData(0, 0, width, height);
+  const r = region ?? { x: 0, y: 0, width: image.naturalWidth ?? image.width, height: image.naturalHeight ?? image.height };
+  const ctx = new OffscreenCanvas(r.width, r.height).getContext('2d');
+  ctx.drawImage(image, r.x, r.y, r.width, r.height, 0, 0, r.width, r.height);
+  return ctx.getImageData(0, 0, r.width, r.height);
 }
 
 function describeSource(source, region) {

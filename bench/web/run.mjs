@@ -19,40 +19,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { CHROMIUM, REPO, newPage, start } from '../../tests/e2e/harness.mjs';
+import { median, provenance, ratio, round, stats } from './measure.mjs';
 
 const LOAD_TIMEOUT = 300_000;
 /** The shipped 6-block ViT-S/14 at 112 px (models/vit-s14-int8.json; bench/report.py). */
 const GFLOP_PER_VIEW = 1.45;
 const THREADS = [1, 2];
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const quantile = (xs, q) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
-const stats = (xs) => ({ median: median(xs), p90: quantile(xs, 0.9), min: Math.min(...xs), max: Math.max(...xs), n: xs.length });
-const round = (x) => Math.round(x * 10) / 10;
-const ratio = (x) => Math.round(x * 1000) / 1000;
-
-function provenance() {
-  const git = (args) => {
-    try {
-      return execFileSync('git', args, { cwd: REPO }).toString().trim();
-    } catch {
-      return null;
-    }
-  };
-  const version = readFileSync(path.join(REPO, 'Cargo.toml'), 'utf8').match(/^version\s*=\s*"([^"]+)"/m)?.[1];
-  return {
-    command: 'bench/web.sh',
-    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-    machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} threads available`,
-    tessera: version,
-    git_commit: git(['rev-parse', 'HEAD']),
-    node: process.version,
-    onnxruntime_web: JSON.parse(readFileSync(path.join(REPO, 'bench/web/node_modules/onnxruntime-web/package.json'), 'utf8')).version,
-  };
-}
 
 function wasmSize(file) {
   const bytes = readFileSync(path.join(REPO, file));
@@ -137,7 +109,15 @@ const env = await start({
 });
 try {
   const version = execFileSync(CHROMIUM, ['--version']).toString().trim();
-  const results = { provenance: provenance(), browser: version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model };
+  const results = {
+    provenance: provenance('bench/web.sh', {
+      node: process.version,
+      onnxruntime_web: JSON.parse(readFileSync(path.join(REPO, 'bench/web/node_modules/onnxruntime-web/package.json'), 'utf8')).version,
+    }),
+    browser: version,
+    cpus: os.cpus().length,
+    cpu: os.cpus()[0]?.model,
+  };
   results.wasm = { single: wasmSize('www/pkg/tessera_bg.wasm'), threads: wasmSize('www/pkg-threads/tessera_bg.wasm') };
   results.index_bytes = statSync(path.join(REPO, 'www/demo/index.tsi')).size;
 

@@ -14,18 +14,13 @@ import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { serve } from '../../scripts/serve.mjs';
 import { CHROMIUM, CHROMIUM_ARGS, REPO, cosine, newPage } from '../../tests/e2e/harness.mjs';
+import { median, provenance, ratio, round } from './measure.mjs';
 
 const [dir, ...variants] = process.argv.slice(2);
 if (!dir || !variants.length) {
   console.error('usage: node bench/web/variants.mjs DIR VARIANT...');
   process.exit(2);
 }
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const round = (x) => Math.round(x * 10) / 10;
 
 /** www/ with pkg/ replaced by `pkg`, as symlinks in a temporary folder. */
 function rootWith(pkg) {
@@ -68,28 +63,16 @@ try {
 const base = rows[0];
 for (const r of rows) {
   r.min_cosine_to_first = Math.min(...r.vectors.map((v, i) => cosine(v, base.vectors[i])));
-  r.size_over_first = Math.round((1000 * r.gzip_bytes) / base.gzip_bytes) / 1000;
-  r.time_over_first = Math.round((1000 * r.embed_ms_per_view) / base.embed_ms_per_view) / 1000;
+  r.size_over_first = ratio(r.gzip_bytes / base.gzip_bytes);
+  r.time_over_first = ratio(r.embed_ms_per_view / base.embed_ms_per_view);
 }
 for (const r of rows) delete r.vectors;
-const git = (args) => {
-  try {
-    return execFileSync('git', args, { cwd: REPO }).toString().trim();
-  } catch {
-    return null;
-  }
-};
 const results = {
   benchmark: 'wasm-variants',
-  provenance: {
-    command: 'bench/wasm-variants.sh',
-    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-    machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} threads available`,
-    tessera: readFileSync(path.join(REPO, 'Cargo.toml'), 'utf8').match(/^version\s*=\s*"([^"]+)"/m)?.[1],
-    git_commit: git(['rev-parse', 'HEAD']),
+  provenance: provenance('bench/wasm-variants.sh', {
     browser: execFileSync(CHROMIUM, ['--version']).toString().trim(),
     binaryen: JSON.parse(readFileSync(path.join(REPO, 'bench/web/node_modules/binaryen/package.json'), 'utf8')).version,
-  },
+  }),
   engine: 'one-thread build (www/pkg), 4-view descriptor of 24 demo slide tiles',
   rows,
 };

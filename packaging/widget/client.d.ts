@@ -30,6 +30,9 @@ export declare class TesseraError extends Error {
 /** What this browser lacks to run the engine, or null. */
 export declare function missingFeatures(): 'WebAssembly' | 'WebAssembly SIMD' | 'Web Workers' | null;
 
+/** What computes the embeddings, for a status line: ' · WebGPU', ' · N threads' or '' (one thread). */
+export declare function runtimeBadge(runtime: EngineInfo['runtime']): string;
+
 /** How long `load` may take by default before it rejects with kind `timeout` (ms). */
 export declare const LOAD_TIMEOUT_MS: number;
 

@@ -96,6 +96,7 @@ impl Kinded for crate::index::IndexError {
     fn kind(&self) -> ErrorKind {
         match self {
             crate::index::IndexError::ModelMismatch(_) => ErrorKind::Mismatch,
+            crate::index::IndexError::BadPartition { .. } => ErrorKind::Integrity,
             _ => ErrorKind::Index,
         }
     }

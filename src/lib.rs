@@ -6,6 +6,7 @@
 
 pub mod adapter;
 pub mod backend;
+pub mod collection;
 pub mod descriptor;
 pub mod error;
 pub mod eval;
@@ -16,6 +17,7 @@ pub mod index;
 #[cfg(feature = "cli")]
 pub mod manifest;
 pub mod model;
+pub mod partitioned;
 pub mod preprocess;
 pub mod scan;
 pub mod search;

@@ -9,13 +9,14 @@ use js_sys::{Array, Error, Float32Array, Uint8Array};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
+use crate::collection::{Collection, CollectionInfo};
 use crate::descriptor::TileDescriber;
 use crate::error::{ErrorKind, Kinded};
-use crate::index::{Census, Index, IndexInfo};
+use crate::index::Census;
 use crate::model::{Embedder, ModelManifest};
 use crate::preprocess;
 use crate::scan;
-use crate::search::{self, Query, SearchOptions, SlideOptions};
+use crate::search::{Query, SearchOptions, SlideOptions};
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -72,7 +73,10 @@ export interface SearchOptions {
   ef?: number | null;
   exact?: boolean;
   exact_below?: number;
+  nprobe?: number | null;     // partitions a partitioned index probes (default: the index's)
 }
+/** A partition a query needs (`Engine.neededPartitions`): fetch bytes [start, end) of the index file. */
+export interface PartitionSpan { partition: number; start: number; end: number; }
 export interface Hit {
   rank: number;               // 1-based
   id: number;                 // tile id in the index
@@ -112,7 +116,9 @@ export interface EngineInfo {
            hnsw: { ef_construction: number; ef_search: number; seed: number; max_degree: number;
                    layer_ratio: number; keep_pruned: boolean } | null;
            model: { id: string; sha256: string; dim: number; views: number;
-                    descriptor: { kind: 'vit' | 'hist' } | { kind: 'fused'; weight: number } } };
+                    descriptor: { kind: 'vit' | 'hist' } | { kind: 'fused'; weight: number } };
+           partitioned: { partitions: number; nprobe: number; directory_bytes: number;
+                          largest_partition_bytes: number; loaded: number; loaded_bytes: number } | null };
   labels: Record<string, number>;   // label → tile count
   slides: Record<string, number>;   // slide → tile count
   groups: number;                   // distinct `group` values
@@ -124,7 +130,7 @@ export interface EngineInfo {
 pub struct Engine {
     /// Shared with the promises of the async methods, which outlive the call.
     describer: Rc<TileDescriber>,
-    index: Index,
+    collection: Collection,
     phases: LoadPhases,
     /// Why the GPU is not (or no longer) used, as the backend reported it.
     gpu_notes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -188,9 +194,16 @@ struct EngineInfo<'a> {
     runtime: Runtime,
     load_phases: LoadPhases,
     model: ModelSummary<'a>,
-    index: IndexInfo,
+    index: CollectionInfo,
     #[serde(flatten)]
     census: Census,
+}
+
+#[derive(Serialize)]
+struct PartitionSpan {
+    partition: usize,
+    start: u64,
+    end: u64,
 }
 
 #[wasm_bindgen]
@@ -211,15 +224,15 @@ impl Engine {
         }
         .map_err(into_error)?;
         let model_done = js_sys::Date::now();
-        let index = Index::from_bytes(index, None).map_err(into_error)?;
+        let collection = Collection::from_bytes(index).map_err(into_error)?;
         let index_done = js_sys::Date::now();
-        let describer = index.describer(embedder).map_err(into_error)?;
+        let describer = collection.describer(embedder).map_err(into_error)?;
         let phases = LoadPhases {
             model_ms: model_done - started,
             index_ms: index_done - model_done,
             describer_ms: js_sys::Date::now() - index_done,
         };
-        Ok(Engine { describer: Rc::new(describer), index, phases, gpu_notes: Default::default() })
+        Ok(Engine { describer: Rc::new(describer), collection, phases, gpu_notes: Default::default() })
     }
 
     /// Embeds RGBA pixels (e.g. `ImageData.data`) of a `width` × `height` tile, expanded
@@ -277,7 +290,7 @@ impl Engine {
     pub fn score_descriptors(&self, query: JsValue, negative_weight: Option<f32>, descriptors: &[f32]) -> Result<Float32Array, Error> {
         let query: Query = from_js(&query, "query")?;
         let beta = negative_weight.unwrap_or(SearchOptions::default().negative_weight);
-        let scores = search::score_descriptors(&self.index, &query, beta, descriptors).map_err(into_error)?;
+        let scores = self.collection.score_descriptors(&query, beta, descriptors).map_err(into_error)?;
         Ok(Float32Array::from(scores.as_slice()))
     }
 
@@ -301,15 +314,42 @@ impl Engine {
         let backend = EmbeddingBackend::start(tract, &model, choice, notice)
             .await
             .map_err(|e| js_error(&format!("the GPU did not start: {e}"), ErrorKind::Engine))?;
-        let describer = self.index.describer(backend).map_err(into_error)?;
+        let describer = self.collection.describer(backend).map_err(into_error)?;
         Ok(Engine { describer: Rc::new(describer), ..self })
+    }
+
+    /// The partitions of a partitioned index that `search(query, options)` needs and that
+    /// are not loaded yet: `PartitionSpan[]` (empty for a whole index). Fetch each range,
+    /// hand it to `addPartition`, and ask again until none are left (a query by tile ids
+    /// first needs those tiles' partitions).
+    #[wasm_bindgen(js_name = neededPartitions)]
+    pub fn needed_partitions(&mut self, query: JsValue, options: JsValue) -> Result<JsValue, Error> {
+        let query: Query = from_js(&query, "query")?;
+        let options: SearchOptions = from_js_or_default(options, "search options")?;
+        let needed = self.collection.needed(&query, &options).map_err(into_error)?;
+        let Collection::Partitioned(index) = &self.collection else { return to_js(&Vec::<PartitionSpan>::new()) };
+        let spans: Vec<PartitionSpan> = needed
+            .into_iter()
+            .filter_map(|p| index.span(p).map(|r| PartitionSpan { partition: p, start: r.start, end: r.end }))
+            .collect();
+        to_js(&spans)
+    }
+
+    /// Verifies partition `partition`'s bytes (its SHA-256 in the directory, then as an
+    /// index) and keeps it for searches.
+    #[wasm_bindgen(js_name = addPartition)]
+    pub fn add_partition(&mut self, partition: usize, bytes: &[u8]) -> Result<(), Error> {
+        match &mut self.collection {
+            Collection::Partitioned(index) => index.add_partition(partition, bytes).map_err(into_error),
+            Collection::Whole(_) => Err(js_error("this index is not partitioned", ErrorKind::Search)),
+        }
     }
 
     /// Searches the index. `query` is one example or a `Query`; `options` a
     /// `SearchOptions` (missing fields take their defaults). Returns `Hit[]`.
     pub fn search(&self, query: JsValue, options: JsValue) -> Result<JsValue, Error> {
         let query: Query = from_js(&query, "query")?;
-        let hits = search::search(&self.index, &query, &from_js_or_default(options, "search options")?).map_err(into_error)?;
+        let hits = self.collection.search(&query, &from_js_or_default(options, "search options")?).map_err(into_error)?;
         to_js(&hits)
     }
 
@@ -320,18 +360,20 @@ impl Engine {
         let query: Query = from_js(&query, "query")?;
         let options: SearchOptions = from_js_or_default(options, "search options")?;
         let slides: SlideOptions = from_js_or_default(slides, "slide options")?;
-        let hits = search::search_slides(&self.index, &[query], &options, &slides).map_err(into_error)?;
+        let hits = self.collection.search_slides(&query, &options, &slides).map_err(into_error)?;
         to_js(&hits)
     }
 
-    /// The JPEG thumbnail of tile `id`, if the index stores one.
+    /// The JPEG thumbnail of tile `id`, if the index stores one (for a partitioned index:
+    /// and its partition is loaded).
     pub fn thumbnail(&self, id: u32) -> Option<Uint8Array> {
-        self.index.thumbnail(id as usize).map(Uint8Array::from)
+        self.collection.thumbnail(id).map(Uint8Array::from)
     }
 
-    /// Every metadata value of tile `id` (an empty object when out of range).
+    /// Every metadata value of tile `id` (an empty object when out of range or, for a
+    /// partitioned index, not loaded).
     pub fn metadata(&self, id: u32) -> Result<JsValue, Error> {
-        to_js(&self.index.metadata(id as usize))
+        to_js(&self.collection.metadata(id))
     }
 
     /// What is loaded: `EngineInfo`.
@@ -347,8 +389,8 @@ impl Engine {
                 dim: manifest.output.dim,
                 sha256: &manifest.sha256,
             },
-            index: self.index.info(),
-            census: self.index.census(),
+            index: self.collection.info(),
+            census: self.collection.census(),
         })
     }
 }

@@ -4,6 +4,7 @@
 mod embed;
 #[cfg(feature = "gpu")]
 mod gpu;
+mod partitioned;
 mod python;
 mod search;
 mod slide;
@@ -17,6 +18,8 @@ pub enum BenchCommand {
     Gpu(gpu::BenchGpuArgs),
     /// Index build/search at scale on synthetic vectors, vs faiss and hnswlib.
     Search(search::BenchSearchArgs),
+    /// The partitioned index over local HTTP Range: bytes per query, latency, recall@10.
+    Partitioned(partitioned::BenchPartitionedArgs),
     /// `tessera build` on generated whole slides of growing size: peak memory and tiles/s.
     Slide(slide::BenchSlideArgs),
 }
@@ -27,6 +30,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         #[cfg(feature = "gpu")]
         BenchCommand::Gpu(args) => gpu::run(args),
         BenchCommand::Search(args) => search::run(args),
+        BenchCommand::Partitioned(args) => partitioned::run(args),
         BenchCommand::Slide(args) => slide::run(args),
     }
 }

@@ -4,7 +4,10 @@ mod bench;
 mod build;
 mod embed;
 mod eval;
+mod partition;
+mod remote;
 mod search;
+mod serve;
 mod tiles;
 
 use std::fs::File;
@@ -36,6 +39,10 @@ enum Command {
     Merge(build::shard::MergeArgs),
     /// Search an index with a query tile (and optional positive/negative examples).
     Search(search::SearchArgs),
+    /// Split an index into partitions that a browser reads by HTTP Range requests.
+    Partition(partition::PartitionArgs),
+    /// Serve a folder over HTTP with Range support (to try partitioned indexes locally).
+    Serve(serve::ServeArgs),
     /// Evaluate retrieval quality on labelled data.
     Eval(eval::EvalArgs),
     /// Benchmarks that print figures and write bench/results/*.json.
@@ -50,6 +57,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Build(args) => build::run(args),
         Command::Merge(args) => build::shard::run_merge(args),
         Command::Search(args) => search::run(args),
+        Command::Partition(args) => partition::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(cmd) => bench::run(cmd),
     }

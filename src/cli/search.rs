@@ -5,16 +5,19 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use tessera::index::Index;
-use tessera::search::{search, search_slides, Example, Filter, Hit, Query, SearchOptions, SlideHit, SlideOptions};
+use tessera::collection::Collection;
+use tessera::partitioned::PartitionedIndex;
+use tessera::search::{Example, Filter, Hit, Query, SearchOptions, SlideHit, SlideOptions};
 
+use super::remote::{Source, Transfer};
 use super::tiles::read_tile;
 use super::EmbeddingArgs;
 
 #[derive(clap::Args)]
 pub struct SearchArgs {
-    /// Index file written by `tessera build`.
-    index: PathBuf,
+    /// Index written by `tessera build` (or `tessera partition`): a file, or an http(s)://
+    /// URL (a partitioned index is then read by Range requests, as the browser does).
+    index: String,
     /// The query tile (JPEG, PNG or WebP).
     image: PathBuf,
     /// Number of hits.
@@ -54,6 +57,9 @@ pub struct SearchArgs {
     /// Exact (brute-force) search even if the index has a graph.
     #[arg(long)]
     exact: bool,
+    /// Partitions a partitioned index probes (default: the index's).
+    #[arg(long)]
+    nprobe: Option<usize>,
     /// Rank slides instead of tiles: the query's nearest tiles vote for their slides
     /// (score-weighted); `--k` slides are printed.
     #[arg(long)]
@@ -78,12 +84,53 @@ pub struct SearchArgs {
     model: EmbeddingArgs,
 }
 
+/// An index opened for searching, and where a partitioned one's partitions are read from.
+pub struct Opened {
+    pub collection: Collection,
+    source: Source,
+}
+
+/// Bytes read first: enough for a small partitioned index's directory in one request.
+const FIRST_READ: u64 = 64 << 10;
+
+impl Opened {
+    pub fn open(location: &str, transfer: &mut Transfer) -> anyhow::Result<Opened> {
+        let mut source = Source::new(location);
+        let prefix = source.read_range(0..FIRST_READ, transfer).with_context(|| format!("{location}: cannot read"))?;
+        let bytes = if !PartitionedIndex::is_partitioned(&prefix) {
+            if (prefix.len() as u64) < FIRST_READ { prefix } else { source.read_all(transfer)? }
+        } else {
+            let length = PartitionedIndex::directory_length(&prefix).with_context(|| format!("{location}: cannot load the index"))?;
+            if length <= prefix.len() { prefix } else { source.read_range(0..length as u64, transfer)? }
+        };
+        let collection = Collection::from_bytes(&bytes).with_context(|| format!("{location}: cannot load the index"))?;
+        Ok(Opened { collection, source })
+    }
+
+    /// Reads the partitions `query` needs (none for a whole index); returns how many.
+    pub fn fetch_for(&mut self, query: &Query, options: &SearchOptions, transfer: &mut Transfer) -> anyhow::Result<usize> {
+        let mut fetched = 0;
+        loop {
+            let needed = self.collection.needed(query, options)?;
+            let Collection::Partitioned(index) = &mut self.collection else { return Ok(0) };
+            if needed.is_empty() {
+                return Ok(fetched);
+            }
+            for p in needed {
+                let span = index.span(p).expect("needed names existing partitions");
+                let bytes = self.source.read_range(span, transfer)?;
+                index.add_partition(p, &bytes).with_context(|| format!("{}: partition {p}", self.source.name()))?;
+                fetched += 1;
+            }
+        }
+    }
+}
+
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
-    let bytes = std::fs::read(&args.index).with_context(|| format!("{}: cannot read", args.index.display()))?;
-    let index =
-        Index::from_bytes(&bytes, None).with_context(|| format!("{}: cannot load the index", args.index.display()))?;
-    let describer = index.describer(args.model.load()?)
-        .with_context(|| format!("{}: cannot query this index", args.index.display()))?;
+    let mut transfer = Transfer::default();
+    let mut index = Opened::open(&args.index, &mut transfer)?;
+    let describer = index.collection.describer(args.model.load()?)
+        .with_context(|| format!("{}: cannot query this index", args.index))?;
 
     let embed = |path: &Path| -> anyhow::Result<Example> {
         let vector = describer.describe_expanded(&read_tile(path)?, args.expand).with_context(|| format!("{}: cannot embed", path.display()))?;
@@ -94,11 +141,22 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         negatives: args.negatives.iter().map(|p| embed(p)).collect::<Result<_, _>>()?,
     };
     let options = options(&args)?;
+    let directory_transfer = transfer;
+    let fetched = index.fetch_for(&query, &options, &mut transfer)?;
+    if let Collection::Partitioned(p) = &index.collection {
+        eprintln!(
+            "partitioned index: {} partitions, directory {} bytes; this query read {fetched} partitions, {} bytes in {} requests",
+            p.partitions().len(),
+            directory_transfer.bytes,
+            transfer.bytes - directory_transfer.bytes,
+            transfer.requests - directory_transfer.requests,
+        );
+    }
     let mut out = std::io::stdout().lock();
     if args.slides {
         let slide_options =
             SlideOptions { k: args.k, key: args.slide_key.clone(), neighbours: args.votes, weighted: !args.count_votes };
-        let slides = search_slides(&index, &[query], &options, &slide_options)?;
+        let slides = index.collection.search_slides(&query, &options, &slide_options)?;
         if args.json {
             serde_json::to_writer_pretty(&mut out, &slides)?;
             writeln!(out)?;
@@ -107,7 +165,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let hits = search(&index, &query, &options)?;
+    let hits = index.collection.search(&query, &options)?;
     if args.json {
         serde_json::to_writer_pretty(&mut out, &hits)?;
         writeln!(out)?;
@@ -135,6 +193,7 @@ fn options(args: &SearchArgs) -> anyhow::Result<SearchOptions> {
         negative_weight: args.negative_weight,
         ef: args.ef,
         exact: args.exact,
+        nprobe: args.nprobe,
         ..SearchOptions::default()
     })
 }

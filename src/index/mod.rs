@@ -77,6 +77,8 @@ pub enum IndexError {
     Build(String),
     #[error("thumbnail: {0}")]
     Thumbnail(String),
+    #[error("partition {partition} of the partitioned index is damaged: {what}")]
+    BadPartition { partition: usize, what: String },
 }
 
 /// Build settings. The default encoding is f16: on embedding-like vectors (`tessera bench
@@ -115,6 +117,8 @@ pub struct IndexBuilder {
     metadata: Vec<Vec<(String, String)>>,
     thumbnails: Vec<Option<Vec<u8>>>,
     adapter: Option<Adapter>,
+    /// An int8 grid (minimums, scales) to encode on instead of one fitted to the tiles.
+    int8_grid: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl IndexBuilder {
@@ -136,7 +140,7 @@ impl IndexBuilder {
         if !(options.hnsw.layer_ratio > 0.0 && options.hnsw.layer_ratio < 1.0) {
             return Err(IndexError::BadOptions(format!("HNSW layer ratio {} must be in (0, 1)", options.hnsw.layer_ratio)));
         }
-        Ok(IndexBuilder { model, options, vectors: Vec::new(), metadata: Vec::new(), thumbnails: Vec::new(), adapter: None })
+        Ok(IndexBuilder { model, options, vectors: Vec::new(), metadata: Vec::new(), thumbnails: Vec::new(), adapter: None, int8_grid: None })
     }
 
     pub fn len(&self) -> usize {
@@ -166,6 +170,25 @@ impl IndexBuilder {
         Ok(tile)
     }
 
+    /// Adds a tile whose vector is already what an index stores (decoded from another
+    /// index): not normalized again, so f32 and f16 vectors keep their exact values.
+    pub(crate) fn add_stored(&mut self, vector: &[f32], metadata: Vec<(String, String)>, thumbnail: Option<Vec<u8>>) -> Result<usize, IndexError> {
+        let tile = self.len();
+        if vector.len() != self.model.dim || vector.iter().any(|x| !x.is_finite()) {
+            return Err(IndexError::BadTile { tile, what: format!("stored vector of {} values is not {} finite ones", vector.len(), self.model.dim) });
+        }
+        self.vectors.extend_from_slice(vector);
+        self.metadata.push(metadata);
+        self.thumbnails.push(thumbnail);
+        Ok(tile)
+    }
+
+    /// Encodes int8 vectors on `grid` (another index's), so that a part of that index
+    /// keeps its codes exactly.
+    pub(crate) fn keep_int8_grid(&mut self, grid: Option<(Vec<f32>, Vec<f32>)>) {
+        self.int8_grid = grid;
+    }
+
     /// Trains an adapter on the tiles added so far, from their `label` metadata (folds
     /// from `site`/`case`/`slide`/`group`), as `choice` asks; when one is kept, every
     /// stored vector is adapted and the index records it. Call after the last `add`.
@@ -189,7 +212,7 @@ impl IndexBuilder {
     }
 
     pub fn build(self) -> Result<Index, IndexError> {
-        let IndexBuilder { model, options, vectors, metadata, thumbnails, adapter } = self;
+        let IndexBuilder { model, options, vectors, metadata, thumbnails, adapter, int8_grid } = self;
         let n = metadata.len();
         if n >= u32::MAX as usize {
             return Err(IndexError::BadOptions(format!("{n} tiles: at most {} fit", u32::MAX - 1)));
@@ -204,7 +227,12 @@ impl IndexBuilder {
             _ => (None, vectors),
         };
         let dim = pca.as_ref().map_or(model.dim, Pca::dim_out);
-        let store = VectorStore::encode(&stored, dim, options.quantization);
+        let store = match int8_grid {
+            Some((min, scale)) if options.quantization == Quantization::Int8 && pca.is_none() && min.len() == dim => {
+                VectorStore::encode_int8(&stored, dim, min, scale)
+            }
+            _ => VectorStore::encode(&stored, dim, options.quantization),
+        };
         drop(stored);
         let graph = if n >= options.graph_min_tiles && n > 0 {
             // Build on the decoded vectors so graph distances match search-time scores.
@@ -278,7 +306,7 @@ pub struct SizeReport {
 }
 
 /// Tile counts a page shows beside the index ([`Index::census`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Census {
     /// label → tiles
     pub labels: BTreeMap<String, usize>,

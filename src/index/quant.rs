@@ -72,35 +72,34 @@ impl VectorStore {
             Quantization::F32 => Codes::F32(data.to_vec()),
             Quantization::F16 => Codes::F16(data.iter().map(|&x| f16::from_f32(x)).collect()),
             Quantization::Int8 => {
-                let mut min = vec![f32::INFINITY; dim];
-                let mut max = vec![f32::NEG_INFINITY; dim];
-                for row in data.chunks_exact(dim) {
-                    for ((lo, hi), &x) in min.iter_mut().zip(max.iter_mut()).zip(row) {
-                        *lo = lo.min(x);
-                        *hi = hi.max(x);
-                    }
-                }
-                if len == 0 {
-                    min.fill(0.0);
-                    max.fill(0.0);
-                }
-                // A constant dimension gets scale 1 so decoding stays exact and finite.
-                let scale: Vec<f32> = min
-                    .iter()
-                    .zip(&max)
-                    .map(|(lo, hi)| if hi > lo { (hi - lo) / 255.0 } else { 1.0 })
-                    .collect();
-                let mut codes = Vec::with_capacity(data.len());
-                for row in data.chunks_exact(dim) {
-                    for d in 0..dim {
-                        let q = ((row[d] - min[d]) / scale[d]).round().clamp(0.0, 255.0);
-                        codes.push(q as u8);
-                    }
-                }
-                Codes::Int8 { codes, min, scale }
+                let (min, scale) = int8_params(data, dim, len);
+                return VectorStore::encode_int8(data, dim, min, scale);
             }
         };
         VectorStore { dim, len, codes }
+    }
+
+    /// int8 codes of `data` on the given per-dimension grid (`min + scale·code`); values
+    /// off the grid's range are clamped. A partition of an index keeps its index's grid, so
+    /// its codes are the index's codes.
+    pub(crate) fn encode_int8(data: &[f32], dim: usize, min: Vec<f32>, scale: Vec<f32>) -> VectorStore {
+        let len = data.len().checked_div(dim).unwrap_or(0);
+        let mut codes = Vec::with_capacity(data.len());
+        for row in data.chunks_exact(dim) {
+            for d in 0..dim {
+                let q = ((row[d] - min[d]) / scale[d]).round().clamp(0.0, 255.0);
+                codes.push(q as u8);
+            }
+        }
+        VectorStore { dim, len, codes: Codes::Int8 { codes, min, scale } }
+    }
+
+    /// The int8 grid (per-dimension minimums and scales), when the vectors are int8.
+    pub(crate) fn int8_params(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        match &self.codes {
+            Codes::Int8 { min, scale, .. } => Some((min.clone(), scale.clone())),
+            _ => None,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -312,6 +311,29 @@ unsafe fn dot_f16_avx2(a: &[f32], b: &[f16]) -> f32 {
     sum
 }
 
+/// The per-dimension grid that covers `data`'s range in 256 steps.
+fn int8_params(data: &[f32], dim: usize, len: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut min = vec![f32::INFINITY; dim];
+    let mut max = vec![f32::NEG_INFINITY; dim];
+    for row in data.chunks_exact(dim) {
+        for ((lo, hi), &x) in min.iter_mut().zip(max.iter_mut()).zip(row) {
+            *lo = lo.min(x);
+            *hi = hi.max(x);
+        }
+    }
+    if len == 0 {
+        min.fill(0.0);
+        max.fill(0.0);
+    }
+    // A constant dimension gets scale 1 so decoding stays exact and finite.
+    let scale: Vec<f32> = min
+        .iter()
+        .zip(&max)
+        .map(|(lo, hi)| if hi > lo { (hi - lo) / 255.0 } else { 1.0 })
+        .collect();
+    (min, scale)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,3 +380,4 @@ mod tests {
         }
     }
 }
+

@@ -70,6 +70,9 @@ pub struct SearchOptions {
     /// Indexes with fewer tiles than this are always searched exactly (the same size below
     /// which `tessera build` stores no graph: an f16 scan of 10k tiles takes ~2 ms).
     pub exact_below: usize,
+    /// Partitions a partitioned index probes; defaults to the index's own `nprobe`
+    /// (ignored by a whole index).
+    pub nprobe: Option<usize>,
 }
 
 impl Default for SearchOptions {
@@ -83,6 +86,7 @@ impl Default for SearchOptions {
             ef: None,
             exact: false,
             exact_below: 10_000,
+            nprobe: None,
         }
     }
 }
@@ -107,6 +111,8 @@ pub enum SearchError {
     BadExample { which: &'static str, index: usize, what: String },
     #[error("bad search option: {0}")]
     BadOption(String),
+    #[error("partition {partition} of the index is not loaded yet (ask which partitions a query needs first)")]
+    NotLoaded { partition: usize },
 }
 
 /// Runs a search; hits are sorted by descending score (or MMR order when `mmr` is set).
@@ -312,10 +318,16 @@ fn pick_best(scores: &[f32], accept: &dyn Fn(u32) -> bool, unique: Option<Column
     }
 }
 
-/// Maximal marginal relevance: repeatedly take the candidate maximizing
-/// `λ·score − (1−λ)·max cos(candidate, already taken)`.
+/// Maximal marginal relevance over the index's stored vectors.
 fn mmr(index: &Index, candidates: Vec<(f32, u32)>, lambda: f32, k: usize) -> Vec<(f32, u32)> {
-    let vectors: Vec<Vec<f32>> = candidates.iter().map(|&(_, id)| index.vectors.decode(id as usize)).collect();
+    mmr_order(&candidates, lambda, k, |id| index.vectors.decode(id as usize))
+}
+
+/// Maximal marginal relevance: repeatedly take the candidate maximizing
+/// `λ·score − (1−λ)·max cos(candidate, already taken)`; `vector` gives a candidate's
+/// stored vector by id.
+pub(crate) fn mmr_order(candidates: &[(f32, u32)], lambda: f32, k: usize, vector: impl Fn(u32) -> Vec<f32>) -> Vec<(f32, u32)> {
+    let vectors: Vec<Vec<f32>> = candidates.iter().map(|&(_, id)| vector(id)).collect();
     let mut max_sim = vec![f32::NEG_INFINITY; candidates.len()];
     let mut taken = vec![false; candidates.len()];
     let mut out = Vec::with_capacity(k);
@@ -469,18 +481,30 @@ pub fn search_slides(
     if queries.is_empty() {
         return Err(SearchError::NoPositive);
     }
+    column(index, &slides.key)?;
+    vote_slides(slides, options, |tile_options| {
+        let mut hits = Vec::new();
+        for query in queries {
+            hits.extend(search(index, query, tile_options)?);
+        }
+        Ok(hits)
+    })
+}
+
+/// The slide ranking from the tiles `search_tiles` finds with `options` widened to
+/// `slides.neighbours` per query (no unique-by, no MMR): each hit votes for its slide.
+pub(crate) fn vote_slides(
+    slides: &SlideOptions,
+    options: &SearchOptions,
+    search_tiles: impl FnOnce(&SearchOptions) -> Result<Vec<Hit>, SearchError>,
+) -> Result<Vec<SlideHit>, SearchError> {
     if slides.neighbours == 0 {
         return Err(SearchError::BadOption("slide search needs at least one neighbour per query tile".into()));
     }
-    column(index, &slides.key)?;
     let tile_options = SearchOptions { k: slides.neighbours, unique_by: None, mmr: None, ..options.clone() };
-    let mut hits = Vec::new();
-    for query in queries {
-        hits.extend(search(index, query, &tile_options)?);
-    }
-    let votes = hits
-        .iter()
-        .filter_map(|h| index.metadata_value(h.id as usize, &slides.key).map(|slide| (slide, h.score, h.id)));
+    let hits = search_tiles(&tile_options)?;
+    let metadata: BTreeMap<u32, &BTreeMap<String, String>> = hits.iter().map(|h| (h.id, &h.metadata)).collect();
+    let votes = hits.iter().filter_map(|h| h.metadata.get(&slides.key).map(|slide| (slide.as_str(), h.score, h.id)));
     Ok(rank_votes(votes, slides.weighted)
         .into_iter()
         .take(slides.k)
@@ -492,7 +516,7 @@ pub fn search_slides(
             score,
             best_tile,
             best_score,
-            metadata: index.metadata(best_tile as usize),
+            metadata: metadata.get(&best_tile).map(|m| (*m).clone()).unwrap_or_default(),
         })
         .collect())
 }

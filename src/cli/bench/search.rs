@@ -103,14 +103,14 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
     super::write_results(&args.output, &report)
 }
 
-struct Synthetic {
-    dim: usize,
-    base: Vec<f32>,
+pub(super) struct Synthetic {
+    pub(super) dim: usize,
+    pub(super) base: Vec<f32>,
     queries: Vec<f32>,
 }
 
 impl Synthetic {
-    fn generate(n: usize, queries: usize, dim: usize, decay: f32, mean_cos: f32, seed: u64) -> Synthetic {
+    pub(super) fn generate(n: usize, queries: usize, dim: usize, decay: f32, mean_cos: f32, seed: u64) -> Synthetic {
         let mut rng = Gaussian::new(seed);
         let spectrum: Vec<f32> = (0..dim).map(|i| (1.0 + i as f32).powf(-decay / 2.0)).collect();
         let mean: Vec<f32> = (0..dim).map(|_| rng.next()).collect();
@@ -135,11 +135,11 @@ impl Synthetic {
         Synthetic { dim, base, queries }
     }
 
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.base.len() / self.dim
     }
 
-    fn query(&self, i: usize) -> &[f32] {
+    pub(super) fn query(&self, i: usize) -> &[f32] {
         &self.queries[i * self.dim..(i + 1) * self.dim]
     }
 }
@@ -178,7 +178,7 @@ impl Gaussian {
 }
 
 /// Exact top-k ids per query by float32 inner product over the raw vectors (all cores).
-fn exact_truth(data: &Synthetic, k: usize) -> Vec<Vec<u32>> {
+pub(super) fn exact_truth(data: &Synthetic, k: usize) -> Vec<Vec<u32>> {
     let nq = data.queries.len() / data.dim;
     (0..nq)
         .into_par_iter()

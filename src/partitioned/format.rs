@@ -1,0 +1,195 @@
+//! The partitioned index file: a directory (what every search needs: the coarse quantizer's
+//! centroids, the adapter, the partition table), then the partitions back to back, each a
+//! complete Tessera index file of the tiles of one centroid. A browser fetches the
+//! directory once and each partition it probes with one HTTP Range request; the byte
+//! layout is in `docs/index-format.md` ("Partitioned index").
+//!
+//! Reading checks the directory's magic, version, length and CRC-32, then the header's
+//! numbers against each other (tiles, partitions, byte ranges tile the file), then the
+//! centroids and the adapter; a partition is checked when it arrives (its SHA-256 from the
+//! directory, then its own index checks).
+
+use serde::{Deserialize, Serialize};
+
+use crate::adapter::{Adapter, AdapterInfo};
+use crate::index::{Census, IndexError, ModelRef, Quantization};
+
+pub const PARTITIONED_MAGIC: [u8; 8] = *b"TESSIVF\x1a";
+pub const PARTITIONED_VERSION: u32 = 1;
+
+/// Magic, version, header length (u32), directory length (u64).
+pub const PRELUDE: usize = 24;
+const CHECKSUM: usize = 4;
+/// Far more partitions than any collection needs (10⁸ tiles at ~1,000 per partition is
+/// 10⁵); a larger count is a corrupt header.
+const MAX_PARTITIONS: usize = 1 << 20;
+const MAX_DIM: usize = 1 << 16;
+
+/// One partition: its tiles (ids `first_tile..first_tile + tiles`) and where its bytes are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionEntry {
+    pub first_tile: u32,
+    pub tiles: u32,
+    /// From the end of the directory: partition 0 starts at 0, each next one where the
+    /// previous one ends.
+    pub offset: u64,
+    pub length: u64,
+    /// SHA-256 (hex) of the partition's bytes: a range is verified before it is read.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Header {
+    pub model: ModelRef,
+    /// The adapter queries go through (the partitions' vectors are already adapted); its
+    /// numbers follow the centroids.
+    pub adapter: Option<AdapterInfo>,
+    pub tiles: u64,
+    pub quantization: Quantization,
+    pub rerank: Option<Quantization>,
+    pub thumbnails: bool,
+    /// Every partition has every one of these metadata columns (values may be empty).
+    pub columns: Vec<String>,
+    pub census: Census,
+    /// Partitions a search probes unless it asks for another number.
+    pub nprobe: usize,
+    /// The k-means seed and iterations the partitions were made with (for information).
+    pub kmeans: KmeansInfo,
+    pub partitions: Vec<PartitionEntry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct KmeansInfo {
+    pub seed: u64,
+    pub iterations: usize,
+}
+
+/// A read directory.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Directory {
+    pub header: Header,
+    /// `partitions × model.dim` unit vectors, row-major.
+    pub centroids: Vec<f32>,
+    pub adapter: Option<Adapter>,
+    /// Bytes of the directory in the file (where partition 0 starts).
+    pub length: usize,
+}
+
+impl Directory {
+    pub(crate) fn to_bytes(header: &Header, centroids: &[f32], adapter: Option<&Adapter>) -> Vec<u8> {
+        let json = serde_json::to_vec(header).expect("header serializes: plain data");
+        let adapter = adapter.map(Adapter::to_bytes).unwrap_or_default();
+        let length = PRELUDE + json.len() + centroids.len() * 4 + adapter.len() + CHECKSUM;
+        let mut out = Vec::with_capacity(length);
+        out.extend_from_slice(&PARTITIONED_MAGIC);
+        out.extend_from_slice(&PARTITIONED_VERSION.to_le_bytes());
+        out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(length as u64).to_le_bytes());
+        out.extend_from_slice(&json);
+        out.extend(centroids.iter().flat_map(|c| c.to_le_bytes()));
+        out.extend_from_slice(&adapter);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// How many bytes the directory takes, from the file's first [`PRELUDE`] bytes (or
+    /// more): what a reader fetches before [`Directory::from_bytes`].
+    pub(crate) fn length(prefix: &[u8]) -> Result<usize, IndexError> {
+        if prefix.len() < PARTITIONED_MAGIC.len() || prefix[..PARTITIONED_MAGIC.len()] != PARTITIONED_MAGIC {
+            return Err(IndexError::NotAnIndex);
+        }
+        if prefix.len() < PRELUDE {
+            return Err(IndexError::Truncated { section: "directory prelude", offset: prefix.len(), needed: PRELUDE - prefix.len() });
+        }
+        let version = u32::from_le_bytes(prefix[8..12].try_into().expect("4 bytes"));
+        if version != PARTITIONED_VERSION {
+            return Err(IndexError::UnsupportedVersion { found: version, supported: PARTITIONED_VERSION });
+        }
+        let length = u64::from_le_bytes(prefix[16..24].try_into().expect("8 bytes"));
+        usize::try_from(length)
+            .ok()
+            .filter(|&l| l >= PRELUDE + CHECKSUM)
+            .ok_or(IndexError::BadValue { section: "directory prelude", offset: 16, what: "directory length out of range" })
+    }
+
+    /// Reads the directory from the start of the file (`bytes` may run on into the
+    /// partitions). Never panics on malformed input.
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Directory, IndexError> {
+        let length = Directory::length(bytes)?;
+        if bytes.len() < length {
+            return Err(IndexError::Truncated { section: "directory", offset: bytes.len(), needed: length - bytes.len() });
+        }
+        let (body, stored) = bytes[..length].split_at(length - CHECKSUM);
+        let stored = u32::from_le_bytes(stored.try_into().expect("4 bytes"));
+        let computed = crc32fast::hash(body);
+        if stored != computed {
+            return Err(IndexError::BadChecksum { stored, computed });
+        }
+        let json_len = u32::from_le_bytes(body[12..16].try_into().expect("4 bytes")) as usize;
+        let json = body.get(PRELUDE..PRELUDE.saturating_add(json_len)).ok_or(IndexError::Truncated {
+            section: "directory header",
+            offset: PRELUDE,
+            needed: json_len,
+        })?;
+        let header: Header = serde_json::from_slice(json).map_err(|e| IndexError::BadHeader(e.to_string()))?;
+        check_header(&header)?;
+        let rest = &body[PRELUDE + json_len..];
+        let centroid_bytes = header.partitions.len() * header.model.dim * 4;
+        if rest.len() < centroid_bytes {
+            return Err(IndexError::SectionLength { section: "centroids", expected: centroid_bytes, found: rest.len() });
+        }
+        let (centroid_bytes, adapter_bytes) = rest.split_at(centroid_bytes);
+        let centroids: Vec<f32> = centroid_bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        if centroids.iter().any(|c| !c.is_finite()) {
+            return Err(IndexError::BadValue { section: "centroids", offset: 0, what: "non-finite centroid value" });
+        }
+        let adapter = match &header.adapter {
+            Some(info) => Some(Adapter::from_bytes(info.clone(), adapter_bytes).map_err(|e| IndexError::BadAdapter(e.to_string()))?),
+            None if adapter_bytes.is_empty() => None,
+            None => return Err(IndexError::SectionLength { section: "adapter", expected: 0, found: adapter_bytes.len() }),
+        };
+        Ok(Directory { header, centroids, adapter, length })
+    }
+}
+
+/// The header's numbers against each other: partitions cover the tiles in order and their
+/// byte ranges follow each other from 0.
+fn check_header(h: &Header) -> Result<(), IndexError> {
+    let bad = |what: String| Err(IndexError::BadHeader(what));
+    if h.model.dim == 0 || h.model.dim > MAX_DIM {
+        return bad(format!("model dim {} out of range", h.model.dim));
+    }
+    if let Some(a) = &h.adapter {
+        if a.dim_in.checked_add(a.rank) != Some(h.model.dim) {
+            return bad(format!("adapter dim {} + rank {} does not match model dim {}", a.dim_in, a.rank, h.model.dim));
+        }
+    }
+    if h.partitions.is_empty() || h.partitions.len() > MAX_PARTITIONS {
+        return bad(format!("{} partitions (expected 1..={MAX_PARTITIONS})", h.partitions.len()));
+    }
+    if h.nprobe == 0 {
+        return bad("nprobe is 0".into());
+    }
+    let (mut tile, mut offset) = (0u64, 0u64);
+    for (i, p) in h.partitions.iter().enumerate() {
+        if u64::from(p.first_tile) != tile || p.tiles == 0 {
+            return bad(format!("partition {i} starts at tile {} with {} tiles, expected tile {tile}", p.first_tile, p.tiles));
+        }
+        if p.offset != offset || p.length == 0 {
+            return bad(format!("partition {i} is at bytes {}+{}, expected to start at {offset}", p.offset, p.length));
+        }
+        if p.sha256.len() != 64 || !p.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return bad(format!("partition {i} has no SHA-256"));
+        }
+        tile += u64::from(p.tiles);
+        offset = match offset.checked_add(p.length) {
+            Some(end) => end,
+            None => return bad(format!("partition {i} runs past 2⁶⁴ bytes")),
+        };
+    }
+    if tile != h.tiles || h.tiles >= u64::from(u32::MAX) {
+        return bad(format!("partitions hold {tile} tiles, the header says {}", h.tiles));
+    }
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! Spherical k-means for the partitioned index's coarse quantizer: unit-length centroids,
+//! points assigned by the highest inner product (the search's own similarity).
+//!
+//! Deterministic: the seed picks the initial centroids and the training sample (ChaCha8,
+//! the same stream everywhere); each point's assignment depends only on the centroids, so
+//! splitting the assignment over threads cannot change the result.
+
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::index::dot_product;
+use crate::vector::l2_normalize;
+
+/// Points per centroid in the training sample: enough for stable centroids, and the
+/// training cost stays ~`iterations × 256 × k² × dim` however large the collection.
+const SAMPLE_PER_CENTROID: usize = 256;
+
+/// `k` unit centroids (row-major, `k × dim`) for `points` (`n × dim`, unit rows) and each
+/// point's centroid. `k` is clamped to `1..=n`; `n` must be positive.
+pub(crate) fn spherical_kmeans(points: &[f32], dim: usize, k: usize, iterations: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+    let n = points.len() / dim;
+    let k = k.clamp(1, n.max(1));
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let row = |i: usize| &points[i * dim..(i + 1) * dim];
+    let sample_ids: Vec<usize> = if n > k * SAMPLE_PER_CENTROID {
+        let mut ids = sample(&mut rng, n, k * SAMPLE_PER_CENTROID).into_vec();
+        ids.sort_unstable();
+        ids
+    } else {
+        (0..n).collect()
+    };
+    let mut centroids: Vec<f32> =
+        sample(&mut rng, sample_ids.len(), k).into_iter().flat_map(|i| row(sample_ids[i]).to_vec()).collect();
+    let training: Vec<f32> = sample_ids.iter().flat_map(|&i| row(i).to_vec()).collect();
+    for _ in 0..iterations {
+        let assigned = assign(&training, dim, &centroids);
+        let mut sums = vec![0.0f64; k * dim];
+        let mut counts = vec![0usize; k];
+        for (i, &c) in assigned.iter().enumerate() {
+            counts[c as usize] += 1;
+            let sum = &mut sums[c as usize * dim..(c as usize + 1) * dim];
+            sum.iter_mut().zip(&training[i * dim..(i + 1) * dim]).for_each(|(s, &x)| *s += f64::from(x));
+        }
+        for c in 0..k {
+            // An empty cluster keeps its centroid: the final assignment may leave it empty,
+            // and the writer drops empty partitions.
+            if counts[c] == 0 {
+                continue;
+            }
+            let centroid = &mut centroids[c * dim..(c + 1) * dim];
+            centroid.iter_mut().zip(&sums[c * dim..(c + 1) * dim]).for_each(|(x, &s)| *x = s as f32);
+            l2_normalize(centroid);
+        }
+    }
+    let assigned = assign(points, dim, &centroids);
+    (centroids, assigned)
+}
+
+/// The nearest centroid (highest inner product, lowest index on ties) of every point, the
+/// points split over the machine's threads.
+fn assign(points: &[f32], dim: usize, centroids: &[f32]) -> Vec<u32> {
+    let n = points.len() / dim;
+    let mut out = vec![0u32; n];
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let chunk = n.div_ceil(threads).max(1);
+    let nearest = move |p: &[f32]| {
+        let mut best = (f32::NEG_INFINITY, 0u32);
+        for (c, centroid) in centroids.chunks_exact(dim).enumerate() {
+            let s = dot_product(p, centroid);
+            if s > best.0 {
+                best = (s, c as u32);
+            }
+        }
+        best.1
+    };
+    if threads == 1 {
+        points.chunks_exact(dim).zip(out.iter_mut()).for_each(|(p, o)| *o = nearest(p));
+        return out;
+    }
+    std::thread::scope(|scope| {
+        for (points, out) in points.chunks(chunk * dim).zip(out.chunks_mut(chunk)) {
+            scope.spawn(move || {
+                for (p, o) in points.chunks_exact(dim).zip(out.iter_mut()) {
+                    *o = nearest(p);
+                }
+            });
+        }
+    });
+    out
+}
+
+/// The `count` centroids with the highest inner product with `direction`, best first
+/// (lowest index on ties).
+pub(crate) fn nearest_centroids(centroids: &[f32], dim: usize, direction: &[f32], count: usize) -> Vec<usize> {
+    let scores: Vec<f32> = centroids.chunks_exact(dim).map(|c| dot_product(c, direction)).collect();
+    crate::vector::top_k_where(&scores, count, |_| true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: &[f32]) -> Vec<f32> {
+        let mut v = v.to_vec();
+        l2_normalize(&mut v);
+        v
+    }
+
+    #[test]
+    fn separates_two_clear_clusters_and_is_deterministic() {
+        let mut points = Vec::new();
+        for i in 0..50 {
+            let t = i as f32 * 0.001;
+            points.extend(unit(&[1.0, t, 0.0]));
+            points.extend(unit(&[0.0, t, 1.0]));
+        }
+        let (centroids, assigned) = spherical_kmeans(&points, 3, 2, 5, 7);
+        assert_eq!(centroids.len(), 6);
+        for pair in assigned.chunks(2) {
+            assert_ne!(pair[0], pair[1]);
+        }
+        assert!(assigned.iter().step_by(2).all(|&a| a == assigned[0]));
+        assert_eq!(spherical_kmeans(&points, 3, 2, 5, 7), (centroids, assigned));
+    }
+
+    #[test]
+    fn k_is_clamped_to_the_number_of_points() {
+        let points = unit(&[1.0, 2.0]);
+        let (centroids, assigned) = spherical_kmeans(&points, 2, 10, 3, 1);
+        assert_eq!((centroids.len(), assigned), (2, vec![0]));
+    }
+}

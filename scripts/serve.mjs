@@ -20,6 +20,7 @@ const MIME = {
   '.wasm': 'application/wasm',
   '.onnx': 'application/octet-stream',
   '.tsi': 'application/octet-stream',
+  '.tsp': 'application/octet-stream',
   '.jpg': 'image/jpeg',
   '.jpeg': 'image/jpeg',
   '.png': 'image/png',
@@ -33,8 +34,9 @@ const MIME = {
 
 /** `mounts`: extra folders under URL prefixes, e.g. { '/bench/': 'bench/web' }; `headers`:
  *  added to every response (e.g. a Content-Security-Policy); `isolated: false` leaves out
- *  COOP/COEP, as most hosts do (the engine then runs on one thread). */
-export function serve({ root, port = 8080, host = '127.0.0.1', mounts = {}, headers: extra = {}, isolated = true }) {
+ *  COOP/COEP, as most hosts do (the engine then runs on one thread); `ranges: false`
+ *  answers Range requests with the whole file (200), as some hosts do. */
+export function serve({ root, port = 8080, host = '127.0.0.1', mounts = {}, headers: extra = {}, isolated = true, ranges = true }) {
   const roots = Object.entries(mounts)
     .map(([prefix, dir]) => [prefix, path.resolve(dir)])
     .concat([['/', path.resolve(root)]]);
@@ -75,9 +77,18 @@ export function serve({ root, port = 8080, host = '127.0.0.1', mounts = {}, head
         res.writeHead(304, headers).end();
         return;
       }
-      res.writeHead(200, headers);
+      if (ranges) headers['Accept-Ranges'] = 'bytes';
+      const range = ranges && req.headers.range ? byteRange(req.headers.range, stat.size) : undefined;
+      if (range === null) {
+        res.writeHead(416, { ...headers, 'Content-Range': `bytes */${stat.size}`, 'Content-Length': 0 }).end();
+        return;
+      }
+      if (range) {
+        Object.assign(headers, { 'Content-Range': `bytes ${range.start}-${range.end}/${stat.size}`, 'Content-Length': range.end - range.start + 1 });
+      }
+      res.writeHead(range ? 206 : 200, headers);
       if (req.method === 'HEAD') res.end();
-      else createReadStream(file).pipe(res);
+      else createReadStream(file, range).pipe(res);
     } catch {
       res.writeHead(404, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' }).end(`not found: ${req.url}\n`);
     }
@@ -91,6 +102,16 @@ export function serve({ root, port = 8080, host = '127.0.0.1', mounts = {}, head
   });
 }
 
+/** One `bytes=a-b` / `bytes=a-` / `bytes=-n` range as inclusive `{ start, end }`; null
+ *  when it cannot be satisfied, undefined when it is not a single byte range (ignored). */
+function byteRange(spec, size) {
+  const m = /^bytes=(\d*)-(\d*)$/.exec(spec.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  const start = m[1] === '' ? Math.max(0, size - Number(m[2])) : Number(m[1]);
+  const end = m[1] === '' || m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  return start <= end && start < size ? { start, end } : null;
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const arg = (name, fallback) => {
     const i = process.argv.indexOf(`--${name}`);
@@ -102,6 +123,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     port: Number(arg('port', process.env.PORT ?? 8080)),
     host: arg('host', '127.0.0.1'),
     isolated: !process.argv.includes('--no-isolation'),
+    ranges: !process.argv.includes('--no-range'),
   });
   console.log(`serving ${root} at ${url}`);
 }

@@ -2,8 +2,9 @@
 # The browser tests, in headless Debian chromium (installed here if missing):
 #   1. wasm-bindgen-test (tests/wasm.rs): the bindings — embedding parity with native,
 #      search equal to native search, bad input → JS Error;
-#   2. Playwright end to end (tests/e2e/*.test.mjs): the demo page, the widget, and the
-#      widget package (target/package/tessera-widget/: its .d.ts checked, tsc, CSP, CORS).
+#   2. Playwright end to end (tests/e2e/*.test.mjs): the demo page, the widget, the
+#      widget package (target/package/tessera-widget/: its .d.ts checked, tsc, CSP, CORS),
+#      and a partitioned index read by HTTP Range (target/e2e/demo.tsp, made here).
 # Builds www/ first (scripts/build-web.sh). Screenshots: tests/e2e/screenshots/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,11 @@ step "wasm-bindgen-test in headless Chromium (tests/wasm.rs)"
 CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_WEBDRIVER_JSON=tests/wasm-webdriver.json \
     WASM_BINDGEN_TEST_TIMEOUT=900 \
     cargo test --release --target wasm32-unknown-unknown --no-default-features --test wasm
+
+step "a partitioned demo index for the e2e tests (tessera partition → target/e2e/demo.tsp)"
+cargo build --release --bin tessera
+mkdir -p target/e2e
+target/release/tessera partition www/demo/index.tsi -o target/e2e/demo.tsp --partitions 12 --nprobe 3
 
 step "Playwright end to end (tests/e2e)"
 node --test --test-concurrency=1 tests/e2e/

@@ -531,10 +531,10 @@ async function runSearch() {
   const words = queryText();
   el.results.classList.add('busy');
   try {
-    const { hits, ms } = await client.search(query, options);
+    const { hits, ms, transfer } = await client.search(query, options);
     if (seq !== state.searchSeq) return;
     state.hitsQuery = words;
-    renderResults(hits, ms);
+    renderResults(hits, ms, transfer);
     rescoreScan().catch(showError);
     // Which slides (or source images) look like the query: its 50 nearest tiles vote.
     if (state.uniqueKey) {
@@ -571,7 +571,8 @@ function renderSimilarSources(slides) {
   }
 }
 
-function renderResults(hits, searchMs) {
+/** `transfer`: what a partitioned index fetched for the search (engine-worker.js). */
+function renderResults(hits, searchMs, transfer) {
   state.hits = hits;
   state.hitUrls.forEach((u) => URL.revokeObjectURL(u));
   state.hitUrls = [];
@@ -587,6 +588,7 @@ function renderResults(hits, searchMs) {
     return;
   }
   const parts = [`${hits.length} tiles`, `search ${searchMs.toFixed(1)} ms`];
+  if (transfer?.partitions) parts.push(`fetched ${transfer.partitions} index partitions (${Math.round(transfer.bytes / 1024)} kB)`);
   if (state.embedMs !== null) parts.push(`last embedding ${Math.round(state.embedMs)} ms`);
   if (state.negatives.length) parts.push(`${state.positives.length} positive, ${state.negatives.length} negative`);
   el.summary.textContent = parts.join(' · ');

@@ -70,8 +70,10 @@ export class TesseraClient {
    *  `threads`: 'auto' (default: the threaded engine on every core when the page is
    *  cross-origin isolated, else one thread) or a count (1: always the one-thread build).
    *  `backend`: 'auto' (default: WebGPU on a hardware adapter whose embedding of a test tile
-   *  matches the CPU's, else the CPU), 'webgpu' (any WebGPU adapter, or an error) or 'wasm'. */
-  load({ model, manifest, index, indexSha256, threads, backend }, onProgress, { timeoutMs = LOAD_TIMEOUT_MS } = {}) {
+   *  matches the CPU's, else the CPU), 'webgpu' (any WebGPU adapter, or an error) or 'wasm'.
+   *  `partitioned`: the index is a partitioned one (`tessera partition`), read by HTTP Range
+   *  requests a partition at a time; default: when its URL ends in `.tsp`. */
+  load({ model, manifest, index, indexSha256, threads, backend, partitioned }, onProgress, { timeoutMs = LOAD_TIMEOUT_MS } = {}) {
     const missing = missingFeatures();
     if (missing) return Promise.reject(new TesseraError('unsupported', `This browser does not support ${missing}, which the search engine needs.`));
     this.onProgress = onProgress ?? null;
@@ -83,6 +85,7 @@ export class TesseraClient {
       indexSha256,
       threads,
       backend,
+      partitioned,
     });
     const timer = setTimeout(() => {
       this.#failAll(new TesseraError('timeout', `the search engine did not load within ${Math.round(timeoutMs / 1000)} s`));

@@ -23,6 +23,9 @@ const MAX_THREADS = 8;
 const POOL_TIMEOUT_MS = 20_000;
 
 let engine = null;
+/** For a partitioned index: `{ url, whole }` (`whole`: the file's bytes when the server
+ *  ignored Range and sent all of it). */
+let partitionSource = null;
 /** "Search this slide": `{ scan, tiles, descriptors, done, dim }` of the last scan. */
 let slideScan = null;
 let scanCancelled = false;
@@ -43,12 +46,13 @@ const handlers = {
   /** `threads`: 'auto' (default: every core when isolated) or a count; 1 forces pkg/.
    *  `backend`: 'auto' (default: WebGPU on a hardware adapter that passes the self-check,
    *  else the CPU), 'webgpu' (any WebGPU adapter, software ones too, or an error) or 'wasm'. */
-  async load({ modelUrl, manifestUrl, indexUrl, indexSha256, threads = 'auto', backend = 'auto' }) {
+  async load({ modelUrl, manifestUrl, indexUrl, indexSha256, threads = 'auto', backend = 'auto', partitioned }) {
     if (!['auto', 'webgpu', 'wasm'].includes(backend)) {
       throw new WorkerError('usage', `backend must be 'auto', 'webgpu' or 'wasm', not ${JSON.stringify(backend)}`);
     }
     engine?.free();
     engine = null;
+    partitionSource = null;
     const started = performance.now();
     const timings = {};
     const timed = async (name, promise) => {
@@ -63,7 +67,7 @@ const handlers = {
       const manifest = parseManifest(manifestBytes, manifestUrl);
       const [model, index] = await Promise.all([
         fetchVerified(modelUrl, 'model', manifest.sha256),
-        fetchVerified(indexUrl, 'index', indexSha256),
+        isPartitioned(indexUrl, partitioned) ? fetchDirectory(indexUrl, indexSha256) : fetchVerified(indexUrl, 'index', indexSha256),
       ]);
       return { manifestBytes, model, index };
     })());
@@ -127,9 +131,12 @@ const handlers = {
     return { vector, ms: performance.now() - started };
   },
 
-  search({ query, options }) {
+  /** `transfer`: what a partitioned index fetched for this query (`{ partitions, bytes,
+   *  cached, ms }`; zeros for a whole index). */
+  async search({ query, options }) {
     const e = requireEngine();
     const started = performance.now();
+    const transfer = await loadPartitions(e, query, options);
     let hits;
     try {
       hits = e.search(query, options);
@@ -141,12 +148,13 @@ const handlers = {
       const jpeg = hit.has_thumbnail ? e.thumbnail(hit.id) : undefined;
       if (jpeg) hit.thumbnail = new Blob([jpeg], { type: 'image/jpeg' });
     }
-    return { hits, ms };
+    return { hits, ms, transfer };
   },
 
-  searchSlides({ query, options, slides }) {
+  async searchSlides({ query, options, slides }) {
     const e = requireEngine();
     const started = performance.now();
+    await loadPartitions(e, query, options);
     let ranked;
     try {
       ranked = e.searchSlides(query, options, slides);
@@ -204,9 +212,10 @@ const handlers = {
   },
 
   /** The search score of every scanned tile for `query`: `{ scores: Float32Array }`. */
-  scoreScan({ query, negativeWeight }) {
+  async scoreScan({ query, negativeWeight }) {
     const e = requireEngine();
     if (!slideScan) throw new WorkerError('usage', 'no slide has been scanned yet (scanSlide)');
+    await loadPartitions(e, query, { negative_weight: negativeWeight });
     const { descriptors, done, dim } = slideScan;
     let scores;
     try {
@@ -366,6 +375,110 @@ async function fetchVerified(url, what, sha256) {
       throw new WorkerError('integrity', `${what} ${url}: SHA-256 is ${actual}, expected ${sha256}`);
     }
   }
+}
+
+// --- Partitioned indexes (src/partitioned): the directory first, then one HTTP Range
+// request per probed partition, each verified by the engine (SHA-256 from the directory)
+// and cached under its hash, so a partition is fetched once, ever.
+
+const PARTITIONED_MAGIC = 'TESSIVF\x1a';
+/** The first request: a small index's whole directory. */
+const FIRST_RANGE = 64 * 1024;
+/** A server that ignores Range may send a file this small whole; a larger one is an error. */
+const WHOLE_FILE_MAX = 64 * 1024 * 1024;
+
+function isPartitioned(url, partitioned) {
+  return partitioned ?? new URL(url, self.location.href).pathname.endsWith('.tsp');
+}
+
+/** Bytes [start, end) of `url` by a Range request; a 200 (Range ignored) is taken whole
+ *  when small. Returns `{ bytes, whole }`. */
+async function fetchRange(url, start, end, what) {
+  let response;
+  try {
+    response = await fetch(url, { headers: { Range: `bytes=${start}-${end - 1}` }, cache: 'no-store' });
+  } catch (e) {
+    throw new WorkerError('fetch', `cannot fetch the ${what} from ${url}: ${e.message}`);
+  }
+  if (response.status === 206) return { bytes: new Uint8Array(await response.arrayBuffer()) };
+  if (response.status === 200) {
+    const size = Number(response.headers.get('Content-Length') ?? 0);
+    if (size > WHOLE_FILE_MAX) {
+      throw new WorkerError('fetch', `${url}: the server ignores Range requests (it sent the whole ${Math.round(size / 2 ** 20)} MB file); serve partitioned indexes from a host that supports byte ranges`);
+    }
+    const whole = await readWithProgress(response, what);
+    return { bytes: whole.subarray(start, end), whole };
+  }
+  throw new WorkerError('fetch', `cannot fetch the ${what} from ${url}: HTTP ${response.status} ${response.statusText}`);
+}
+
+/** The directory of the partitioned index at `url` (fetched fresh on every load: it is
+ *  small, and it names the partitions' hashes), checked against `sha256` when pinned. */
+async function fetchDirectory(url, sha256) {
+  const first = await fetchRange(url, 0, FIRST_RANGE, 'index');
+  partitionSource = { url, whole: first.whole };
+  let bytes = first.bytes;
+  if (new TextDecoder().decode(bytes.subarray(0, 8)) !== PARTITIONED_MAGIC) {
+    throw new WorkerError('index', `${url} is not a partitioned Tessera index (bad magic bytes)`);
+  }
+  const length = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(16, true));
+  if (length > bytes.length) {
+    bytes = first.whole ? first.whole.subarray(0, length) : (await fetchRange(url, 0, length, 'index')).bytes;
+  }
+  bytes = bytes.subarray(0, length);
+  if (sha256) {
+    const actual = await sha256Hex(bytes);
+    if (actual !== sha256.toLowerCase()) throw new WorkerError('integrity', `index ${url}: the directory's SHA-256 is ${actual}, expected ${sha256}`);
+  }
+  progress('index', bytes.length, bytes.length, false);
+  return bytes;
+}
+
+/** Loads into the engine every partition `query` needs (in parallel, from the Cache API
+ *  when there); a cached copy the engine refuses is dropped and fetched again once. */
+async function loadPartitions(e, query, options) {
+  const transfer = { partitions: 0, bytes: 0, cached: 0, ms: 0 };
+  if (!partitionSource) return transfer;
+  const started = performance.now();
+  const { url } = partitionSource;
+  for (;;) {
+    let spans;
+    try {
+      spans = e.neededPartitions(query, options);
+    } catch (err) {
+      throw new WorkerError(err.kind ?? 'search', err.message);
+    }
+    if (spans.length === 0) break;
+    await Promise.all(spans.map(async ({ partition, start, end }) => {
+      // A changed file at the same URL may put other bytes at this range: the engine's
+      // check (the directory's SHA-256) refuses them, and they are fetched again.
+      const key = `${url}#bytes=${start}-${end}`;
+      const cache = await openCache();
+      const cached = await cache?.match(key);
+      if (cached) {
+        try {
+          e.addPartition(partition, new Uint8Array(await cached.arrayBuffer()));
+          transfer.cached += 1;
+          return;
+        } catch {
+          await cache.delete(key);
+        }
+      }
+      const { bytes } = partitionSource.whole
+        ? { bytes: partitionSource.whole.subarray(start, end) }
+        : await fetchRange(url, start, end, 'index partition');
+      try {
+        e.addPartition(partition, bytes);
+      } catch (err) {
+        throw new WorkerError(err.kind ?? 'integrity', `${url} partition ${partition}: ${err.message}`);
+      }
+      transfer.partitions += 1;
+      transfer.bytes += bytes.length;
+      await cache?.put(key, new Response(bytes)).catch(() => {});
+    }));
+  }
+  transfer.ms = performance.now() - started;
+  return transfer;
 }
 
 async function openCache() {

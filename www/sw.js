@@ -11,7 +11,8 @@ self.addEventListener('fetch', (event) => {
   const { request } = event;
   const url = new URL(request.url);
   if (request.method !== 'GET' || url.origin !== self.location.origin) return;
-  if (/\.(onnx|tsi|wasm)$/.test(url.pathname)) return;
+  // Range requests (a partitioned index's partitions) too: the Cache API stores no 206s.
+  if (/\.(onnx|tsi|tsp|wasm)$/.test(url.pathname) || request.headers.has('range')) return;
   event.respondWith(networkFirst(request));
 });
 

@@ -20,10 +20,10 @@ export const CHROMIUM_ARGS = [
   '--disable-dev-shm-usage',
 ];
 
-/** Serves www/ (plus `mounts`; `isolated`: COOP/COEP, see serve.mjs) on a free port and
- *  starts headless Chromium (with `args` added to its flags). */
-export async function start({ mounts = {}, isolated = true, args = [] } = {}) {
-  const { server, url } = await serve({ root: path.join(REPO, 'www'), port: 0, mounts, isolated });
+/** Serves www/ (plus `mounts`; `isolated`: COOP/COEP; `ranges`: HTTP Range; see serve.mjs)
+ *  on a free port and starts headless Chromium (with `args` added to its flags). */
+export async function start({ mounts = {}, isolated = true, ranges = true, args = [] } = {}) {
+  const { server, url } = await serve({ root: path.join(REPO, 'www'), port: 0, mounts, isolated, ranges });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...args], headless: true });
   mkdirSync(SCREENSHOTS, { recursive: true });
   return {

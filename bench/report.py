@@ -152,6 +152,38 @@ def search_section(d, plots: Path, md: list):
     md.append("\n![search latency and recall vs size](plots/search.png)\n")
 
 
+def partitioned_section(d, plots: Path, md: list):
+    if not begin(md, "Partitioned index over HTTP Range (`tessera bench partitioned`)", d, "no `partitioned.json`"):
+        return
+    md.append(f"Source: {provenance(d)}. {d.get('data', '')}; {d.get('served', '')}; latency: {d.get('latency', '')}; {d.get('recall', '')}.\n")
+    md.append("| tiles | encoding | partitions | nprobe | file MB | directory kB | fetched kB/query | fetched / file | p50 ms | p99 ms | recall@10 |")
+    md.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rows = d["rows"]
+    for r in rows:
+        md.append(
+            f"| {r['tiles']} | {r['quantization']} | {r['partitions']} | {r['nprobe']} | {r['file_bytes'] / 1e6:.1f} | "
+            f"{r['directory_bytes'] / 1e3:.0f} | {r['bytes_per_query'] / 1e3:.0f} | {r['bytes_per_query'] / r['file_bytes']:.4f} | "
+            f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['recall_at_k']:.4f} |"
+        )
+    for s in d.get("skipped", []):
+        md.append(f"\nSkipped: {s['tiles']} tiles ({s['why']}).")
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    series = {}
+    for r in rows:
+        series.setdefault(f"{r['tiles']} tiles {r['quantization']}", []).append((r["bytes_per_query"] / 1e6, r["recall_at_k"]))
+    for name, pts in series.items():
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("MB fetched per query (nprobe 4 … 32)")
+    ax.set_ylabel("recall@10")
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    fig.savefig(plots / "partitioned.png", dpi=110)
+    plt.close(fig)
+    md.append("\n![bytes per query against recall](plots/partitioned.png)\n")
+
+
 def web_section(d, plots: Path, md: list, peak):
     if not begin(md, "In the browser (headless Chromium)", d, "no `web.json` (run `bench/web.sh`)"):
         return
@@ -265,6 +297,7 @@ def main():
     embed_section(load(args.results, "embed-native"), plots, md, peak)
     gpu_section(load(args.results, "gpu"), plots, md)
     search_section(load(args.results, "search"), plots, md)
+    partitioned_section(load(args.results, "partitioned"), plots, md)
     web_section(load(args.results, "web"), plots, md, peak)
     wasm_variants_section(load(args.results, "wasm-variants"), md)
     slide_section(load(args.results, "slide-build"), md)

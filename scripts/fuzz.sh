@@ -30,7 +30,7 @@ done
 # Longest input per target: a few times its largest seed (fuzz/corpus/TARGET/seed-*).
 max_len() {
     case $1 in
-        index | slide | model_bytes | image) echo 131072 ;;
+        index | partitioned | slide | model_bytes | image) echo 131072 ;;
         *) echo 16384 ;;
     esac
 }

@@ -51,6 +51,7 @@ fn generated() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     vec![
         ("index", "seed-f16.tsi", index_file(&tiles[..6], false)),
         ("index", "seed-int8-pca-graph-rerank-adapter-thumbs.tsi", index_file(&tiles, true)),
+        ("partitioned", "seed-3-partitions.tsp", partitioned_file(&index_file(&tiles, false))),
         ("model_manifest", "seed-vit-s14-int8.json", manifest),
         ("csv_manifest", "seed-lc25000-lung.csv", csv.into_bytes()),
         ("csv_manifest", "seed-quoted-extra-column.csv", b"path,label,group,note\n\"a,b.jpeg\",lung_n,g1,\"say \"\"hi\"\"\"\nc.png,lung_scc,g2,\n".to_vec()),
@@ -110,6 +111,20 @@ fn index_file(tiles: &[Tile], every_section: bool) -> Vec<u8> {
         assert!(builder.fit_adapter(AdapterChoice::Lda).unwrap().adapter.is_some(), "the seed has an ADPT section");
     }
     builder.build().unwrap().to_bytes()
+}
+
+/// The index split into 3 partitions (`tessera partition`'s layout: directory, partitions).
+fn partitioned_file(index: &[u8]) -> Vec<u8> {
+    let index = Index::from_bytes(index, None).unwrap();
+    let mut tail = Vec::new();
+    let options = tessera::partitioned::PartitionOptions { partitions: 3, nprobe: 2, ..Default::default() };
+    let (mut file, _) = tessera::partitioned::partition(&index, &options, |b| {
+        tail.extend_from_slice(b);
+        Ok(())
+    })
+    .unwrap();
+    file.extend(tail);
+    file
 }
 
 fn encode(img: &RgbImage, format: image::ImageFormat) -> Vec<u8> {
@@ -226,6 +241,13 @@ fn seeds_are_accepted_by_their_readers() {
     }
     for (name, bytes) in seeds("index") {
         Index::from_bytes(&bytes, None).unwrap_or_else(|e| panic!("index/{name}: {e}"));
+    }
+    for (name, bytes) in seeds("partitioned") {
+        let mut index = tessera::partitioned::PartitionedIndex::from_directory(&bytes, None).unwrap_or_else(|e| panic!("partitioned/{name}: {e}"));
+        for p in 0..index.partitions().len() {
+            let span = index.span(p).unwrap();
+            index.add_partition(p, &bytes[span.start as usize..span.end as usize]).unwrap_or_else(|e| panic!("partitioned/{name}: {e}"));
+        }
     }
     for (name, bytes) in seeds("model_manifest") {
         ModelManifest::from_json(&bytes, &name).unwrap();

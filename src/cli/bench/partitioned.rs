@@ -16,7 +16,7 @@ use tessera::index::{BuildOptions, IndexBuilder, ModelRef, Quantization};
 use tessera::partitioned::{PartitionOptions, PartitionedIndex};
 use tessera::search::{Query, SearchOptions};
 
-use super::search::{exact_truth, Synthetic};
+use super::search::{exact_truth, Synthetic, SyntheticArgs};
 use crate::cli::remote::{Source, Transfer};
 
 #[derive(clap::Args)]
@@ -28,12 +28,8 @@ pub struct BenchPartitionedArgs {
     /// the source index are all held in memory (10⁷ × 384 f32 is 15 GB).
     #[arg(long, default_value_t = 2_000_000)]
     max_tiles: usize,
-    #[arg(long, default_value_t = 384)]
-    dim: usize,
-    #[arg(long, default_value_t = 1.8)]
-    decay: f32,
-    #[arg(long, default_value_t = 0.86)]
-    mean_cos: f32,
+    #[command(flatten)]
+    synthetic: SyntheticArgs,
     #[arg(long, default_value_t = 200)]
     queries: usize,
     #[arg(long, default_value_t = 10)]
@@ -70,8 +66,8 @@ pub fn run(args: BenchPartitionedArgs) -> anyhow::Result<()> {
             skipped.push(json!({ "tiles": n, "why": format!("above --max-tiles {}: the vectors, the ground truth and the source index are held in memory", args.max_tiles) }));
             continue;
         }
-        eprintln!("== {n} tiles × {} dims", args.dim);
-        let data = Synthetic::generate(n, args.queries, args.dim, args.decay, args.mean_cos, 42);
+        eprintln!("== {n} tiles × {} dims", args.synthetic.dim);
+        let data = Synthetic::generate(n, args.queries, &args.synthetic, 42);
         let truth = exact_truth(&data, args.k);
         for quantization in &args.quantizations {
             let quantization: Quantization = quantization.parse().map_err(anyhow::Error::msg)?;
@@ -82,7 +78,7 @@ pub fn run(args: BenchPartitionedArgs) -> anyhow::Result<()> {
     print_rows(&rows);
     let report = json!({
         "benchmark": "partitioned",
-        "dim": args.dim,
+        "dim": args.synthetic.dim,
         "queries": args.queries,
         "k": args.k,
         "data": "the synthetic vectors of `tessera bench search` (same generator and seed)",

@@ -27,14 +27,8 @@ pub struct BenchSearchArgs {
     /// Index sizes (tiles), comma separated.
     #[arg(long, value_delimiter = ',', default_values_t = [10_000usize, 100_000, 1_000_000])]
     sizes: Vec<usize>,
-    #[arg(long, default_value_t = 384)]
-    dim: usize,
-    /// Eigenvalue decay exponent of the synthetic vectors.
-    #[arg(long, default_value_t = 1.8)]
-    decay: f32,
-    /// Typical cosine between unrelated synthetic vectors (the shared component).
-    #[arg(long, default_value_t = 0.86)]
-    mean_cos: f32,
+    #[command(flatten)]
+    synthetic: SyntheticArgs,
     /// Queries per size (latency percentiles and recall are over these).
     #[arg(long, default_value_t = 500)]
     queries: usize,
@@ -63,15 +57,15 @@ pub struct BenchSearchArgs {
 }
 
 pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
-    if args.sizes.is_empty() || args.queries == 0 || args.k == 0 || args.dim == 0 {
+    if args.sizes.is_empty() || args.queries == 0 || args.k == 0 || args.synthetic.dim == 0 {
         bail!("need at least one size, query, dim and k");
     }
     let mut rows = Vec::new();
     let smallest = args.sizes.iter().copied().min().unwrap_or(0);
     for &n in &args.sizes {
-        eprintln!("== {n} tiles × {} dims", args.dim);
+        eprintln!("== {n} tiles × {} dims", args.synthetic.dim);
         let started = Instant::now();
-        let data = Synthetic::generate(n, args.queries, args.dim, args.decay, args.mean_cos, 42);
+        let data = Synthetic::generate(n, args.queries, &args.synthetic, 42);
         let truth = exact_truth(&data, args.k);
         eprintln!("data and exact ground truth: {:.1} s", started.elapsed().as_secs_f64());
         let mut variants = args.variants.clone();
@@ -88,12 +82,12 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
     }
     let report = json!({
         "benchmark": "search",
-        "dim": args.dim,
+        "dim": args.synthetic.dim,
         "queries": args.queries,
         "k": args.k,
         "data": format!(
             "synthetic clustered: shared mean direction (typical cosine {}), sqrt(n) clusters, eigenvalues (1+i)^-{}; queries are fresh draws",
-            args.mean_cos, args.decay
+            args.synthetic.mean_cos, args.synthetic.decay
         ),
         "threads": "build and queries on one thread for every system",
         "recall": "recall@k against exact float32 inner-product search on the unquantized vectors",
@@ -103,6 +97,19 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
     super::write_results(&args.output, &report)
 }
 
+/// The synthetic vectors' shape (`tessera bench search` and `bench partitioned`).
+#[derive(clap::Args)]
+pub(super) struct SyntheticArgs {
+    #[arg(long, default_value_t = 384)]
+    pub(super) dim: usize,
+    /// Eigenvalue decay exponent of the synthetic vectors.
+    #[arg(long, default_value_t = 1.8)]
+    pub(super) decay: f32,
+    /// Typical cosine between unrelated synthetic vectors (the shared component).
+    #[arg(long, default_value_t = 0.86)]
+    pub(super) mean_cos: f32,
+}
+
 pub(super) struct Synthetic {
     pub(super) dim: usize,
     pub(super) base: Vec<f32>,
@@ -110,7 +117,8 @@ pub(super) struct Synthetic {
 }
 
 impl Synthetic {
-    pub(super) fn generate(n: usize, queries: usize, dim: usize, decay: f32, mean_cos: f32, seed: u64) -> Synthetic {
+    pub(super) fn generate(n: usize, queries: usize, shape: &SyntheticArgs, seed: u64) -> Synthetic {
+        let SyntheticArgs { dim, decay, mean_cos } = *shape;
         let mut rng = Gaussian::new(seed);
         let spectrum: Vec<f32> = (0..dim).map(|i| (1.0 + i as f32).powf(-decay / 2.0)).collect();
         let mean: Vec<f32> = (0..dim).map(|_| rng.next()).collect();

@@ -339,27 +339,32 @@ impl PartitionedIndex {
     /// partitions loaded from now on are kept until the next call.
     pub fn needed(&mut self, query: &Query, options: &SearchOptions) -> Result<Vec<usize>, SearchError> {
         self.round += 1;
-        let mut missing = Vec::new();
+        let mut used = Vec::new();
         for e in query.positives.iter().chain(&query.negatives) {
             if let Example::Tile(id) = e {
                 let (p, _) = self.locate(*id).ok_or_else(|| self.tile_not_found(*id))?;
-                if !self.is_loaded(p) && !missing.contains(&p) {
-                    missing.push(p);
+                if !used.contains(&p) {
+                    used.push(p);
                 }
             }
         }
-        if missing.is_empty() {
-            missing = self.probe(query, options)?.into_iter().filter(|&p| !self.is_loaded(p)).collect();
+        // The probe needs the tile examples' vectors: once their partitions are here.
+        if used.iter().all(|&p| self.is_loaded(p)) {
+            let probed = self.probe(&self.resolved(query)?, options)?;
+            for p in probed {
+                if !used.contains(&p) {
+                    used.push(p);
+                }
+            }
         }
         // What is already loaded belongs to this round too: the search about to run uses it.
         let round = self.round;
-        let wanted: Vec<usize> = self.probe(query, options).unwrap_or_default();
         for (p, r) in self.arrivals.iter_mut() {
-            if wanted.contains(p) {
+            if used.contains(p) {
                 *r = round;
             }
         }
-        Ok(missing)
+        Ok(used.into_iter().filter(|&p| !self.is_loaded(p)).collect())
     }
 
     fn tile_not_found(&self, id: u32) -> SearchError {
@@ -384,25 +389,26 @@ impl PartitionedIndex {
     }
 
     /// The partitions a search probes: the `nprobe` centroids nearest the query's
-    /// direction (`mean(p) − β·mean(n)`, as the graph search uses).
+    /// direction (Rocchio's point, as the graph search uses). `query` is [`Self::resolved`].
     fn probe(&self, query: &Query, options: &SearchOptions) -> Result<Vec<usize>, SearchError> {
-        let query = self.resolved(query)?;
         if query.positives.is_empty() {
             return Err(SearchError::NoPositive);
         }
         let dim = self.model().dim;
-        let unit = |e: &Example, i: usize, which: &'static str| match e {
-            Example::Vector(v) => crate::index::normalize(v, dim).map_err(|what| SearchError::BadExample { which, index: i, what }),
-            Example::Tile(_) => unreachable!("resolved"),
+        let units = |examples: &[Example], which: &'static str| {
+            examples
+                .iter()
+                .enumerate()
+                .map(|(i, e)| match e {
+                    Example::Vector(v) => crate::index::normalize(v, dim).map_err(|what| SearchError::BadExample { which, index: i, what }),
+                    Example::Tile(_) => unreachable!("the query is resolved"),
+                })
+                .collect::<Result<Vec<_>, _>>()
         };
-        let mut direction = vec![0.0f32; dim];
-        for (i, e) in query.positives.iter().enumerate() {
-            direction.iter_mut().zip(unit(e, i, "positive")?).for_each(|(d, x)| *d += x / query.positives.len() as f32);
-        }
-        for (i, e) in query.negatives.iter().enumerate() {
-            let beta = options.negative_weight / query.negatives.len() as f32;
-            direction.iter_mut().zip(unit(e, i, "negative")?).for_each(|(d, x)| *d -= beta * x);
-        }
+        let (positives, negatives) = (units(&query.positives, "positive")?, units(&query.negatives, "negative")?);
+        let (positives, negatives): (Vec<&[f32]>, Vec<&[f32]>) =
+            (positives.iter().map(Vec::as_slice).collect(), negatives.iter().map(Vec::as_slice).collect());
+        let direction = search::rocchio(dim, &positives, &negatives, options.negative_weight);
         let nprobe = options.nprobe.unwrap_or(self.directory.header.nprobe).clamp(1, self.partitions().len());
         Ok(kmeans::nearest_centroids(&self.directory.centroids, dim, &direction, nprobe))
     }
@@ -410,14 +416,10 @@ impl PartitionedIndex {
     /// Searches the probed partitions (every one must be loaded: see `needed`) and merges
     /// their hits: the same ranking as searching those partitions' tiles as one index.
     pub fn search(&self, query: &Query, options: &SearchOptions) -> Result<Vec<Hit>, SearchError> {
-        if let Some(l) = options.mmr {
-            if !(0.0..=1.0).contains(&l) {
-                return Err(SearchError::BadOption(format!("mmr λ {l} is outside [0, 1]")));
-            }
-        }
+        search::check_mmr(options)?;
         self.check_columns(options)?;
-        let probed = self.probe(query, options)?;
         let query = self.resolved(query)?;
+        let probed = self.probe(&query, options)?;
         if options.k == 0 {
             return Ok(Vec::new());
         }
@@ -430,7 +432,7 @@ impl PartitionedIndex {
             let first = self.partitions()[p].first_tile;
             merged.extend(search::search(index, &query, &local)?.into_iter().map(|h| Hit { id: h.id + first, ..h }));
         }
-        merged.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        merged.sort_by(|a, b| search::ranked_order(&(a.score, a.id), &(b.score, b.id)));
         if let Some(key) = &options.unique_by {
             let mut seen = std::collections::BTreeSet::new();
             merged.retain(|h| h.metadata.get(key).is_none_or(|v| seen.insert(v.clone())));
@@ -452,24 +454,20 @@ impl PartitionedIndex {
     }
 
     /// A key no tile has is refused as the whole index refuses it.
-    fn check_columns(&self, options: &SearchOptions) -> Result<(), SearchError> {
-        let keys = options.filters.iter().map(|f| &f.key).chain(options.unique_by.as_ref());
-        for key in keys {
-            if !self.columns().contains(key) {
-                return Err(SearchError::BadOption(format!(
-                    "no tile has a `{key}` value; the index's columns are {}",
-                    self.columns().join(", ")
-                )));
-            }
+    fn check_column(&self, key: &str) -> Result<(), SearchError> {
+        match self.columns().iter().any(|c| c == key) {
+            true => Ok(()),
+            false => Err(search::unknown_column(key, self.columns().iter().map(String::as_str))),
         }
-        Ok(())
+    }
+
+    fn check_columns(&self, options: &SearchOptions) -> Result<(), SearchError> {
+        options.filters.iter().map(|f| &f.key).chain(options.unique_by.as_ref()).try_for_each(|key| self.check_column(key))
     }
 
     /// Slides ranked by the votes of the query's nearest tiles, as [`search::search_slides`].
     pub fn search_slides(&self, query: &Query, options: &SearchOptions, slides: &SlideOptions) -> Result<Vec<SlideHit>, SearchError> {
-        if !self.columns().contains(&slides.key) {
-            return Err(SearchError::BadOption(format!("no tile has a `{}` value; the index's columns are {}", slides.key, self.columns().join(", "))));
-        }
+        self.check_column(&slides.key)?;
         search::vote_slides(slides, options, |tile_options| self.search(query, tile_options))
     }
 

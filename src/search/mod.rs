@@ -118,11 +118,7 @@ pub enum SearchError {
 /// Runs a search; hits are sorted by descending score (or MMR order when `mmr` is set).
 pub fn search(index: &Index, query: &Query, options: &SearchOptions) -> Result<Vec<Hit>, SearchError> {
     check_scoring(query, options.negative_weight)?;
-    if let Some(l) = options.mmr {
-        if !(0.0..=1.0).contains(&l) {
-            return Err(SearchError::BadOption(format!("mmr λ {l} is outside [0, 1]")));
-        }
-    }
+    check_mmr(options)?;
     // Columns and filter values are resolved once here, not per tile.
     let filters = options.filters.iter().map(|f| CodeFilter::new(index, f)).collect::<Result<Vec<_>, _>>()?;
     let unique = options.unique_by.as_deref().map(|key| column(index, key)).transpose()?;
@@ -248,13 +244,24 @@ fn resolve(index: &Index, examples: &[Example], which: &'static str) -> Result<V
         .collect()
 }
 
+/// MMR's λ must be in [0, 1].
+pub(crate) fn check_mmr(options: &SearchOptions) -> Result<(), SearchError> {
+    match options.mmr {
+        Some(l) if !(0.0..=1.0).contains(&l) => Err(SearchError::BadOption(format!("mmr λ {l} is outside [0, 1]"))),
+        _ => Ok(()),
+    }
+}
+
 /// A key that no tile has would make unique-by, a filter or slide ranking silently do
 /// nothing (or everything): refuse it, naming the columns there are.
 fn column<'a>(index: &'a Index, key: &str) -> Result<ColumnRef<'a>, SearchError> {
-    index.metadata.column(key).ok_or_else(|| {
-        let columns: Vec<&str> = index.metadata.column_names().collect();
-        SearchError::BadOption(format!("no tile has a `{key}` value; the index's columns are {}", columns.join(", ")))
-    })
+    index.metadata.column(key).ok_or_else(|| unknown_column(key, index.metadata.column_names()))
+}
+
+/// The error for a metadata key no tile has, naming the index's columns.
+pub(crate) fn unknown_column<'a>(key: &str, columns: impl Iterator<Item = &'a str>) -> SearchError {
+    let columns: Vec<&str> = columns.collect();
+    SearchError::BadOption(format!("no tile has a `{key}` value; the index's columns are {}", columns.join(", ")))
 }
 
 /// A [`Filter`] resolved for one query: which of its column's values pass, by code.
@@ -369,13 +376,9 @@ struct Scorer<'a> {
 
 impl<'a> Scorer<'a> {
     fn new(index: &'a Index, positives: &[Probe], negatives: &[Probe], beta: f32) -> Scorer<'a> {
-        let mut direction = vec![0.0f32; index.vectors.dim()];
-        for p in positives {
-            direction.iter_mut().zip(&p.stored).for_each(|(d, x)| *d += x / positives.len() as f32);
-        }
-        for n in negatives {
-            direction.iter_mut().zip(&n.stored).for_each(|(d, x)| *d -= beta * x / negatives.len() as f32);
-        }
+        let (pos, neg): (Vec<&[f32]>, Vec<&[f32]>) =
+            (positives.iter().map(|p| p.stored.as_slice()).collect(), negatives.iter().map(|n| n.stored.as_slice()).collect());
+        let direction = rocchio(index.vectors.dim(), &pos, &neg, beta);
         let store = index.rerank.as_ref().unwrap_or(&index.vectors);
         let prepare = |p: &Probe| store.prepare(p.full.as_deref().unwrap_or(&p.stored));
         Scorer {
@@ -406,8 +409,21 @@ impl<'a> Scorer<'a> {
     }
 }
 
+/// Rocchio's query point `mean(p) − β·mean(n)`: the one direction a graph search, or a
+/// partitioned index's probe, follows for any number of examples.
+pub(crate) fn rocchio(dim: usize, positives: &[&[f32]], negatives: &[&[f32]], beta: f32) -> Vec<f32> {
+    let mut direction = vec![0.0f32; dim];
+    for p in positives {
+        direction.iter_mut().zip(*p).for_each(|(d, x)| *d += x / positives.len() as f32);
+    }
+    for n in negatives {
+        direction.iter_mut().zip(*n).for_each(|(d, x)| *d -= beta * x / negatives.len() as f32);
+    }
+    direction
+}
+
 /// Best first: higher score, then lower id (so equal scores rank the same everywhere).
-fn ranked_order(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
+pub(crate) fn ranked_order(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
     b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
 }
 

@@ -51,15 +51,21 @@ export interface LoadProgress {
   cached: boolean;
 }
 
+/** Partitions fetched (and taken from the Cache API) for one search, bytes and time. */
+export interface Transfer { partitions: number; bytes: number; cached: number; ms: number; }
+
 export interface LoadUrls {
   /** The ONNX model URL, resolved against the page. */
   model: string;
   /** Its manifest; default: `model` with `.onnx` replaced by `.json`. */
   manifest?: string;
-  /** The index (.tsi) URL, resolved against the page. */
+  /** The index URL (.tsi, or a partitioned .tsp read by HTTP Range), resolved against the page. */
   index: string;
-  /** The index's SHA-256 (hex): checked on every load and cache hit when given. */
+  /** The index's SHA-256 (hex): checked on every load and cache hit when given (for a
+   *  partitioned index: of its directory, which lists every partition's SHA-256). */
   indexSha256?: string;
+  /** The index is partitioned (`tessera partition`); default: its URL ends in `.tsp`. */
+  partitioned?: boolean;
   /** `'auto'` (default: the threaded engine on every core, up to 8, when the page is
    *  cross-origin isolated; else one thread) or a thread count (1: the one-thread engine). */
   threads?: 'auto' | number | string;
@@ -113,7 +119,8 @@ export declare class TesseraClient {
   info(): Promise<EngineInfo>;
   embedPixels(imageData: ImageData | RgbaPixels, options?: EmbedOptions): Promise<Embedding>;
   embedImage(image: Blob | ArrayBuffer | Uint8Array, name?: string, options?: EmbedOptions): Promise<Embedding>;
-  search(query: Example | Query, options?: SearchOptions): Promise<{ hits: Hit[]; ms: number }>;
+  /** `transfer`: what a partitioned index fetched for this search (zeros for a whole index). */
+  search(query: Example | Query, options?: SearchOptions): Promise<{ hits: Hit[]; ms: number; transfer: Transfer }>;
   searchSlides(query: Example | Query, options?: SearchOptions, slides?: SlideOptions): Promise<{ slides: SlideHit[]; ms: number }>;
   /** "Search this slide": the `side`-px grid tiles of the image with at least `minTissue`
    *  (default 0.5) of tissue, described in the worker (on the GPU when it runs). */

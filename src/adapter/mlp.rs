@@ -75,15 +75,23 @@ impl Mlp {
         z
     }
 
-    /// Trains on `data` (rows of `dim_in`, centred) with class `classes[i]` per row.
-    /// `None` when no batch can hold a positive pair (every class has one tile).
-    pub fn train(data: &[f32], dim_in: usize, classes: &[u32]) -> Option<Mlp> {
+    /// Trains on `data` (rows of `dim_in`, centred) with class `classes[i]` per row. With
+    /// `domains`, a positive pair is two tiles of one class from different domains (e.g.
+    /// hospitals), so what one domain's tiles share is pushed apart rather than pulled
+    /// together. `None` when no positive pair exists.
+    pub fn train(data: &[f32], dim_in: usize, classes: &[u32], domains: Option<&[u32]>) -> Option<Mlp> {
         let n = classes.len();
-        let mut counts = std::collections::HashMap::new();
-        for &c in classes {
-            *counts.entry(c).or_insert(0usize) += 1;
+        let pairs = Pairs { classes, domains };
+        let mut domains_of_class: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
+        for i in 0..n {
+            domains_of_class.entry(classes[i]).or_default().push(domains.map_or(i as u32, |d| d[i]));
         }
-        if n < 2 || counts.values().all(|&k| k < 2) {
+        let has_pair = domains_of_class.values_mut().any(|d| {
+            d.sort_unstable();
+            d.dedup();
+            d.len() >= 2
+        });
+        if n < 2 || !has_pair {
             return None;
         }
         let mut rng = ChaCha8Rng::seed_from_u64(SEED);
@@ -103,8 +111,7 @@ impl Mlp {
                 cursor += 1;
             }
             let xb = x.select_rows(&rows);
-            let yb: Vec<u32> = rows.iter().map(|&i| classes[i]).collect();
-            let grads = net.gradients(&xb, &yb);
+            let grads = net.gradients(&xb, &pairs.rows(&rows));
             net.adam_step(&grads, step);
         }
         let mut mlp = net.to_mlp();
@@ -115,6 +122,34 @@ impl Mlp {
         }
         let finite = mlp.values().all(|v| v.is_finite());
         finite.then_some(mlp)
+    }
+}
+
+/// Which pairs of a batch's rows are positives.
+struct Pairs<'a> {
+    classes: &'a [u32],
+    domains: Option<&'a [u32]>,
+}
+
+/// A batch's classes and domains.
+struct BatchPairs {
+    classes: Vec<u32>,
+    domains: Option<Vec<u32>>,
+}
+
+impl Pairs<'_> {
+    fn rows(&self, rows: &[usize]) -> BatchPairs {
+        BatchPairs {
+            classes: rows.iter().map(|&i| self.classes[i]).collect(),
+            domains: self.domains.map(|d| rows.iter().map(|&i| d[i]).collect()),
+        }
+    }
+}
+
+impl BatchPairs {
+    /// Rows `i` and `j` (distinct) are a positive pair.
+    fn positive(&self, i: usize, j: usize) -> bool {
+        i != j && self.classes[i] == self.classes[j] && self.domains.as_ref().is_none_or(|d| d[i] != d[j])
     }
 }
 
@@ -142,7 +177,7 @@ impl Trainable {
 
     /// The SupCon loss's gradients for one batch: for anchor i with positives P(i),
     /// `L_i = logΣ_{a≠i} exp(s_ia) − mean_{p∈P(i)} s_ip`, `s = z_i·z_a / τ`.
-    fn gradients(&self, x: &DMatrix<f32>, classes: &[u32]) -> [DMatrix<f32>; 4] {
+    fn gradients(&self, x: &DMatrix<f32>, pairs: &BatchPairs) -> [DMatrix<f32>; 4] {
         let [w1, b1, w2, b2] = &self.params;
         let b = x.nrows();
         let mut pre = x * w1;
@@ -164,10 +199,10 @@ impl Trainable {
             }
         }
         let s = (&z * z.transpose()) / TEMPERATURE;
-        let anchors = (0..b).filter(|&i| (0..b).any(|j| j != i && classes[j] == classes[i])).count().max(1);
+        let anchors = (0..b).filter(|&i| (0..b).any(|j| pairs.positive(i, j))).count().max(1);
         let mut g = DMatrix::<f32>::zeros(b, b);
         for i in 0..b {
-            let positives = (0..b).filter(|&j| j != i && classes[j] == classes[i]).count();
+            let positives = (0..b).filter(|&j| pairs.positive(i, j)).count();
             if positives == 0 {
                 continue;
             }
@@ -175,7 +210,7 @@ impl Trainable {
             let total: f32 = (0..b).filter(|&j| j != i).map(|j| (s[(i, j)] - top).exp()).sum();
             for j in (0..b).filter(|&j| j != i) {
                 let p = (s[(i, j)] - top).exp() / total;
-                let target = if classes[j] == classes[i] { 1.0 / positives as f32 } else { 0.0 };
+                let target = if pairs.positive(i, j) { 1.0 / positives as f32 } else { 0.0 };
                 g[(i, j)] = (p - target) / anchors as f32;
             }
         }
@@ -241,13 +276,20 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let (b, d) = (6, 5);
         let x = DMatrix::from_fn(b, d, |_, _| rng.gen_range(-1.0f32..1.0));
-        let classes = [0, 0, 1, 1, 2, 0];
+        let classes = vec![0, 0, 1, 1, 2, 0];
         let mut net = Trainable::init(d, 4, 3, &mut rng);
         // Mostly positive biases: some units off, but no row with every unit off (there the
         // loss is not differentiable in b₂).
         net.params[1] = DMatrix::from_fn(1, 4, |_, _| rng.gen_range(-0.2f32..1.0));
-        let grads = net.gradients(&x, &classes);
-        let loss = |net: &Trainable| supcon_loss(net, &x, &classes);
+        for pairs in [BatchPairs { classes: classes.clone(), domains: None }, BatchPairs { classes, domains: Some(vec![0, 1, 0, 1, 0, 0]) }] {
+            check_gradients(&net, &x, &pairs);
+        }
+    }
+
+    fn check_gradients(net: &Trainable, x: &DMatrix<f32>, pairs: &BatchPairs) {
+        let d = x.ncols();
+        let grads = net.gradients(x, pairs);
+        let loss = |net: &Trainable| supcon_loss(net, x, pairs);
         for k in 0..4 {
             for i in 0..net.params[k].len() {
                 let h = 1e-2;
@@ -277,14 +319,14 @@ mod tests {
         }
     }
 
-    fn supcon_loss(net: &Trainable, x: &DMatrix<f32>, classes: &[u32]) -> f32 {
+    fn supcon_loss(net: &Trainable, x: &DMatrix<f32>, pairs: &BatchPairs) -> f32 {
         let mlp = net.to_mlp();
         let z: Vec<Vec<f32>> = x.row_iter().map(|r| mlp.project(&r.iter().copied().collect::<Vec<_>>())).collect();
         let b = z.len();
-        let anchors = (0..b).filter(|&i| (0..b).any(|j| j != i && classes[j] == classes[i])).count() as f32;
+        let anchors = (0..b).filter(|&i| (0..b).any(|j| pairs.positive(i, j))).count() as f32;
         let mut total = 0.0;
         for i in 0..b {
-            let positives: Vec<usize> = (0..b).filter(|&j| j != i && classes[j] == classes[i]).collect();
+            let positives: Vec<usize> = (0..b).filter(|&j| pairs.positive(i, j)).collect();
             if positives.is_empty() {
                 continue;
             }
@@ -308,8 +350,8 @@ mod tests {
             }
             classes.push(c);
         }
-        let a = Mlp::train(&data, d, &classes).unwrap();
-        assert_eq!(a, Mlp::train(&data, d, &classes).unwrap());
+        let a = Mlp::train(&data, d, &classes, None).unwrap();
+        assert_eq!(a, Mlp::train(&data, d, &classes, None).unwrap());
         let z: Vec<Vec<f32>> = data.chunks_exact(d).map(|r| a.project(r)).collect();
         let (mut same, mut other) = (0.0, 0.0);
         for i in 0..80 {
@@ -321,6 +363,46 @@ mod tests {
             }
         }
         assert!(same / (80.0 * 39.0) > other / (80.0 * 40.0) + 0.5, "same {same} other {other}");
-        assert!(Mlp::train(&data[..2 * d], d, &[0, 1]).is_none(), "no positive pair");
+        assert!(Mlp::train(&data[..2 * d], d, &[0, 1], None).is_none(), "no positive pair");
+        assert!(Mlp::train(&data[..4 * d], d, &[0, 0, 1, 1], Some(&[0, 0, 1, 1])).is_none(), "no pair across domains");
+    }
+
+    /// Two classes on one axis, two domains on another, stronger one: trained with
+    /// positives across domains, a class's tiles from the other domain end closer than
+    /// those of its own domain, and closer than plain positives leave them.
+    #[test]
+    fn positives_across_domains_weaken_the_domain() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let d = 8;
+        let (mut data, mut classes, mut domains) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..160 {
+            let (c, m) = ((i % 2) as u32, ((i / 2) % 2) as u32);
+            for k in 0..d {
+                let shift = match k {
+                    0 => 1.0 * (c as f32 * 2.0 - 1.0),
+                    1 => 2.0 * (m as f32 * 2.0 - 1.0),
+                    _ => 0.0,
+                };
+                data.push(rng.gen_range(-1.0f32..1.0) + shift);
+            }
+            classes.push(c);
+            domains.push(m);
+        }
+        let domain_gap = |mlp: &Mlp| {
+            let z: Vec<Vec<f32>> = data.chunks_exact(d).map(|r| mlp.project(r)).collect();
+            let (mut same, mut ns, mut other, mut no) = (0.0, 0, 0.0, 0);
+            for i in 0..160 {
+                for j in 0..160 {
+                    if i != j && classes[i] == classes[j] {
+                        let c = dot(&z[i], &z[j]);
+                        if domains[i] == domains[j] { (same += c, ns += 1) } else { (other += c, no += 1) };
+                    }
+                }
+            }
+            same / ns as f32 - other / no as f32
+        };
+        let plain = domain_gap(&Mlp::train(&data, d, &classes, None).unwrap());
+        let across = domain_gap(&Mlp::train(&data, d, &classes, Some(&domains)).unwrap());
+        assert!(across < plain && across < 0.0, "same-domain minus other-domain cosine: across {across}, plain {plain}");
     }
 }

@@ -43,7 +43,7 @@ pub const WEIGHT_GRID: [f32; 4] = [0.1, 0.2, 0.3, 0.5];
 /// Used by [`AdapterChoice::Lda`] when the collection is too small to cross-validate.
 pub const DEFAULT_PARAMS: LdaParams = LdaParams { shrinkage: 0.1, weight: 0.3 };
 /// Used by [`AdapterChoice::Mlp`] when the collection is too small to cross-validate.
-pub const DEFAULT_MLP_PARAMS: MlpParams = MlpParams { hidden: mlp::HIDDEN, weight: 0.3 };
+pub const DEFAULT_MLP_PARAMS: MlpParams = MlpParams { hidden: mlp::HIDDEN, weight: 0.3, across_domains: false };
 /// The kinds [`AdapterChoice::Auto`] chooses among by cross-validation.
 const AUTO_KINDS: [AdapterKind; 2] = [AdapterKind::Lda, AdapterKind::Mlp];
 /// Metadata columns that may define cross-validation folds, strictest first: tiles that
@@ -74,6 +74,11 @@ pub enum AdapterChoice {
     Lda,
     /// An MLP adapter whenever the labels allow one, even without a held-out gain.
     Mlp,
+    /// An MLP adapter whose positive pairs are tiles of one class from different domains
+    /// (the strictest of [`FOLD_COLUMNS`] the collection has: sites, else cases, slides or
+    /// groups), so that what a hospital's tiles share does not count as similarity.
+    #[serde(rename = "mlp-cross")]
+    MlpCross,
 }
 
 /// The learned part of an adapter.
@@ -90,8 +95,13 @@ impl AdapterChoice {
             AdapterChoice::Auto => &AUTO_KINDS,
             AdapterChoice::None => &[],
             AdapterChoice::Lda => &[AdapterKind::Lda],
-            AdapterChoice::Mlp => &[AdapterKind::Mlp],
+            AdapterChoice::Mlp | AdapterChoice::MlpCross => &[AdapterKind::Mlp],
         }
+    }
+
+    /// Whether the MLP's positive pairs must cross domains.
+    fn across_domains(self) -> bool {
+        self == AdapterChoice::MlpCross
     }
 }
 
@@ -102,6 +112,7 @@ impl fmt::Display for AdapterChoice {
             AdapterChoice::None => "none",
             AdapterChoice::Lda => "lda",
             AdapterChoice::Mlp => "mlp",
+            AdapterChoice::MlpCross => "mlp-cross",
         })
     }
 }
@@ -114,6 +125,7 @@ impl FromStr for AdapterChoice {
             "none" => Ok(AdapterChoice::None),
             "lda" => Ok(AdapterChoice::Lda),
             "mlp" => Ok(AdapterChoice::Mlp),
+            "mlp-cross" => Ok(AdapterChoice::MlpCross),
             _ => Err(AdapterError::UnknownChoice { text: text.to_string() }),
         }
     }
@@ -121,7 +133,7 @@ impl FromStr for AdapterChoice {
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum AdapterError {
-    #[error("unknown adapter {text:?}: expected auto, none, lda or mlp")]
+    #[error("unknown adapter {text:?}: expected auto, none, lda, mlp or mlp-cross")]
     UnknownChoice { text: String },
     #[error("adapter: {vectors} floats are not {tiles} vectors of dimension {dim}")]
     Shape { vectors: usize, tiles: usize, dim: usize },
@@ -146,6 +158,10 @@ pub struct MlpParams {
     pub hidden: usize,
     /// `w`: the MLP part's share of the cosine.
     pub weight: f32,
+    /// Trained with positive pairs across domains only ([`AdapterChoice::MlpCross`]);
+    /// absent in files written before it existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub across_domains: bool,
 }
 
 /// An adapter's hyper-parameters; in the index header as `{"shrinkage", "weight"}` (LDA,
@@ -184,7 +200,10 @@ impl fmt::Display for AdapterParams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AdapterParams::Lda(p) => write!(f, "LDA (shrinkage {}, weight {})", p.shrinkage, p.weight),
-            AdapterParams::Mlp(p) => write!(f, "MLP ({} hidden, weight {})", p.hidden, p.weight),
+            AdapterParams::Mlp(p) => {
+                let across = if p.across_domains { ", positives across domains" } else { "" };
+                write!(f, "MLP ({} hidden, weight {}{across})", p.hidden, p.weight)
+            }
         }
     }
 }
@@ -376,6 +395,8 @@ pub struct AdapterDecision {
     pub cv: Option<CvSummary>,
     /// Why there is no adapter, when there is none.
     pub skipped: Option<String>,
+    /// The column whose values are the domains an MLP's positive pairs cross.
+    pub domains_by: Option<String>,
     #[serde(skip)]
     pub adapter: Option<Adapter>,
 }
@@ -402,7 +423,13 @@ impl fmt::Display for AdapterDecision {
             )?;
         }
         match (&self.adapter, &self.skipped) {
-            (Some(a), _) => write!(f, "; using {} over {} classes", a.info.params, a.info.classes.len()),
+            (Some(a), _) => {
+                write!(f, "; using {} over {} classes", a.info.params, a.info.classes.len())?;
+                match &self.domains_by {
+                    Some(column) => write!(f, " (domains: {column})"),
+                    None => Ok(()),
+                }
+            }
             (None, Some(why)) => write!(f, "; no adapter: {why}"),
             (None, None) => Ok(()),
         }
@@ -439,6 +466,7 @@ pub fn train(
         grid: Vec::new(),
         cv: None,
         skipped: None,
+        domains_by: None,
         adapter: None,
     };
     let skip = |mut d: AdapterDecision, why: String| {
@@ -459,8 +487,21 @@ pub fn train(
         .map(|&i| classes.iter().position(|c| Some(*c) == labels[i].label.as_deref()).unwrap_or(0) as u32)
         .collect();
     let data: Vec<f32> = rows.iter().flat_map(|&i| unit_row(&vectors[i * dim..(i + 1) * dim])).collect();
+    let domains = if choice.across_domains() {
+        let Some((column, ids)) = domain_ids(&rows, labels) else {
+            return skip(
+                decision,
+                format!("positives across domains need a column of {FOLD_COLUMNS:?} with 2+ values on every labelled tile"),
+            );
+        };
+        decision.domains_by = Some(column.to_string());
+        Some(ids)
+    } else {
+        None
+    };
+    let set = Labelled { data: &data, dim, classes: &class_of, class_count: classes.len(), domains: domains.as_deref() };
 
-    let cv = cross_validate(&data, dim, &class_of, classes.len(), &rows, labels, choice.kinds());
+    let cv = cross_validate(&set, &rows, labels, choice);
     let params = match &cv {
         Some(cv) => {
             decision.grid = cv.grid.clone();
@@ -477,11 +518,13 @@ pub fn train(
                 format!("cannot measure a held-out gain: no column of {FOLD_COLUMNS:?} has {CV_FOLDS}+ values"),
             );
         }
-        None if choice == AdapterChoice::Mlp => AdapterParams::Mlp(DEFAULT_MLP_PARAMS),
+        None if choice.kinds() == [AdapterKind::Mlp] => {
+            AdapterParams::Mlp(MlpParams { across_domains: choice.across_domains(), ..DEFAULT_MLP_PARAMS })
+        }
         None => AdapterParams::Lda(DEFAULT_PARAMS),
     };
-    let (sample, sample_classes) = strided(&data, dim, &class_of, FIT_SAMPLE);
-    let fitted = match fit(&sample, dim, &sample_classes, classes.len(), params) {
+    let sample = set.subset(&strided(class_of.len(), FIT_SAMPLE));
+    let fitted = match fit(&sample.view(), params) {
         Ok(fitted) => fitted,
         Err(why) => return skip(decision, why.into()),
     };
@@ -504,9 +547,59 @@ pub fn train(
     Ok(decision)
 }
 
-/// Fits the learned part that `params` describes on `data` (unit rows of `dim`): the
-/// mean it centres by and the projection; why not, when the data cannot give one.
-fn fit(data: &[f32], dim: usize, classes: &[u32], class_count: usize, params: AdapterParams) -> Result<(Vec<f32>, Projection), &'static str> {
+/// Labelled unit descriptors (rows of `dim`), with each row's class and, for an MLP whose
+/// positives cross domains, its domain.
+struct Labelled<'a> {
+    data: &'a [f32],
+    dim: usize,
+    classes: &'a [u32],
+    class_count: usize,
+    domains: Option<&'a [u32]>,
+}
+
+/// An owned selection of a [`Labelled`] set's rows.
+struct LabelledRows {
+    data: Vec<f32>,
+    dim: usize,
+    classes: Vec<u32>,
+    class_count: usize,
+    domains: Option<Vec<u32>>,
+}
+
+impl Labelled<'_> {
+    fn subset(&self, rows: &[usize]) -> LabelledRows {
+        LabelledRows {
+            data: rows.iter().flat_map(|&i| self.data[i * self.dim..(i + 1) * self.dim].iter().copied()).collect(),
+            dim: self.dim,
+            classes: rows.iter().map(|&i| self.classes[i]).collect(),
+            class_count: self.class_count,
+            domains: self.domains.map(|d| rows.iter().map(|&i| d[i]).collect()),
+        }
+    }
+}
+
+impl LabelledRows {
+    fn view(&self) -> Labelled<'_> {
+        Labelled { data: &self.data, dim: self.dim, classes: &self.classes, class_count: self.class_count, domains: self.domains.as_deref() }
+    }
+}
+
+/// The strictest [`FOLD_COLUMNS`] column that every row of `rows` has, with 2+ values, and
+/// each row's value as a number.
+fn domain_ids(rows: &[usize], labels: &[TileLabels]) -> Option<(&'static str, Vec<u32>)> {
+    FOLD_COLUMNS.iter().enumerate().find_map(|(c, name)| {
+        let keys: Vec<&str> = rows.iter().map(|&i| labels[i].folds[c].as_deref()).collect::<Option<_>>()?;
+        let mut distinct = keys.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        (distinct.len() >= 2).then(|| (*name, keys.iter().map(|k| distinct.binary_search(k).unwrap_or(0) as u32).collect()))
+    })
+}
+
+/// Fits the learned part that `params` describes on `set`: the mean it centres by and the
+/// projection; why not, when the data cannot give one.
+fn fit(set: &Labelled, params: AdapterParams) -> Result<(Vec<f32>, Projection), &'static str> {
+    let Labelled { data, dim, classes, class_count, domains } = *set;
     match params {
         AdapterParams::Lda(p) => {
             let lda = Lda::fit(data, dim, classes, class_count).ok_or("the labelled vectors have no within-class variance")?;
@@ -516,10 +609,12 @@ fn fit(data: &[f32], dim: usize, classes: &[u32], class_count: usize, params: Ad
             }
             Ok((lda.mean_f32(), Projection::Linear(directions)))
         }
-        AdapterParams::Mlp(_) => {
+        AdapterParams::Mlp(p) => {
             let mean = column_mean(data, dim);
             let centred = centre(data, &mean);
-            let mlp = Mlp::train(&centred, dim, classes).ok_or("the MLP did not train (no positive pairs or a non-finite weight)")?;
+            let domains = domains.filter(|_| p.across_domains);
+            let mlp = Mlp::train(&centred, dim, classes, domains)
+                .ok_or("the MLP did not train (no positive pairs or a non-finite weight)")?;
             Ok((mean, Projection::Mlp(mlp)))
         }
     }
@@ -546,11 +641,9 @@ fn unit_row(row: &[f32]) -> Vec<f32> {
     v
 }
 
-/// At most `max` rows, evenly strided (all of them when fewer).
-fn strided(data: &[f32], dim: usize, classes: &[u32], max: usize) -> (Vec<f32>, Vec<u32>) {
-    let step = classes.len().div_ceil(max).max(1);
-    let keep: Vec<usize> = (0..classes.len()).step_by(step).collect();
-    (keep.iter().flat_map(|&i| data[i * dim..(i + 1) * dim].iter().copied()).collect(), keep.iter().map(|&i| classes[i]).collect())
+/// At most `max` of `n` row numbers, evenly strided (all of them when fewer).
+fn strided(n: usize, max: usize) -> Vec<usize> {
+    (0..n).step_by(n.div_ceil(max).max(1)).collect()
 }
 
 struct CrossValidation {
@@ -559,31 +652,26 @@ struct CrossValidation {
     summary: CvSummary,
 }
 
-/// The candidates of `kinds` before the fusion weight is set (LDA: one per shrinkage).
-fn candidates(kinds: &[AdapterKind]) -> Vec<AdapterParams> {
-    kinds
+/// The candidates `choice` tries before the fusion weight is set (LDA: one per shrinkage).
+fn candidates(choice: AdapterChoice) -> Vec<AdapterParams> {
+    let across_domains = choice.across_domains();
+    choice
+        .kinds()
         .iter()
         .flat_map(|kind| match kind {
             AdapterKind::Lda => {
                 SHRINKAGE_GRID.iter().map(|&shrinkage| AdapterParams::Lda(LdaParams { shrinkage, weight: 0.0 })).collect()
             }
-            AdapterKind::Mlp => vec![AdapterParams::Mlp(MlpParams { weight: 0.0, ..DEFAULT_MLP_PARAMS })],
+            AdapterKind::Mlp => vec![AdapterParams::Mlp(MlpParams { weight: 0.0, across_domains, ..DEFAULT_MLP_PARAMS })],
         })
         .collect()
 }
 
-/// Held-out P@5 of the plain descriptor and of every candidate of `kinds` at every
+/// Held-out P@5 of the plain descriptor and of every candidate of `choice` at every
 /// weight, in folds by the strictest [`FOLD_COLUMNS`] column with enough values; `None`
-/// when no column has.
-fn cross_validate(
-    data: &[f32],
-    dim: usize,
-    classes: &[u32],
-    class_count: usize,
-    rows: &[usize],
-    labels: &[TileLabels],
-    kinds: &[AdapterKind],
-) -> Option<CrossValidation> {
+/// when no column has. `rows` maps the set's rows to `labels`.
+fn cross_validate(set: &Labelled, rows: &[usize], labels: &[TileLabels], choice: AdapterChoice) -> Option<CrossValidation> {
+    let Labelled { dim, classes, class_count, .. } = *set;
     let (column, keys) = FOLD_COLUMNS.iter().enumerate().find_map(|(c, name)| {
         let keys: Option<Vec<&str>> = rows.iter().map(|&i| labels[i].folds[c].as_deref()).collect();
         let keys = keys?;
@@ -596,9 +684,8 @@ fn cross_validate(
             (*name, fold_of)
         })
     })?;
-    let candidates = candidates(kinds);
-    let step = rows.len().div_ceil(CV_SAMPLE).max(1);
-    let sample: Vec<usize> = (0..rows.len()).step_by(step).collect();
+    let candidates = candidates(choice);
+    let sample = strided(rows.len(), CV_SAMPLE);
     let mut plain_hits = 0usize;
     let mut hits = vec![0usize; candidates.len() * WEIGHT_GRID.len()];
     let mut queries = 0usize;
@@ -608,30 +695,32 @@ fn cross_validate(
         if held.is_empty() || train.len() < MIN_LABELLED {
             continue;
         }
-        let gather = |set: &[usize]| -> Vec<f32> { set.iter().flat_map(|&i| data[i * dim..(i + 1) * dim].iter().copied()).collect() };
-        let (train_x, held_x) = (gather(&train), gather(&held));
-        let train_classes: Vec<u32> = train.iter().map(|&i| classes[i]).collect();
+        let (training, held_x) = (set.subset(&train), set.subset(&held).data);
+        let (train_x, train_classes) = (&training.data, &training.classes);
         // The LDA scatter is shared by every shrinkage; a fold whose scatter is degenerate
         // is left out for every candidate, so all are scored on the same queries.
-        let Some(lda) = Lda::fit(&train_x, dim, &train_classes, class_count) else { continue };
+        let Some(lda) = Lda::fit(train_x, dim, train_classes, class_count) else { continue };
         folds_run += 1;
         queries += held.len();
-        let plain = cosines(&held_x, &train_x, dim);
+        let plain = cosines(&held_x, train_x, dim);
         plain_hits += count_hits(&plain, train.len(), &held, &train, classes);
         let train_mean = lda.mean_f32();
         for (ci, candidate) in candidates.iter().enumerate() {
             let projection = match candidate {
                 AdapterParams::Lda(p) => Projection::Linear(lda.directions(p.shrinkage)),
-                AdapterParams::Mlp(_) => match Mlp::train(&centre(&train_x, &train_mean), dim, &train_classes) {
-                    Some(mlp) => Projection::Mlp(mlp),
-                    None => continue,
-                },
+                AdapterParams::Mlp(p) => {
+                    let domains = training.domains.as_deref().filter(|_| p.across_domains);
+                    match Mlp::train(&centre(train_x, &train_mean), dim, train_classes, domains) {
+                        Some(mlp) => Projection::Mlp(mlp),
+                        None => continue,
+                    }
+                }
             };
             if matches!(&projection, Projection::Linear(d) if d.is_empty()) {
                 continue;
             }
             let project = |rows: &[f32]| -> Vec<f32> { rows.chunks_exact(dim).flat_map(|x| projection.apply(&centre(x, &train_mean))).collect() };
-            let (held_z, train_z) = (project(&held_x), project(&train_x));
+            let (held_z, train_z) = (project(&held_x), project(train_x));
             let learned = cosines(&held_z, &train_z, held_z.len() / held.len());
             for (wi, &w) in WEIGHT_GRID.iter().enumerate() {
                 let fused: Vec<f32> = plain.iter().zip(&learned).map(|(p, l)| (1.0 - w) * p + w * l).collect();

@@ -8,6 +8,8 @@ pub mod adapter;
 pub mod backend;
 pub mod collection;
 pub mod descriptor;
+#[cfg(feature = "cli")]
+pub mod dzi;
 pub mod error;
 pub mod eval;
 pub mod expand;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod build;
+mod dzi;
 mod embed;
 mod eval;
 mod partition;
@@ -41,6 +42,8 @@ enum Command {
     Search(search::SearchArgs),
     /// Split an index into partitions that a browser reads by HTTP Range requests.
     Partition(partition::PartitionArgs),
+    /// Cut an image into a Deep Zoom (DZI) pyramid for OpenSeadragon and slide portals.
+    Dzi(dzi::DziArgs),
     /// Serve a folder over HTTP with Range support (to try partitioned indexes locally).
     Serve(serve::ServeArgs),
     /// Evaluate retrieval quality on labelled data.
@@ -58,6 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Merge(args) => build::shard::run_merge(args),
         Command::Search(args) => search::run(args),
         Command::Partition(args) => partition::run(args),
+        Command::Dzi(args) => dzi::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(cmd) => bench::run(cmd),

@@ -207,3 +207,28 @@ fn an_mlp_adapter_survives_the_index_file_and_a_damaged_one_is_refused() {
     reseal(&mut kind);
     assert!(Index::from_bytes(&kind, None).is_err());
 }
+
+/// `mlp-cross` on MoNuSeg: positives cross sites (the strictest column), the build says
+/// so, the choice survives the index file; with no column to cross it is skipped, with why.
+#[test]
+fn an_mlp_whose_positives_cross_sites_says_so_and_round_trips() {
+    let tiles: Vec<Tile> = monuseg_tiles(2).into_iter().map(|(v, cols, _)| (v, cols)).collect();
+    let decision = train(&flat(&tiles), 512, &labels_of(&tiles), AdapterChoice::MlpCross).unwrap();
+    assert_eq!(decision.domains_by.as_deref(), Some("site"));
+    let text = decision.to_string();
+    assert!(text.contains("positives across domains") && text.contains("(domains: site)"), "{text}");
+    let adapter = decision.adapter.expect("mlp-cross is forced");
+    assert!(matches!(adapter.info().params, AdapterParams::Mlp(p) if p.across_domains));
+    let plain = train(&flat(&tiles), 512, &labels_of(&tiles), AdapterChoice::Mlp).unwrap().adapter.unwrap();
+    assert_ne!(adapter.to_bytes(), plain.to_bytes(), "other positives, other weights");
+
+    let mut builder = builder_with(&tiles);
+    let fitted = builder.fit_adapter(AdapterChoice::MlpCross).unwrap().adapter.unwrap();
+    let read = Index::from_bytes(&builder.build().unwrap().to_bytes(), None).unwrap();
+    assert_eq!(read.adapter().unwrap().info(), fitted.info(), "across_domains is in the header");
+    assert_eq!("mlp-cross".parse::<AdapterChoice>().unwrap(), AdapterChoice::MlpCross);
+
+    let labels: Vec<TileLabels> = labels_of(&tiles).into_iter().map(|l| TileLabels { label: l.label, folds: Default::default() }).collect();
+    let d = train(&flat(&tiles), 512, &labels, AdapterChoice::MlpCross).unwrap();
+    assert!(d.adapter.is_none() && d.to_string().contains("positives across domains need a column"), "{d}");
+}

@@ -4,6 +4,7 @@
 #   www/pkg-threads/  the same with threads (shared memory, wasm-bindgen-rayon; target/wasm-threads)
 #   www/model/   the model and its manifest, copied from models/
 #   www/vendor/  OpenSeadragon, from npm
+#   www/demo/slide.dzi, slide_files/  the demo slide's Deep Zoom pyramid (tessera dzi)
 # and from those the widget's npm-style package, target/package/tessera-widget/
 # (scripts/package-widget.mjs; docs/embedding.md).
 # Installs what it needs, idempotently: the wasm32 target, wasm-bindgen-cli at the exact
@@ -73,6 +74,14 @@ for wasm in www/pkg/tessera_bg.wasm www/pkg-threads/tessera_bg.wasm; do
         exit 1
     fi
 done
+
+# The viewer's Deep Zoom pyramid of the demo slide (clicks are cut from its full-resolution
+# tiles by www/deepzoom.js), remade when the slide is newer.
+if [ ! -f www/demo/slide.dzi ] || [ www/demo/slide.jpg -nt www/demo/slide.dzi ]; then
+    step "Deep Zoom pyramid → www/demo/slide.dzi, www/demo/slide_files/ (tessera dzi)"
+    cargo build --release --bin tessera --target-dir "$target_dir"
+    "$target_dir/release/tessera" dzi www/demo/slide.jpg -o www/demo/slide
+fi
 
 step "widget package → target/package/tessera-widget/"
 node scripts/package-widget.mjs

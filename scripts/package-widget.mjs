@@ -6,6 +6,7 @@
 //     tessera-search.js/.d.ts  the element (declarations: packaging/widget/)
 //     client.js/.d.ts          the promise API over the worker
 //     basket.js/.d.ts          the basket: storage and CSV/GeoJSON export
+//     deepzoom.js/.d.ts        regions read from an OpenSeadragon viewer's DZI/IIIF tiles
 //     engine-worker.js         the worker that owns the engine
 //     pkg/                     the wasm-bindgen output (tessera.js, .wasm, .d.ts)
 //     pkg-threads/             the same with threads (shared memory; runs when isolated)
@@ -33,6 +34,8 @@ const SOURCES = {
   'client.d.ts': 'packaging/widget/client.d.ts',
   'basket.js': 'www/basket.js',
   'basket.d.ts': 'packaging/widget/basket.d.ts',
+  'deepzoom.js': 'www/deepzoom.js',
+  'deepzoom.d.ts': 'packaging/widget/deepzoom.d.ts',
   'engine-worker.js': 'www/engine-worker.js',
   'pkg/tessera.js': 'www/pkg/tessera.js',
   'pkg/tessera.d.ts': 'www/pkg/tessera.d.ts',

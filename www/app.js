@@ -1,13 +1,15 @@
 // The demo page: a slide viewer, a query of positive/negative example tiles, and the
 // results grid. All computing happens in the engine worker (client.js); this file is UI.
 //
-// URL parameters (for other data and for tests): model, manifest, index, slide,
-// slide-id (the slide's id in the index), mag (the slide's scan magnification),
+// URL parameters (for other data and for tests): model, manifest, index, slide (the
+// slide image, read whole by "search this slide"), dzi (its Deep Zoom pyramid, which the
+// viewer shows and clicks are cut from; empty: the viewer shows the image), slide-id (the slide's id in the index), mag (the slide's scan magnification),
 // unique-by (the metadata key of the "one per slide" switch), threads ('auto' or a count),
 // backend ('auto', 'webgpu' or 'wasm').
 
 import { Basket, exportBasket, slideBox } from './basket.js';
 import { TesseraClient, runtimeBadge } from './client.js';
+import { regionAt, regionPixels } from './deepzoom.js';
 
 const params = new URLSearchParams(location.search);
 const config = {
@@ -15,6 +17,7 @@ const config = {
   manifest: params.get('manifest') ?? undefined,
   index: params.get('index') ?? 'demo/index.tsi',
   slide: params.get('slide') ?? 'demo/slide.jpg',
+  dzi: params.get('dzi') ?? 'demo/slide.dzi',
   slideId: params.get('slide-id') ?? 'CMU-1-Small-Region',
   scanMagnification: Number(params.get('mag') ?? 20),
   uniqueBy: params.get('unique-by'),
@@ -112,9 +115,15 @@ navigator.serviceWorker?.register('sw.js').catch((e) => console.warn('no offline
 const client = new TesseraClient();
 // One basket per index (its URL): tile ids of two indexes must not mix.
 const basket = new Basket(new URL(config.index, document.baseURI).href, { onChange: renderBasket });
-const slideImage = loadSlideImage(config.slide);
+/** The whole slide image (search this slide; clicks when there is no pyramid or its
+ *  tiles cannot be fetched). */
+let slideImage = null;
+const wholeSlide = () => (slideImage ??= loadSlideImage(config.slide));
 const viewer = createViewer();
 const ready = start();
+// The whole image, once the engine is up: "search this slide" reads it, and offline it is
+// what clicks are cut from where the pyramid's tiles were never fetched.
+ready.then(() => wholeSlide()).catch(() => {});
 // For the end-to-end tests and the console.
 window.tessera = { client, state, viewer, ready, basket };
 
@@ -199,7 +208,7 @@ function createViewer() {
   // eslint-disable-next-line no-undef
   const v = OpenSeadragon({
     element: el.viewer,
-    tileSources: { type: 'image', url: config.slide, buildPyramid: true },
+    tileSources: config.dzi || { type: 'image', url: config.slide, buildPyramid: true },
     showNavigationControl: false,
     showNavigator: true,
     navigatorPosition: 'BOTTOM_RIGHT',
@@ -214,10 +223,9 @@ function createViewer() {
   v.addHandler('canvas-click', (event) => {
     if (!event.quick) return;
     event.preventDefaultAction = true;
-    const point = v.viewport.viewerElementToImageCoordinates(event.position);
-    selectTileAt(point).catch(showError);
+    selectTileAt(event.position).catch(showError);
   });
-  v.addHandler('open-failed', (event) => showError({ kind: 'fetch', message: `cannot open the slide image ${config.slide}: ${event.message}` }));
+  v.addHandler('open-failed', (event) => showError({ kind: 'fetch', message: `cannot open the slide ${config.dzi || config.slide}: ${event.message}` }));
   v.addHandler('zoom', updateTileSizeHint);
   v.addHandler('open', updateTileSizeHint);
   $('#zoom-in').onclick = () => v.viewport.zoomBy(1.5);
@@ -242,26 +250,37 @@ function formatMag(mag) {
   return `${mag >= 10 ? mag.toFixed(0) : mag.toFixed(1)}×`;
 }
 
-function tileBoxAt(point, image) {
-  const W = image.naturalWidth;
-  const H = image.naturalHeight;
-  const side = Math.max(32, Math.min(Math.round(TILE_SCREEN_PX / imageZoom()), W, H));
-  const x = Math.round(Math.min(Math.max(point.x - side / 2, 0), W - side));
-  const y = Math.round(Math.min(Math.max(point.y - side / 2, 0), H - side));
-  return { x, y, side };
-}
-
-async function selectTileAt(point) {
-  const image = await slideImage;
-  if (point.x < 0 || point.y < 0 || point.x >= image.naturalWidth || point.y >= image.naturalHeight) return;
-  const box = tileBoxAt(point, image);
-  const out = Math.min(box.side, MAX_CROP_PX);
-  const canvas = new OffscreenCanvas(out, out);
-  const ctx = canvas.getContext('2d');
-  ctx.imageSmoothingQuality = 'high';
-  ctx.drawImage(image, box.x, box.y, box.side, box.side, 0, 0, out, out);
-  const pixels = ctx.getImageData(0, 0, out, out);
+/** The tile a click at `position` (viewer-element pixels) selects: the pyramid's
+ *  full-resolution tiles when the viewer shows one (www/deepzoom.js), else the image. */
+async function selectTileAt(position) {
+  const { x: W, y: H } = viewer.world.getItemAt(0).source.dimensions;
+  const point = viewer.viewport.viewerElementToImageCoordinates(position);
+  if (point.x < 0 || point.y < 0 || point.x >= W || point.y >= H) return;
+  const side = Math.max(32, Math.round(TILE_SCREEN_PX / imageZoom()));
   const mode = state.mode;
+  const s = Math.min(side, W, H);
+  let region = { x: Math.round(Math.min(Math.max(point.x - s / 2, 0), W - s)), y: Math.round(Math.min(Math.max(point.y - s / 2, 0), H - s)), width: s, height: s };
+  let pixels = null;
+  if (config.dzi) {
+    region = regionAt(viewer, position, side);
+    // Tiles the viewer never showed are not in the offline cache: the whole image is.
+    pixels = await regionPixels(viewer, region, { scale: Math.min(1, MAX_CROP_PX / region.width) }).catch((error) => {
+      if (error.kind !== 'fetch') throw error;
+      console.warn(error.message, '(cut from the whole image instead)');
+      return null;
+    });
+  }
+  if (!pixels) {
+    const image = await wholeSlide();
+    const out = Math.min(region.width, MAX_CROP_PX);
+    const crop = new OffscreenCanvas(out, out).getContext('2d');
+    crop.imageSmoothingQuality = 'high';
+    crop.drawImage(image, region.x, region.y, region.width, region.height, 0, 0, out, out);
+    pixels = crop.getImageData(0, 0, out, out);
+  }
+  const box = { x: region.x, y: region.y, side: region.width };
+  const canvas = new OffscreenCanvas(pixels.width, pixels.height);
+  canvas.getContext('2d').putImageData(pixels, 0, 0);
   const preview = await previewUrl(canvas);
   await addVectorExample(client.embedPixels(pixels, { expand: Number(el.expand.value) }), {
     preview,
@@ -282,7 +301,7 @@ el.scanCancel.onclick = () => client.cancelScan().catch(showError);
 /** Describes every tissue tile of the slide at the current magnification (the worker's
  *  GPU batches, or the CPU), then colours the slide by the query. */
 async function scanSlide() {
-  const image = await slideImage;
+  const image = await wholeSlide();
   // The click's tile side at this zoom, but at least SCAN_MIN_GRID tiles across the short side.
   const short = Math.min(image.naturalWidth, image.naturalHeight);
   const side = Math.max(32, Math.min(Math.round(TILE_SCREEN_PX / imageZoom()), Math.floor(short / SCAN_MIN_GRID)));

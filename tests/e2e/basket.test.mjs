@@ -331,7 +331,8 @@ describe('in the browser', () => {
         window.basketEvents = [];
         document.querySelector('tessera-search').addEventListener('tessera-basket', (e) => window.basketEvents.push(e.detail.items));
       });
-      const img = await page.locator('#slide').boundingBox();
+      await page.waitForFunction(() => window.portal.viewer.world.getItemCount() > 0);
+      const img = await page.locator('#viewer').boundingBox();
       await page.mouse.click(img.x + img.width * 0.5, img.y + img.height * 0.4);
       await page.waitForFunction(() => document.querySelector('tessera-search').shadowRoot.querySelectorAll('.hit').length > 0);
       const widget = page.locator('tessera-search');

@@ -287,10 +287,13 @@ describe('widget', () => {
     const hits = page.evaluate(
       () => new Promise((resolve) => document.querySelector('tessera-search').addEventListener('tessera-results', (e) => resolve(e.detail.hits), { once: true })),
     );
-    const img = await page.locator('#slide').boundingBox();
+    // The portal's OpenSeadragon viewer: the click's region is read from the DZI tiles.
+    await page.waitForFunction(() => window.portal.viewer.world.getItemCount() > 0);
+    const img = await page.locator('#viewer').boundingBox();
     await page.mouse.click(img.x + img.width * 0.5, img.y + img.height * 0.4);
     const got = await hits;
     assert.equal(got.length, 9);
+    assert.match(await page.textContent('#log'), /region: x \d+ y \d+ \(224 px, full resolution\)/);
     assert.ok(got.every((h) => typeof h.score === 'number' && h.metadata));
     await page.locator('tessera-search .hit').first().click();
     await page.waitForFunction(() => document.querySelector('#log').textContent.includes('select: tile'));

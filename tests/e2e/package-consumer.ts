@@ -7,6 +7,8 @@ import '@tessera/widget';
 import { TesseraSearch } from '@tessera/widget';
 import type { BasketItem, Hit, SearchRegion, TesseraErrorDetail } from '@tessera/widget';
 import { exportBasket, toCsv, toGeoJson } from '@tessera/widget/basket.js';
+import { regionAt, regionPixels } from '@tessera/widget/deepzoom.js';
+import type { ImageRegion } from '@tessera/widget/deepzoom.js';
 import { LOAD_TIMEOUT_MS, TesseraClient, TesseraError, missingFeatures } from '@tessera/widget/client.js';
 import type { EngineInfo, LoadProgress, SearchOptions } from '@tessera/widget/client.js';
 import init, { Engine } from '@tessera/widget/pkg/tessera.js';
@@ -72,3 +74,10 @@ async function portal(): Promise<void> {
 }
 
 console.log(sameClass, tiles, badKind, portal, init, Engine);
+
+// The deep-zoom helper with a viewer (only its world is typed) and a click position.
+declare const viewer: { world: { getItemAt(index: number): unknown } };
+const region: ImageRegion = regionAt(viewer, { x: 10, y: 20 }, 224);
+regionPixels(viewer, region, { scale: 0.5 }).then((pixels: ImageData) => el.search(pixels));
+// @ts-expect-error a region needs its height
+regionPixels(viewer, { x: 0, y: 0, width: 224 });

@@ -45,12 +45,14 @@ describe('widget package', () => {
       client: declarations(pkgFile('client.d.ts')),
       element: declarations(pkgFile('tessera-search.d.ts')),
       basket: declarations(pkgFile('basket.d.ts')),
+      deepzoom: declarations(pkgFile('deepzoom.d.ts')),
     };
-    const { client, element, basket } = await importInNode();
+    const { client, element, basket, deepzoom } = await importInNode();
 
     assert.deepEqual(Object.keys(client).sort(), decl.client.values.sort(), 'client.js exports = client.d.ts values');
     assert.deepEqual(Object.keys(element).sort(), decl.element.values.sort(), 'tessera-search.js exports = tessera-search.d.ts values');
     assert.deepEqual(Object.keys(basket).sort(), decl.basket.values.sort(), 'basket.js exports = basket.d.ts values');
+    assert.deepEqual(Object.keys(deepzoom).sort(), decl.deepzoom.values.sort(), 'deepzoom.js exports = deepzoom.d.ts values');
 
     // Methods only: getters (Basket's items, size) are declared as readonly properties.
     const methods = (cls) => Object.getOwnPropertyNames(cls.prototype)
@@ -76,7 +78,7 @@ describe('widget package', () => {
     // Error kinds: the engine's (src/error.rs) and every literal kind in the JS = the union.
     const rust = [...readFileSync(path.join(REPO, 'src/error.rs'), 'utf8').matchAll(/ErrorKind::\w+ => "(\w+)"/g)].map((m) => m[1]);
     assert.ok(rust.length >= 6, 'read the kinds of src/error.rs');
-    const js = ['client.js', 'engine-worker.js', 'tessera-search.js', 'basket.js'].flatMap((f) => {
+    const js = ['client.js', 'engine-worker.js', 'tessera-search.js', 'basket.js', 'deepzoom.js'].flatMap((f) => {
       const text = readFileSync(pkgFile(f), 'utf8');
       return [...text.matchAll(/(?:TesseraError|WorkerError)\(\s*'(\w+)'|kind: '(\w+)'|kind \?\? '(\w+)'/g)].map((m) => m[1] ?? m[2] ?? m[3]);
     });
@@ -258,7 +260,8 @@ async function importInNode() {
   const client = await import(pathToFileURL(pkgFile('client.js')).href);
   const element = await import(pathToFileURL(pkgFile('tessera-search.js')).href);
   const basket = await import(pathToFileURL(pkgFile('basket.js')).href);
-  return { client, element, basket };
+  const deepzoom = await import(pathToFileURL(pkgFile('deepzoom.js')).href);
+  return { client, element, basket, deepzoom };
 }
 
 /** What a .d.ts declares, read with the TypeScript parser: exported values (classes,

@@ -85,7 +85,9 @@ describe('search this slide', () => {
         const el = document.querySelector('tessera-search');
         await customElements.whenDefined('tessera-search');
         await el.ready;
-        const img = document.querySelector('#slide');
+        const img = new Image();
+        img.src = 'demo/slide.jpg';
+        await img.decode();
         const seen = [];
         const tiles = await el.scanSlide(img, { side: 740, onProgress: (p) => seen.push(p.loaded) });
         let early;

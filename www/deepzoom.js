@@ -47,7 +47,8 @@ export function regionAt(viewer, position, side) {
 
 /** The pixels of `region` (level-0 {x, y, width, height}) at `scale` (1: full resolution;
  *  0.5: half, …) as ImageData of round(width·scale) × round(height·scale), read from the
- *  smallest pyramid level with at least that resolution. `fetchOptions` go to every tile
+ *  smallest pyramid level with at least that resolution; its `name` says where from (the
+ *  tile source and the region), which the widget records as the query. `fetchOptions` go to every tile
  *  request (e.g. credentials). */
 export async function regionPixels(viewer, region, { scale = 1, fetchOptions = {}, signal } = {}) {
   const { source } = tiledSource(viewer);
@@ -94,7 +95,10 @@ export async function regionPixels(viewer, region, { scale = 1, fetchOptions = {
   const octx = out.getContext('2d');
   octx.imageSmoothingQuality = 'high';
   octx.drawImage(levelCanvas, sx, sy, w * levelScale, h * levelScale, 0, 0, outW, outH);
-  return octx.getImageData(0, 0, outW, outH);
+  const pixels = octx.getImageData(0, 0, outW, outH);
+  // What the widget records as the query (the basket's `query`): where the pixels came from.
+  Object.defineProperty(pixels, 'name', { value: `${source.url || source.tilesUrl || 'deep zoom'} region x ${x} y ${y} ${w} × ${h}` });
+  return pixels;
 }
 
 async function fetchTile(url, options) {

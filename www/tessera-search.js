@@ -406,7 +406,6 @@ export class TesseraSearch extends HTMLElement {
   }
 }
 
-/** A search source in words: its file name or URL, and the region. */
 /** The RGBA pixels of an <img>, <canvas> or ImageBitmap: its `{ x, y, width, height }`
  *  region, or all of it. */
 async function pixelsOf(image, region) {
@@ -417,6 +416,8 @@ async function pixelsOf(image, region) {
   return ctx.getImageData(0, 0, r.width, r.height);
 }
 
+/** A search source in words: its file name or URL (or an ImageData's `name`, which
+ *  deepzoom.js sets), and the region. */
 function describeSource(source, region) {
   const name = typeof source === 'string' ? source : (source.name || source.currentSrc || source.src || '');
   const where = region ? `region x ${region.x} y ${region.y} ${region.width} × ${region.height}` : '';

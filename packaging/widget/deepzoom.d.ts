@@ -30,6 +30,7 @@ export interface RegionPixelsOptions {
 export declare function regionAt(viewer: DeepZoomViewer, position: { x: number; y: number }, side: number): ImageRegion;
 
 /** The pixels of `region` at `options.scale`, read from the smallest pyramid level with at
- *  least that resolution. Rejects with kind `input` (region outside the image, bad scale,
+ *  least that resolution; `name` is the tile source and the region in words (the widget
+ *  records it as the query, e.g. the basket's `query` column). Rejects with kind `input` (region outside the image, bad scale,
  *  a tile that is no image), `fetch` (a tile that cannot be fetched), `unsupported`. */
-export declare function regionPixels(viewer: DeepZoomViewer, region: ImageRegion, options?: RegionPixelsOptions): Promise<ImageData>;
+export declare function regionPixels(viewer: DeepZoomViewer, region: ImageRegion, options?: RegionPixelsOptions): Promise<ImageData & { readonly name: string }>;

@@ -346,7 +346,7 @@ describe('in the browser', () => {
       });
       assert.deepEqual(events.map((items) => items.map((i) => i.id)), [[hits[0]], [hits[0], hits[1]]], 'one event per change, with all items');
       assert.deepEqual(basket, events[1]);
-      assert.match(basket[0].query, /slide\.jpg region x \d+ y \d+ 224 × 224$/);
+      assert.match(basket[0].query, /slide_files\/? region x \d+ y \d+ 224 × 224$/);
       assert.equal(await widget.locator('.basket .count').textContent(), '2');
       await screenshot(page, '31-widget-basket');
       const csv = await downloadText(page, 'tessera-search >> .basket .csv');

@@ -77,7 +77,7 @@ console.log(sameClass, tiles, badKind, portal, init, Engine);
 
 // The deep-zoom helper with a viewer (only its world is typed) and a click position.
 declare const viewer: { world: { getItemAt(index: number): unknown } };
-const region: ImageRegion = regionAt(viewer, { x: 10, y: 20 }, 224);
-regionPixels(viewer, region, { scale: 0.5 }).then((pixels: ImageData) => el.search(pixels));
+const zoomRegion: ImageRegion = regionAt(viewer, { x: 10, y: 20 }, 224);
+regionPixels(viewer, zoomRegion, { scale: 0.5 }).then((pixels) => el.search(pixels).then(() => pixels.name.length));
 // @ts-expect-error a region needs its height
 regionPixels(viewer, { x: 0, y: 0, width: 224 });

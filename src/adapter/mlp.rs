@@ -81,7 +81,6 @@ impl Mlp {
     /// together. `None` when no positive pair exists.
     pub fn train(data: &[f32], dim_in: usize, classes: &[u32], domains: Option<&[u32]>) -> Option<Mlp> {
         let n = classes.len();
-        let pairs = Pairs { classes, domains };
         let mut domains_of_class: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
         for i in 0..n {
             domains_of_class.entry(classes[i]).or_default().push(domains.map_or(i as u32, |d| d[i]));
@@ -111,7 +110,9 @@ impl Mlp {
                 cursor += 1;
             }
             let xb = x.select_rows(&rows);
-            let grads = net.gradients(&xb, &pairs.rows(&rows));
+            let (batch_classes, batch_domains): (Vec<u32>, Option<Vec<u32>>) =
+                (rows.iter().map(|&i| classes[i]).collect(), domains.map(|d| rows.iter().map(|&i| d[i]).collect()));
+            let grads = net.gradients(&xb, &Pairs { classes: &batch_classes, domains: batch_domains.as_deref() });
             net.adam_step(&grads, step);
         }
         let mut mlp = net.to_mlp();
@@ -125,31 +126,16 @@ impl Mlp {
     }
 }
 
-/// Which pairs of a batch's rows are positives.
+/// A batch's classes and (for positives across domains) domains: which rows pair up.
 struct Pairs<'a> {
     classes: &'a [u32],
     domains: Option<&'a [u32]>,
 }
 
-/// A batch's classes and domains.
-struct BatchPairs {
-    classes: Vec<u32>,
-    domains: Option<Vec<u32>>,
-}
-
 impl Pairs<'_> {
-    fn rows(&self, rows: &[usize]) -> BatchPairs {
-        BatchPairs {
-            classes: rows.iter().map(|&i| self.classes[i]).collect(),
-            domains: self.domains.map(|d| rows.iter().map(|&i| d[i]).collect()),
-        }
-    }
-}
-
-impl BatchPairs {
     /// Rows `i` and `j` (distinct) are a positive pair.
     fn positive(&self, i: usize, j: usize) -> bool {
-        i != j && self.classes[i] == self.classes[j] && self.domains.as_ref().is_none_or(|d| d[i] != d[j])
+        i != j && self.classes[i] == self.classes[j] && self.domains.is_none_or(|d| d[i] != d[j])
     }
 }
 
@@ -177,7 +163,7 @@ impl Trainable {
 
     /// The SupCon loss's gradients for one batch: for anchor i with positives P(i),
     /// `L_i = logΣ_{a≠i} exp(s_ia) − mean_{p∈P(i)} s_ip`, `s = z_i·z_a / τ`.
-    fn gradients(&self, x: &DMatrix<f32>, pairs: &BatchPairs) -> [DMatrix<f32>; 4] {
+    fn gradients(&self, x: &DMatrix<f32>, pairs: &Pairs) -> [DMatrix<f32>; 4] {
         let [w1, b1, w2, b2] = &self.params;
         let b = x.nrows();
         let mut pre = x * w1;
@@ -276,17 +262,17 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let (b, d) = (6, 5);
         let x = DMatrix::from_fn(b, d, |_, _| rng.gen_range(-1.0f32..1.0));
-        let classes = vec![0, 0, 1, 1, 2, 0];
+        let classes = [0, 0, 1, 1, 2, 0];
         let mut net = Trainable::init(d, 4, 3, &mut rng);
         // Mostly positive biases: some units off, but no row with every unit off (there the
         // loss is not differentiable in b₂).
         net.params[1] = DMatrix::from_fn(1, 4, |_, _| rng.gen_range(-0.2f32..1.0));
-        for pairs in [BatchPairs { classes: classes.clone(), domains: None }, BatchPairs { classes, domains: Some(vec![0, 1, 0, 1, 0, 0]) }] {
-            check_gradients(&net, &x, &pairs);
+        for domains in [None, Some(&[0, 1, 0, 1, 0, 0][..])] {
+            check_gradients(&net, &x, &Pairs { classes: &classes, domains });
         }
     }
 
-    fn check_gradients(net: &Trainable, x: &DMatrix<f32>, pairs: &BatchPairs) {
+    fn check_gradients(net: &Trainable, x: &DMatrix<f32>, pairs: &Pairs) {
         let d = x.ncols();
         let grads = net.gradients(x, pairs);
         let loss = |net: &Trainable| supcon_loss(net, x, pairs);
@@ -319,7 +305,7 @@ mod tests {
         }
     }
 
-    fn supcon_loss(net: &Trainable, x: &DMatrix<f32>, pairs: &BatchPairs) -> f32 {
+    fn supcon_loss(net: &Trainable, x: &DMatrix<f32>, pairs: &Pairs) -> f32 {
         let mlp = net.to_mlp();
         let z: Vec<Vec<f32>> = x.row_iter().map(|r| mlp.project(&r.iter().copied().collect::<Vec<_>>())).collect();
         let b = z.len();

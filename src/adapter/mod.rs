@@ -488,7 +488,7 @@ pub fn train(
         .collect();
     let data: Vec<f32> = rows.iter().flat_map(|&i| unit_row(&vectors[i * dim..(i + 1) * dim])).collect();
     let domains = if choice.across_domains() {
-        let Some((column, ids)) = domain_ids(&rows, labels) else {
+        let Some((column, ids)) = column_ids(&rows, labels, 2) else {
             return skip(
                 decision,
                 format!("positives across domains need a column of {FOLD_COLUMNS:?} with 2+ values on every labelled tile"),
@@ -499,7 +499,7 @@ pub fn train(
     } else {
         None
     };
-    let set = Labelled { data: &data, dim, classes: &class_of, class_count: classes.len(), domains: domains.as_deref() };
+    let set = Labelled { data, dim, classes: class_of, class_count: classes.len(), domains };
 
     let cv = cross_validate(&set, &rows, labels, choice);
     let params = match &cv {
@@ -523,15 +523,15 @@ pub fn train(
         }
         None => AdapterParams::Lda(DEFAULT_PARAMS),
     };
-    let sample = set.subset(&strided(class_of.len(), FIT_SAMPLE));
-    let fitted = match fit(&sample.view(), params) {
+    let sample = set.subset(&strided(set.classes.len(), FIT_SAMPLE));
+    let fitted = match fit(&sample, params) {
         Ok(fitted) => fitted,
         Err(why) => return skip(decision, why.into()),
     };
     let class_counts = classes
         .iter()
         .enumerate()
-        .map(|(c, name)| (name.to_string(), class_of.iter().filter(|&&k| k as usize == c).count()))
+        .map(|(c, name)| (name.to_string(), set.classes.iter().filter(|&&k| k as usize == c).count()))
         .collect();
     let (mean, projection) = fitted;
     let rank = match &projection {
@@ -547,18 +547,9 @@ pub fn train(
     Ok(decision)
 }
 
-/// Labelled unit descriptors (rows of `dim`), with each row's class and, for an MLP whose
-/// positives cross domains, its domain.
-struct Labelled<'a> {
-    data: &'a [f32],
-    dim: usize,
-    classes: &'a [u32],
-    class_count: usize,
-    domains: Option<&'a [u32]>,
-}
-
-/// An owned selection of a [`Labelled`] set's rows.
-struct LabelledRows {
+/// Labelled unit descriptors (rows of `dim`), with each row's class and, when an MLP's
+/// positives must cross domains ([`AdapterChoice::MlpCross`]), its domain.
+struct Labelled {
     data: Vec<f32>,
     dim: usize,
     classes: Vec<u32>,
@@ -566,40 +557,36 @@ struct LabelledRows {
     domains: Option<Vec<u32>>,
 }
 
-impl Labelled<'_> {
-    fn subset(&self, rows: &[usize]) -> LabelledRows {
-        LabelledRows {
+impl Labelled {
+    /// The rows `rows` of this set.
+    fn subset(&self, rows: &[usize]) -> Labelled {
+        Labelled {
             data: rows.iter().flat_map(|&i| self.data[i * self.dim..(i + 1) * self.dim].iter().copied()).collect(),
             dim: self.dim,
             classes: rows.iter().map(|&i| self.classes[i]).collect(),
             class_count: self.class_count,
-            domains: self.domains.map(|d| rows.iter().map(|&i| d[i]).collect()),
+            domains: self.domains.as_ref().map(|d| rows.iter().map(|&i| d[i]).collect()),
         }
     }
 }
 
-impl LabelledRows {
-    fn view(&self) -> Labelled<'_> {
-        Labelled { data: &self.data, dim: self.dim, classes: &self.classes, class_count: self.class_count, domains: self.domains.as_deref() }
-    }
-}
-
-/// The strictest [`FOLD_COLUMNS`] column that every row of `rows` has, with 2+ values, and
-/// each row's value as a number.
-fn domain_ids(rows: &[usize], labels: &[TileLabels]) -> Option<(&'static str, Vec<u32>)> {
+/// The strictest [`FOLD_COLUMNS`] column that every row of `rows` has, with `min_distinct`+
+/// values, and each row's value as a number (its rank among the column's values): the
+/// cross-validation's folds and the domains an MLP's positives cross.
+fn column_ids(rows: &[usize], labels: &[TileLabels], min_distinct: usize) -> Option<(&'static str, Vec<u32>)> {
     FOLD_COLUMNS.iter().enumerate().find_map(|(c, name)| {
         let keys: Vec<&str> = rows.iter().map(|&i| labels[i].folds[c].as_deref()).collect::<Option<_>>()?;
         let mut distinct = keys.clone();
         distinct.sort_unstable();
         distinct.dedup();
-        (distinct.len() >= 2).then(|| (*name, keys.iter().map(|k| distinct.binary_search(k).unwrap_or(0) as u32).collect()))
+        (distinct.len() >= min_distinct).then(|| (*name, keys.iter().map(|k| distinct.binary_search(k).unwrap_or(0) as u32).collect()))
     })
 }
 
 /// Fits the learned part that `params` describes on `set`: the mean it centres by and the
 /// projection; why not, when the data cannot give one.
 fn fit(set: &Labelled, params: AdapterParams) -> Result<(Vec<f32>, Projection), &'static str> {
-    let Labelled { data, dim, classes, class_count, domains } = *set;
+    let Labelled { ref data, dim, ref classes, class_count, ref domains } = *set;
     match params {
         AdapterParams::Lda(p) => {
             let lda = Lda::fit(data, dim, classes, class_count).ok_or("the labelled vectors have no within-class variance")?;
@@ -609,11 +596,10 @@ fn fit(set: &Labelled, params: AdapterParams) -> Result<(Vec<f32>, Projection), 
             }
             Ok((lda.mean_f32(), Projection::Linear(directions)))
         }
-        AdapterParams::Mlp(p) => {
+        AdapterParams::Mlp(_) => {
             let mean = column_mean(data, dim);
             let centred = centre(data, &mean);
-            let domains = domains.filter(|_| p.across_domains);
-            let mlp = Mlp::train(&centred, dim, classes, domains)
+            let mlp = Mlp::train(&centred, dim, classes, domains.as_deref())
                 .ok_or("the MLP did not train (no positive pairs or a non-finite weight)")?;
             Ok((mean, Projection::Mlp(mlp)))
         }
@@ -671,19 +657,9 @@ fn candidates(choice: AdapterChoice) -> Vec<AdapterParams> {
 /// weight, in folds by the strictest [`FOLD_COLUMNS`] column with enough values; `None`
 /// when no column has. `rows` maps the set's rows to `labels`.
 fn cross_validate(set: &Labelled, rows: &[usize], labels: &[TileLabels], choice: AdapterChoice) -> Option<CrossValidation> {
-    let Labelled { dim, classes, class_count, .. } = *set;
-    let (column, keys) = FOLD_COLUMNS.iter().enumerate().find_map(|(c, name)| {
-        let keys: Option<Vec<&str>> = rows.iter().map(|&i| labels[i].folds[c].as_deref()).collect();
-        let keys = keys?;
-        let mut distinct: Vec<&str> = keys.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        (distinct.len() >= CV_FOLDS).then(|| {
-            let fold_of: Vec<usize> =
-                keys.iter().map(|k| distinct.binary_search(k).unwrap_or(0) % CV_FOLDS).collect();
-            (*name, fold_of)
-        })
-    })?;
+    let Labelled { dim, ref classes, class_count, .. } = *set;
+    let (column, ids) = column_ids(rows, labels, CV_FOLDS)?;
+    let keys: Vec<usize> = ids.iter().map(|&id| id as usize % CV_FOLDS).collect();
     let candidates = candidates(choice);
     let sample = strided(rows.len(), CV_SAMPLE);
     let mut plain_hits = 0usize;
@@ -708,13 +684,10 @@ fn cross_validate(set: &Labelled, rows: &[usize], labels: &[TileLabels], choice:
         for (ci, candidate) in candidates.iter().enumerate() {
             let projection = match candidate {
                 AdapterParams::Lda(p) => Projection::Linear(lda.directions(p.shrinkage)),
-                AdapterParams::Mlp(p) => {
-                    let domains = training.domains.as_deref().filter(|_| p.across_domains);
-                    match Mlp::train(&centre(train_x, &train_mean), dim, train_classes, domains) {
-                        Some(mlp) => Projection::Mlp(mlp),
-                        None => continue,
-                    }
-                }
+                AdapterParams::Mlp(_) => match Mlp::train(&centre(train_x, &train_mean), dim, train_classes, training.domains.as_deref()) {
+                    Some(mlp) => Projection::Mlp(mlp),
+                    None => continue,
+                },
             };
             if matches!(&projection, Projection::Linear(d) if d.is_empty()) {
                 continue;

@@ -9,7 +9,7 @@
 
 import { Basket, exportBasket, slideBox } from './basket.js';
 import { TesseraClient, runtimeBadge } from './client.js';
-import { regionAt, regionPixels } from './deepzoom.js';
+import { regionPixels, squareAt } from './deepzoom.js';
 
 const params = new URLSearchParams(location.search);
 const config = {
@@ -253,16 +253,13 @@ function formatMag(mag) {
 /** The tile a click at `position` (viewer-element pixels) selects: the pyramid's
  *  full-resolution tiles when the viewer shows one (www/deepzoom.js), else the image. */
 async function selectTileAt(position) {
-  const { x: W, y: H } = viewer.world.getItemAt(0).source.dimensions;
+  const dimensions = viewer.world.getItemAt(0).source.dimensions;
   const point = viewer.viewport.viewerElementToImageCoordinates(position);
-  if (point.x < 0 || point.y < 0 || point.x >= W || point.y >= H) return;
-  const side = Math.max(32, Math.round(TILE_SCREEN_PX / imageZoom()));
+  if (point.x < 0 || point.y < 0 || point.x >= dimensions.x || point.y >= dimensions.y) return;
   const mode = state.mode;
-  const s = Math.min(side, W, H);
-  let region = { x: Math.round(Math.min(Math.max(point.x - s / 2, 0), W - s)), y: Math.round(Math.min(Math.max(point.y - s / 2, 0), H - s)), width: s, height: s };
+  const region = squareAt(point, Math.max(32, Math.round(TILE_SCREEN_PX / imageZoom())), dimensions);
   let pixels = null;
   if (config.dzi) {
-    region = regionAt(viewer, position, side);
     // Tiles the viewer never showed are not in the offline cache: the whole image is.
     pixels = await regionPixels(viewer, region, { scale: Math.min(1, MAX_CROP_PX / region.width) }).catch((error) => {
       if (error.kind !== 'fetch') throw error;

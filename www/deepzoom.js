@@ -34,8 +34,12 @@ export function regionAt(viewer, position, side) {
   const { item, source } = tiledSource(viewer);
   // OpenSeadragon's arithmetic needs its own Point.
   const at = typeof position.minus === 'function' ? position : new globalThis.OpenSeadragon.Point(position.x, position.y);
-  const point = item.viewerElementToImageCoordinates(at);
-  const { x: width, y: height } = source.dimensions;
+  return squareAt(item.viewerElementToImageCoordinates(at), side, source.dimensions);
+}
+
+/** A `side` × `side` square centred on `point` (image pixels), clamped inside an image of
+ *  `dimensions` ({x: width, y: height}). */
+export function squareAt(point, side, { x: width, y: height }) {
   const s = Math.max(1, Math.min(Math.round(side), width, height));
   return {
     x: Math.round(Math.min(Math.max(point.x - s / 2, 0), width - s)),

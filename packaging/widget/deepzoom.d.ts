@@ -29,6 +29,10 @@ export interface RegionPixelsOptions {
  *  of kind `usage` before the viewer has opened an image, `unsupported` for a plain image. */
 export declare function regionAt(viewer: DeepZoomViewer, position: { x: number; y: number }, side: number): ImageRegion;
 
+/** A `side` × `side` square centred on `point` (image pixels), clamped inside an image of
+ *  `dimensions` (`{ x: width, y: height }`, as a tile source's `dimensions`). */
+export declare function squareAt(point: { x: number; y: number }, side: number, dimensions: { x: number; y: number }): ImageRegion;
+
 /** The pixels of `region` at `options.scale`, read from the smallest pyramid level with at
  *  least that resolution; `name` is the tile source and the region in words (the widget
  *  records it as the query, e.g. the basket's `query` column). Rejects with kind `input` (region outside the image, bad scale,

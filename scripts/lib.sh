@@ -1,6 +1,9 @@
 # Shared helpers for scripts/*.sh: idempotent installs on a fresh Debian machine.
 
-step() { printf '\n==> %s\n' "$*" >&2; }
+# step MESSAGE: a heading with the minutes since the outermost script started (CI's budget
+# is in minutes; the headings show where they go).
+export TESSERA_T0=${TESSERA_T0:-$(date +%s)}
+step() { printf '\n==> [%s, +%d min] %s\n' "$(date +%T)" $((($(date +%s) - TESSERA_T0) / 60)) "$*" >&2; }
 
 # Rust comes with the machine (rustup); make sure cargo is on PATH in a fresh shell.
 cargo_env() {

@@ -36,3 +36,4 @@ scripts/test-finetune.sh
 
 step "distributed build (scripts/test-ray.sh): 4 shards on a local Ray instance, merged = single build"
 scripts/test-ray.sh
+step "all tests passed"

@@ -20,8 +20,8 @@ cargo_env
 apt_install mesa-vulkan-drivers
 step "native tests (release: tract is slow unoptimized)"
 cargo test --release --all-targets --no-fail-fast
-step "fuzz smoke (scripts/fuzz.sh all 15: every reader of untrusted bytes, 15 s each)"
-scripts/fuzz.sh all 15
+step "fuzz smoke (scripts/fuzz.sh --dev all 15: every reader of untrusted bytes, 15 s each, unoptimised build)"
+scripts/fuzz.sh --dev all 15
 
 scripts/test-web.sh
 

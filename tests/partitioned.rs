@@ -118,6 +118,8 @@ fn fewer_probes_return_hits_from_the_nearest_partitions_only() {
         assert!(hits[0].score > 0.999, "{}", hits[0].score);
         let unloaded = open(&file);
         assert!(matches!(unloaded.search(&query, &options), Err(tessera::search::SearchError::NotLoaded { .. })));
+        let descriptor = index.stored_vector(0).unwrap();
+        assert!(matches!(unloaded.score_descriptors(&query, 0.0, &descriptor), Err(tessera::search::SearchError::NothingLoaded)));
     }
     assert!(p.info().loaded <= 8);
 }

@@ -27,6 +27,15 @@ pub struct Transfer {
     pub bytes: u64,
 }
 
+impl Transfer {
+    /// One request that brought `bytes` bytes (a whole file or a range, even when the server
+    /// sent more than was asked for).
+    fn record(&mut self, bytes: usize) {
+        self.requests += 1;
+        self.bytes += bytes as u64;
+    }
+}
+
 impl Source {
     pub fn new(location: &str) -> Source {
         if location.starts_with("http://") || location.starts_with("https://") {
@@ -53,8 +62,7 @@ impl Source {
                 read_body(response.body_mut(), url)?
             }
         };
-        transfer.requests += 1;
-        transfer.bytes += bytes.len() as u64;
+        transfer.record(bytes.len());
         Ok(bytes)
     }
 
@@ -79,8 +87,7 @@ impl Source {
                 let mut response = ureq::get(url.as_str()).header("Range", &spec).call().with_context(|| format!("GET {url} ({spec})"))?;
                 let status = response.status().as_u16();
                 let body = read_body(response.body_mut(), url)?;
-                transfer.requests += 1;
-                transfer.bytes += body.len() as u64;
+                transfer.record(body.len());
                 match status {
                     206 => return Ok(body),
                     200 if (body.len() as u64) <= WHOLE_FILE_FALLBACK_BYTES => {
@@ -97,8 +104,7 @@ impl Source {
                 }
             }
         };
-        transfer.requests += 1;
-        transfer.bytes += bytes.len() as u64;
+        transfer.record(bytes.len());
         Ok(bytes)
     }
 }

@@ -474,7 +474,7 @@ impl PartitionedIndex {
     /// [`search::score_descriptors`] for this index (its tile examples must be loaded).
     pub fn score_descriptors(&self, query: &Query, negative_weight: f32, descriptors: &[f32]) -> Result<Vec<f32>, SearchError> {
         let query = self.resolved(query)?;
-        let any = self.loaded.values().next().ok_or(SearchError::NotLoaded { partition: 0 })?;
+        let any = self.loaded.values().next().ok_or(SearchError::NothingLoaded)?;
         search::score_descriptors(any, &query, negative_weight, descriptors)
     }
 

@@ -113,6 +113,8 @@ pub enum SearchError {
     BadOption(String),
     #[error("partition {partition} of the index is not loaded yet (ask which partitions a query needs first)")]
     NotLoaded { partition: usize },
+    #[error("no partition of the index is loaded yet (load the partitions a query needs first)")]
+    NothingLoaded,
 }
 
 /// Runs a search; hits are sorted by descending score (or MMR order when `mmr` is set).

@@ -49,17 +49,31 @@ max_len() {
 step "fuzz build (${targets[*]})"
 if [ "$1" = all ]; then fuzz build --target-dir target/fuzz; else fuzz build --target-dir target/fuzz "$1"; fi
 
-mkdir -p target/fuzz/logs
-for target in "${targets[@]}"; do
-    step "fuzz $target for $2 s"
+# fuzz_one TARGET SECONDS: one target's run, its log in target/fuzz/logs/TARGET.log.
+fuzz_one() {
+    local target=$1 log="target/fuzz/logs/$1.log"
     mkdir -p "fuzz/corpus/$target"
-    log="target/fuzz/logs/$target.log"
     if ! fuzz run --target-dir target/fuzz "$target" -- \
         -max_total_time="$2" -rss_limit_mb=2048 -timeout=10 -max_len="$(max_len "$target")" \
         -print_final_stats=1 >"$log" 2>&1; then
         tail -n 40 "$log" >&2
         echo "fuzz target $target failed: the input is in fuzz/artifacts/$target/ (log $log)" >&2
-        exit 1
+        return 1
     fi
-    grep -E '^#[0-9]+[[:space:]]+DONE|^stat::number_of_executed_units|^stat::peak_rss_mb' "$log" >&2 || true
+    { echo "$target:"; grep -E '^#[0-9]+[[:space:]]+DONE|^stat::number_of_executed_units|^stat::peak_rss_mb' "$log"; } >&2 || true
+}
+
+# libFuzzer runs on one core: as many targets at once as there are cores.
+mkdir -p target/fuzz/logs
+jobs=$(nproc)
+step "fuzz ${targets[*]} for $2 s each, $jobs at a time"
+failed=0
+for ((i = 0; i < ${#targets[@]}; i += jobs)); do
+    pids=()
+    for target in "${targets[@]:i:jobs}"; do
+        fuzz_one "$target" "$2" &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
 done
+[ "$failed" -eq 0 ] || exit 1

@@ -19,7 +19,13 @@ cargo_env
 # lavapipe: the GPU tests run on any machine, and fail (not skip) without an adapter.
 apt_install mesa-vulkan-drivers
 step "native tests (release: tract is slow unoptimized)"
-cargo test --release --all-targets --no-fail-fast
+# cargo-nextest (on these machines) runs the test binaries side by side: half the time of
+# `cargo test`, whose binaries run one after another, most holding one long test.
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --release --all-targets --no-fail-fast
+else
+    cargo test --release --all-targets --no-fail-fast
+fi
 step "fuzz smoke (scripts/fuzz.sh --dev all 15: every reader of untrusted bytes, 15 s each, unoptimised build)"
 scripts/fuzz.sh --dev all 15
 

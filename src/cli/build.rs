@@ -206,7 +206,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let mut progress = Progress::new(&pending, &names, &slides);
     let mut shard_outcomes = Vec::new();
     if resumed > 0 {
-        progress.bar.suspend(|| eprintln!("resuming: {resumed} of {} tiles already described", pending.len()));
+        progress.note(&format!("resuming: {resumed} of {} tiles already described", pending.len()));
     }
     for outcome in done {
         progress.record(outcome, &mut builder, args.shard.is_some().then_some(&mut shard_outcomes));
@@ -221,8 +221,8 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             progress.record(outcome, &mut builder, args.shard.is_some().then_some(&mut shard_outcomes));
         }
     }
-    let skipped = inputs_skipped + progress.skipped;
-    progress.bar.finish_and_clear();
+    let tiles_skipped = progress.finish();
+    let skipped = inputs_skipped + tiles_skipped;
     if let Some(spec) = args.shard {
         let header = ShardHeader {
             build: build_id,
@@ -243,7 +243,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             args.output.display(),
             first,
             first + header.tiles,
-            progress.skipped,
+            tiles_skipped,
             started.elapsed().as_secs_f64()
         );
         return Ok(());
@@ -310,34 +310,55 @@ fn peak_memory_mb() -> Option<u64> {
     Some(kb / 1024)
 }
 
-/// Feeds the tiles' outcomes to the builder in input order: one bar over all inputs, a
-/// line per skipped tile, and one when a slide's last tile is done.
+/// Feeds the tiles' outcomes to the builder in input order: a bar over all inputs, a bar
+/// for the slide whose tiles are being recorded, a line per skipped tile, and one when a
+/// slide's last tile is done.
 struct Progress<'a> {
-    bar: indicatif::ProgressBar,
+    bars: indicatif::MultiProgress,
+    overall: indicatif::ProgressBar,
+    /// The slide being recorded, by index into `slides`, and its bar.
+    slide_bar: Option<(usize, indicatif::ProgressBar)>,
     names: &'a [String],
     /// Per tile, the slide it comes from.
     slide_of: Vec<Option<usize>>,
-    /// Per slide: its path, tiles not yet recorded, tiles skipped.
-    slides: Vec<(String, usize, usize)>,
+    slides: Vec<SlideProgress>,
     skipped: usize,
     next: usize,
+}
+
+struct SlideProgress {
+    path: String,
+    tiles: usize,
+    left: usize,
+    skipped: usize,
 }
 
 impl<'a> Progress<'a> {
     fn new(pending: &[Pending], names: &'a [String], open: &OpenSlides) -> Progress<'a> {
         let slide_of: Vec<Option<usize>> =
             pending.iter().map(|p| if let Pending::SlideTile { slide, .. } = p { Some(*slide) } else { None }).collect();
-        let mut slides: Vec<(String, usize, usize)> = open.0.iter().map(|(path, _)| (path.clone(), 0, 0)).collect();
-        slide_of.iter().flatten().for_each(|&s| slides[s].1 += 1);
-        Progress { bar: progress_bar(pending.len(), "embedding"), names, slide_of, slides, skipped: 0, next: 0 }
+        let mut slides: Vec<SlideProgress> =
+            open.0.iter().map(|(path, _)| SlideProgress { path: path.clone(), tiles: 0, left: 0, skipped: 0 }).collect();
+        for &s in slide_of.iter().flatten() {
+            slides[s].tiles += 1;
+            slides[s].left += 1;
+        }
+        let bars = indicatif::MultiProgress::new();
+        let overall = bars.add(progress_bar(pending.len(), "embedding"));
+        Progress { bars, overall, slide_bar: None, names, slide_of, slides, skipped: 0, next: 0 }
+    }
+
+    /// A line above the bars.
+    fn note(&self, line: &str) {
+        self.bars.suspend(|| eprintln!("{line}"));
     }
 
     /// Records one tile's outcome: into the builder, or for a shard into `kept` (the merge
     /// adds them to its builder, which skips exactly what a single build skips).
     fn record(&mut self, outcome: Outcome, builder: &mut IndexBuilder, kept: Option<&mut Vec<Outcome>>) {
-        let (tile, name) = (self.next, &self.names[self.next]);
+        let tile = self.next;
         self.next += 1;
-        self.bar.inc(1);
+        self.overall.inc(1);
         let added = match (kept, outcome) {
             (None, outcome) => add_outcome(builder, outcome),
             (Some(kept), Outcome::Skipped { why }) => {
@@ -352,17 +373,51 @@ impl<'a> Progress<'a> {
         };
         let failed = added.is_err();
         if let Err(e) = added {
-            self.bar.suspend(|| eprintln!("skipped {name}: {e:#}"));
+            self.note(&format!("skipped {}: {e:#}", self.names[tile]));
             self.skipped += 1;
         }
         if let Some(s) = self.slide_of[tile] {
-            let (path, left, skipped) = &mut self.slides[s];
-            *left -= 1;
-            *skipped += usize::from(failed);
-            if *left == 0 {
-                self.bar.suspend(|| eprintln!("{path}: done ({skipped} tiles skipped)"));
-            }
+            self.slide_tile_done(s, failed);
         }
+    }
+
+    /// One more tile of slide `s` recorded: its bar moves (made when its first tile comes,
+    /// as the tiles come in input order, slide by slide), and goes when the slide is done.
+    fn slide_tile_done(&mut self, s: usize, failed: bool) {
+        if self.slide_bar.as_ref().is_none_or(|(current, _)| *current != s) {
+            if let Some((_, old)) = self.slide_bar.take() {
+                old.finish_and_clear();
+            }
+            let slide = &self.slides[s];
+            let name = Path::new(&slide.path).file_name().map_or(slide.path.clone(), |n| n.to_string_lossy().into_owned());
+            // No rate or ETA: tiles are recorded a chunk at a time, so a slide's rate is
+            // bursts; the overall bar's is the one to read.
+            let style = indicatif::ProgressStyle::with_template("  {msg} [{bar:30}] {pos}/{len}").expect("static template");
+            let bar = self.bars.add(indicatif::ProgressBar::new(slide.tiles as u64).with_style(style.progress_chars("=> ")).with_message(name));
+            bar.set_position((slide.tiles - slide.left) as u64);
+            self.slide_bar = Some((s, bar));
+        }
+        let slide = &mut self.slides[s];
+        slide.left -= 1;
+        slide.skipped += usize::from(failed);
+        if let Some((_, bar)) = &self.slide_bar {
+            bar.inc(1);
+        }
+        if slide.left == 0 {
+            let line = format!("{}: done ({} tiles skipped)", slide.path, slide.skipped);
+            if let Some((_, bar)) = self.slide_bar.take() {
+                bar.finish_and_clear();
+            }
+            self.note(&line);
+        }
+    }
+
+    fn finish(self) -> usize {
+        if let Some((_, bar)) = self.slide_bar {
+            bar.finish_and_clear();
+        }
+        self.overall.finish_and_clear();
+        self.skipped
     }
 }
 

@@ -3,7 +3,8 @@
 // correct MIME types (application/wasm), cross-origin isolation headers (COOP/COEP, so a
 // threaded engine can use SharedArrayBuffer), validators for the worker's cache check.
 //
-//   node scripts/serve.mjs [--root www] [--port 8080] [--host 127.0.0.1] [--no-isolation]
+//   node scripts/serve.mjs [--root www] [--port 8080] [--host 127.0.0.1] [--no-isolation] [--no-range] [--no-csp]
+// Sends DEMO_CSP with every response unless --no-csp.
 // Prints "serving <root> at <url>" once listening; --port 0 picks a free port.
 
 import { createReadStream, promises as fs } from 'node:fs';
@@ -31,6 +32,12 @@ const MIME = {
   '.map': 'application/json',
   '.ts': 'text/plain; charset=utf-8',
 };
+
+/** The policy the demo server sends with every response (docs/embedding.md §3, same-origin
+ *  widget, plus `blob:` workers for threads and inline styles for the viewer and score
+ *  bars); the end-to-end tests run every page under it. */
+export const DEMO_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "
+  + "connect-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'";
 
 /** `mounts`: extra folders under URL prefixes, e.g. { '/bench/': 'bench/web' }; `headers`:
  *  added to every response (e.g. a Content-Security-Policy); `isolated: false` leaves out
@@ -124,6 +131,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     host: arg('host', '127.0.0.1'),
     isolated: !process.argv.includes('--no-isolation'),
     ranges: !process.argv.includes('--no-range'),
+    headers: process.argv.includes('--no-csp') ? {} : { 'Content-Security-Policy': DEMO_CSP },
   });
   console.log(`serving ${root} at ${url}`);
 }

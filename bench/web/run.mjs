@@ -102,6 +102,8 @@ async function embedAt(browser, url, threads) {
 const env = await start({
   // A WebGPU adapter for the GPU rows (SwiftShader where there is no GPU).
   args: ['--enable-unsafe-webgpu'],
+  // The reference's page is not ours to hold to the demo's policy.
+  csp: null,
   mounts: {
     '/bench/': path.join(REPO, 'bench/web'),
     '/ort/': path.join(REPO, 'bench/web/node_modules/onnxruntime-web/dist'),

@@ -9,7 +9,6 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO, newPage, screenshot, start } from './harness.mjs';
-import { serve } from '../../scripts/serve.mjs';
 import { Basket, BasketError, CSV_COLUMNS, csvField, toCsv, toGeoJson } from '../../www/basket.js';
 
 const LOAD_TIMEOUT = 180_000;
@@ -17,10 +16,6 @@ const SLIDE = 'CMU-1-Small-Region';
 const FIXTURE_TILE = path.join(REPO, 'tests/fixtures/wasm/tile.jpeg'); // an LC25000 lung_scc tile
 // A file name that is a formula with a comma and quotes: the query column must neutralise it.
 const NASTY_NAME = '=HYPERLINK("http://x",1) "lung".jpeg';
-/** Issue 10's strict policy, plus inline styles (the viewer and the score bars use them). */
-const STRICT_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; connect-src 'self'; "
-  + "img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'";
-
 /** localStorage's interface over a Map; `quota` bytes make setItem throw like a full store. */
 function memoryStorage(quota = Infinity) {
   const map = new Map();
@@ -155,15 +150,12 @@ describe('basket module', () => {
 });
 
 describe('in the browser', () => {
-  let env;
-  let strict; // www/ again, every response under STRICT_CSP
+  let env; // every response under the demo server's strict CSP (harness.mjs)
   before(async () => {
     env = await start();
-    strict = await serve({ root: path.join(REPO, 'www'), port: 0, headers: { 'Content-Security-Policy': STRICT_CSP } });
   });
   after(async () => {
     await env?.stop();
-    await new Promise((resolve) => (strict ? strict.server.close(resolve) : resolve()));
   });
 
   /** Hit ids once a search newer than `previous` has rendered. */
@@ -200,7 +192,7 @@ describe('in the browser', () => {
         window.cspViolations = [];
         document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
       });
-      await page.goto(`${strict.url}index.html`);
+      await page.goto(`${env.url}index.html`);
       await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
       assert.equal(await page.textContent('#basket-count'), '0');
       assert.ok(await page.isDisabled('#export-csv'));

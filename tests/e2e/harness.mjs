@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { serve } from '../../scripts/serve.mjs';
+import { DEMO_CSP, serve } from '../../scripts/serve.mjs';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const SCREENSHOTS = path.join(REPO, 'tests/e2e/screenshots');
@@ -21,9 +21,11 @@ export const CHROMIUM_ARGS = [
 ];
 
 /** Serves www/ (plus `mounts`; `isolated`: COOP/COEP; `ranges`: HTTP Range; see serve.mjs)
- *  on a free port and starts headless Chromium (with `args` added to its flags). */
-export async function start({ mounts = {}, isolated = true, ranges = true, args = [] } = {}) {
-  const { server, url } = await serve({ root: path.join(REPO, 'www'), port: 0, mounts, isolated, ranges });
+ *  on a free port, every response under the demo server's CSP (`csp: null`: none), and
+ *  starts headless Chromium (with `args` added to its flags). */
+export async function start({ mounts = {}, isolated = true, ranges = true, csp = DEMO_CSP, args = [] } = {}) {
+  const headers = csp ? { 'Content-Security-Policy': csp } : {};
+  const { server, url } = await serve({ root: path.join(REPO, 'www'), port: 0, mounts, isolated, ranges, headers });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...args], headless: true });
   mkdirSync(SCREENSHOTS, { recursive: true });
   return {

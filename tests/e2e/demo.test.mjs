@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -251,6 +252,27 @@ describe('errors', () => {
     assert.equal(await page.textContent('#error .error-title'), 'Could not download the search data');
     assert.match(await page.textContent('#error .error-message'), /HTTP 404/);
     await context.close();
+  });
+
+  test("a link naming another origin's index is refused: the CSP keeps every request on the page's origin", async () => {
+    const { page, context } = await newPage(env.browser);
+    // Another origin that would serve "someone else's data": it must never be asked.
+    const asked = [];
+    const other = createServer((req, res) => {
+      asked.push(req.url);
+      res.writeHead(200, { 'Access-Control-Allow-Origin': '*', 'Cross-Origin-Resource-Policy': 'cross-origin' }).end();
+    });
+    await new Promise((resolve) => other.listen(0, '127.0.0.1', resolve));
+    try {
+      await openDemo(page, `?index=http://127.0.0.1:${other.address().port}/index.tsi`);
+      await page.waitForSelector('#error:not([hidden])', { timeout: LOAD_TIMEOUT });
+      assert.equal(await page.textContent('#error .error-title'), 'Could not download the search data');
+      assert.deepEqual(asked, [], 'no request reached the other origin');
+      assert.match(await page.textContent('#error .error-message'), new RegExp(`127\\.0\\.0\\.1:${other.address().port}/index\\.tsi`));
+    } finally {
+      await new Promise((resolve) => other.close(resolve));
+      await context.close();
+    }
   });
 });
 

@@ -5,7 +5,8 @@
 // slide image, read whole by "search this slide"), dzi (its Deep Zoom pyramid, which the
 // viewer shows and clicks are cut from; empty: the viewer shows the image), slide-id (the slide's id in the index), mag (the slide's scan magnification),
 // unique-by (the metadata key of the "one per slide" switch), threads ('auto' or a count),
-// backend ('auto', 'webgpu' or 'wasm').
+// backend ('auto', 'webgpu' or 'wasm'). Data URLs from a link reach only the page's own
+// origin: the demo server's CSP (connect-src 'self', scripts/serve.mjs) refuses others.
 
 import { Basket, exportBasket, slideBox } from './basket.js';
 import { TesseraClient, runtimeBadge } from './client.js';

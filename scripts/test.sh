@@ -2,7 +2,7 @@
 # Installs what the tests need (idempotently) and runs the whole suite:
 #   1. native unit + integration tests (model parity, index, search, eval, slides, bad input,
 #      the GPU kernels and forward pass on Mesa's lavapipe, a Vulkan driver on the CPU)
-#      and a fuzz smoke: every libFuzzer target of scripts/fuzz.sh for 15 s;
+#      and a fuzz smoke: every libFuzzer target of scripts/fuzz.sh for 15 s (built --dev);
 #   2. the browser tests (scripts/test-web.sh): wasm-bindgen-test and Playwright end to end
 #      in headless Debian chromium;
 #   3. the benchmark chain at small sizes (bench/run --quick) and its generated report;

@@ -276,6 +276,18 @@ def eval_section(d, md: list):
         md.append(f"| {r['dataset']} | {r['report']['protocol']} | {r['descriptor']} | {r['report']['overall']['p_at_5']:.3f} |")
 
 
+def run_times_section(d, md: list):
+    if not begin(md, "Where the run's time goes (`bench/run`)", d, "no `run-times.json` (written by `bench/run` since it times its steps)"):
+        return
+    md.append(f"Source: {provenance(d)}. {d.get('notes', '')}.\n")
+    md.append("| step | seconds | share |")
+    md.append("|---|---:|---:|")
+    total = d["total_seconds"] or 1
+    for s in d["steps"]:
+        md.append(f"| {s['step']} | {s['seconds']:.1f} | {s['seconds'] / total:.0%} |")
+    md.append(f"| **all steps** | **{d['total_seconds']:.0f}** ({d['total_seconds'] / 60:.1f} min) | |\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", type=Path, default=Path("bench/results"))
@@ -302,6 +314,7 @@ def main():
     wasm_variants_section(load(args.results, "wasm-variants"), md)
     slide_section(load(args.results, "slide-build"), md)
     eval_section(load(args.results, "eval"), md)
+    run_times_section(load(args.results, "run-times"), md)
     md.append("\n## Skipped\n\nonnxruntime-web's WebGPU backend; WebGPU on a hardware GPU (none on these machines: the browser's "
               "adapter is SwiftShader); Tessera and onnxruntime-web beyond 2 threads (the benchmark runs 1 and 2).\n")
     args.out.write_text("\n".join(md) + "\n")

@@ -36,6 +36,8 @@ bench/run --quick
 for section in "## Embedding, native" "## Embedding, GPU" "## Search" "## Whole-slide builds" "## Retrieval quality"; do
     grep -q "$section" target/bench-quick/REPORT.md || { echo "bench report lacks '$section'" >&2; exit 1; }
 done
+# The run timed its own steps (not a "Skipped" section).
+grep -q '^| \*\*all steps\*\* |' target/bench-quick/REPORT.md || { echo "bench report lacks the step times" >&2; exit 1; }
 ls target/bench-quick/plots/embed-native.png target/bench-quick/plots/gpu.png target/bench-quick/plots/search.png > /dev/null
 
 scripts/test-finetune.sh

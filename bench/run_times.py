@@ -5,15 +5,16 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 from pathlib import Path
 
 
 def machine() -> str:
+    """The machine string of the CLI's `Provenance::now` (src/cli/mod.rs), which the
+    other bench/results files carry."""
     model = next(
         (l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")),
-        platform.processor() or platform.machine(),
+        "unknown CPU",
     )
     return f"{model}, {os.cpu_count()} threads available"
 

@@ -254,14 +254,15 @@ def slide_section(d, md: list):
     if not begin(md, "Whole-slide builds (`tessera bench slide`)", d, "no `slide-build.json`"):
         return
     md.append(f"Source: {provenance(d)}. {d.get('notes', '')}; {d.get('views')} view(s), {d.get('threads')} threads.\n")
-    md.append("| level-0 side | tiles | slide MB | build s | tiles/s | peak RSS MB |")
-    md.append("|---:|---:|---:|---:|---:|---:|")
+    md.append("| level-0 side | tiles | slide MB | build s | tiles/s | peak RSS MB | while embedding MB |")
+    md.append("|---:|---:|---:|---:|---:|---:|---:|")
     for r in d["results"]:
-        md.append(f"| {r['level0_side']} | {r['tiles']} | {r['slide_mb']:.0f} | {r['build_s']:.1f} | {r['tiles_per_s']:.1f} | {r.get('peak_rss_mb') or '-'} |")
-    rows = d["results"]
-    if len(rows) > 1 and all(r.get("peak_rss_mb") for r in rows):
-        a, b = rows[0], rows[-1]
-        md.append(f"\n{b['tiles'] / a['tiles']:.1f}× the tiles, {b['peak_rss_mb'] / a['peak_rss_mb']:.2f}× the peak memory.\n")
+        md.append(f"| {r['level0_side']} | {r['tiles']} | {r['slide_mb']:.0f} | {r['build_s']:.1f} | {r['tiles_per_s']:.1f} | "
+                  f"{r.get('peak_rss_mb') or '-'} | {r.get('embedding_peak_rss_mb') or '-'} |")
+    growth = d.get("peak_memory_growth")
+    if growth:
+        md.append(f"\nPeak memory fitted over the sizes: {growth['base_mb']:.0f} MB + {growth['kb_per_tile']:.1f} kB per tile; "
+                  f"at {growth['extrapolated_tiles']:,} tiles (a large 40× slide) {growth['extrapolated_peak_mb']:.0f} MB.\n")
 
 
 def eval_section(d, md: list):

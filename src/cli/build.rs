@@ -3,7 +3,6 @@
 mod checkpoint;
 pub mod shard;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -203,6 +202,9 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     if resumed > pending.len() {
         bail!("{}: holds {resumed} tiles, the build has {}; remove it to start over", checkpoint_path.display(), pending.len());
     }
+    if args.shard.is_none() {
+        builder.reserve(pending.len());
+    }
     let mut progress = Progress::new(&pending, &names, &slides);
     let mut shard_outcomes = Vec::new();
     if resumed > 0 {
@@ -222,6 +224,8 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         }
     }
     let tiles_skipped = progress.finish();
+    // What the tiles' streaming cost, apart from writing the index (bench slide reads it).
+    let embedding_peak_mb = peak_memory_mb();
     let skipped = inputs_skipped + tiles_skipped;
     if let Some(spec) = args.shard {
         let header = ShardHeader {
@@ -253,7 +257,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         checkpoint.remove()?;
         bail!("none of the tiles could be embedded ({skipped} skipped)");
     }
-    finish(builder, args.adapter, &args.output, skipped, started)?;
+    finish(builder, args.adapter, &args.output, skipped, started, embedding_peak_mb)?;
     checkpoint.remove()
 }
 
@@ -266,8 +270,15 @@ fn add_outcome(builder: &mut IndexBuilder, outcome: Outcome) -> anyhow::Result<(
 }
 
 /// The end of every build (single or merged): train the adapter, build the index, write
-/// it, and say what was written.
-fn finish(mut builder: IndexBuilder, adapter: AdapterChoice, output: &Path, skipped: usize, started: Instant) -> anyhow::Result<()> {
+/// it, and say what was written, with the peak memory before this step when it is known.
+fn finish(
+    mut builder: IndexBuilder,
+    adapter: AdapterChoice,
+    output: &Path,
+    skipped: usize,
+    started: Instant,
+    embedding_peak_mb: Option<u64>,
+) -> anyhow::Result<()> {
     if builder.is_empty() {
         bail!("none of the tiles could be embedded ({skipped} skipped)");
     }
@@ -281,15 +292,19 @@ fn finish(mut builder: IndexBuilder, adapter: AdapterChoice, output: &Path, skip
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
     let index = builder.build()?;
     spinner.finish_and_clear();
-    let bytes = index.to_bytes();
-    super::write_atomically(output, |file| Ok(file.write_all(&bytes)?))
-        .with_context(|| format!("{}: cannot write the index", output.display()))?;
+    let mut written = None;
+    super::write_atomically(output, |file| {
+        // Section by section: the index is never held twice.
+        written = Some(index.write_to(&mut std::io::BufWriter::new(file))?.total);
+        Ok(())
+    })
+    .with_context(|| format!("{}: cannot write the index", output.display()))?;
+    let bytes = written.unwrap_or_default();
     let info = index.info();
     eprintln!(
-        "wrote {}: {tiles} tiles, {skipped} skipped, {} bytes ({:.0} B/tile), {:?}{}{}, {:.1} s{}",
+        "wrote {}: {tiles} tiles, {skipped} skipped, {bytes} bytes ({:.0} B/tile), {:?}{}{}, {:.1} s{}",
         output.display(),
-        bytes.len(),
-        bytes.len() as f64 / tiles as f64,
+        bytes as f64 / tiles as f64,
         info.quantization,
         info.pca_energy_kept.map(|e| format!(", PCA {} dims ({:.1}% energy)", info.vector_dim, e * 100.0)).unwrap_or_default(),
         if info.graph_layers > 0 {
@@ -299,6 +314,7 @@ fn finish(mut builder: IndexBuilder, adapter: AdapterChoice, output: &Path, skip
         },
         started.elapsed().as_secs_f64(),
         peak_memory_mb().map(|mb| format!(", {mb} MB peak memory")).unwrap_or_default()
+            + &embedding_peak_mb.map(|mb| format!(" ({mb} MB while embedding)")).unwrap_or_default()
     );
     Ok(())
 }

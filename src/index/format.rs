@@ -5,6 +5,8 @@
 //! (sections must tile the file exactly), then each section against the header's counts.
 //! Every length is compared with the bytes actually present before anything is allocated.
 
+use std::io::{self, Cursor, Seek, SeekFrom, Write};
+
 use serde::{Deserialize, Serialize};
 
 use crate::adapter::{Adapter, AdapterInfo};
@@ -61,20 +63,49 @@ const GRPH: [u8; 4] = *b"GRPH";
 const META: [u8; 4] = *b"META";
 const THMB: [u8; 4] = *b"THMB";
 const ADPT: [u8; 4] = *b"ADPT";
+/// Writes one section's bytes, when the writer reaches it.
+type SectionBody<'a> = Box<dyn Fn(&mut dyn Write) -> io::Result<()> + 'a>;
+
+/// Passes the sections' bytes on, counting them and their CRC-32.
+struct Tally<'a, W> {
+    out: &'a mut W,
+    crc: crc32fast::Hasher,
+    bytes: usize,
+}
+
+impl<W: Write> Write for Tally<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.bytes += n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
 const KNOWN: [[u8; 4]; 8] = [VECS, QPAR, RRNK, PCAM, GRPH, META, THMB, ADPT];
 
 impl Index {
     /// Serializes the index. The same index always gives the same bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.encode().0
+        let mut out = Cursor::new(Vec::new());
+        self.write_to(&mut out).expect("writing to memory cannot fail");
+        out.into_inner()
     }
 
     /// Bytes per section of [`Index::to_bytes`].
     pub fn size_report(&self) -> SizeReport {
-        self.encode().1
+        self.write_to(&mut Cursor::new(Vec::new())).expect("writing to memory cannot fail")
     }
 
-    fn encode(&self) -> (Vec<u8>, SizeReport) {
+    /// Writes the bytes of [`Index::to_bytes`] to `out`, one section at a time: the
+    /// section table is filled in afterwards and the checksum combined from the parts, so
+    /// a large index never needs a second copy of itself in memory (`tessera build` on a
+    /// whole slide). Starts at `out`'s current position and ends after the checksum.
+    pub fn write_to<W: Write + Seek>(&self, out: &mut W) -> io::Result<SizeReport> {
         let header = Header {
             model: self.model.clone(),
             metric: self.metric,
@@ -89,45 +120,83 @@ impl Index {
         };
         let header = serde_json::to_vec(&header).expect("header serializes: plain data");
         let sections = self.sections();
-        let mut out = Writer::default();
-        out.bytes.extend_from_slice(&MAGIC);
-        out.u32(FORMAT_VERSION);
-        out.u32(header.len() as u32);
-        out.bytes.extend_from_slice(&header);
-        out.u32(sections.len() as u32);
-        let mut offset = out.bytes.len() + sections.len() * 20;
-        for (tag, body) in &sections {
-            out.bytes.extend_from_slice(tag);
-            out.u64(offset as u64);
-            out.u64(body.len() as u64);
-            offset += body.len();
-        }
+        let start = out.stream_position()?;
+        let table_at = MAGIC.len() + 8 + header.len() + 4;
+        let prefix_len = table_at + sections.len() * 20;
+        // The prefix (prelude, header, section table) is written last, when the table's
+        // lengths are known; zeros hold its place.
+        out.write_all(&vec![0; prefix_len])?;
         let mut report = SizeReport { total: 0, vectors: 0, adapter: 0, rerank: 0, pca: 0, graph: 0, metadata: 0, thumbnails: 0 };
-        for (tag, body) in &sections {
-            *report.slot(*tag) += body.len();
-            out.bytes.extend_from_slice(body);
+        let mut body = Tally { out: &mut *out, crc: crc32fast::Hasher::new(), bytes: 0 };
+        let mut lengths = Vec::with_capacity(sections.len());
+        for (tag, write) in &sections {
+            let before = body.bytes;
+            write(&mut body)?;
+            let len = body.bytes - before;
+            *report.slot(*tag) += len;
+            lengths.push((*tag, len));
         }
-        let crc = crc32fast::hash(&out.bytes);
-        out.u32(crc);
-        report.total = out.bytes.len();
-        (out.bytes, report)
+        let body_crc = body.crc;
+        let mut prefix = Writer::default();
+        prefix.bytes.extend_from_slice(&MAGIC);
+        prefix.u32(FORMAT_VERSION);
+        prefix.u32(header.len() as u32);
+        prefix.bytes.extend_from_slice(&header);
+        prefix.u32(sections.len() as u32);
+        let mut offset = prefix_len;
+        for (tag, len) in &lengths {
+            prefix.bytes.extend_from_slice(tag);
+            prefix.u64(offset as u64);
+            prefix.u64(*len as u64);
+            offset += len;
+        }
+        debug_assert_eq!(prefix.bytes.len(), prefix_len);
+        out.seek(SeekFrom::Start(start))?;
+        out.write_all(&prefix.bytes)?;
+        out.seek(SeekFrom::Start(start + offset as u64))?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&prefix.bytes);
+        crc.combine(&body_crc);
+        out.write_all(&crc.finalize().to_le_bytes())?;
+        out.flush()?;
+        report.total = offset + CHECKSUM;
+        Ok(report)
     }
 
-    /// The sections this index writes, in file order (the table in docs/index-format.md).
-    fn sections(&self) -> Vec<([u8; 4], Vec<u8>)> {
-        let written = |write: &dyn Fn(&mut Writer)| {
-            let mut w = Writer::default();
-            write(&mut w);
-            w.bytes
-        };
-        let mut sections: Vec<([u8; 4], Vec<u8>)> = vec![(VECS, self.vectors.codes_to_bytes())];
-        sections.extend(self.vectors.params_to_bytes().map(|params| (QPAR, params)));
-        sections.extend(self.rerank.as_ref().map(|rerank| (RRNK, rerank.codes_to_bytes())));
-        sections.extend(self.adapter.as_ref().map(|adapter| (ADPT, adapter.to_bytes())));
-        sections.extend(self.pca.as_ref().map(|pca| (PCAM, pca.to_bytes())));
-        sections.extend(self.graph.as_ref().map(|graph| (GRPH, written(&|w| graph.write(w)))));
-        sections.push((META, written(&|w| self.metadata.write(w))));
-        sections.extend(self.thumbnails.as_ref().map(|thumbs| (THMB, written(&|w| thumbs.write(w)))));
+    /// The sections this index writes, in file order (the table in docs/index-format.md),
+    /// each written when the writer reaches it.
+    fn sections(&self) -> Vec<([u8; 4], SectionBody<'_>)> {
+        fn bytes<'a>(make: impl Fn() -> Vec<u8> + 'a) -> SectionBody<'a> {
+            Box::new(move |out| out.write_all(&make()))
+        }
+        fn written<'a>(write: impl Fn(&mut Writer) + 'a) -> SectionBody<'a> {
+            bytes(move || {
+                let mut w = Writer::default();
+                write(&mut w);
+                w.bytes
+            })
+        }
+        let mut sections = vec![(VECS, bytes(|| self.vectors.codes_to_bytes()))];
+        if self.vectors.params_to_bytes().is_some() {
+            sections.push((QPAR, bytes(|| self.vectors.params_to_bytes().unwrap_or_default())));
+        }
+        if let Some(rerank) = &self.rerank {
+            sections.push((RRNK, bytes(|| rerank.codes_to_bytes())));
+        }
+        if let Some(adapter) = &self.adapter {
+            sections.push((ADPT, bytes(|| adapter.to_bytes())));
+        }
+        if let Some(pca) = &self.pca {
+            sections.push((PCAM, bytes(|| pca.to_bytes())));
+        }
+        if let Some(graph) = &self.graph {
+            sections.push((GRPH, written(|w| graph.write(w))));
+        }
+        sections.push((META, written(|w| self.metadata.write(w))));
+        if let Some(thumbs) = &self.thumbnails {
+            // The largest section of most indexes: written straight from the tiles' bytes.
+            sections.push((THMB, Box::new(|out| thumbs.write_to(out))));
+        }
         sections
     }
 

@@ -3,7 +3,7 @@
 //! Metadata is stored by column with a dictionary per column: labels, slides and cases
 //! repeat across thousands of tiles, so each tile costs a few bits per column.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::bytes::{PackedInts, Reader, Writer};
 use super::IndexError;
@@ -32,12 +32,16 @@ impl Blobs {
     }
 
     fn write(&self, w: &mut Writer) {
-        w.u64(self.ends.len() as u64);
-        for e in &self.ends {
-            w.u32(*e);
-        }
-        w.u64(self.bytes.len() as u64);
-        w.bytes.extend_from_slice(&self.bytes);
+        self.write_to(&mut w.bytes).expect("writing to memory cannot fail");
+    }
+
+    /// Count u64, end offsets u32 each, byte count u64, the bytes.
+    fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(&(self.ends.len() as u64).to_le_bytes())?;
+        let ends: Vec<u8> = self.ends.iter().flat_map(|e| e.to_le_bytes()).collect();
+        out.write_all(&ends)?;
+        out.write_all(&(self.bytes.len() as u64).to_le_bytes())?;
+        out.write_all(&self.bytes)
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Blobs, IndexError> {
@@ -99,12 +103,90 @@ impl<'a> ColumnRef<'a> {
     }
 }
 
-/// The code of `value` in a column's dictionary, adding it on first sight.
-fn intern<'a>(value: &'a str, lookup: &mut BTreeMap<&'a str, u32>, values: &mut Blobs) -> u32 {
-    *lookup.entry(value).or_insert_with(|| {
-        values.push(value.as_bytes());
-        values.len() as u32 - 1
-    })
+/// Metadata gathered tile by tile and dictionary-coded as it comes, so a build holds a
+/// code per column per tile and each distinct value once, not every tile's strings. The
+/// result is the table of the rows as one batch: columns in first-seen order, each
+/// dictionary starting with "" (no value), then values in first-seen order.
+#[derive(Debug, Default)]
+pub(crate) struct MetadataBuilder {
+    tiles: usize,
+    columns: Vec<ColumnBuilder>,
+}
+
+#[derive(Debug)]
+struct ColumnBuilder {
+    name: String,
+    values: Blobs,
+    lookup: HashMap<Box<str>, u32>,
+    codes: Vec<u32>,
+}
+
+impl ColumnBuilder {
+    fn intern(&mut self, value: &str) -> u32 {
+        if let Some(&code) = self.lookup.get(value) {
+            return code;
+        }
+        self.values.push(value.as_bytes());
+        let code = self.values.len() as u32 - 1;
+        self.lookup.insert(value.into(), code);
+        code
+    }
+}
+
+impl MetadataBuilder {
+    pub(crate) fn len(&self) -> usize {
+        self.tiles
+    }
+
+    /// Room for `tiles` more tiles in the columns there are.
+    pub(crate) fn reserve(&mut self, tiles: usize) {
+        self.columns.iter_mut().for_each(|c| c.codes.reserve_exact(tiles));
+    }
+
+    /// Adds one tile's `(column, value)` pairs; a column named twice keeps its first value.
+    pub(crate) fn push(&mut self, row: &[(String, String)]) {
+        for (i, (key, value)) in row.iter().enumerate() {
+            if row[..i].iter().any(|(k, _)| k == key) {
+                continue;
+            }
+            let column = match self.columns.iter().position(|c| c.name == *key) {
+                Some(c) => c,
+                None => {
+                    let mut column = ColumnBuilder { name: key.clone(), values: Blobs::default(), lookup: HashMap::new(), codes: Vec::new() };
+                    let none = column.intern("");
+                    column.codes = vec![none; self.tiles];
+                    self.columns.push(column);
+                    self.columns.len() - 1
+                }
+            };
+            let column = &mut self.columns[column];
+            let code = column.intern(value);
+            column.codes.push(code);
+        }
+        for column in &mut self.columns {
+            if column.codes.len() == self.tiles {
+                column.codes.push(0);
+            }
+        }
+        self.tiles += 1;
+    }
+
+    /// Value of `key` for tile `tile`, `None` when the tile has none.
+    pub(crate) fn get(&self, tile: usize, key: &str) -> Option<&str> {
+        let column = self.columns.iter().find(|c| c.name == key)?;
+        let value = column.values.get(*column.codes.get(tile)? as usize);
+        // Values came from `&str`.
+        Some(std::str::from_utf8(value).unwrap_or_default()).filter(|v| !v.is_empty())
+    }
+
+    pub(crate) fn finish(self) -> Metadata {
+        let columns = self
+            .columns
+            .into_iter()
+            .map(|c| Column { codes: PackedInts::from_values(&c.codes), name: c.name, values: c.values })
+            .collect();
+        Metadata { columns }
+    }
 }
 
 /// Metadata of all tiles.
@@ -114,35 +196,6 @@ pub(crate) struct Metadata {
 }
 
 impl Metadata {
-    /// Builds the table; column order is first-seen order over the tiles.
-    pub(crate) fn from_rows(rows: &[Vec<(String, String)>]) -> Metadata {
-        let mut names: Vec<&str> = Vec::new();
-        for row in rows {
-            for (k, _) in row {
-                if !names.contains(&k.as_str()) {
-                    names.push(k);
-                }
-            }
-        }
-        let columns = names
-            .into_iter()
-            .map(|name| {
-                let mut values = Blobs::default();
-                let mut lookup: BTreeMap<&str, u32> = BTreeMap::new();
-                intern("", &mut lookup, &mut values);
-                let codes: Vec<u32> = rows
-                    .iter()
-                    .map(|row| {
-                        let v = row.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str());
-                        intern(v, &mut lookup, &mut values)
-                    })
-                    .collect();
-                Column { name: name.to_string(), values, codes: PackedInts::from_values(&codes) }
-            })
-            .collect();
-        Metadata { columns }
-    }
-
     pub(crate) fn column_names(&self) -> impl Iterator<Item = &str> {
         self.columns.iter().map(|c| c.name.as_str())
     }
@@ -210,18 +263,28 @@ impl Metadata {
 pub(crate) struct Thumbnails(Blobs);
 
 impl Thumbnails {
-    pub(crate) fn from_items<'a>(items: impl Iterator<Item = &'a [u8]>) -> Thumbnails {
-        let mut blobs = Blobs::default();
-        items.for_each(|b| blobs.push(b));
-        Thumbnails(blobs)
+    /// Appends the next tile's JPEG bytes (empty: none); refused when the section's u32
+    /// offsets would overflow.
+    pub(crate) fn push(&mut self, jpeg: &[u8]) -> Result<(), String> {
+        if self.0.bytes.len() + jpeg.len() > u32::MAX as usize {
+            return Err(format!("the thumbnails would pass 4 GiB (at tile {}); build without --thumbnails or in shards", self.0.len()));
+        }
+        self.0.push(jpeg);
+        Ok(())
+    }
+
+    /// Whether any tile has a thumbnail.
+    pub(crate) fn any(&self) -> bool {
+        !self.0.bytes.is_empty()
     }
 
     pub(crate) fn get(&self, tile: usize) -> Option<&[u8]> {
         Some(self.0.get(tile)).filter(|b| !b.is_empty())
     }
 
-    pub(crate) fn write(&self, w: &mut Writer) {
-        self.0.write(w);
+    /// The `THMB` section, written without a copy of the bytes.
+    pub(crate) fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.0.write_to(out)
     }
 
     pub(crate) fn read(bytes: &[u8], tiles: usize) -> Result<Thumbnails, IndexError> {

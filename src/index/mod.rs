@@ -29,7 +29,7 @@ use crate::adapter::{self, Adapter, AdapterChoice, AdapterDecision, TileLabels};
 use crate::descriptor::{DescribeError, TileDescriber};
 
 pub(crate) use graph::Graph;
-pub(crate) use meta::{ColumnRef, Metadata, Thumbnails};
+pub(crate) use meta::{ColumnRef, Metadata, MetadataBuilder, Thumbnails};
 pub(crate) use quant::{dot_f32, PreparedQuery};
 
 /// Inner product of two vectors (cosine similarity for unit vectors).
@@ -114,8 +114,8 @@ pub struct IndexBuilder {
     model: ModelRef,
     options: BuildOptions,
     vectors: Vec<f32>,
-    metadata: Vec<Vec<(String, String)>>,
-    thumbnails: Vec<Option<Vec<u8>>>,
+    metadata: MetadataBuilder,
+    thumbnails: Thumbnails,
     adapter: Option<Adapter>,
     /// An int8 grid (minimums, scales) to encode on instead of one fitted to the tiles.
     int8_grid: Option<(Vec<f32>, Vec<f32>)>,
@@ -140,7 +140,22 @@ impl IndexBuilder {
         if !(options.hnsw.layer_ratio > 0.0 && options.hnsw.layer_ratio < 1.0) {
             return Err(IndexError::BadOptions(format!("HNSW layer ratio {} must be in (0, 1)", options.hnsw.layer_ratio)));
         }
-        Ok(IndexBuilder { model, options, vectors: Vec::new(), metadata: Vec::new(), thumbnails: Vec::new(), adapter: None, int8_grid: None })
+        Ok(IndexBuilder {
+            model,
+            options,
+            vectors: Vec::new(),
+            metadata: MetadataBuilder::default(),
+            thumbnails: Thumbnails::default(),
+            adapter: None,
+            int8_grid: None,
+        })
+    }
+
+    /// Room for `tiles` more tiles' vectors and metadata codes, so a build that knows its
+    /// tile count holds them without the slack of a growing vector.
+    pub fn reserve(&mut self, tiles: usize) {
+        self.vectors.reserve_exact(tiles.saturating_mul(self.model.dim));
+        self.metadata.reserve(tiles);
     }
 
     pub fn len(&self) -> usize {
@@ -148,7 +163,7 @@ impl IndexBuilder {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.metadata.is_empty()
+        self.metadata.len() == 0
     }
 
     /// Adds one tile; its id in the index is its position in the order of `add` calls.
@@ -164,9 +179,15 @@ impl IndexBuilder {
             return Err(IndexError::BadOptions("tiles cannot be added once the adapter is trained".into()));
         }
         let unit = normalize(vector, self.model.dim).map_err(|what| IndexError::BadTile { tile, what })?;
-        self.vectors.extend_from_slice(&unit);
+        self.push(&unit, &metadata, thumbnail.as_deref())
+    }
+
+    /// Stores one tile whose vector is checked.
+    fn push(&mut self, vector: &[f32], metadata: &[(String, String)], thumbnail: Option<&[u8]>) -> Result<usize, IndexError> {
+        let tile = self.len();
+        self.thumbnails.push(thumbnail.unwrap_or_default()).map_err(|what| IndexError::BadTile { tile, what })?;
+        self.vectors.extend_from_slice(vector);
         self.metadata.push(metadata);
-        self.thumbnails.push(thumbnail);
         Ok(tile)
     }
 
@@ -177,10 +198,7 @@ impl IndexBuilder {
         if vector.len() != self.model.dim || vector.iter().any(|x| !x.is_finite()) {
             return Err(IndexError::BadTile { tile, what: format!("stored vector of {} values is not {} finite ones", vector.len(), self.model.dim) });
         }
-        self.vectors.extend_from_slice(vector);
-        self.metadata.push(metadata);
-        self.thumbnails.push(thumbnail);
-        Ok(tile)
+        self.push(vector, &metadata, thumbnail.as_deref())
     }
 
     /// Encodes int8 vectors on `grid` (another index's), so that a part of that index
@@ -196,11 +214,8 @@ impl IndexBuilder {
         if self.adapter.is_some() {
             return Err(IndexError::BadOptions("the adapter is already trained".into()));
         }
-        let labels: Vec<TileLabels> = self
-            .metadata
-            .iter()
-            .map(|row| TileLabels::from_columns(|key| row.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())))
-            .collect();
+        let labels: Vec<TileLabels> =
+            (0..self.len()).map(|tile| TileLabels::from_columns(|key| self.metadata.get(tile, key))).collect();
         let decision = adapter::train(&self.vectors, self.model.dim, &labels, choice)
             .map_err(|e| IndexError::Build(e.to_string()))?;
         if let Some(adapter) = &decision.adapter {
@@ -241,9 +256,7 @@ impl IndexBuilder {
         } else {
             None
         };
-        let thumbs = thumbnails.iter().any(Option::is_some).then(|| {
-            Thumbnails::from_items(thumbnails.iter().map(|t| t.as_deref().unwrap_or_default()))
-        });
+        let thumbs = thumbnails.any().then_some(thumbnails);
         Ok(Index {
             model,
             metric: Metric::Cosine,
@@ -253,7 +266,7 @@ impl IndexBuilder {
             rerank,
             hnsw: graph.as_ref().map(|_| options.hnsw),
             graph,
-            metadata: Metadata::from_rows(&metadata),
+            metadata: metadata.finish(),
             thumbnails: thumbs,
         })
     }

@@ -186,7 +186,7 @@ pub fn run_merge(args: MergeArgs) -> anyhow::Result<()> {
     if next != first.total {
         bail!("the shards hold {next} tiles, the build has {}", first.total);
     }
-    super::finish(builder, first.adapter, &args.output, skipped, started)
+    super::finish(builder, first.adapter, &args.output, skipped, started, None)
 }
 
 /// The header of a checked shard; its records are parsed once, when the merge adds them.

@@ -257,12 +257,14 @@ def slide_section(d, md: list):
     md.append("| level-0 side | tiles | slide MB | build s | tiles/s | peak RSS MB | while embedding MB |")
     md.append("|---:|---:|---:|---:|---:|---:|---:|")
     for r in d["results"]:
-        md.append(f"| {r['level0_side']} | {r['tiles']} | {r['slide_mb']:.0f} | {r['build_s']:.1f} | {r['tiles_per_s']:.1f} | "
+        side = f"{r['level0_side']} (max {r['max_tiles']} tiles)" if r.get("max_tiles") else r["level0_side"]
+        md.append(f"| {side} | {r['tiles']} | {r['slide_mb']:.0f} | {r['build_s']:.1f} | {r['tiles_per_s']:.1f} | "
                   f"{r.get('peak_rss_mb') or '-'} | {r.get('embedding_peak_rss_mb') or '-'} |")
     growth = d.get("peak_memory_growth")
     if growth:
-        md.append(f"\nPeak memory fitted over the sizes: {growth['base_mb']:.0f} MB + {growth['kb_per_tile']:.1f} kB per tile; "
-                  f"at {growth['extrapolated_tiles']:,} tiles (a large 40× slide) {growth['extrapolated_peak_mb']:.0f} MB.\n")
+        md.append(f"\nOn the {growth['level0_side']}-px slide, peak memory grows by {growth['kb_per_tile']:.1f} kB per tile; "
+                  f"at that rate {growth['extrapolated_tiles']:,} tiles (a large 40× slide) peak at {growth['extrapolated_peak_mb']:.0f} MB "
+                  "(plus what a larger area adds: the tissue mask; the reader's chunk cache is capped at 256 MB).\n")
 
 
 def eval_section(d, md: list):

@@ -267,6 +267,21 @@ def slide_section(d, md: list):
                   "(plus what a larger area adds: the tissue mask; the reader's chunk cache is capped at 256 MB).\n")
 
 
+def web_memory_section(d, md: list):
+    if not begin(md, "Memory over many calls in one page (`bench/web-memory.sh`)", d, "no `web-memory.json`"):
+        return
+    md.append(f"Source: {provenance(d)}. {d.get('notes', '')}.\n")
+    md.append("| phase | calls | engine (WASM) growth MB | page JS heap growth MB | worker JS growth MB |")
+    md.append("|---|---:|---:|---:|---:|")
+    mb = lambda b: "-" if b is None else f"{b / 1048576:.2f}"
+    for phase, s in d["summary"].items():
+        md.append(f"| {phase} | {s['calls']:,} | {mb(s['wasm_growth_bytes'])} | {mb(s['page_heap_growth_bytes'])} | {mb(s['worker_heap_growth_bytes'])} |")
+    first = d["samples"][0]
+    md.append(f"\nAt the start: engine {mb(first['wasm_bytes'])} MB, page heap {mb(first['page_heap_bytes'])} MB, "
+              f"worker {mb(first['worker_heap_bytes'])} MB; {d['search_ms_each']:.2f} ms per search, {d['embed_ms_each']:.0f} ms per embed "
+              "(page round trips).\n")
+
+
 def eval_section(d, md: list):
     if not begin(md, "Retrieval quality (`tessera eval`)", d, "no `eval.json`"):
         return
@@ -316,6 +331,7 @@ def main():
     web_section(load(args.results, "web"), plots, md, peak)
     wasm_variants_section(load(args.results, "wasm-variants"), md)
     slide_section(load(args.results, "slide-build"), md)
+    web_memory_section(load(args.results, "web-memory"), md)
     eval_section(load(args.results, "eval"), md)
     run_times_section(load(args.results, "run-times"), md)
     md.append("\n## Skipped\n\nonnxruntime-web's WebGPU backend; WebGPU on a hardware GPU (none on these machines: the browser's "

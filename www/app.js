@@ -52,6 +52,8 @@ const ERROR_TITLES = {
   input: 'Could not read that image',
   search: 'The search failed',
   timeout: 'The search engine took too long to load',
+  crashed: 'The search engine stopped',
+  restart: 'The search engine was restarted',
   basket: 'The basket',
 };
 
@@ -114,6 +116,8 @@ const state = {
 navigator.serviceWorker?.register('sw.js').catch((e) => console.warn('no offline support:', e));
 
 const client = new TesseraClient();
+// A dead worker is replaced and the calls in flight retried: say so, as a search may be slower.
+client.onRestart = (reason) => showError({ kind: 'restart', message: `${reason}. It was restarted with the same model and index; the last request is being retried.` });
 // One basket per index (its URL): tile ids of two indexes must not mix.
 const basket = new Basket(new URL(config.index, document.baseURI).href, { onChange: renderBasket });
 /** The whole slide image (search this slide; clicks when there is no pyramid or its

@@ -6,7 +6,7 @@
 //   const { hits } = await client.search({ positives: [vector], negatives: [17] }, { k: 24 });
 
 /** An error from the engine; `kind` is one of fetch | integrity | mismatch | index |
- *  engine | input | search | usage | unsupported. */
+ *  engine | input | search | usage | unsupported | timeout | crashed. */
 export class TesseraError extends Error {
   constructor(kind, message) {
     super(message);
@@ -35,6 +35,13 @@ export function runtimeBadge(runtime) {
 /** How long `load` may take before it gives up (a stalled download must not hang a page). */
 export const LOAD_TIMEOUT_MS = 300_000;
 
+/** Silence from the worker, with calls in flight, past which it is taken for dead: a worker
+ *  that closed or was killed sends no error event. Generous, as the engine's longest step
+ *  that does not yield (optimising the model on a slow machine) takes a few seconds. */
+export const LIVENESS_MS = 20_000;
+/** How often the client asks a silent worker whether it still runs, while calls are in flight. */
+const PING_MS = 2_000;
+
 /** A module worker for `url` from any origin. `new Worker` takes only same-origin scripts,
  *  so a widget included from another origin (a portal's CDN, ours) starts through a
  *  same-origin `blob:` module that imports the real worker; its relative imports and
@@ -48,18 +55,43 @@ function startWorker(url) {
 }
 
 export class TesseraClient {
-  constructor(workerUrl = new URL('./engine-worker.js', import.meta.url)) {
-    ({ worker: this.worker, bootstrap: this.bootstrap } = startWorker(workerUrl));
+  /** `livenessMs`: see LIVENESS_MS. `onRestart(reason)`: called when the worker died (a
+   *  trap, an uncaught error, or silence) and a new one took over its calls. */
+  constructor(workerUrl = new URL('./engine-worker.js', import.meta.url), { livenessMs = LIVENESS_MS } = {}) {
+    this.workerUrl = workerUrl;
+    this.livenessMs = livenessMs;
     this.pending = new Map();
     this.nextId = 1;
     this.onProgress = null;
     this.onScanProgress = null;
-    this.worker.onmessage = ({ data }) => this.#receive(data);
-    this.worker.onerror = (e) => {
+    this.onRestart = null;
+    /** The last load that succeeded, replayed into a restarted worker. */
+    this.loaded = null;
+    /** While a restarted worker reloads: new calls wait for it. */
+    this.reloading = null;
+    /** A restarted worker has not reloaded yet. */
+    this.needsReload = false;
+    this.watch = null;
+    this.#start();
+  }
+
+  /** Starts a worker; calls made before it answers wait in its queue. */
+  #start() {
+    ({ worker: this.worker, bootstrap: this.bootstrap } = startWorker(this.workerUrl));
+    this.heard = false;
+    this.lastHeard = performance.now();
+    const worker = this.worker;
+    worker.onmessage = ({ data }) => worker === this.worker && this.#receive(data);
+    worker.onerror = (e) => {
       e.preventDefault?.();
+      if (worker !== this.worker) return;
+      if (this.heard) {
+        this.#died(`the engine worker failed: ${e.message || 'an uncaught error'}`);
+        return;
+      }
       // A worker the page's CSP blocks, or whose script another origin serves without CORS,
       // fails with no message at all: say where to look.
-      const why = e.message || `script error (check that the page's Content-Security-Policy allows workers from ${new URL(workerUrl, document.baseURI).origin}${this.bootstrap ? ' and blob:' : ''} in worker-src and script-src, and that the files are served with CORS)`;
+      const why = e.message || `script error (check that the page's Content-Security-Policy allows workers from ${new URL(this.workerUrl, document.baseURI).origin}${this.bootstrap ? ' and blob:' : ''} in worker-src and script-src, and that the files are served with CORS)`;
       this.#failAll(new TesseraError('engine', `the engine worker failed to start: ${why}`));
     };
   }
@@ -72,13 +104,14 @@ export class TesseraClient {
    *  `backend`: 'auto' (default: WebGPU on a hardware adapter whose embedding of a test tile
    *  matches the CPU's, else the CPU), 'webgpu' (any WebGPU adapter, or an error) or 'wasm'.
    *  `partitioned`: the index is a partitioned one (`tessera partition`), read by HTTP Range
-   *  requests a partition at a time; default: when its URL ends in `.tsp`. */
-  load({ model, manifest, index, indexSha256, threads, backend, partitioned }, onProgress, { timeoutMs = LOAD_TIMEOUT_MS } = {}) {
+   *  requests a partition at a time; default: when its URL ends in `.tsp`. `stallMs`: a
+   *  download that delivers nothing for this long fails with kind `fetch` (default 30 s). */
+  load({ model, manifest, index, indexSha256, threads, backend, partitioned }, onProgress, { timeoutMs = LOAD_TIMEOUT_MS, stallMs } = {}) {
     const missing = missingFeatures();
     if (missing) return Promise.reject(new TesseraError('unsupported', `This browser does not support ${missing}, which the search engine needs.`));
     this.onProgress = onProgress ?? null;
     const abs = (u) => new URL(u, document.baseURI).href;
-    const loading = this.#call('load', {
+    const args = {
       modelUrl: abs(model),
       manifestUrl: abs(manifest ?? model.replace(/\.onnx$/, '.json')),
       indexUrl: abs(index),
@@ -86,12 +119,18 @@ export class TesseraClient {
       threads,
       backend,
       partitioned,
-    });
+      stallMs,
+    };
+    const loading = this.#call('load', args);
     const timer = setTimeout(() => {
       this.#failAll(new TesseraError('timeout', `the search engine did not load within ${Math.round(timeoutMs / 1000)} s`));
       this.worker.terminate();
     }, timeoutMs);
-    return loading.finally(() => clearTimeout(timer));
+    return loading.then((info) => {
+      this.loaded = args;
+      this.needsReload = false;
+      return info;
+    }).finally(() => clearTimeout(timer));
   }
 
   info() {
@@ -146,6 +185,11 @@ export class TesseraClient {
     return this.#call('scoreScan', { query, negativeWeight });
   }
 
+  /** `{ wasm_bytes }`: the engine's WebAssembly memory (it only grows: flat means no leak). */
+  memory() {
+    return this.#call('memory', {});
+  }
+
   thumbnail(id) {
     return this.#call('thumbnail', { id });
   }
@@ -155,20 +199,62 @@ export class TesseraClient {
   }
 
   terminate() {
+    clearInterval(this.watch);
+    this.watch = null;
     this.worker.terminate();
     if (this.bootstrap) URL.revokeObjectURL(this.bootstrap);
     this.#failAll(new TesseraError('usage', 'the engine was stopped'));
   }
 
   #call(type, args) {
-    const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, type, args });
+      const call = { type, args, resolve, reject, retried: false };
+      // A worker that replaced a dead one loads what it had before taking other calls.
+      if (this.needsReload && type !== 'load') this.#reload().catch(() => {});
+      if (this.reloading) this.reloading.then(() => this.#send(call), reject);
+      else this.#send(call);
     });
   }
 
+  /** Loads into the current worker what the last successful `load` loaded; until it has,
+   *  new calls wait for it (and fail with its error). */
+  #reload() {
+    this.needsReload = false;
+    this.reloading = new Promise((resolve, reject) => this.#send({ type: 'load', args: this.loaded, resolve, reject, retried: true }))
+      .catch((e) => {
+        this.needsReload = true; // the next call tries again
+        throw e;
+      })
+      .finally(() => {
+        this.reloading = null;
+      });
+    return this.reloading;
+  }
+
+  #send(call) {
+    const id = this.nextId++;
+    // Silence counts from the first call in flight, not from an idle time before it.
+    if (this.pending.size === 0) this.lastHeard = performance.now();
+    this.pending.set(id, call);
+    this.worker.postMessage({ id, type: call.type, args: call.args });
+    this.watch ??= setInterval(() => this.#checkLiveness(), PING_MS);
+  }
+
+  /** While calls are in flight: a ping after PING_MS of silence, death after livenessMs. */
+  #checkLiveness() {
+    if (this.pending.size === 0) {
+      clearInterval(this.watch);
+      this.watch = null;
+      return;
+    }
+    const silent = performance.now() - this.lastHeard;
+    if (silent > this.livenessMs) this.#died(`the engine worker stopped answering (${Math.round(silent / 1000)} s)`);
+    else if (silent >= PING_MS) this.worker.postMessage({ id: 0, type: 'ping', args: {} });
+  }
+
   #receive(data) {
+    this.heard = true;
+    this.lastHeard = performance.now();
     if (data.type === 'progress') {
       if (data.what === 'scan') this.onScanProgress?.(data);
       else this.onProgress?.(data);
@@ -178,7 +264,32 @@ export class TesseraClient {
     if (!call) return;
     this.pending.delete(data.id);
     if (data.ok) call.resolve(data.result);
+    else if (data.error.kind === 'crashed') this.#died(data.error.message, call);
     else call.reject(new TesseraError(data.error.kind, data.error.message));
+  }
+
+  /** The worker is gone (or its engine unusable): a new one starts, reloads what the old
+   *  one had and takes every call in flight (`failed` too) once more; a call that was
+   *  already retried rejects with kind `crashed` instead, as do all when the reload fails.
+   *  With nothing in flight, the reload waits for the next call, so a worker that keeps
+   *  dying is not restarted in a loop. */
+  #died(reason, failed = null) {
+    const calls = [...this.pending.values(), ...(failed ? [failed] : [])];
+    this.pending.clear();
+    this.worker.terminate();
+    if (this.bootstrap) URL.revokeObjectURL(this.bootstrap);
+    this.#start();
+    this.needsReload = this.loaded !== null;
+    const crashed = new TesseraError('crashed', `${reason}; it was restarted`);
+    calls.filter((c) => c.retried).forEach((c) => c.reject(crashed));
+    const retry = calls.filter((c) => !c.retried);
+    if (retry.length === 0) return;
+    this.onRestart?.(reason);
+    const reload = this.needsReload && !retry.some((c) => c.type === 'load') ? this.#reload() : Promise.resolve();
+    reload.then(
+      () => retry.forEach((c) => this.#send({ ...c, retried: true })),
+      (e) => retry.forEach((c) => c.reject(new TesseraError(e.kind ?? 'crashed', `${reason}, and the restarted engine did not load: ${e.message}`))),
+    );
   }
 
   #failAll(error) {

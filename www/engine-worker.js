@@ -34,6 +34,15 @@ let scanCancelled = false;
 const SCAN_BATCH = { gpu: 8, cpu: 2 };
 /** `{ pkg, fallback }` once a build is instantiated: one per worker, whatever later loads ask. */
 let wasmReady = null;
+/** The instantiated engine's linear memory (it grows, never shrinks: a leak shows here). */
+let wasmMemory = null;
+/** URLs the current load took from the Cache API without a pinned hash to check them by. */
+const servedFromCache = new Set();
+/** Why this worker's engine can no longer be used (a trap), once it cannot. */
+let crashed = null;
+/** A download that delivers no bytes for this long is given up (a stalled connection must
+ *  not hang a page for the whole load timeout); `load`'s `stallMs` overrides it. */
+let stallMs = 30_000;
 
 class WorkerError extends Error {
   constructor(kind, message) {
@@ -46,9 +55,13 @@ const handlers = {
   /** `threads`: 'auto' (default: every core when isolated) or a count; 1 forces pkg/.
    *  `backend`: 'auto' (default: WebGPU on a hardware adapter that passes the self-check,
    *  else the CPU), 'webgpu' (any WebGPU adapter, software ones too, or an error) or 'wasm'. */
-  async load({ modelUrl, manifestUrl, indexUrl, indexSha256, threads = 'auto', backend = 'auto', partitioned }) {
+  async load({ modelUrl, manifestUrl, indexUrl, indexSha256, threads = 'auto', backend = 'auto', partitioned, stallMs: stall }) {
     if (!['auto', 'webgpu', 'wasm'].includes(backend)) {
       throw new WorkerError('usage', `backend must be 'auto', 'webgpu' or 'wasm', not ${JSON.stringify(backend)}`);
+    }
+    if (stall !== undefined) {
+      if (!(Number.isFinite(stall) && stall > 0)) throw new WorkerError('usage', `stallMs must be a positive number of milliseconds, not ${JSON.stringify(stall)}`);
+      stallMs = stall;
     }
     engine?.free();
     engine = null;
@@ -62,27 +75,48 @@ const handlers = {
       return value;
     };
     const wasm = timed('wasm_ms', (wasmReady ??= initWasm(threads)));
-    const data = timed('data_ms', (async () => {
-      const manifestBytes = await fetchCached(manifestUrl, 'manifest');
+    servedFromCache.clear();
+    const fetchData = async (fresh) => {
+      const manifestBytes = await fetchCached(manifestUrl, 'manifest', { fresh });
       const manifest = parseManifest(manifestBytes, manifestUrl);
       const [model, index] = await Promise.all([
         fetchVerified(modelUrl, 'model', manifest.sha256),
-        isPartitioned(indexUrl, partitioned) ? fetchDirectory(indexUrl, indexSha256) : fetchVerified(indexUrl, 'index', indexSha256),
+        isPartitioned(indexUrl, partitioned) ? fetchDirectory(indexUrl, indexSha256) : fetchVerified(indexUrl, 'index', indexSha256, { fresh }),
       ]);
       return { manifestBytes, model, index };
-    })());
+    };
+    const data = timed('data_ms', fetchData(false));
     await wasm.catch((e) => {
       wasmReady = null;
       throw e;
     });
     const { pkg, fallback } = await wasm;
-    const { manifestBytes, model, index } = await data;
-    const t = performance.now();
+    const newEngine = ({ manifestBytes, model, index }) => {
+      try {
+        // fetchVerified checked the model against the manifest's SHA-256 (WebCrypto).
+        return new pkg.Engine(model, manifestBytes, index, { model_verified: true });
+      } catch (e) {
+        throw engineError(e, 'engine');
+      }
+    };
+    let t;
+    let model;
     try {
-      // fetchVerified checked the model against the manifest's SHA-256 (WebCrypto).
-      engine = new pkg.Engine(model, manifestBytes, index, { model_verified: true });
+      const first = await data;
+      t = performance.now();
+      ({ model } = first);
+      engine = newEngine(first);
     } catch (e) {
-      throw classifyEngineError(e);
+      // A damaged copy in the Cache API (a write cut short, a disk error) would fail every
+      // later visit: what came from the cache unpinned is dropped and fetched once more.
+      const stale = [manifestUrl, indexUrl].filter((u) => servedFromCache.has(u));
+      if (e.kind === 'crashed' || stale.length === 0) throw e;
+      await Promise.all(stale.map(dropCached));
+      const again = await fetchData(true);
+      t = performance.now();
+      ({ model } = again);
+      engine = newEngine(again);
+      timings.refetched = stale.length;
     }
     timings.engine_ms = performance.now() - t;
     const gpuNotes = [];
@@ -97,7 +131,7 @@ const handlers = {
           engine = await engine.useGpu(model, backend === 'webgpu' ? 'gpu' : 'auto');
         } catch (e) {
           engine = null;
-          throw classifyEngineError(e);
+          throw engineError(e, 'engine');
         }
         timings.gpu_ms = performance.now() - g;
       }
@@ -126,7 +160,7 @@ const handlers = {
       vector = await (pixels ? e.embedPixelsAsync(pixels.width, pixels.height, rgbaBytes(pixels.data), expand)
                              : e.embedImageAsync(new Uint8Array(bytes), name, expand));
     } catch (err) {
-      throw new WorkerError(err.kind ?? 'input', err.message);
+      throw engineError(err, 'input');
     }
     return { vector, ms: performance.now() - started };
   },
@@ -141,7 +175,7 @@ const handlers = {
     try {
       hits = e.search(query, options);
     } catch (err) {
-      throw new WorkerError(err.kind ?? 'search', err.message);
+      throw engineError(err, 'search');
     }
     const ms = performance.now() - started;
     for (const hit of hits) {
@@ -159,7 +193,7 @@ const handlers = {
     try {
       ranked = e.searchSlides(query, options, slides);
     } catch (err) {
-      throw new WorkerError(err.kind ?? 'search', err.message);
+      throw engineError(err, 'search');
     }
     return { slides: ranked, ms: performance.now() - started };
   },
@@ -176,7 +210,7 @@ const handlers = {
     try {
       scan = new (await wasmReady).pkg.SlideScan(width, height, rgbaBytes(data), side, minTissue);
     } catch (err) {
-      throw new WorkerError(err.kind ?? 'input', err.message);
+      throw engineError(err, 'input');
     }
     const { index, runtime } = e.info();
     const dim = index.model.dim;
@@ -195,7 +229,7 @@ const handlers = {
       try {
         part = await e.embedScan(scan, slideScan.done, n);
       } catch (err) {
-        throw new WorkerError(err.kind ?? 'engine', err.message);
+        throw engineError(err, 'engine');
       }
       slideScan.descriptors.set(part, slideScan.done * dim);
       slideScan.done += n;
@@ -221,7 +255,7 @@ const handlers = {
     try {
       scores = e.scoreDescriptors(query, negativeWeight, descriptors.subarray(0, done * dim));
     } catch (err) {
-      throw new WorkerError(err.kind ?? 'search', err.message);
+      throw engineError(err, 'search');
     }
     return { scores };
   },
@@ -234,6 +268,17 @@ const handlers = {
   metadata({ id }) {
     return requireEngine().metadata(id);
   },
+
+  /** The engine's WebAssembly memory in bytes (null before a build is instantiated), for
+   *  the memory benchmark (bench/web/memory.mjs). */
+  memory() {
+    return { wasm_bytes: wasmMemory?.buffer.byteLength ?? null };
+  },
+
+  /** The client's liveness check while its calls are in flight (client.js). */
+  ping() {
+    return null;
+  },
 };
 
 self.onmessage = async ({ data }) => {
@@ -241,12 +286,14 @@ self.onmessage = async ({ data }) => {
   try {
     const handler = handlers[type];
     if (!handler) throw new WorkerError('usage', `unknown request "${type}"`);
+    if (crashed && type !== 'ping') throw new WorkerError('crashed', crashed);
     const result = await handler(args);
     const transfer = result?.vector instanceof Float32Array ? [result.vector.buffer]
       : result?.scores instanceof Float32Array ? [result.scores.buffer] : [];
     self.postMessage({ id, ok: true, result }, transfer);
   } catch (e) {
-    self.postMessage({ id, ok: false, error: { kind: e.kind ?? 'engine', message: e.message ?? String(e) } });
+    const error = e instanceof WorkerError ? e : engineError(e, 'engine');
+    self.postMessage({ id, ok: false, error: { kind: error.kind, message: error.message } });
   }
 };
 
@@ -309,7 +356,7 @@ function withTimeout(promise, ms, message) {
 /** Imports a build's glue and compiles its .wasm. */
 async function instantiate({ js, wasm }) {
   const [pkg, source] = await Promise.all([import(js), wasmSource(wasm)]);
-  await pkg.default({ module_or_path: source });
+  wasmMemory = (await pkg.default({ module_or_path: source })).memory;
   return pkg;
 }
 
@@ -342,9 +389,14 @@ function parseManifest(bytes, url) {
   }
 }
 
-// The engine sets a stable `kind` on every error it throws (src/error.rs).
-function classifyEngineError(e) {
-  return new WorkerError(e.kind ?? 'engine', e.message ?? String(e));
+/** The error to report for `e`, thrown by the engine: its own stable `kind` (src/error.rs),
+ *  else `kind`. A WebAssembly trap (a Rust panic is one) leaves the engine's state
+ *  undefined: this worker is then done for, says so with kind `crashed` to every later
+ *  call, and the client starts a new one. */
+function engineError(e, kind, prefix = '') {
+  if (e instanceof WebAssembly.RuntimeError) crashed ??= `the engine trapped (${e.message})`;
+  if (crashed) return new WorkerError('crashed', crashed);
+  return new WorkerError(e.kind ?? kind, prefix + (e.message ?? String(e)));
 }
 
 async function sha256Hex(bytes) {
@@ -354,9 +406,10 @@ async function sha256Hex(bytes) {
 
 /** Fetches (or takes from the cache) and, when `sha256` is given, verifies; a cached
  *  copy that fails the check is dropped and fetched again. */
-async function fetchVerified(url, what, sha256) {
+async function fetchVerified(url, what, sha256, { fresh = false } = {}) {
+  if (!sha256) return fetchCached(url, what, { fresh });
   // A cached copy pinned by its hash needs no round trip to ask the server whether it changed.
-  const cached = sha256 ? await (await openCache())?.match(url) : undefined;
+  const cached = fresh ? undefined : await (await openCache())?.match(url);
   if (cached) {
     const bytes = new Uint8Array(await cached.arrayBuffer());
     if ((await sha256Hex(bytes)) === sha256.toLowerCase()) {
@@ -365,13 +418,12 @@ async function fetchVerified(url, what, sha256) {
     }
   }
   // A pinned copy that failed its check is not read again: straight to the network.
-  for (const fresh of cached ? [true] : [false, true]) {
-    const bytes = await fetchCached(url, what, { fresh });
-    if (!sha256) return bytes;
+  for (const network of cached || fresh ? [true] : [false, true]) {
+    const bytes = await fetchCached(url, what, { fresh: network });
     const actual = await sha256Hex(bytes);
     if (actual === sha256.toLowerCase()) return bytes;
     await dropCached(url);
-    if (fresh) {
+    if (network) {
       throw new WorkerError('integrity', `${what} ${url}: SHA-256 is ${actual}, expected ${sha256}`);
     }
   }
@@ -394,13 +446,11 @@ function isPartitioned(url, partitioned) {
 /** Bytes [start, end) of `url` by a Range request; a 200 (Range ignored) is taken whole
  *  when small. Returns `{ bytes, whole }`. */
 async function fetchRange(url, start, end, what) {
-  let response;
-  try {
-    response = await fetch(url, { headers: { Range: `bytes=${start}-${end - 1}` }, cache: 'no-store' });
-  } catch (e) {
-    throw new WorkerError('fetch', `cannot fetch the ${what} from ${url}: ${e.message}`);
+  const response = await request(url, { headers: { Range: `bytes=${start}-${end - 1}` }, cache: 'no-store' }, what);
+  if (response.status === 206) {
+    const body = unlessStalled(response.arrayBuffer(), () => `the ${what} download from ${url} stalled: not done after ${stallMs / 1000} s`);
+    return { bytes: new Uint8Array(await body) };
   }
-  if (response.status === 206) return { bytes: new Uint8Array(await response.arrayBuffer()) };
   if (response.status === 200) {
     const size = Number(response.headers.get('Content-Length') ?? 0);
     if (size > WHOLE_FILE_MAX) {
@@ -446,7 +496,7 @@ async function loadPartitions(e, query, options) {
     try {
       spans = e.neededPartitions(query, options);
     } catch (err) {
-      throw new WorkerError(err.kind ?? 'search', err.message);
+      throw engineError(err, 'search');
     }
     if (spans.length === 0) break;
     await Promise.all(spans.map(async ({ partition, start, end }) => {
@@ -470,7 +520,7 @@ async function loadPartitions(e, query, options) {
       try {
         e.addPartition(partition, bytes);
       } catch (err) {
-        throw new WorkerError(err.kind ?? 'integrity', `${url} partition ${partition}: ${err.message}`);
+        throw engineError(err, 'integrity', `${url} partition ${partition}: `);
       }
       transfer.partitions += 1;
       transfer.bytes += bytes.length;
@@ -499,21 +549,29 @@ async function fetchCached(url, what, { fresh = false } = {}) {
   const cached = fresh ? undefined : await currentCopy(url);
   if (cached) {
     const bytes = new Uint8Array(await cached.arrayBuffer());
+    servedFromCache.add(url);
     progress(what, bytes.length, bytes.length, true);
     return bytes;
   }
-  let response;
-  try {
-    response = await fetch(url, { cache: 'no-cache' });
-  } catch (e) {
-    throw new WorkerError('fetch', `cannot fetch the ${what} from ${url}: ${e.message}`);
-  }
+  const response = await request(url, { cache: 'no-cache' }, what);
   if (!response.ok) {
     throw new WorkerError('fetch', `cannot fetch the ${what} from ${url}: HTTP ${response.status} ${response.statusText}`);
   }
   const bytes = await readWithProgress(response, what);
   await (await openCache())?.put(url, new Response(bytes, { headers: response.headers })).catch(() => {});
   return bytes;
+}
+
+/** The response to `fetch(url, init)` — its headers, not yet its body — or a `fetch`
+ *  error saying what could not be fetched, also when the server sends no answer within
+ *  `stallMs`. */
+async function request(url, init, what) {
+  const abort = new AbortController();
+  try {
+    return await unlessStalled(fetch(url, { ...init, signal: abort.signal }), () => `no answer for ${stallMs / 1000} s`, () => abort.abort());
+  } catch (e) {
+    throw new WorkerError('fetch', `cannot fetch the ${what} from ${url}: ${e.message}`);
+  }
 }
 
 /** The Cache API's copy of `url` when the server's is the same (or unreachable). */
@@ -547,7 +605,11 @@ async function readWithProgress(response, what) {
   let loaded = 0;
   progress(what, 0, total, false);
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await unlessStalled(
+      reader.read(),
+      () => `the ${what} download from ${response.url} stalled: no data for ${stallMs / 1000} s after ${loaded} of ${total || 'unknown'} bytes`,
+      () => reader.cancel().catch(() => {}),
+    );
     if (done) break;
     chunks.push(value);
     loaded += value.length;
@@ -560,6 +622,20 @@ async function readWithProgress(response, what) {
     offset += chunk.length;
   }
   return bytes;
+}
+
+/** `promise`, or a `fetch` error saying `what()` when it has not settled within `stallMs`;
+ *  then `stop()` ends what it waits for (after the error is settled, so that the error of
+ *  an aborted fetch does not take its place). */
+function unlessStalled(promise, what, stop = () => {}) {
+  let timer;
+  const stalled = new Promise((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new WorkerError('fetch', what()));
+      setTimeout(stop);
+    }, stallMs);
+  });
+  return Promise.race([promise, stalled]).finally(() => clearTimeout(timer));
 }
 
 function progress(what, loaded, total, cached) {

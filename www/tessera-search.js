@@ -104,6 +104,8 @@ export class TesseraSearch extends HTMLElement {
     if (this.#client) return;
     // `worker`: where engine-worker.js is, when not beside this script.
     this.#client = new TesseraClient(this.getAttribute('worker') ?? undefined);
+    // The client replaced a dead worker and is retrying: the portal may want to know.
+    this.#client.onRestart = (reason) => this.#emit('tessera-restart', { reason });
     const model = this.getAttribute('model');
     const index = this.getAttribute('index');
     if (!model || !index) {

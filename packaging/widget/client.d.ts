@@ -19,6 +19,7 @@ export type TesseraErrorKind =
   | 'usage' // the API used wrongly (missing attributes, engine not loaded, stopped)
   | 'unsupported' // the browser lacks WebAssembly, SIMD or workers
   | 'timeout' // the load did not finish within its time limit
+  | 'crashed' // the worker died (a trap, an uncaught error, silence) twice for one call, or its restart could not reload
   | 'basket'; // the basket is full, cannot be saved or read, or has nothing to export
 
 export declare class TesseraError extends Error {
@@ -35,6 +36,10 @@ export declare function runtimeBadge(runtime: EngineInfo['runtime']): string;
 
 /** How long `load` may take by default before it rejects with kind `timeout` (ms). */
 export declare const LOAD_TIMEOUT_MS: number;
+
+/** Silence from the worker, with calls in flight, after which the client takes it for dead
+ *  and restarts it (ms; the constructor's `livenessMs` overrides it). */
+export declare const LIVENESS_MS: number;
 
 /** A search hit; `thumbnail` (a JPEG) when the index stores thumbnails. */
 export interface Hit extends EngineHit {
@@ -79,7 +84,9 @@ export interface LoadedInfo extends EngineInfo {
    *  not run, why (no COOP/COEP, a CSP without `worker-src blob:`, a pool that did not start). */
   runtime: EngineInfo['runtime'] & { isolated: boolean; fallback?: string };
   load_ms: number;
-  load_timings: { wasm_ms: number; data_ms: number; engine_ms: number; gpu_ms?: number };
+  /** `refetched`: when the engine refused what came from the Cache API unpinned (a damaged
+   *  copy), how many of those files (manifest, index) were dropped and downloaded again. */
+  load_timings: { wasm_ms: number; data_ms: number; engine_ms: number; gpu_ms?: number; refetched?: number };
 }
 
 export interface EmbedOptions {
@@ -109,13 +116,18 @@ export interface RgbaPixels {
 
 export declare class TesseraClient {
   /** `workerUrl`: engine-worker.js, by default beside client.js; from another origin it is
-   *  started through a same-origin blob: module (the page's CSP needs `worker-src blob:`). */
-  constructor(workerUrl?: string | URL);
+   *  started through a same-origin blob: module (the page's CSP needs `worker-src blob:`).
+   *  A worker that dies (a WebAssembly trap, an uncaught error, or no answer for `livenessMs`
+   *  while calls are in flight) is replaced: the new one reloads what was loaded, the calls in
+   *  flight are sent to it once more, and `onRestart` is told why. */
+  constructor(workerUrl?: string | URL, options?: { livenessMs?: number });
+  /** The current worker (a new one after a restart). */
   readonly worker: Worker;
+  onRestart: ((reason: string) => void) | null;
   /** The blob: URL of the bootstrap module when the worker is cross-origin, else null. */
   readonly bootstrap: string | null;
   onProgress: ((progress: LoadProgress) => void) | null;
-  load(urls: LoadUrls, onProgress?: ((progress: LoadProgress) => void) | null, options?: { timeoutMs?: number }): Promise<LoadedInfo>;
+  load(urls: LoadUrls, onProgress?: ((progress: LoadProgress) => void) | null, options?: { timeoutMs?: number; stallMs?: number }): Promise<LoadedInfo>;
   info(): Promise<EngineInfo>;
   embedPixels(imageData: ImageData | RgbaPixels, options?: EmbedOptions): Promise<Embedding>;
   embedImage(image: Blob | ArrayBuffer | Uint8Array, name?: string, options?: EmbedOptions): Promise<Embedding>;
@@ -131,6 +143,8 @@ export declare class TesseraClient {
   /** The search score of every scanned tile for `query`, in the order of `scanSlide`'s tiles. */
   scoreScan(query: Example | Query, options?: { negativeWeight?: number }): Promise<{ scores: Float32Array }>;
   onScanProgress: ((progress: ScanProgress) => void) | null;
+  /** The engine's WebAssembly memory in bytes (it only grows: flat over many calls means no leak). */
+  memory(): Promise<{ wasm_bytes: number | null }>;
   thumbnail(id: number): Promise<Blob | null>;
   /** Every metadata value of tile `id` (an empty object when out of range). */
   metadata(id: number): Promise<Record<string, string>>;

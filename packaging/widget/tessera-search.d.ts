@@ -76,6 +76,10 @@ export interface TesseraErrorDetail {
   kind: TesseraErrorKind;
   message: string;
 }
+/** The engine's worker died and a new one took over (the calls in flight are retried once). */
+export interface TesseraRestartDetail {
+  reason: string;
+}
 
 export declare class TesseraSearch extends HTMLElement {
   static observedAttributes: string[];
@@ -111,6 +115,7 @@ export interface TesseraSearchEventMap {
   'tessera-select': CustomEvent<TesseraSelectDetail>;
   'tessera-basket': CustomEvent<TesseraBasketDetail>;
   'tessera-error': CustomEvent<TesseraErrorDetail>;
+  'tessera-restart': CustomEvent<TesseraRestartDetail>;
 }
 
 export declare interface TesseraSearch {

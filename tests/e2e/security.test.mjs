@@ -1,0 +1,151 @@
+// Hostile data and damaged files, in headless Chromium under the demo's CSP: metadata that
+// looks like HTML renders as text in the page and the widget; a tampered model or index is
+// refused with a visible message; a damaged copy in the Cache API is dropped and fetched
+// again instead of failing every later visit.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { REPO, newPage, start } from './harness.mjs';
+
+const LOAD_TIMEOUT = 180_000;
+const FIXTURE_TILE = path.join(REPO, 'tests/fixtures/wasm/tile.jpeg'); // an LC25000 lung_scc tile
+const HOSTILE_LABEL = '<img src=x onerror=window.pwned=1>';
+const HOSTILE_SLIDE = '<b class=hostile>slide</b><script class=hostile>window.pwned=2</script>';
+/** Elements that metadata would make if it were parsed as HTML. */
+const MADE = 'img[src="x"], .hostile';
+
+let env;
+let hostile;
+before(async () => {
+  // A small index whose labels and slides are markup (built with the CLI from real tiles).
+  hostile = mkdtempSync(path.join(os.tmpdir(), 'tessera-hostile-'));
+  const data = path.join(REPO, '../shared/data');
+  const rows = readFileSync(path.join(data, 'lc25000-lung.csv'), 'utf8').trim().split('\n').slice(1)
+    .filter((_, i) => i % 400 === 0)
+    .map((line, i) => `${path.join(data, line.split(',')[0])},${HOSTILE_LABEL},g${i},${HOSTILE_SLIDE}${i % 2}`);
+  writeFileSync(path.join(hostile, 'tiles.csv'), ['path,label,group,slide', ...rows].join('\n'));
+  execFileSync(path.join(REPO, 'target/release/tessera'),
+    ['build', path.join(hostile, 'tiles.csv'), '-o', path.join(hostile, 'index.tsi'), '--views', '1', '--adapter', 'none', '--thumbnails'],
+    { stdio: 'pipe' });
+  copyFileSync(FIXTURE_TILE, path.join(hostile, 'tile.jpeg'));
+  writeFileSync(path.join(hostile, 'portal.html'), `<!doctype html><meta charset="utf-8"><title>portal</title><link rel="icon" href="data:,">
+    <script type="module" src="/tessera-search.js"></script>
+    <tessera-search model="/model/vit-s14-int8.onnx" index="/hostile/index.tsi" k="5"></tessera-search>`);
+  env = await start({ mounts: { '/hostile/': hostile } });
+});
+after(async () => {
+  await env?.stop();
+});
+
+describe('metadata that looks like markup', () => {
+  test('the page shows it as text and runs nothing', { timeout: LOAD_TIMEOUT }, async () => {
+    const { page, context } = await newPage(env.browser);
+    try {
+      await page.goto(`${env.url}index.html?index=/hostile/index.tsi&unique-by=slide`);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
+      await page.setInputFiles('#file-input', FIXTURE_TILE);
+      await page.waitForSelector('#results .card .label', { timeout: 60_000 });
+      const labels = await page.$$eval('#results .card .label', (l) => l.map((x) => x.textContent));
+      assert.ok(labels.length > 0 && labels.every((l) => l.includes(HOSTILE_LABEL)), JSON.stringify(labels));
+      await page.waitForSelector('#similar-sources:not([hidden]) .source');
+      const sources = await page.$$eval('#similar-sources .source', (s) => s.map((x) => x.textContent));
+      assert.ok(sources.some((s) => s.includes('<b class=hostile>slide</b>')), JSON.stringify(sources));
+      assert.equal(await page.$$eval(MADE, (e) => e.length), 0, 'no element made from metadata');
+      assert.equal(await page.evaluate(() => window.pwned), undefined);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('the widget shows it as text and runs nothing', { timeout: LOAD_TIMEOUT }, async () => {
+    const { page, context } = await newPage(env.browser);
+    try {
+      await page.goto(`${env.url}hostile/portal.html`);
+      const hits = await page.evaluate(async () => {
+        await customElements.whenDefined('tessera-search');
+        const widget = document.querySelector('tessera-search');
+        await widget.ready;
+        return widget.search('/hostile/tile.jpeg');
+      });
+      assert.ok(hits.length > 0 && hits.every((h) => h.metadata.label === HOSTILE_LABEL));
+      const shadow = await page.evaluate((made) => {
+        const root = document.querySelector('tessera-search').shadowRoot;
+        return { text: root.textContent, made: root.querySelectorAll(made).length };
+      }, MADE);
+      assert.ok(shadow.text.includes(HOSTILE_LABEL), 'the label is shown as text');
+      assert.equal(shadow.made, 0, 'no element made from metadata');
+      assert.equal(await page.evaluate(() => window.pwned), undefined);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+describe('damaged files', () => {
+  /** Serves `pattern` with one byte flipped in the middle. */
+  async function tamper(context, pattern) {
+    await context.route(pattern, async (route) => {
+      const response = await route.fetch();
+      const body = Buffer.from(await response.body());
+      body[body.length >> 1] ^= 0xff;
+      await route.fulfill({ response, body });
+    });
+  }
+
+  test('a tampered model is refused: its SHA-256 is not the manifest\'s', { timeout: LOAD_TIMEOUT }, async () => {
+    const { page, context } = await newPage(env.browser);
+    try {
+      await tamper(context, '**/model/vit-s14-int8.onnx');
+      await page.goto(`${env.url}index.html`);
+      await page.waitForSelector('#error:not([hidden])', { timeout: LOAD_TIMEOUT });
+      assert.equal(await page.textContent('#error .error-title'), 'A downloaded file is damaged');
+      assert.match(await page.textContent('#error .error-message'), /SHA-256/);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('a tampered index is refused: its checksum fails', { timeout: LOAD_TIMEOUT }, async () => {
+    const { page, context } = await newPage(env.browser);
+    try {
+      await tamper(context, '**/demo/index.tsi');
+      await page.goto(`${env.url}index.html`);
+      await page.waitForSelector('#error:not([hidden])', { timeout: LOAD_TIMEOUT });
+      assert.equal(await page.textContent('#error .error-title'), 'The index file cannot be read');
+      assert.match(await page.textContent('#error .error-message'), /checksum/i);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('a damaged index in the Cache API is dropped and downloaded again', { timeout: LOAD_TIMEOUT }, async () => {
+    const { page, context } = await newPage(env.browser);
+    try {
+      await page.goto(`${env.url}index.html`);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
+      // As a write cut short or a disk error would leave it: the same headers, other bytes.
+      const damaged = await page.evaluate(async () => {
+        const cache = await caches.open('tessera-data-v1');
+        const url = new URL('demo/index.tsi', location.href).href;
+        const cached = await cache.match(url);
+        const bytes = new Uint8Array(await cached.arrayBuffer());
+        bytes[bytes.length >> 1] ^= 0xff;
+        await cache.put(url, new Response(bytes, { headers: cached.headers }));
+        return bytes.length;
+      });
+      assert.ok(damaged > 0);
+      await page.reload();
+      await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
+      const timings = await page.evaluate(() => window.tessera.state.info.load_timings);
+      // The index and the manifest both came from the cache unpinned: both were fetched again.
+      assert.equal(timings.refetched, 2, JSON.stringify(timings));
+      assert.equal(await page.isHidden('#error'), true);
+    } finally {
+      await context.close();
+    }
+  });
+});

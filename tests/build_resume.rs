@@ -111,7 +111,8 @@ fn a_killed_slide_build_resumes_to_the_same_bytes() {
     let out = slide_build(&resumed, &["--resume"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("resuming: 256 of "), "{stderr}");
+    // The kill may cut the chunk's records short: whatever was complete is replayed.
+    assert!(stderr.contains("resuming: ") && !stderr.contains(&format!("resuming: {tiles} of")), "{stderr}");
     assert!(std::fs::read(&resumed).unwrap() == std::fs::read(&whole).unwrap(), "resumed slide index differs");
     assert!(!checkpoint.exists());
 }

@@ -34,6 +34,7 @@ try {
   // A blank document of the demo's origin (its model manifest), isolated by the demo server.
   await page.goto(`${env.url}model/vit-s14-int8.json`);
   const tile = readFileSync(TILE).toString('base64');
+  page.on('console', (m) => m.text().startsWith('progress: ') && console.error(m.text()));
   const result = await page.evaluate(async ({ searches, embeds, samples, tile }) => {
     const { TesseraClient } = await import('/client.js');
     const client = new TesseraClient();
@@ -60,6 +61,7 @@ try {
       }
       const { wasm_bytes } = await client.memory();
       rows.push({ phase, done, wasm_bytes, page_heap_bytes: performance.memory?.usedJSHeapSize ?? null, worker_heap_bytes: worker });
+      console.log(`progress: ${phase} ${done}`);
     };
     // Warm-up: the first calls grow the engine's buffers to their working size.
     for (let i = 0; i < 100; i++) await client.search(query(i), { k: 24 });

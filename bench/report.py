@@ -261,6 +261,8 @@ def slide_section(d, md: list):
         md.append(f"| {side} | {r['tiles']} | {r['slide_mb']:.0f} | {r['build_s']:.1f} | {r['tiles_per_s']:.1f} | "
                   f"{r.get('peak_rss_mb') or '-'} | {r.get('embedding_peak_rss_mb') or '-'} |")
     growth = d.get("peak_memory_growth")
+    if d.get("peak_memory_growth_skipped"):
+        md.append(f"\nGrowth per tile not measured: {d['peak_memory_growth_skipped']}.\n")
     if growth:
         md.append(f"\nOn the {growth['level0_side']}-px slide, peak memory grows by {growth['kb_per_tile']:.1f} kB per tile; "
                   f"at that rate {growth['extrapolated_tiles']:,} tiles (a large 40× slide) peak at {growth['extrapolated_peak_mb']:.0f} MB "

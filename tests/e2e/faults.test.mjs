@@ -28,14 +28,16 @@ async function blankPage(origin) {
 }
 
 /** A page with a client of its own (`window.faults`), loaded with the demo's model and
- *  index, whose worker is taken for dead after 3 s of silence. `worker()`: its current one. */
+ *  index, whose worker is taken for dead after 8 s of silence (well over what the engine's
+ *  longest step that does not yield, optimising the model, takes on a slow machine).
+ *  `worker()`: its current one. */
 async function loadedClient() {
   const { page, context } = await blankPage(env.url);
   const workers = [];
   page.on('worker', (w) => w.url().includes('engine-worker') && workers.push(w));
   await page.evaluate(async () => {
     const { TesseraClient } = await import('/client.js');
-    const client = new TesseraClient(undefined, { livenessMs: 3000 });
+    const client = new TesseraClient(undefined, { livenessMs: 8000 });
     const restarts = [];
     client.onRestart = (reason) => restarts.push(reason);
     window.faults = { client, restarts };

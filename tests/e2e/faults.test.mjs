@@ -182,7 +182,7 @@ describe('a stalled download fails instead of hanging', () => {
     await open?.stop();
   });
 
-  for (const [path, expected] of [['/slow-body/index.tsi', /stalled: no data for 2 s after 1000 of 10000000 bytes/], ['/no-answer/index.tsi', /no answer for 2 s/]]) {
+  for (const [path, expected] of [['/slow-body/index.tsi', /stalled: no data for 5 s after 1000 of 10000000 bytes/], ['/no-answer/index.tsi', /no answer for 5 s/]]) {
     test(`${path}: rejects with kind fetch after stallMs`, { timeout: LOAD_TIMEOUT }, async () => {
       const { page, context } = await newPage(open.browser);
       try {
@@ -192,7 +192,7 @@ describe('a stalled download fails instead of hanging', () => {
           const client = new TesseraClient();
           const started = performance.now();
           try {
-            await client.load({ model: '/model/vit-s14-int8.onnx', index: url, threads: 1, backend: 'wasm' }, null, { stallMs: 2000 });
+            await client.load({ model: '/model/vit-s14-int8.onnx', index: url, threads: 1, backend: 'wasm' }, null, { stallMs: 5000 });
             return { ok: true };
           } catch (e) {
             return { ok: false, kind: e.kind, message: e.message, ms: performance.now() - started };

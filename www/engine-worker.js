@@ -91,34 +91,31 @@ const handlers = {
       throw e;
     });
     const { pkg, fallback } = await wasm;
-    const newEngine = ({ manifestBytes, model, index }) => {
+    /** The engine over the fetched files; resolves to the model's bytes (the GPU path's). */
+    const open = async (fetched) => {
+      const { manifestBytes, model, index } = await fetched;
+      const t = performance.now();
       try {
         // fetchVerified checked the model against the manifest's SHA-256 (WebCrypto).
-        return new pkg.Engine(model, manifestBytes, index, { model_verified: true });
+        engine = new pkg.Engine(model, manifestBytes, index, { model_verified: true });
       } catch (e) {
         throw engineError(e, 'engine');
       }
+      timings.engine_ms = performance.now() - t;
+      return model;
     };
-    let t;
     let model;
     try {
-      const first = await data;
-      t = performance.now();
-      ({ model } = first);
-      engine = newEngine(first);
+      model = await open(data);
     } catch (e) {
       // A damaged copy in the Cache API (a write cut short, a disk error) would fail every
       // later visit: what came from the cache unpinned is dropped and fetched once more.
       const stale = [manifestUrl, indexUrl].filter((u) => servedFromCache.has(u));
       if (e.kind === 'crashed' || stale.length === 0) throw e;
       await Promise.all(stale.map(dropCached));
-      const again = await fetchData(true);
-      t = performance.now();
-      ({ model } = again);
-      engine = newEngine(again);
+      model = await open(fetchData(true));
       timings.refetched = stale.length;
     }
-    timings.engine_ms = performance.now() - t;
     const gpuNotes = [];
     if (backend !== 'wasm') {
       if (!self.navigator.gpu) {

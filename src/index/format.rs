@@ -63,6 +63,8 @@ const GRPH: [u8; 4] = *b"GRPH";
 const META: [u8; 4] = *b"META";
 const THMB: [u8; 4] = *b"THMB";
 const ADPT: [u8; 4] = *b"ADPT";
+const KNOWN: [[u8; 4]; 8] = [VECS, QPAR, RRNK, PCAM, GRPH, META, THMB, ADPT];
+
 /// Writes one section's bytes, when the writer reaches it.
 type SectionBody<'a> = Box<dyn Fn(&mut dyn Write) -> io::Result<()> + 'a>;
 
@@ -85,8 +87,6 @@ impl<W: Write> Write for Tally<'_, W> {
         self.out.flush()
     }
 }
-
-const KNOWN: [[u8; 4]; 8] = [VECS, QPAR, RRNK, PCAM, GRPH, META, THMB, ADPT];
 
 impl Index {
     /// Serializes the index. The same index always gives the same bytes.
@@ -177,8 +177,9 @@ impl Index {
             })
         }
         let mut sections = vec![(VECS, bytes(|| self.vectors.codes_to_bytes()))];
-        if self.vectors.params_to_bytes().is_some() {
-            sections.push((QPAR, bytes(|| self.vectors.params_to_bytes().unwrap_or_default())));
+        if let Some(params) = self.vectors.params_to_bytes() {
+            // Two floats per dimension: made here, once.
+            sections.push((QPAR, Box::new(move |out| out.write_all(&params))));
         }
         if let Some(rerank) = &self.rerank {
             sections.push((RRNK, bytes(|| rerank.codes_to_bytes())));

@@ -31,6 +31,12 @@ impl Blobs {
         &self.bytes[start..self.ends[i] as usize]
     }
 
+    /// Entry `i` of a metadata dictionary as text; `None` for "" (no value). Values were
+    /// checked to be UTF-8 when read, or came from `&str` when built.
+    fn value(&self, i: usize) -> Option<&str> {
+        Some(std::str::from_utf8(self.get(i)).unwrap_or_default()).filter(|v| !v.is_empty())
+    }
+
     fn write(&self, w: &mut Writer) {
         self.write_to(&mut w.bytes).expect("writing to memory cannot fail");
     }
@@ -94,8 +100,7 @@ impl<'a> ColumnRef<'a> {
 
     /// The value a code stands for; `None` for "no value".
     pub(crate) fn decode(&self, code: u32) -> Option<&'a str> {
-        // Values were checked to be UTF-8 when read or came from `&str` when built.
-        Some(std::str::from_utf8(self.0.values.get(code as usize)).unwrap_or_default()).filter(|v| !v.is_empty())
+        self.0.values.value(code as usize)
     }
 
     pub(crate) fn value(&self, tile: usize) -> Option<&'a str> {
@@ -107,6 +112,9 @@ impl<'a> ColumnRef<'a> {
 /// code per column per tile and each distinct value once, not every tile's strings. The
 /// result is the table of the rows as one batch: columns in first-seen order, each
 /// dictionary starting with "" (no value), then values in first-seen order.
+/// The code of "" (no value): every column's dictionary starts with it.
+const NO_VALUE: u32 = 0;
+
 #[derive(Debug, Default)]
 pub(crate) struct MetadataBuilder {
     tiles: usize,
@@ -153,8 +161,8 @@ impl MetadataBuilder {
                 Some(c) => c,
                 None => {
                     let mut column = ColumnBuilder { name: key.clone(), values: Blobs::default(), lookup: HashMap::new(), codes: Vec::new() };
-                    let none = column.intern("");
-                    column.codes = vec![none; self.tiles];
+                    column.intern("");
+                    column.codes = vec![NO_VALUE; self.tiles];
                     self.columns.push(column);
                     self.columns.len() - 1
                 }
@@ -165,7 +173,7 @@ impl MetadataBuilder {
         }
         for column in &mut self.columns {
             if column.codes.len() == self.tiles {
-                column.codes.push(0);
+                column.codes.push(NO_VALUE);
             }
         }
         self.tiles += 1;
@@ -174,9 +182,7 @@ impl MetadataBuilder {
     /// Value of `key` for tile `tile`, `None` when the tile has none.
     pub(crate) fn get(&self, tile: usize, key: &str) -> Option<&str> {
         let column = self.columns.iter().find(|c| c.name == key)?;
-        let value = column.values.get(*column.codes.get(tile)? as usize);
-        // Values came from `&str`.
-        Some(std::str::from_utf8(value).unwrap_or_default()).filter(|v| !v.is_empty())
+        column.values.value(*column.codes.get(tile)? as usize)
     }
 
     pub(crate) fn finish(self) -> Metadata {

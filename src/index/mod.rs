@@ -163,7 +163,7 @@ impl IndexBuilder {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.metadata.len() == 0
+        self.len() == 0
     }
 
     /// Adds one tile; its id in the index is its position in the order of `add` calls.

@@ -63,7 +63,7 @@ pub fn run(args: BenchSlideArgs) -> anyhow::Result<()> {
         // difference would be the cache's, not the build's.
         Some((slide, side, tiles, Some(peak))) if tiles >= MIN_GROWTH_TILES => {
             let quarter = build(&args, &slide, side, Some((tiles / 4) as usize))?;
-            let growth = quarter.peak_mb.map(|small| Growth { side, ..Growth::between((quarter.tiles, small), (tiles, peak)) });
+            let growth = quarter.peak_mb.map(|small| Growth::between(side, (quarter.tiles, small), (tiles, peak)));
             rows.push(quarter);
             growth
         }
@@ -151,11 +151,11 @@ struct Growth {
 }
 
 impl Growth {
-    /// The line through two builds' (tiles, peak MB).
-    fn between((tiles_a, mb_a): (u64, u64), (tiles_b, mb_b): (u64, u64)) -> Growth {
+    /// The line through two builds' (tiles, peak MB) on the `side`-px slide.
+    fn between(side: u32, (tiles_a, mb_a): (u64, u64), (tiles_b, mb_b): (u64, u64)) -> Growth {
         // The build's MB are MiB, so these kB are KiB.
         let mb_per_tile = (mb_b as f64 - mb_a as f64) / (tiles_b as f64 - tiles_a as f64).max(1.0);
-        Growth { side: 0, base_mb: mb_a as f64 - mb_per_tile * tiles_a as f64, kb_per_tile: mb_per_tile * 1024.0 }
+        Growth { side, base_mb: mb_a as f64 - mb_per_tile * tiles_a as f64, kb_per_tile: mb_per_tile * 1024.0 }
     }
 
     fn at(&self, tiles: usize) -> f64 {

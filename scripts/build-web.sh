@@ -5,6 +5,7 @@
 #   www/model/   the model and its manifest, copied from models/
 #   www/vendor/  OpenSeadragon, from npm
 #   www/demo/slide.dzi, slide_files/  the demo slide's Deep Zoom pyramid (tessera dzi)
+#   www/deployment.json  what the demo page shows and the SHA-256s it pins (scripts/deployment.mjs)
 # and from those the widget's npm-style package, target/package/tessera-widget/
 # (scripts/package-widget.mjs; docs/embedding.md).
 # Installs what it needs, idempotently: the wasm32 target, wasm-bindgen-cli at the exact
@@ -82,6 +83,11 @@ if [ ! -f www/demo/slide.dzi ] || [ www/demo/slide.jpg -nt www/demo/slide.dzi ];
     cargo build --release --bin tessera --target-dir "$target_dir"
     "$target_dir/release/tessera" dzi www/demo/slide.jpg -o www/demo/slide
 fi
+
+# The demo page's deployment: its data, the SHA-256 of model, index and both .wasm builds
+# (checked on every load and cache hit), and links allowed to name other data in demo/ only.
+step "deployment → www/deployment.json (pins, allowed links)"
+node scripts/deployment.mjs --allow-links demo/
 
 step "widget package → target/package/tessera-widget/"
 node scripts/package-widget.mjs

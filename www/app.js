@@ -1,30 +1,20 @@
 // The demo page: a slide viewer, a query of positive/negative example tiles, and the
 // results grid. All computing happens in the engine worker (client.js); this file is UI.
 //
-// URL parameters (for other data and for tests): model, manifest, index, slide (the
-// slide image, read whole by "search this slide"), dzi (its Deep Zoom pyramid, which the
-// viewer shows and clicks are cut from; empty: the viewer shows the image), slide-id (the slide's id in the index), mag (the slide's scan magnification),
-// unique-by (the metadata key of the "one per slide" switch), threads ('auto' or a count),
-// backend ('auto', 'webgpu' or 'wasm'). Data URLs from a link reach only the page's own
-// origin: the demo server's CSP (connect-src 'self', scripts/serve.mjs) refuses others.
+// What it shows comes from the deployment (deployment.json, www/deployment.js): model,
+// index, slide and the SHA-256s pinned for them. A link may change, by URL parameter, the
+// data the deployment allows links to name — model, manifest, index, slide (the slide
+// image, read whole by "search this slide"), dzi (its Deep Zoom pyramid, which the viewer
+// shows and clicks are cut from; empty: the viewer shows the image) — and the settings
+// slide-id (the slide's id in the index), mag (the slide's scan magnification), unique-by
+// (the metadata key of the "one per slide" switch), threads ('auto' or a count), backend
+// ('auto', 'webgpu' or 'wasm').
 
 import { Basket, exportBasket, slideBox } from './basket.js';
 import { TesseraClient, runtimeBadge } from './client.js';
 import { regionPixels, squareAt } from './deepzoom.js';
+import { loadDeployment } from './deployment.js';
 
-const params = new URLSearchParams(location.search);
-const config = {
-  model: params.get('model') ?? 'model/vit-s14-int8.onnx',
-  manifest: params.get('manifest') ?? undefined,
-  index: params.get('index') ?? 'demo/index.tsi',
-  slide: params.get('slide') ?? 'demo/slide.jpg',
-  dzi: params.get('dzi') ?? 'demo/slide.dzi',
-  slideId: params.get('slide-id') ?? 'CMU-1-Small-Region',
-  scanMagnification: Number(params.get('mag') ?? 20),
-  uniqueBy: params.get('unique-by'),
-  threads: params.get('threads') ?? undefined,
-  backend: params.get('backend') ?? undefined,
-};
 /** A click selects a tile this many screen pixels wide: the model's input size, so at
  *  100 % zoom a tile is cut at the slide's own resolution. */
 const TILE_SCREEN_PX = 224;
@@ -55,6 +45,8 @@ const ERROR_TITLES = {
   crashed: 'The search engine stopped',
   restart: 'The search engine was restarted',
   basket: 'The basket',
+  config: 'This page is not set up',
+  link: 'This link is not allowed here',
 };
 
 const $ = (selector) => document.querySelector(selector);
@@ -111,6 +103,14 @@ const state = {
   /** Blob URLs of the basket's thumbnails, by tile id. */
   basketThumbs: new Map(),
 };
+
+/** What this page shows: the deployment's data, and what a link may change of it. */
+const config = await loadDeployment().catch((error) => {
+  el.progress.hidden = true;
+  setStatus('error', 'Not loaded');
+  showError(error);
+  throw error;
+});
 
 // Offline second visits: sw.js keeps the page's files (the worker keeps model and index).
 navigator.serviceWorker?.register('sw.js').catch((e) => console.warn('no offline support:', e));

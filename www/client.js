@@ -105,8 +105,10 @@ export class TesseraClient {
    *  matches the CPU's, else the CPU), 'webgpu' (any WebGPU adapter, or an error) or 'wasm'.
    *  `partitioned`: the index is a partitioned one (`tessera partition`), read by HTTP Range
    *  requests a partition at a time; default: when its URL ends in `.tsp`. `stallMs`: a
-   *  download that delivers nothing for this long fails with kind `fetch` (default 30 s). */
-  load({ model, manifest, index, indexSha256, threads, backend, partitioned }, onProgress, { timeoutMs = LOAD_TIMEOUT_MS, stallMs } = {}) {
+   *  download that delivers nothing for this long fails with kind `fetch` (default 30 s).
+   *  `modelSha256`, `indexSha256`, `engineSha256` ({ single, threads }: the two builds'
+   *  .wasm): SHA-256s (hex) pinned by the deployment, checked on every load and cache hit. */
+  load({ model, manifest, index, modelSha256, indexSha256, engineSha256, threads, backend, partitioned }, onProgress, { timeoutMs = LOAD_TIMEOUT_MS, stallMs } = {}) {
     const missing = missingFeatures();
     if (missing) return Promise.reject(new TesseraError('unsupported', `This browser does not support ${missing}, which the search engine needs.`));
     this.onProgress = onProgress ?? null;
@@ -115,7 +117,9 @@ export class TesseraClient {
       modelUrl: abs(model),
       manifestUrl: abs(manifest ?? model.replace(/\.onnx$/, '.json')),
       indexUrl: abs(index),
+      modelSha256,
       indexSha256,
+      engineSha256,
       threads,
       backend,
       partitioned,

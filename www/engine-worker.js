@@ -3,7 +3,8 @@
 //   → { id, type, args }              ← { id, ok: true, result } | { id, ok: false, error: { kind, message } }
 //   ← { type: 'progress', what, loaded, total } while loading
 // Model, manifest, index and the .wasm are fetched from the page's origin with progress,
-// checked (model: the manifest's SHA-256; index: checksum and model id/SHA by the core),
+// checked (model: the manifest's SHA-256; index: checksum and model id/SHA by the core;
+// each against the SHA-256 the page pins, when it pins one: on every load and cache hit),
 // and kept in the Cache API so a second visit starts offline.
 //
 // Two builds of the engine sit beside this file: pkg/ (one thread) and pkg-threads/
@@ -54,8 +55,11 @@ class WorkerError extends Error {
 const handlers = {
   /** `threads`: 'auto' (default: every core when isolated) or a count; 1 forces pkg/.
    *  `backend`: 'auto' (default: WebGPU on a hardware adapter that passes the self-check,
-   *  else the CPU), 'webgpu' (any WebGPU adapter, software ones too, or an error) or 'wasm'. */
-  async load({ modelUrl, manifestUrl, indexUrl, indexSha256, threads = 'auto', backend = 'auto', partitioned, stallMs: stall }) {
+   *  else the CPU), 'webgpu' (any WebGPU adapter, software ones too, or an error) or 'wasm'.
+   *  `modelSha256`, `indexSha256`, `engineSha256: { single, threads }`: the SHA-256 (hex) the
+   *  page pins for the model, the index and each build's .wasm (the deployment's, like
+   *  subresource integrity); a cached copy is checked against it before use. */
+  async load({ modelUrl, manifestUrl, indexUrl, modelSha256, indexSha256, engineSha256 = {}, threads = 'auto', backend = 'auto', partitioned, stallMs: stall }) {
     if (!['auto', 'webgpu', 'wasm'].includes(backend)) {
       throw new WorkerError('usage', `backend must be 'auto', 'webgpu' or 'wasm', not ${JSON.stringify(backend)}`);
     }
@@ -74,11 +78,15 @@ const handlers = {
       timings[name] = performance.now() - t;
       return value;
     };
-    const wasm = timed('wasm_ms', (wasmReady ??= initWasm(threads)));
+    const wasm = timed('wasm_ms', (wasmReady ??= initWasm(threads, engineSha256)));
     servedFromCache.clear();
     const fetchData = async (fresh) => {
       const manifestBytes = await fetchCached(manifestUrl, 'manifest', { fresh });
       const manifest = parseManifest(manifestBytes, manifestUrl);
+      // The manifest names the model's hash; a pinned model needs the manifest to name the pin.
+      if (modelSha256 && manifest.sha256.toLowerCase() !== modelSha256.toLowerCase()) {
+        throw new WorkerError('integrity', `${manifestUrl} describes a model with SHA-256 ${manifest.sha256}, but the page pins ${modelSha256}`);
+      }
       const [model, index] = await Promise.all([
         fetchVerified(modelUrl, 'model', manifest.sha256),
         isPartitioned(indexUrl, partitioned) ? fetchDirectory(indexUrl, indexSha256) : fetchVerified(indexUrl, 'index', indexSha256, { fresh }),
@@ -296,7 +304,7 @@ self.onmessage = async ({ data }) => {
 
 /** The build to run (see the top of this file) and, when threads were wanted but do not
  *  run, why. */
-async function initWasm(threads) {
+async function initWasm(threads, sha256) {
   const wanted = threads === 'auto' ? Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS) : Number(threads);
   if (!Number.isInteger(wanted) || wanted < 1) {
     throw new WorkerError('usage', `threads must be 'auto' or a positive integer, not ${JSON.stringify(threads)}`);
@@ -309,14 +317,14 @@ async function initWasm(threads) {
     fallback = "the page's Content-Security-Policy does not allow blob: workers (worker-src blob:), which threads start from";
   } else if (wanted > 1) {
     try {
-      const pkg = await instantiate(BUILDS.threads);
+      const pkg = await instantiate(BUILDS.threads, sha256.threads);
       await withTimeout(pkg.initThreadPool(wanted), POOL_TIMEOUT_MS, `the thread pool did not start within ${POOL_TIMEOUT_MS / 1000} s`);
       return { pkg, fallback: null };
     } catch (e) {
       fallback = `the threaded engine did not start: ${e.message ?? e}`;
     }
   }
-  return { pkg: await instantiate(BUILDS.single), fallback };
+  return { pkg: await instantiate(BUILDS.single, sha256.single), fallback };
 }
 
 /** Whether this worker may start a Worker from a blob: URL. */
@@ -350,9 +358,9 @@ function withTimeout(promise, ms, message) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Imports a build's glue and compiles its .wasm. */
-async function instantiate({ js, wasm }) {
-  const [pkg, source] = await Promise.all([import(js), wasmSource(wasm)]);
+/** Imports a build's glue and compiles its .wasm (checked against `sha256` when pinned). */
+async function instantiate({ js, wasm }, sha256) {
+  const [pkg, source] = await Promise.all([import(js), sha256 ? pinnedWasmSource(wasm, sha256) : wasmSource(wasm)]);
   wasmMemory = (await pkg.default({ module_or_path: source })).memory;
   return pkg;
 }
@@ -369,6 +377,22 @@ async function wasmSource(url) {
   }
   const bytes = await fetchCached(url, 'engine', { fresh: true });
   return (await (await openCache())?.match(url)) ?? bytes;
+}
+
+/** A pinned .wasm as `wasmSource` gives it: the cached copy when its SHA-256 is the pin
+ *  (no round trip to the server), else the network's, checked. */
+async function pinnedWasmSource(url, sha256) {
+  const cache = await openCache();
+  const cached = await cache?.match(url);
+  if (cached) {
+    const bytes = new Uint8Array(await cached.clone().arrayBuffer());
+    if ((await sha256Hex(bytes)) === sha256.toLowerCase()) {
+      progress('engine', bytes.length, bytes.length, true);
+      return cached;
+    }
+  }
+  const bytes = await fetchVerified(url, 'engine', sha256, { fresh: true });
+  return (await cache?.match(url)) ?? bytes;
 }
 
 function requireEngine() {

@@ -10,7 +10,9 @@
 // engine-worker.js is, when not beside this script), basket ("off" hides the basket UI),
 // threads ('auto', the default: every core when the page is cross-origin isolated; or a count,
 // 1 for the one-thread engine), backend ('auto', the default: WebGPU on a hardware adapter
-// that passes a self-check against the CPU, else the CPU; 'webgpu' forces it, 'wasm' the CPU).
+// that passes a self-check against the CPU, else the CPU; 'webgpu' forces it, 'wasm' the CPU),
+// model-sha256 and index-sha256 (hex: pinned like subresource integrity, checked on every load
+// and cache hit; a different file is refused with kind `integrity`).
 // Methods: search(source, region?) with a Blob/File, ImageData, an <img>/<canvas>/
 // ImageBitmap (optionally a {x, y, width, height} region of it) or an image URL;
 // searchVector(Float32Array); scanSlide(image, { side }) and scoreScan() (search this slide:
@@ -121,7 +123,7 @@ export class TesseraSearch extends HTMLElement {
     if (this.#basket.problem) this.#fail({ kind: 'basket', message: this.#basket.problem });
     const downloads = new Map();
     this.#client
-      .load({ model, manifest: this.getAttribute('manifest') ?? undefined, index, threads: this.getAttribute('threads') ?? undefined, backend: this.getAttribute('backend') ?? undefined }, (p) => {
+      .load({ model, manifest: this.getAttribute('manifest') ?? undefined, index, modelSha256: this.getAttribute('model-sha256') ?? undefined, indexSha256: this.getAttribute('index-sha256') ?? undefined, threads: this.getAttribute('threads') ?? undefined, backend: this.getAttribute('backend') ?? undefined }, (p) => {
         downloads.set(p.what, p);
         let loaded = 0;
         let total = 0;

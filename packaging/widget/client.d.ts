@@ -10,7 +10,7 @@ export type { AdapterInfo, EngineInfo, Example, Filter, Query, ScanTile, SearchO
 /** Every `kind` an error from the client, the worker or the engine can carry. */
 export type TesseraErrorKind =
   | 'fetch' // a download failed (network, CORS, HTTP status)
-  | 'integrity' // model or manifest does not match its SHA-256 / is malformed; index not its pinned SHA-256
+  | 'integrity' // model or manifest does not match its SHA-256 / is malformed; index or .wasm not its pinned SHA-256
   | 'mismatch' // the index was built with another model
   | 'index' // the index file is damaged, truncated or unsupported
   | 'engine' // anything else inside the engine, or the worker failed to start
@@ -69,6 +69,12 @@ export interface LoadUrls {
   /** The index's SHA-256 (hex): checked on every load and cache hit when given (for a
    *  partitioned index: of its directory, which lists every partition's SHA-256). */
   indexSha256?: string;
+  /** The model's SHA-256 (hex): its manifest must name this hash, and the model is checked
+   *  against it on every load and cache hit. */
+  modelSha256?: string;
+  /** The SHA-256 (hex) of each engine build's .wasm (`pkg/tessera_bg.wasm`,
+   *  `pkg-threads/tessera_bg.wasm`), checked before it is compiled, cached copies too. */
+  engineSha256?: { single?: string; threads?: string };
   /** The index is partitioned (`tessera partition`); default: its URL ends in `.tsp`. */
   partitioned?: boolean;
   /** `'auto'` (default: the threaded engine on every core, up to 8, when the page is

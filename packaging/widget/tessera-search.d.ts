@@ -33,6 +33,10 @@ export interface TesseraSearchAttributes {
   manifest?: string;
   /** The index (.tsi) URL (required). */
   index: string;
+  /** The model's SHA-256 (hex), pinned: checked on every load and cache hit. */
+  'model-sha256'?: string;
+  /** The index's SHA-256 (hex), pinned: checked on every load and cache hit. */
+  'index-sha256'?: string;
   /** Hits to show; default 8. */
   k?: string;
   /** A metadata key: at most one hit per value (`slide`, `case`, `group`, ...). */

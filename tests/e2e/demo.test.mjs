@@ -254,8 +254,7 @@ describe('errors', () => {
     await context.close();
   });
 
-  test("a link naming another origin's index is refused: the CSP keeps every request on the page's origin", async () => {
-    const { page, context } = await newPage(env.browser);
+  test("a link naming another origin's index is refused: by the deployment's allow-list, and by the CSP where a deployment allows it", async () => {
     // Another origin that would serve "someone else's data": it must never be asked.
     const asked = [];
     const other = createServer((req, res) => {
@@ -263,15 +262,26 @@ describe('errors', () => {
       res.writeHead(200, { 'Access-Control-Allow-Origin': '*', 'Cross-Origin-Resource-Policy': 'cross-origin' }).end();
     });
     await new Promise((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const origin = `http://127.0.0.1:${other.address().port}/`;
     try {
-      await openDemo(page, `?index=http://127.0.0.1:${other.address().port}/index.tsi`);
-      await page.waitForSelector('#error:not([hidden])', { timeout: LOAD_TIMEOUT });
-      assert.equal(await page.textContent('#error .error-title'), 'Could not download the search data');
+      for (const [allowLinks, title] of [
+        [null, 'This link is not allowed here'],
+        // A deployment that lists the other origin still has the CSP's connect-src 'self'.
+        [[origin], 'Could not download the search data'],
+      ]) {
+        const { page, context } = await newPage(env.browser, { allowLinks });
+        try {
+          await openDemo(page, `?index=${origin}index.tsi`);
+          await page.waitForSelector('#error:not([hidden])', { timeout: LOAD_TIMEOUT });
+          assert.equal(await page.textContent('#error .error-title'), title);
+          assert.match(await page.textContent('#error .error-message'), new RegExp(`127\\.0\\.0\\.1:${other.address().port}/index\\.tsi`));
+        } finally {
+          await context.close();
+        }
+      }
       assert.deepEqual(asked, [], 'no request reached the other origin');
-      assert.match(await page.textContent('#error .error-message'), new RegExp(`127\\.0\\.0\\.1:${other.address().port}/index\\.tsi`));
     } finally {
       await new Promise((resolve) => other.close(resolve));
-      await context.close();
     }
   });
 });

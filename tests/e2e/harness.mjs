@@ -38,9 +38,20 @@ export async function start({ mounts = {}, isolated = true, ranges = true, csp =
   };
 }
 
-/** A fresh context (own cache storage) with a page that reports its console errors. */
-export async function newPage(browser, { width = 1440, height = 900 } = {}) {
-  const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: 1 });
+/** A fresh context (own cache storage) with a page that reports its console errors.
+ *  `allowLinks`: URL prefixes added to the deployment's allow-list for links (the demo's
+ *  deployment.json as a deployment that allows them would serve it; the service worker is
+ *  blocked so that this route sees the page's request). */
+export async function newPage(browser, { width = 1440, height = 900, allowLinks = null } = {}) {
+  const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: 1, ...(allowLinks && { serviceWorkers: 'block' }) });
+  if (allowLinks) {
+    await context.route('**/deployment.json', async (route) => {
+      const response = await route.fetch();
+      const deployment = await response.json();
+      deployment.links.allow.push(...allowLinks);
+      await route.fulfill({ response, json: deployment });
+    });
+  }
   const page = await context.newPage();
   page.consoleErrors = [];
   page.on('console', (m) => m.type() === 'error' && page.consoleErrors.push(m.text()));

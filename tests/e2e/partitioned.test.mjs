@@ -21,7 +21,7 @@ const QUERY = expected.searches[0].query;
 /** Opens the demo on `index` and runs `searches` (each `{ options }`) for the fixture's
  *  query: { info, results: [{ hits (path, score), transfer }], requests }. */
 async function runDemo(env, index, searches) {
-  const { context, page } = await newPage(env.browser);
+  const { context, page } = await newPage(env.browser, { allowLinks: ['e2e/'] });
   const requests = [];
   context.on('requestfinished', async (request) => {
     if (!new URL(request.url()).pathname.endsWith('.tsp')) return;

@@ -1,7 +1,9 @@
 // Hostile data and damaged files, in headless Chromium under the demo's CSP: metadata that
-// looks like HTML renders as text in the page and the widget; a tampered model or index is
-// refused with a visible message; a damaged copy in the Cache API is dropped and fetched
-// again instead of failing every later visit.
+// looks like HTML renders as text in the page and the widget; a link cannot point the demo
+// at data its deployment does not allow; a tampered model, index or .wasm is refused with a
+// visible message (by the SHA-256 the deployment pins, or the index's own checksum when not
+// pinned); a damaged copy in the Cache API is dropped and fetched again instead of failing
+// every later visit.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -43,7 +45,7 @@ after(async () => {
 
 describe('metadata that looks like markup', () => {
   test('the page shows it as text and runs nothing', { timeout: LOAD_TIMEOUT }, async () => {
-    const { page, context } = await newPage(env.browser);
+    const { page, context } = await newPage(env.browser, { allowLinks: ['/hostile/'] });
     try {
       await page.goto(`${env.url}index.html?index=/hostile/index.tsi&unique-by=slide`);
       await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
@@ -85,6 +87,23 @@ describe('metadata that looks like markup', () => {
   });
 });
 
+describe('links', () => {
+  test("a link to data the deployment does not allow is refused before anything is fetched", { timeout: LOAD_TIMEOUT }, async () => {
+    const { page, context } = await newPage(env.browser);
+    const asked = [];
+    context.on('request', (r) => asked.push(new URL(r.url()).pathname));
+    try {
+      await page.goto(`${env.url}index.html?index=/hostile/index.tsi`);
+      await page.waitForSelector('#error:not([hidden])', { timeout: LOAD_TIMEOUT });
+      assert.equal(await page.textContent('#error .error-title'), 'This link is not allowed here');
+      assert.match(await page.textContent('#error .error-message'), /\/hostile\/index\.tsi.*allows links to .*\/demo\//);
+      assert.ok(!asked.some((p) => p.startsWith('/hostile/') || p.endsWith('.onnx')), JSON.stringify(asked));
+    } finally {
+      await context.close();
+    }
+  });
+});
+
 describe('damaged files', () => {
   /** Serves `pattern` with one byte flipped in the middle. */
   async function tamper(context, pattern) {
@@ -96,15 +115,18 @@ describe('damaged files', () => {
     });
   }
 
-  for (const [file, pattern, title, message] of [
-    ['model', '**/model/vit-s14-int8.onnx', 'A downloaded file is damaged', /SHA-256/],
-    ['index', '**/demo/index.tsi', 'The index file cannot be read', /checksum/i],
+  for (const [file, pattern, query, title, message] of [
+    ['model', '**/model/vit-s14-int8.onnx', '', 'A downloaded file is damaged', /SHA-256/],
+    ['pinned index', '**/demo/index.tsi', '', 'A downloaded file is damaged', /index .*SHA-256/],
+    ['index that is not pinned', '**/hostile/index.tsi', '?index=/hostile/index.tsi', 'The index file cannot be read', /checksum/i],
+    // Both builds: a tampered threaded build falls back to the one-thread one.
+    ['.wasm', '**/tessera_bg.wasm', '', 'A downloaded file is damaged', /engine .*tessera_bg\.wasm.*SHA-256/],
   ]) {
     test(`a tampered ${file} is refused with a visible message`, { timeout: LOAD_TIMEOUT }, async () => {
-      const { page, context } = await newPage(env.browser);
+      const { page, context } = await newPage(env.browser, { allowLinks: ['/hostile/'] });
       try {
         await tamper(context, pattern);
-        await page.goto(`${env.url}index.html`);
+        await page.goto(`${env.url}index.html${query}`);
         await page.waitForSelector('#error:not([hidden])', { timeout: LOAD_TIMEOUT });
         assert.equal(await page.textContent('#error .error-title'), title);
         assert.match(await page.textContent('#error .error-message'), message);
@@ -114,22 +136,46 @@ describe('damaged files', () => {
     });
   }
 
-  test('a damaged index in the Cache API is dropped and downloaded again', { timeout: LOAD_TIMEOUT }, async () => {
-    const { page, context } = await newPage(env.browser);
-    try {
-      await page.goto(`${env.url}index.html`);
-      await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
-      // As a write cut short or a disk error would leave it: the same headers, other bytes.
-      const damaged = await page.evaluate(async () => {
-        const cache = await caches.open('tessera-data-v1');
-        const url = new URL('demo/index.tsi', location.href).href;
+  /** Flips a byte of each cached copy of `paths` (as a write cut short or a disk error would
+   *  leave it: the same headers, other bytes). */
+  async function damageCache(page, paths) {
+    await page.evaluate(async (paths) => {
+      const cache = await caches.open('tessera-data-v1');
+      for (const path of paths) {
+        const url = new URL(path, location.href).href;
         const cached = await cache.match(url);
         const bytes = new Uint8Array(await cached.arrayBuffer());
         bytes[bytes.length >> 1] ^= 0xff;
         await cache.put(url, new Response(bytes, { headers: cached.headers }));
-        return bytes.length;
-      });
-      assert.ok(damaged > 0);
+      }
+    }, paths);
+  }
+
+  test('a damaged pinned index and .wasm in the Cache API are downloaded again', { timeout: LOAD_TIMEOUT }, async () => {
+    const { page, context } = await newPage(env.browser);
+    try {
+      await page.goto(`${env.url}index.html?threads=1`);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
+      await damageCache(page, ['demo/index.tsi', 'pkg/tessera_bg.wasm']);
+      const fetched = [];
+      context.on('requestfinished', (r) => fetched.push(new URL(r.url()).pathname));
+      await page.reload();
+      await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
+      assert.equal(await page.isHidden('#error'), true);
+      for (const path of ['/demo/index.tsi', '/pkg/tessera_bg.wasm']) assert.ok(fetched.includes(path), `${path} downloaded again: ${JSON.stringify(fetched)}`);
+      // The model, pinned and intact in the cache, was not even asked about.
+      assert.ok(!fetched.includes('/model/vit-s14-int8.onnx'), JSON.stringify(fetched));
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('a damaged index that is not pinned is dropped from the Cache API and downloaded again', { timeout: LOAD_TIMEOUT }, async () => {
+    const { page, context } = await newPage(env.browser, { allowLinks: ['/hostile/'] });
+    try {
+      await page.goto(`${env.url}index.html?index=/hostile/index.tsi`);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
+      await damageCache(page, ['/hostile/index.tsi']);
       await page.reload();
       await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
       const timings = await page.evaluate(() => window.tessera.state.info.load_timings);

@@ -7,7 +7,8 @@
 //     produce; a portal's TypeScript (package-consumer.ts) type-checks with tsc against it;
 //   - works from another origin: a page under a strict CSP (the one docs/embedding.md gives)
 //     includes <tessera-search> from the package folder served by a second server, loads
-//     the engine and gets hits, with no CSP violation and no request to a third origin.
+//     the engine and gets hits, with no CSP violation and no request to a third origin; the
+//     shipped OpenSeadragon portal (embed-example) on another origin than the widget, clicked.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -129,6 +130,61 @@ describe('widget package', () => {
       // Cross-origin isolated (serve's default), CSP with `worker-src blob:`: threads run.
       const info = await searchFromPortal(browser, portal.url, cdn.url, '21-package-cross-origin');
       assert.equal(info.runtime.build, 'simd+threads', JSON.stringify(info.runtime));
+    });
+
+    test('an OpenSeadragon portal on another origin (the shipped embed-example): a click on the slide gets hits', async () => {
+      const cdn = await serve({ root: PACKAGE_DIR, port: 0, mounts: { '/demo/': path.join(REPO, 'www/demo') } });
+      closing.push(cdn.server);
+      // The portal: embed-example.html/.js as shipped, its viewer and the slide's pyramid on
+      // its own origin; the widget, model, index and deep-zoom helper from the CDN.
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'tessera-osd-portal-'));
+      const rewrite = (file, pairs) => {
+        let text = readFileSync(path.join(REPO, 'www', file), 'utf8');
+        for (const [from, to] of pairs) {
+          assert.ok(text.includes(from), `${file} still has ${from}`);
+          text = text.replace(from, to);
+        }
+        writeFileSync(path.join(dir, file), text);
+      };
+      rewrite('embed-example.html', [
+        ['src="tessera-search.js"', `src="${cdn.url}tessera-search.js"`],
+        ['model="model/', `model="${cdn.url}model/`],
+        ['index="demo/', `index="${cdn.url}demo/`],
+      ]);
+      rewrite('embed-example.js', [["from './deepzoom.js'", `from '${cdn.url}deepzoom.js'`]]);
+      copyFileSync(path.join(REPO, 'www/favicon.svg'), path.join(dir, 'favicon.svg'));
+      const portal = await serve({
+        root: dir, port: 0, headers: { 'Content-Security-Policy': portalCsp(new URL(cdn.url).origin) },
+        mounts: { '/vendor/': path.join(REPO, 'www/vendor'), '/demo/': path.join(REPO, 'www/demo') },
+      });
+      closing.push(portal.server);
+      const { page, context } = await newPage(browser, { width: 1280, height: 860 });
+      try {
+        const requests = [];
+        context.on('request', (r) => requests.push(r.url()));
+        await page.addInitScript(() => {
+          window.cspViolations = [];
+          document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+        });
+        await page.goto(`${portal.url}embed-example.html`);
+        await page.waitForFunction(() => document.querySelector('#log').textContent.includes('ready:'), null, { timeout: LOAD_TIMEOUT });
+        await page.waitForFunction(() => window.portal.viewer.world.getItemCount() > 0 && window.portal.viewer.world.getItemAt(0).getFullyLoaded());
+        const hits = page.evaluate(() => new Promise((resolve) => window.portal.widget.addEventListener('tessera-results', (e) => resolve(e.detail.hits), { once: true })));
+        const box = await page.locator('#viewer').boundingBox();
+        await page.mouse.click(box.x + box.width * 0.5, box.y + box.height * 0.4);
+        const got = await hits;
+        assert.equal(got.length, 9);
+        assert.ok(got.every((h) => h.score > 0 && h.metadata.group), 'hits carry scores and metadata');
+        assert.match(await page.textContent('#log'), /region: x \d+ y \d+ \(224 px, full resolution\)/);
+        await screenshot(page, '23-package-osd-portal-cross-origin');
+        assert.deepEqual(await page.evaluate(() => window.cspViolations), [], 'no CSP violation');
+        assert.deepEqual(page.consoleErrors, []);
+        const origins = new Set(requests.filter((u) => /^https?:/.test(u)).map((u) => new URL(u).origin));
+        assert.deepEqual([...origins].sort(), [new URL(cdn.url).origin, new URL(portal.url).origin].sort(), 'requests go to the portal and the CDN only');
+        assert.ok(requests.some((u) => u.startsWith(`${portal.url}demo/slide_files/`)), 'the viewer reads the portal\'s pyramid');
+      } finally {
+        await context.close();
+      }
     });
 
     /** The portal with the package under /tessera/ of its own origin. */

@@ -27,4 +27,9 @@ target/release/tessera build "$data/lc25000-lung.csv" "$data/slides/CMU-1-Small-
     -o "$out/index.tsi"
 cp "$data/slides/CMU-1-Small-Region.jpg" "$out/slide.jpg"
 chmod 644 "$out/index.tsi" "$out/slide.jpg"
+# The page pins the index's SHA-256 (www/deployment.json): a built page gets the new pin.
+if [ -f www/deployment.json ]; then
+    step "deployment → www/deployment.json (the new index's pin)"
+    node scripts/deployment.mjs --allow-links demo/
+fi
 ls -l "$out"

@@ -30,6 +30,6 @@ chmod 644 "$out/index.tsi" "$out/slide.jpg"
 # The page pins the index's SHA-256 (www/deployment.json): a built page gets the new pin.
 if [ -f www/deployment.json ]; then
     step "deployment → www/deployment.json (the new index's pin)"
-    node scripts/deployment.mjs --allow-links demo/
+    node scripts/deployment.mjs
 fi
 ls -l "$out"

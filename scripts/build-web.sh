@@ -87,7 +87,7 @@ fi
 # The demo page's deployment: its data, the SHA-256 of model, index and both .wasm builds
 # (checked on every load and cache hit), and links allowed to name other data in demo/ only.
 step "deployment → www/deployment.json (pins, allowed links)"
-node scripts/deployment.mjs --allow-links demo/
+node scripts/deployment.mjs
 
 step "widget package → target/package/tessera-widget/"
 node scripts/package-widget.mjs

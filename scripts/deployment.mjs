@@ -2,11 +2,13 @@
 // Writes the demo page's deployment (www/deployment.json, read by www/deployment.js): the
 // data the page shows, the SHA-256 of every file the engine loads (model, index, each
 // build's .wasm) hashed here from the files themselves, and the URL prefixes a link's
-// query string may name instead of the configured data (none unless --allow-links).
+// query string may name instead of the configured data. The defaults are the demo's.
 //
 //   node scripts/deployment.mjs [--www www] [--model model/vit-s14-int8.onnx]
 //       [--index demo/index.tsi] [--slide demo/slide.jpg] [--dzi demo/slide.dzi]
 //       [--slide-id CMU-1-Small-Region] [--mag 20] [--allow-links PREFIX]...
+//
+// --allow-links replaces the default (demo/); `--allow-links ''` allows links no other data.
 //
 // Paths are relative to the www folder (the page's URL space). Run it again after any of
 // those files changes: a stale pin makes the page refuse the new file ("damaged").
@@ -25,7 +27,7 @@ const { values: opts } = parseArgs({
     dzi: { type: 'string', default: 'demo/slide.dzi' },
     'slide-id': { type: 'string', default: 'CMU-1-Small-Region' },
     mag: { type: 'string', default: '20' },
-    'allow-links': { type: 'string', multiple: true, default: [] },
+    'allow-links': { type: 'string', multiple: true, default: ['demo/'] },
   },
 });
 
@@ -54,7 +56,7 @@ const deployment = {
     scanMagnification: Number(opts.mag),
   },
   sha256: Object.fromEntries(pinned.map((p) => [p, sha256Of(p)])),
-  links: { allow: opts['allow-links'] },
+  links: { allow: opts['allow-links'].filter(Boolean) },
 };
 const out = path.join(opts.www, 'deployment.json');
 writeFileSync(out, `${JSON.stringify(deployment, null, 2)}\n`);

@@ -5,6 +5,7 @@ mod cli;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    one_malloc_arena();
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -12,5 +13,17 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc gives every thread its own malloc arena; the embedding threads' freed tile buffers
+/// stayed in theirs, so a whole-slide build's peak memory grew ~10 kB per tile beyond what
+/// it holds. One arena: 6 kB per tile, and a lower peak than jemalloc or mimalloc on the
+/// same build (docs/reliability.md). Called before any thread starts.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a malloc tuning parameter; no other thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }

@@ -46,13 +46,26 @@ fn every_encoding_round_trips_and_is_deterministic() {
 #[test]
 fn metadata_and_thumbnails_survive() {
     let tiles = monuseg_tiles(2);
-    let mut b = IndexBuilder::new(colour_model(), BuildOptions::default()).unwrap();
-    for (i, (v, cols, img)) in tiles.iter().enumerate() {
-        // Every other tile without a thumbnail: the index must say which have one.
-        let thumb = (i % 2 == 0).then(|| make_thumbnail(img, 64).unwrap());
-        b.add(v, cols.clone(), thumb).unwrap();
-    }
-    let index = Index::from_bytes(&b.build().unwrap().to_bytes(), None).unwrap();
+    // Thumbnails kept in memory, or spooled to a file as a slide build does: the same file.
+    let built: Vec<Vec<u8>> = [false, true]
+        .into_iter()
+        .map(|spooled| {
+            let mut b = IndexBuilder::new(colour_model(), BuildOptions::default()).unwrap();
+            if spooled {
+                b.spool_thumbnails(tempfile::tempfile().unwrap()).unwrap();
+            }
+            for (i, (v, cols, img)) in tiles.iter().enumerate() {
+                // Every other tile without a thumbnail: the index must say which have one.
+                let thumb = (i % 2 == 0).then(|| make_thumbnail(img, 64).unwrap());
+                b.add(v, cols.clone(), thumb).unwrap();
+            }
+            // Too late to spool once tiles are in.
+            assert!(b.spool_thumbnails(tempfile::tempfile().unwrap()).is_err());
+            b.build().unwrap().to_bytes()
+        })
+        .collect();
+    assert_eq!(built[0], built[1], "spooled thumbnails change the index");
+    let index = Index::from_bytes(&built[1], None).unwrap();
     assert_eq!(index.len(), tiles.len());
     for (i, (_, cols, _)) in tiles.iter().enumerate() {
         let meta = index.metadata(i);

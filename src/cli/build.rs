@@ -204,6 +204,12 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     }
     if args.shard.is_none() {
         builder.reserve(pending.len());
+        if thumbnail.is_some() {
+            // Beside the output (as the checkpoint), deleted when the build ends however it ends.
+            let dir = args.output.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let spool = tempfile::tempfile_in(dir).with_context(|| format!("{}: cannot make the thumbnails' spool file", dir.display()))?;
+            builder.spool_thumbnails(spool)?;
+        }
     }
     let mut progress = Progress::new(&pending, &names, &slides);
     let mut shard_outcomes = Vec::new();

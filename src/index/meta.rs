@@ -4,6 +4,7 @@
 //! repeat across thousands of tiles, so each tile costs a few bits per column.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Seek, Write};
 
 use super::bytes::{PackedInts, Reader, Writer};
 use super::IndexError;
@@ -268,13 +269,18 @@ impl Metadata {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Thumbnails(Blobs);
 
+/// Refused when a section's u32 offsets would overflow with `adding` more bytes.
+fn thumbnail_room(held: usize, adding: usize, tile: usize) -> Result<(), String> {
+    if held + adding > u32::MAX as usize {
+        return Err(format!("the thumbnails would pass 4 GiB (at tile {tile}); build without --thumbnails or in shards"));
+    }
+    Ok(())
+}
+
 impl Thumbnails {
-    /// Appends the next tile's JPEG bytes (empty: none); refused when the section's u32
-    /// offsets would overflow.
+    /// Appends the next tile's JPEG bytes (empty: none).
     pub(crate) fn push(&mut self, jpeg: &[u8]) -> Result<(), String> {
-        if self.0.bytes.len() + jpeg.len() > u32::MAX as usize {
-            return Err(format!("the thumbnails would pass 4 GiB (at tile {}); build without --thumbnails or in shards", self.0.len()));
-        }
+        thumbnail_room(self.0.bytes.len(), jpeg.len(), self.0.len())?;
         self.0.push(jpeg);
         Ok(())
     }
@@ -301,5 +307,59 @@ impl Thumbnails {
             return Err(IndexError::BadValue { section: "THMB", offset: 0, what: "thumbnail count differs from tile count" });
         }
         Ok(Thumbnails(blobs))
+    }
+}
+
+/// A build's thumbnails while its tiles come: in memory, or written to a file (a whole
+/// slide's would otherwise stay in memory for the whole embedding) and read back when the
+/// index is made, once the graph build's working memory is freed.
+#[derive(Debug)]
+pub(crate) enum ThumbnailSink {
+    Memory(Thumbnails),
+    Spool { ends: Vec<u32>, held: usize, file: std::io::BufWriter<std::fs::File> },
+}
+
+impl Default for ThumbnailSink {
+    fn default() -> Self {
+        ThumbnailSink::Memory(Thumbnails::default())
+    }
+}
+
+impl ThumbnailSink {
+    /// Thumbnails to `file` (empty, read and write) from now on.
+    pub(crate) fn spool(file: std::fs::File) -> ThumbnailSink {
+        ThumbnailSink::Spool { ends: Vec::new(), held: 0, file: std::io::BufWriter::new(file) }
+    }
+
+    pub(crate) fn push(&mut self, jpeg: &[u8]) -> Result<(), String> {
+        match self {
+            ThumbnailSink::Memory(thumbnails) => thumbnails.push(jpeg),
+            ThumbnailSink::Spool { ends, held, file } => {
+                thumbnail_room(*held, jpeg.len(), ends.len())?;
+                file.write_all(jpeg).map_err(|e| format!("cannot write the thumbnail to the build's spool file: {e}"))?;
+                *held += jpeg.len();
+                ends.push(*held as u32);
+                Ok(())
+            }
+        }
+    }
+
+    /// The thumbnails in memory, `None` when no tile has one.
+    pub(crate) fn finish(self) -> Result<Option<Thumbnails>, IndexError> {
+        let thumbnails = match self {
+            ThumbnailSink::Memory(thumbnails) => thumbnails,
+            ThumbnailSink::Spool { ends, held, file } => {
+                let read_back = |e: std::io::Error| IndexError::Build(format!("cannot read the thumbnails back from the build's spool file: {e}"));
+                let mut file = file.into_inner().map_err(|e| read_back(e.into_error()))?;
+                file.seek(std::io::SeekFrom::Start(0)).map_err(read_back)?;
+                let mut bytes = Vec::with_capacity(held);
+                file.take(held as u64).read_to_end(&mut bytes).map_err(read_back)?;
+                if bytes.len() != held {
+                    return Err(read_back(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{} of {held} bytes", bytes.len()))));
+                }
+                Thumbnails(Blobs { ends, bytes })
+            }
+        };
+        Ok(thumbnails.any().then_some(thumbnails))
     }
 }

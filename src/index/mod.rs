@@ -29,7 +29,7 @@ use crate::adapter::{self, Adapter, AdapterChoice, AdapterDecision, TileLabels};
 use crate::descriptor::{DescribeError, TileDescriber};
 
 pub(crate) use graph::Graph;
-pub(crate) use meta::{ColumnRef, Metadata, MetadataBuilder, Thumbnails};
+pub(crate) use meta::{ColumnRef, Metadata, MetadataBuilder, ThumbnailSink, Thumbnails};
 pub(crate) use quant::{dot_f32, PreparedQuery};
 
 /// Inner product of two vectors (cosine similarity for unit vectors).
@@ -115,7 +115,7 @@ pub struct IndexBuilder {
     options: BuildOptions,
     vectors: Vec<f32>,
     metadata: MetadataBuilder,
-    thumbnails: Thumbnails,
+    thumbnails: ThumbnailSink,
     adapter: Option<Adapter>,
     /// An int8 grid (minimums, scales) to encode on instead of one fitted to the tiles.
     int8_grid: Option<(Vec<f32>, Vec<f32>)>,
@@ -145,7 +145,7 @@ impl IndexBuilder {
             options,
             vectors: Vec::new(),
             metadata: MetadataBuilder::default(),
-            thumbnails: Thumbnails::default(),
+            thumbnails: ThumbnailSink::default(),
             adapter: None,
             int8_grid: None,
         })
@@ -156,6 +156,17 @@ impl IndexBuilder {
     pub fn reserve(&mut self, tiles: usize) {
         self.vectors.reserve_exact(tiles.saturating_mul(self.model.dim));
         self.metadata.reserve(tiles);
+    }
+
+    /// Thumbnails go to `file` (empty, opened for reading and writing, e.g. a temporary
+    /// file) as tiles are added, and are read back when the index is built: for builds
+    /// whose thumbnails should not stay in memory (whole slides). Call before the first `add`.
+    pub fn spool_thumbnails(&mut self, file: std::fs::File) -> Result<(), IndexError> {
+        if !self.is_empty() {
+            return Err(IndexError::BadOptions("thumbnails can be spooled only before the first tile".into()));
+        }
+        self.thumbnails = ThumbnailSink::spool(file);
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -256,7 +267,8 @@ impl IndexBuilder {
         } else {
             None
         };
-        let thumbs = thumbnails.any().then_some(thumbnails);
+        // After the graph: its working memory is freed by now.
+        let thumbs = thumbnails.finish()?;
         Ok(Index {
             model,
             metric: Metric::Cosine,

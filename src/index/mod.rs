@@ -259,10 +259,13 @@ impl IndexBuilder {
             }
             _ => VectorStore::encode(&stored, dim, options.quantization),
         };
-        drop(stored);
         let graph = if n >= options.graph_min_tiles && n > 0 {
-            // Build on the decoded vectors so graph distances match search-time scores.
-            let decoded: Vec<f32> = (0..n).flat_map(|i| store.decode(i)).collect();
+            // Build on the decoded vectors so graph distances match search-time scores,
+            // decoded over the rows just encoded: one f32 copy of the vectors, not two.
+            let mut decoded = stored;
+            for (i, row) in decoded.chunks_exact_mut(dim).enumerate() {
+                row.copy_from_slice(&store.decode(i));
+            }
             Some(Graph::build(&decoded, dim, &options.hnsw)?)
         } else {
             None

@@ -16,6 +16,11 @@ source scripts/lib.sh
 
 need_shared_data
 cargo_env
+# The Python environments of steps 3-5, downloaded while step 1 compiles (pip waits on the
+# network, the compiler on the CPU); waited for before step 3.
+mkdir -p target
+scripts/python-envs.sh > target/python-envs.log 2>&1 &
+python_envs=$!
 # lavapipe: the GPU tests run on any machine, and fail (not skip) without an adapter.
 apt_install mesa-vulkan-drivers
 step "native tests (release: tract is slow unoptimized)"
@@ -31,6 +36,8 @@ scripts/fuzz.sh --dev all 15
 
 scripts/test-web.sh
 
+step "the Python environments (scripts/python-envs.sh, started at the beginning)"
+wait "$python_envs" || { cat target/python-envs.log >&2; echo "scripts/python-envs.sh failed" >&2; exit 1; }
 step "benchmark smoke (bench/run --quick): every benchmark at small sizes, then the report"
 bench/run --quick
 for section in "## Embedding, native" "## Embedding, GPU" "## Search" "## Whole-slide builds" "## Retrieval quality"; do

@@ -9,20 +9,24 @@
 #   4. the fine-tune chain (scripts/test-finetune.sh): two training steps, resume, export,
 #      tract embedding with the exported model;
 #   5. the distributed build (scripts/test-ray.sh): shards on a local Ray instance, merged.
-# `.ci/run` calls this and nothing else.
+# What steps 2-5 download (npm packages, Python environments: scripts/downloads.sh) comes
+# in the background during step 1. `.ci/run` calls this and nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 need_shared_data
 cargo_env
-# The Python environments of steps 3-5, downloaded while step 1 compiles (pip waits on the
-# network, the compiler on the CPU); waited for before step 3.
+# Every step's Debian packages in one apt run: lavapipe (the GPU tests run on any machine,
+# and fail, not skip, without an adapter), Chromium for the browser tests, Node.js.
+debian=(mesa-vulkan-drivers chromium chromium-driver)
+command -v npm >/dev/null || debian+=(nodejs npm)
+apt_install "${debian[@]}"
+# What steps 2-5 download (npm packages, Python environments), fetched while step 1
+# compiles (downloads wait on the network, the compiler on the CPU); waited for before step 2.
 mkdir -p target
-scripts/python-envs.sh > target/python-envs.log 2>&1 &
-python_envs=$!
-# lavapipe: the GPU tests run on any machine, and fail (not skip) without an adapter.
-apt_install mesa-vulkan-drivers
+scripts/downloads.sh > target/downloads.log 2>&1 &
+downloads=$!
 step "native tests (release: tract is slow unoptimized)"
 # cargo-nextest (on these machines) runs the test binaries side by side: half the time of
 # `cargo test`, whose binaries run one after another, most holding one long test.
@@ -34,10 +38,10 @@ fi
 step "fuzz smoke (scripts/fuzz.sh --dev all 15: every reader of untrusted bytes, 15 s each, unoptimised build)"
 scripts/fuzz.sh --dev all 15
 
+step "the downloads of steps 2-5 (scripts/downloads.sh, started with step 1)"
+wait "$downloads" || { cat target/downloads.log >&2; echo "scripts/downloads.sh failed" >&2; exit 1; }
 scripts/test-web.sh
 
-step "the Python environments (scripts/python-envs.sh, started at the beginning)"
-wait "$python_envs" || { cat target/python-envs.log >&2; echo "scripts/python-envs.sh failed" >&2; exit 1; }
 step "benchmark smoke (bench/run --quick): every benchmark at small sizes, then the report"
 bench/run --quick
 for section in "## Embedding, native" "## Embedding, GPU" "## Search" "## Whole-slide builds" "## Retrieval quality"; do

@@ -67,7 +67,8 @@ fn the_describer_on_the_gpu_matches_tract() {
     let on_gpu = TileDescriber::new(backend, kind, 4).unwrap();
     let on_cpu = TileDescriber::new(embedder().clone(), kind, 4).unwrap();
     assert_eq!(on_gpu.model_ref(), on_cpu.model_ref());
-    for tile in tiles() {
+    // One tile (four views, so four embeddings on lavapipe): per-tile parity is gpu_parity's.
+    for tile in tiles().into_iter().take(1) {
         let c = cosine(&on_gpu.describe(&tile).unwrap(), &on_cpu.describe(&tile).unwrap());
         assert!(c >= 0.999, "four-view fused descriptor: cosine {c}");
     }

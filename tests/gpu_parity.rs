@@ -66,7 +66,8 @@ fn gpu_matches_tract_at_224_px() {
     let (model, manifest) = Embedder::default_files();
     let tract = Embedder::from_files_with(&model, &manifest, |m| m.input.size = 224).unwrap();
     let gpu = gpu_embedder(tract.manifest().clone());
-    let squares: Vec<RgbImage> = tiles().iter().take(2).map(|t| preprocess::square_resize(t, 224)).collect();
+    // One tile: 224 px is four times 112 px's tokens, slow on lavapipe; batching is tested above.
+    let squares: Vec<RgbImage> = tiles().iter().take(1).map(|t| preprocess::square_resize(t, 224)).collect();
     let embedded = pollster::block_on(gpu.embed_squares(&squares)).unwrap();
     assert_parity(&tract, &embedded, &squares, "224 px");
 }

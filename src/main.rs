@@ -18,8 +18,8 @@ fn main() -> std::process::ExitCode {
 
 /// glibc gives every thread its own malloc arena; the embedding threads' freed tile buffers
 /// stayed in theirs, so a whole-slide build's peak memory grew ~10 kB per tile beyond what
-/// it holds. One arena: 6 kB per tile, and a lower peak than jemalloc or mimalloc on the
-/// same build (docs/reliability.md). Called before any thread starts.
+/// it holds (docs/reliability.md). One arena also peaked lower than jemalloc and mimalloc on
+/// the same slide build. Called before any thread starts.
 fn one_malloc_arena() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes a malloc tuning parameter; no other thread exists yet.

@@ -158,14 +158,8 @@ describe('widget package', () => {
         mounts: { '/vendor/': path.join(REPO, 'www/vendor'), '/demo/': path.join(REPO, 'www/demo') },
       });
       closing.push(portal.server);
-      const { page, context } = await newPage(browser, { width: 1280, height: 860 });
+      const { page, context, requests } = await watchedPage(browser, { width: 1280, height: 860 });
       try {
-        const requests = [];
-        context.on('request', (r) => requests.push(r.url()));
-        await page.addInitScript(() => {
-          window.cspViolations = [];
-          document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
-        });
         await page.goto(`${portal.url}embed-example.html`);
         await page.waitForFunction(() => document.querySelector('#log').textContent.includes('ready:'), null, { timeout: LOAD_TIMEOUT });
         await page.waitForFunction(() => window.portal.viewer.world.getItemCount() > 0 && window.portal.viewer.world.getItemAt(0).getFullyLoaded());
@@ -177,10 +171,7 @@ describe('widget package', () => {
         assert.ok(got.every((h) => h.score > 0 && h.metadata.group), 'hits carry scores and metadata');
         assert.match(await page.textContent('#log'), /region: x \d+ y \d+ \(224 px, full resolution\)/);
         await screenshot(page, '23-package-osd-portal-cross-origin');
-        assert.deepEqual(await page.evaluate(() => window.cspViolations), [], 'no CSP violation');
-        assert.deepEqual(page.consoleErrors, []);
-        const origins = new Set(requests.filter((u) => /^https?:/.test(u)).map((u) => new URL(u).origin));
-        assert.deepEqual([...origins].sort(), [new URL(cdn.url).origin, new URL(portal.url).origin].sort(), 'requests go to the portal and the CDN only');
+        await assertWellBehaved(page, requests, [cdn.url, portal.url]);
         assert.ok(requests.some((u) => u.startsWith(`${portal.url}demo/slide_files/`)), 'the viewer reads the portal\'s pyramid');
       } finally {
         await context.close();
@@ -244,18 +235,33 @@ function portalDir(base, demo = `${base}demo/`) {
   return dir;
 }
 
+/** A page that records its requests and CSP violations (`window.cspViolations`). */
+async function watchedPage(browser, size) {
+  const { page, context } = await newPage(browser, size);
+  const requests = [];
+  context.on('request', (r) => requests.push(r.url()));
+  await page.addInitScript(() => {
+    window.cspViolations = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+  });
+  return { page, context, requests };
+}
+
+/** No CSP violation, no console error (with `cspReports`: none but CSP reports), and every
+ *  request to the origins of `urls` (the portal and the CDN) only. */
+async function assertWellBehaved(page, requests, urls, { cspReports = false } = {}) {
+  assert.deepEqual(await page.evaluate(() => window.cspViolations), [], 'no CSP violation');
+  assert.deepEqual(page.consoleErrors.filter((e) => !(cspReports && /Content Security Policy/.test(e))), []);
+  const origins = new Set(requests.filter((u) => /^https?:/.test(u)).map((u) => new URL(u).origin));
+  assert.deepEqual([...origins].sort(), [...new Set(urls.map((u) => new URL(u).origin))].sort(), 'requests go to the portal and the CDN only');
+}
+
 /** Opens the portal, waits for the engine, searches with the demo slide image and checks
  *  the hits, CSP violations (none), console errors (none; with `cspReports`, none but CSP
  *  reports) and where requests went. Returns the engine info. */
 async function searchFromPortal(browser, portal, cdn, shot, demo = `${cdn}demo/`, { cspReports = false } = {}) {
-  const { page, context } = await newPage(browser, { width: 900, height: 700 });
+  const { page, context, requests } = await watchedPage(browser, { width: 900, height: 700 });
   try {
-    const requests = [];
-    context.on('request', (r) => requests.push(r.url()));
-    await page.addInitScript(() => {
-      window.cspViolations = [];
-      document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
-    });
     await page.goto(`${portal}portal.html`);
     const info = await page.evaluate(
       () => customElements.whenDefined('tessera-search').then(() => document.querySelector('tessera-search').ready),
@@ -286,10 +292,7 @@ async function searchFromPortal(browser, portal, cdn, shot, demo = `${cdn}demo/`
     await page.evaluate(() => document.querySelector('tessera-search').setAttribute('k', '5'));
     await page.waitForFunction(() => document.querySelector('tessera-search').shadowRoot.querySelectorAll('.hit').length === 5);
     await screenshot(page, shot);
-    assert.deepEqual(await page.evaluate(() => window.cspViolations), [], 'no CSP violation');
-    assert.deepEqual(page.consoleErrors.filter((e) => !(cspReports && /Content Security Policy/.test(e))), []);
-    const origins = new Set(requests.filter((u) => /^https?:/.test(u)).map((u) => new URL(u).origin));
-    assert.deepEqual([...origins].sort(), [...new Set([new URL(cdn).origin, new URL(portal).origin])].sort(), 'requests go to the portal and the CDN only');
+    await assertWellBehaved(page, requests, [cdn, portal], { cspReports });
     assert.ok(requests.some((u) => u.endsWith('/model/vit-s14-int8.onnx')), 'the worker\'s downloads are seen');
     return info;
   } finally {

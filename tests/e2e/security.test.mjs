@@ -7,6 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,6 +38,14 @@ before(async () => {
   writeFileSync(path.join(hostile, 'portal.html'), `<!doctype html><meta charset="utf-8"><title>portal</title><link rel="icon" href="data:,">
     <script type="module" src="/tessera-search.js"></script>
     <tessera-search model="/model/vit-s14-int8.onnx" index="/hostile/index.tsi" k="5"></tessera-search>`);
+  // The widget with pins: the right hashes, and a wrong one for the index.
+  const sha256 = (file) => createHash('sha256').update(readFileSync(file)).digest('hex');
+  const pins = { model: sha256(path.join(REPO, 'www/model/vit-s14-int8.onnx')), index: sha256(path.join(hostile, 'index.tsi')) };
+  for (const [name, indexPin] of [['pinned', pins.index], ['mispinned', '0'.repeat(64)]]) {
+    writeFileSync(path.join(hostile, `${name}.html`), `<!doctype html><meta charset="utf-8"><title>portal</title><link rel="icon" href="data:,">
+      <script type="module" src="/tessera-search.js"></script>
+      <tessera-search model="/model/vit-s14-int8.onnx" model-sha256="${pins.model}" index="/hostile/index.tsi" index-sha256="${indexPin}" k="5"></tessera-search>`);
+  }
   env = await start({ mounts: { '/hostile/': hostile } });
 });
 after(async () => {
@@ -135,6 +144,23 @@ describe('damaged files', () => {
       }
     });
   }
+
+  test("the widget's model-sha256 and index-sha256: the right hashes load, a wrong one is refused", { timeout: LOAD_TIMEOUT }, async () => {
+    for (const [page_, expected] of [['pinned', 'ready'], ['mispinned', 'integrity']]) {
+      const { page, context } = await newPage(env.browser);
+      try {
+        await page.goto(`${env.url}hostile/${page_}.html`);
+        const got = await page.evaluate(async () => {
+          await customElements.whenDefined('tessera-search');
+          return document.querySelector('tessera-search').ready.then(() => ({ kind: 'ready' }), (e) => ({ kind: e.kind, message: e.message }));
+        });
+        assert.equal(got.kind, expected, JSON.stringify(got));
+        if (expected === 'integrity') assert.match(got.message, /index .*SHA-256 is [0-9a-f]{64}, expected 0{64}/);
+      } finally {
+        await context.close();
+      }
+    }
+  });
 
   /** Flips a byte of each cached copy of `paths` (as a write cut short or a disk error would
    *  leave it: the same headers, other bytes). */

@@ -360,39 +360,30 @@ function withTimeout(promise, ms, message) {
 
 /** Imports a build's glue and compiles its .wasm (checked against `sha256` when pinned). */
 async function instantiate({ js, wasm }, sha256) {
-  const [pkg, source] = await Promise.all([import(js), sha256 ? pinnedWasmSource(wasm, sha256) : wasmSource(wasm)]);
+  const [pkg, source] = await Promise.all([import(js), wasmSource(wasm, sha256)]);
   wasmMemory = (await pkg.default({ module_or_path: source })).memory;
   return pkg;
 }
 
-/** The .wasm as its Cache API response, up to date, without reading it here: a streaming
- *  compile of a cached response lets V8 reuse its compiled code next time, and the
- *  bytes are read once, by the compiler. Its bytes when there is no Cache API. */
-async function wasmSource(url) {
-  const cached = await currentCopy(url);
-  if (cached) {
-    const size = Number(cached.headers.get('content-length')) || 0;
-    progress('engine', size, size, true);
-    return cached;
-  }
-  const bytes = await fetchCached(url, 'engine', { fresh: true });
-  return (await (await openCache())?.match(url)) ?? bytes;
-}
-
-/** A pinned .wasm as `wasmSource` gives it: the cached copy when its SHA-256 is the pin
- *  (no round trip to the server), else the network's, checked. */
-async function pinnedWasmSource(url, sha256) {
-  const cache = await openCache();
-  const cached = await cache?.match(url);
-  if (cached) {
-    const bytes = new Uint8Array(await cached.clone().arrayBuffer());
-    if ((await sha256Hex(bytes)) === sha256.toLowerCase()) {
-      progress('engine', bytes.length, bytes.length, true);
+/** The .wasm as its Cache API response, up to date: a streaming compile of a cached
+ *  response lets V8 reuse its compiled code next time. Unpinned, it is not read here (the
+ *  compiler reads it once); pinned by `sha256`, it is checked like every pinned file
+ *  (`fetchVerified`: a cached copy with the pin needs no round trip). Its bytes when there
+ *  is no Cache API. */
+async function wasmSource(url, sha256) {
+  let bytes;
+  if (sha256) {
+    bytes = await fetchVerified(url, 'engine', sha256);
+  } else {
+    const cached = await currentCopy(url);
+    if (cached) {
+      const size = Number(cached.headers.get('content-length')) || 0;
+      progress('engine', size, size, true);
       return cached;
     }
+    bytes = await fetchCached(url, 'engine', { fresh: true });
   }
-  const bytes = await fetchVerified(url, 'engine', sha256, { fresh: true });
-  return (await cache?.match(url)) ?? bytes;
+  return (await (await openCache())?.match(url)) ?? bytes;
 }
 
 function requireEngine() {

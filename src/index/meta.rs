@@ -316,7 +316,8 @@ impl Thumbnails {
 #[derive(Debug)]
 pub(crate) enum ThumbnailSink {
     Memory(Thumbnails),
-    Spool { ends: Vec<u32>, held: usize, file: std::io::BufWriter<std::fs::File> },
+    /// Each tile's end offset in `file`, as `Blobs` keeps them.
+    Spool { ends: Vec<u32>, file: std::io::BufWriter<std::fs::File> },
 }
 
 impl Default for ThumbnailSink {
@@ -328,17 +329,17 @@ impl Default for ThumbnailSink {
 impl ThumbnailSink {
     /// Thumbnails to `file` (empty, read and write) from now on.
     pub(crate) fn spool(file: std::fs::File) -> ThumbnailSink {
-        ThumbnailSink::Spool { ends: Vec::new(), held: 0, file: std::io::BufWriter::new(file) }
+        ThumbnailSink::Spool { ends: Vec::new(), file: std::io::BufWriter::new(file) }
     }
 
     pub(crate) fn push(&mut self, jpeg: &[u8]) -> Result<(), String> {
         match self {
             ThumbnailSink::Memory(thumbnails) => thumbnails.push(jpeg),
-            ThumbnailSink::Spool { ends, held, file } => {
-                thumbnail_room(*held, jpeg.len(), ends.len())?;
+            ThumbnailSink::Spool { ends, file } => {
+                let held = spooled_bytes(ends);
+                thumbnail_room(held, jpeg.len(), ends.len())?;
                 file.write_all(jpeg).map_err(|e| format!("cannot write the thumbnail to the build's spool file: {e}"))?;
-                *held += jpeg.len();
-                ends.push(*held as u32);
+                ends.push((held + jpeg.len()) as u32);
                 Ok(())
             }
         }
@@ -348,18 +349,20 @@ impl ThumbnailSink {
     pub(crate) fn finish(self) -> Result<Option<Thumbnails>, IndexError> {
         let thumbnails = match self {
             ThumbnailSink::Memory(thumbnails) => thumbnails,
-            ThumbnailSink::Spool { ends, held, file } => {
+            ThumbnailSink::Spool { ends, file } => {
                 let read_back = |e: std::io::Error| IndexError::Build(format!("cannot read the thumbnails back from the build's spool file: {e}"));
                 let mut file = file.into_inner().map_err(|e| read_back(e.into_error()))?;
                 file.seek(std::io::SeekFrom::Start(0)).map_err(read_back)?;
-                let mut bytes = Vec::with_capacity(held);
-                file.take(held as u64).read_to_end(&mut bytes).map_err(read_back)?;
-                if bytes.len() != held {
-                    return Err(read_back(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{} of {held} bytes", bytes.len()))));
-                }
+                let mut bytes = vec![0; spooled_bytes(&ends)];
+                file.read_exact(&mut bytes).map_err(read_back)?;
                 Thumbnails(Blobs { ends, bytes })
             }
         };
         Ok(thumbnails.any().then_some(thumbnails))
     }
+}
+
+/// Bytes a spool holds: the last tile's end offset.
+fn spooled_bytes(ends: &[u32]) -> usize {
+    ends.last().map_or(0, |&end| end as usize)
 }

@@ -87,7 +87,7 @@ export interface Hit {
 /** The projection `tessera build --adapter` trained on the collection's labels. */
 export interface AdapterInfo {
   kind: 'lda' | 'mlp'; dim_in: number; rank: number;
-  params: { shrinkage: number; weight: number } | { hidden: number; weight: number; across_domains?: boolean };
+  params: { shrinkage: number; weight: number } | { hidden: number; weight: number; across_domains?: boolean; adversary?: boolean };
   classes: Record<string, number>;
   cv: { folds_by: string; folds: number; queries: number; plain_p_at_5: number; adapted_p_at_5: number } | null;
 }

@@ -43,7 +43,7 @@ pub const WEIGHT_GRID: [f32; 4] = [0.1, 0.2, 0.3, 0.5];
 /// Used by [`AdapterChoice::Lda`] when the collection is too small to cross-validate.
 pub const DEFAULT_PARAMS: LdaParams = LdaParams { shrinkage: 0.1, weight: 0.3 };
 /// Used by [`AdapterChoice::Mlp`] when the collection is too small to cross-validate.
-pub const DEFAULT_MLP_PARAMS: MlpParams = MlpParams { hidden: mlp::HIDDEN, weight: 0.3, across_domains: false };
+pub const DEFAULT_MLP_PARAMS: MlpParams = MlpParams { hidden: mlp::HIDDEN, weight: 0.3, across_domains: false, adversary: false };
 /// The kinds [`AdapterChoice::Auto`] chooses among by cross-validation.
 const AUTO_KINDS: [AdapterKind; 2] = [AdapterKind::Lda, AdapterKind::Mlp];
 /// Metadata columns that may define cross-validation folds, strictest first: tiles that
@@ -79,6 +79,10 @@ pub enum AdapterChoice {
     /// groups), so that what a hospital's tiles share does not count as similarity.
     #[serde(rename = "mlp-cross")]
     MlpCross,
+    /// [`AdapterChoice::MlpCross`] trained against a domain classifier too (gradient
+    /// reversal, [`mlp`]): the hidden layer is pushed to forget the domain.
+    #[serde(rename = "mlp-adv")]
+    MlpAdversarial,
 }
 
 /// The learned part of an adapter.
@@ -95,13 +99,18 @@ impl AdapterChoice {
             AdapterChoice::Auto => &AUTO_KINDS,
             AdapterChoice::None => &[],
             AdapterChoice::Lda => &[AdapterKind::Lda],
-            AdapterChoice::Mlp | AdapterChoice::MlpCross => &[AdapterKind::Mlp],
+            AdapterChoice::Mlp | AdapterChoice::MlpCross | AdapterChoice::MlpAdversarial => &[AdapterKind::Mlp],
         }
     }
 
     /// Whether the MLP's positive pairs must cross domains.
     fn across_domains(self) -> bool {
-        self == AdapterChoice::MlpCross
+        matches!(self, AdapterChoice::MlpCross | AdapterChoice::MlpAdversarial)
+    }
+
+    /// The MLP's parameters before the fusion weight is chosen.
+    fn mlp_params(self) -> MlpParams {
+        MlpParams { across_domains: self.across_domains(), adversary: self == AdapterChoice::MlpAdversarial, ..DEFAULT_MLP_PARAMS }
     }
 }
 
@@ -113,6 +122,7 @@ impl fmt::Display for AdapterChoice {
             AdapterChoice::Lda => "lda",
             AdapterChoice::Mlp => "mlp",
             AdapterChoice::MlpCross => "mlp-cross",
+            AdapterChoice::MlpAdversarial => "mlp-adv",
         })
     }
 }
@@ -126,6 +136,7 @@ impl FromStr for AdapterChoice {
             "lda" => Ok(AdapterChoice::Lda),
             "mlp" => Ok(AdapterChoice::Mlp),
             "mlp-cross" => Ok(AdapterChoice::MlpCross),
+            "mlp-adv" => Ok(AdapterChoice::MlpAdversarial),
             _ => Err(AdapterError::UnknownChoice { text: text.to_string() }),
         }
     }
@@ -133,7 +144,7 @@ impl FromStr for AdapterChoice {
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum AdapterError {
-    #[error("unknown adapter {text:?}: expected auto, none, lda, mlp or mlp-cross")]
+    #[error("unknown adapter {text:?}: expected auto, none, lda, mlp, mlp-cross or mlp-adv")]
     UnknownChoice { text: String },
     #[error("adapter: {vectors} floats are not {tiles} vectors of dimension {dim}")]
     Shape { vectors: usize, tiles: usize, dim: usize },
@@ -162,6 +173,10 @@ pub struct MlpParams {
     /// absent in files written before it existed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub across_domains: bool,
+    /// Trained against a domain classifier ([`AdapterChoice::MlpAdversarial`]); absent in
+    /// files written before it existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adversary: bool,
 }
 
 /// An adapter's hyper-parameters; in the index header as `{"shrinkage", "weight"}` (LDA,
@@ -202,7 +217,8 @@ impl fmt::Display for AdapterParams {
             AdapterParams::Lda(p) => write!(f, "LDA (shrinkage {}, weight {})", p.shrinkage, p.weight),
             AdapterParams::Mlp(p) => {
                 let across = if p.across_domains { ", positives across domains" } else { "" };
-                write!(f, "MLP ({} hidden, weight {}{across})", p.hidden, p.weight)
+                let adversary = if p.adversary { ", domain adversary" } else { "" };
+                write!(f, "MLP ({} hidden, weight {}{across}{adversary})", p.hidden, p.weight)
             }
         }
     }
@@ -518,9 +534,7 @@ pub fn train(
                 format!("cannot measure a held-out gain: no column of {FOLD_COLUMNS:?} has {CV_FOLDS}+ values"),
             );
         }
-        None if choice.kinds() == [AdapterKind::Mlp] => {
-            AdapterParams::Mlp(MlpParams { across_domains: choice.across_domains(), ..DEFAULT_MLP_PARAMS })
-        }
+        None if choice.kinds() == [AdapterKind::Mlp] => AdapterParams::Mlp(choice.mlp_params()),
         None => AdapterParams::Lda(DEFAULT_PARAMS),
     };
     let sample = set.subset(&strided(set.classes.len(), FIT_SAMPLE));
@@ -548,7 +562,8 @@ pub fn train(
 }
 
 /// Labelled unit descriptors (rows of `dim`), with each row's class and, when an MLP's
-/// positives must cross domains ([`AdapterChoice::MlpCross`]), its domain.
+/// positives must cross domains ([`AdapterChoice::MlpCross`], [`AdapterChoice::MlpAdversarial`]),
+/// its domain.
 struct Labelled {
     data: Vec<f32>,
     dim: usize,
@@ -596,14 +611,19 @@ fn fit(set: &Labelled, params: AdapterParams) -> Result<(Vec<f32>, Projection), 
             }
             Ok((lda.mean_f32(), Projection::Linear(directions)))
         }
-        AdapterParams::Mlp(_) => {
+        AdapterParams::Mlp(p) => {
             let mean = column_mean(data, dim);
             let centred = centre(data, &mean);
-            let mlp = Mlp::train(&centred, dim, classes, domains.as_deref())
+            let mlp = Mlp::train(&centred, dim, classes, mlp_domains(domains, p))
                 .ok_or("the MLP did not train (no positive pairs or a non-finite weight)")?;
             Ok((mean, Projection::Mlp(mlp)))
         }
     }
+}
+
+/// What an MLP of `params` trains against: the domains, with the adversary it asks for.
+fn mlp_domains(domains: &Option<Vec<u32>>, params: MlpParams) -> Option<mlp::Domains<'_>> {
+    domains.as_deref().map(|ids| mlp::Domains { ids, adversary: params.adversary })
 }
 
 fn column_mean(data: &[f32], dim: usize) -> Vec<f32> {
@@ -640,7 +660,6 @@ struct CrossValidation {
 
 /// The candidates `choice` tries before the fusion weight is set (LDA: one per shrinkage).
 fn candidates(choice: AdapterChoice) -> Vec<AdapterParams> {
-    let across_domains = choice.across_domains();
     choice
         .kinds()
         .iter()
@@ -648,7 +667,7 @@ fn candidates(choice: AdapterChoice) -> Vec<AdapterParams> {
             AdapterKind::Lda => {
                 SHRINKAGE_GRID.iter().map(|&shrinkage| AdapterParams::Lda(LdaParams { shrinkage, weight: 0.0 })).collect()
             }
-            AdapterKind::Mlp => vec![AdapterParams::Mlp(MlpParams { weight: 0.0, across_domains, ..DEFAULT_MLP_PARAMS })],
+            AdapterKind::Mlp => vec![AdapterParams::Mlp(MlpParams { weight: 0.0, ..choice.mlp_params() })],
         })
         .collect()
 }
@@ -684,7 +703,7 @@ fn cross_validate(set: &Labelled, rows: &[usize], labels: &[TileLabels], choice:
         for (ci, candidate) in candidates.iter().enumerate() {
             let projection = match candidate {
                 AdapterParams::Lda(p) => Projection::Linear(lda.directions(p.shrinkage)),
-                AdapterParams::Mlp(_) => match Mlp::train(&centre(train_x, &train_mean), dim, train_classes, training.domains.as_deref()) {
+                AdapterParams::Mlp(p) => match Mlp::train(&centre(train_x, &train_mean), dim, train_classes, mlp_domains(&training.domains, *p)) {
                     Some(mlp) => Projection::Mlp(mlp),
                     None => continue,
                 },

@@ -48,7 +48,7 @@ pub struct BuildArgs {
     /// Train a projection on the manifest's `label` column: auto (LDA or MLP, whichever
     /// wins the collection's own cross-validation, folds by site/case/slide/group, and only
     /// when it beats no adapter), lda, mlp (forced), mlp-cross (an MLP whose positive pairs cross sites,
-    /// cases, slides or groups), none.
+    /// cases, slides or groups), mlp-adv (mlp-cross trained against a site classifier too), none.
     #[arg(long, default_value_t = AdapterChoice::default())]
     adapter: AdapterChoice,
     /// Longest side of stored thumbnails, px.

@@ -58,7 +58,8 @@ pub struct EvalArgs {
     expand: Vec<usize>,
     /// Adapter choices evaluated in the adapter rows (`auto`: what the default build does,
     /// choosing among LDA, MLP and none by its own cross-validation; `lda`, `mlp`: forced;
-    /// `mlp-cross`: an MLP whose positive pairs cross sites, cases, slides or groups).
+    /// `mlp-cross`: an MLP whose positive pairs cross sites, cases, slides or groups;
+    /// `mlp-adv`: `mlp-cross` trained against a domain classifier too).
     #[arg(long, num_args = 1.., default_values_t = [AdapterChoice::Auto], value_name = "CHOICE")]
     adapters: Vec<AdapterChoice>,
     /// Skip the adapter rows and the held-out-collection experiment.

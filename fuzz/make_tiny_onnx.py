@@ -1,6 +1,6 @@
 """Writes fuzz/corpus/model_bytes/seed-tiny.onnx: the smallest graph shaped like the
 embedder's (1x3xHxW image in, 1x8 vector out: spatial mean, then a 3x8 MatMul), the seed
-the model_bytes target mutates. Needs `pip install onnx`; tests/fuzz_seeds.rs checks it loads."""
+the model_bytes target mutates. Needs `pip install onnx`; tests/native/fuzz_seeds.rs checks it loads."""
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper

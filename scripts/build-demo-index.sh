@@ -5,7 +5,7 @@
 #                       slide region
 #   www/demo/slide.jpg  the CMU-1 region (CC0), shown by the page's slide viewer
 # Both are committed so the demo runs from a fresh clone without ../shared.
-# `cargo test --release --test demo_index` checks that the index matches models/.
+# `cargo test --release --test native demo_index::` checks that the index matches models/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh

@@ -5,6 +5,7 @@
 //!
 //! A counting global allocator records the largest single allocation while parsing.
 
+#[path = "native/index_support/mod.rs"]
 mod index_support;
 
 use std::alloc::{GlobalAlloc, Layout, System};

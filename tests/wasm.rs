@@ -1,7 +1,7 @@
 //! The wasm-bindgen API in headless Chromium (`scripts/test-web.sh` runs it):
 //! embedding parity with native, search equal to native search, bad input → JS `Error`.
 //! Expected values come from `tests/fixtures/wasm/expected.json`, which
-//! `tests/demo_index.rs` keeps equal to native results.
+//! `tests/native/demo_index.rs` keeps equal to native results.
 #![cfg(target_arch = "wasm32")]
 
 use serde::Deserialize;

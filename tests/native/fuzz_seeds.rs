@@ -6,7 +6,7 @@
 //! mutating files that its reader refuses at the first byte.
 #![cfg(feature = "cli")]
 
-mod index_support;
+use crate::index_support;
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! embedding interpolated for it). Runs on the machine's adapter (lavapipe in CI).
 #![cfg(feature = "gpu")]
 
-mod common;
+use crate::common;
 
 use common::{cosine, data, embedder};
 use tessera::gpu::{GpuEmbedder, DEFAULT_MAX_BATCH};

@@ -4,7 +4,7 @@
 //! of a whole slide's.
 #![cfg(feature = "cli")]
 
-mod index_support;
+use crate::index_support;
 
 use std::path::Path;
 use std::process::Command;

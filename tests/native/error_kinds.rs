@@ -1,7 +1,7 @@
 //! Every core error carries a stable kind that the faces pass on (the worker no longer reads
 //! message text), and search options refuse fields they do not know.
 
-mod index_support;
+use crate::index_support;
 
 use index_support::*;
 use tessera::error::{ErrorKind, Kinded};

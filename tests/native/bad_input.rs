@@ -1,7 +1,7 @@
 //! Bad input gives an error that names the input and what is wrong: no panic, no partial
 //! output file.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

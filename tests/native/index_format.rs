@@ -1,6 +1,6 @@
 //! The index file: round trips, determinism, and the reader's refusals, on real tiles.
 
-mod index_support;
+use crate::index_support;
 
 use index_support::*;
 use tessera::index::{

@@ -1,7 +1,7 @@
 //! tract vs onnxruntime on the committed int8 model, and int8 vs fp32, on real tiles.
 //! References come from `models/export.py` (onnxruntime) in `tests/fixtures/reference/`.
 
-mod common;
+use crate::common;
 
 use common::{cosine, data, embedder, repo};
 use tessera::preprocess::{self, RgbImage};

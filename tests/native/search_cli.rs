@@ -2,7 +2,7 @@
 //! to the manifest, unreadable tiles skipped and counted, no file left by a failed build,
 //! `--json` hits carrying every manifest column.
 
-mod index_support;
+use crate::index_support;
 
 use std::path::Path;
 use std::process::Command;

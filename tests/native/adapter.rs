@@ -3,7 +3,7 @@
 //! held-out folds say it helps, it survives the index file, a damaged adapter section is
 //! refused, and labels that cannot train one are reported, never silently used.
 
-mod index_support;
+use crate::index_support;
 
 use index_support::*;
 use tessera::adapter::{train, AdapterChoice, AdapterParams, TileLabels};

@@ -3,7 +3,7 @@
 //! the GPU path cannot run, a device lost mid-work — that must never yield a wrong vector.
 #![cfg(feature = "gpu")]
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -3,7 +3,7 @@
 //! extreme int8 values). Runs on the machine's adapter (lavapipe in CI).
 #![cfg(feature = "gpu")]
 
-mod common;
+use crate::common;
 
 use tessera::gpu::kernels::{AttentionShape, Epilogue, GpuLinear, Kernels};
 use tessera::gpu::weights::{Linear, QMatrix, PATCH};

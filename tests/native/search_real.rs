@@ -1,7 +1,7 @@
 //! Search behaviour on real tiles (colour features stand in for embeddings here):
 //! graph vs exact recall, unique-by, filters, negatives, MMR, tile examples, errors.
 
-mod index_support;
+use crate::index_support;
 
 use std::collections::HashSet;
 

@@ -4,9 +4,9 @@
 //!
 //! After the model, the demo index or the search changes, rebuild the index with
 //! `scripts/build-demo-index.sh` and rewrite the fixture with
-//! `TESSERA_UPDATE_FIXTURES=1 cargo test --release --test demo_index`.
+//! `TESSERA_UPDATE_FIXTURES=1 cargo test --release --test native demo_index::`.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -2,7 +2,7 @@
 //! the Rust types crossing the boundary: every field the Rust side serializes or accepts is
 //! declared, and every field of the flat interfaces exists in Rust.
 
-mod index_support;
+use crate::index_support;
 
 use std::collections::BTreeSet;
 

@@ -2,7 +2,7 @@
 //! a field's own slide ranks first when its tiles are in the index, votes add up, and
 //! keys that no tile has are refused with the index's columns.
 
-mod index_support;
+use crate::index_support;
 
 use index_support::*;
 use tessera::index::{BuildOptions, Index, IndexBuilder};

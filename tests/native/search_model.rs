@@ -2,7 +2,7 @@
 //! tiles names its model, refuses another, and retrieves the query's class from other
 //! augmentation groups.
 
-mod index_support;
+use crate::index_support;
 
 use std::collections::HashSet;
 

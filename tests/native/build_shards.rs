@@ -4,7 +4,7 @@
 //! not make up one build.
 #![cfg(feature = "cli")]
 
-mod index_support;
+use crate::index_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

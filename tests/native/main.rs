@@ -1,0 +1,36 @@
+//! The native integration tests, one module per concern, in one test binary: each file
+//! as its own binary linked tract, wgpu and the CLI again (30 links, ~3 of the test
+//! build's CPU minutes). `tests/index_fuzz.rs` stays apart: its counting global allocator
+//! must not count other tests' allocations. Run one module with
+//! `cargo test --release --test native MODULE::`.
+
+mod common;
+mod index_support;
+
+mod adapter;
+mod bad_input;
+mod build_resume;
+mod build_shards;
+mod demo_index;
+mod descriptor_hist;
+mod dzi;
+mod error_kinds;
+mod eval_cli;
+mod eval_hist_shared_data;
+mod eval_metrics;
+mod fuzz_regressions;
+mod fuzz_seeds;
+mod gpu_backend;
+mod gpu_kernels;
+mod gpu_parity;
+mod index_format;
+mod model_parity;
+mod partitioned;
+mod search_cli;
+mod search_model;
+mod search_real;
+mod slide_bad_input;
+mod slide_cmu;
+mod slide_pyramid;
+mod slide_search;
+mod ts_types;

@@ -209,7 +209,8 @@ fn an_mlp_adapter_survives_the_index_file_and_a_damaged_one_is_refused() {
 }
 
 /// `mlp-cross` on MoNuSeg: positives cross sites (the strictest column), the build says
-/// so, the choice survives the index file; with no column to cross it is skipped, with why.
+/// so, the choice (and `mlp-adv`'s) survives the index file; with no column to cross it is
+/// skipped, with why.
 #[test]
 fn an_mlp_whose_positives_cross_sites_says_so_and_round_trips() {
     let tiles: Vec<Tile> = monuseg_tiles(2).into_iter().map(|(v, cols, _)| (v, cols)).collect();
@@ -222,11 +223,15 @@ fn an_mlp_whose_positives_cross_sites_says_so_and_round_trips() {
     let plain = train(&flat(&tiles), 512, &labels_of(&tiles), AdapterChoice::Mlp).unwrap().adapter.unwrap();
     assert_ne!(adapter.to_bytes(), plain.to_bytes(), "other positives, other weights");
 
+    // The site adversary (`mlp-adv`) crosses the same sites; both flags survive the file.
     let mut builder = builder_with(&tiles);
-    let fitted = builder.fit_adapter(AdapterChoice::MlpCross).unwrap().adapter.unwrap();
+    let fitted = builder.fit_adapter(AdapterChoice::MlpAdversarial).unwrap().adapter.unwrap();
+    assert!(matches!(fitted.info().params, AdapterParams::Mlp(p) if p.across_domains && p.adversary));
+    assert!(fitted.info().params.to_string().contains("domain adversary"));
     let read = Index::from_bytes(&builder.build().unwrap().to_bytes(), None).unwrap();
-    assert_eq!(read.adapter().unwrap().info(), fitted.info(), "across_domains is in the header");
+    assert_eq!(read.adapter().unwrap().info(), fitted.info(), "across_domains and adversary are in the header");
     assert_eq!("mlp-cross".parse::<AdapterChoice>().unwrap(), AdapterChoice::MlpCross);
+    assert_eq!("mlp-adv".parse::<AdapterChoice>().unwrap(), AdapterChoice::MlpAdversarial);
 
     let labels: Vec<TileLabels> = labels_of(&tiles).into_iter().map(|l| TileLabels { label: l.label, folds: Default::default() }).collect();
     let d = train(&flat(&tiles), 512, &labels, AdapterChoice::MlpCross).unwrap();

@@ -66,7 +66,9 @@ ensure_wasm_bindgen_cli() {
     [ -n "$want" ] || { echo "wasm-bindgen is not in Cargo.lock" >&2; exit 1; }
     if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
         step "cargo install wasm-bindgen-cli $want (a few minutes, once)"
-        cargo install -q wasm-bindgen-cli --version "$want"
+        # No default features: its TLS stack (rustls, ring) only serves remote WebDriver
+        # servers over https; the test runner talks to chromedriver on localhost.
+        cargo install -q wasm-bindgen-cli --version "$want" --no-default-features
     fi
 }
 

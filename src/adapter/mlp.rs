@@ -250,8 +250,8 @@ impl Trainable {
         let dw2 = hidden.transpose() * &du;
         let db2 = DMatrix::from_fn(1, du.ncols(), |_, c| du.column(c).sum());
         let mut dpre = &du * w2.transpose();
-        let (dv, dc) = match (pairs.domains, v.ncols()) {
-            (Some(domains), n) if n > 0 => {
+        let (dv, dc) = match pairs.domains {
+            Some(domains) if v.ncols() > 0 => {
                 let (dlogits, dv, dc) = domain_classifier_gradients(&hidden, v, c, domains);
                 dpre -= (dlogits * v.transpose()) * reversal;
                 (dv, dc)

@@ -17,7 +17,7 @@ step "wasm-bindgen-test in headless Chromium (tests/wasm.rs)"
 # The runner adds headless/no-sandbox; tests/wasm-webdriver.json names Debian's chromium.
 CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_WEBDRIVER_JSON=tests/wasm-webdriver.json \
     WASM_BINDGEN_TEST_TIMEOUT=900 \
-    cargo test --release --target wasm32-unknown-unknown --no-default-features --test wasm
+    cargo test --release --target wasm32-unknown-unknown --no-default-features --features model --test wasm
 
 step "a partitioned demo index for the e2e tests (tessera partition → target/e2e/demo.tsp)"
 cargo build --release --bin tessera

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+#[cfg(feature = "model")]
 use crate::backend::EmbeddingBackend;
-use crate::descriptor::{DescribeError, TileDescriber};
+#[cfg(feature = "model")]
+use crate::describer::{DescribeError, TileDescriber};
 use crate::index::{Census, Index, IndexError, IndexInfo};
 use crate::partitioned::{PartitionedIndex, PartitionedInfo};
 use crate::search::{self, Hit, Query, SearchError, SearchOptions, SlideHit, SlideOptions};
@@ -35,6 +37,7 @@ impl Collection {
         }
     }
 
+    #[cfg(feature = "model")]
     pub fn describer(&self, backend: impl Into<EmbeddingBackend>) -> Result<TileDescriber, DescribeError> {
         match self {
             Collection::Whole(index) => index.describer(backend),

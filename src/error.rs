@@ -78,9 +78,10 @@ impl Kinded for crate::adapter::AdapterError {
     }
 }
 
-impl Kinded for crate::descriptor::DescribeError {
+#[cfg(feature = "model")]
+impl Kinded for crate::describer::DescribeError {
     fn kind(&self) -> ErrorKind {
-        use crate::descriptor::DescribeError as E;
+        use crate::describer::DescribeError as E;
         match self {
             E::Model(e) => e.kind(),
             E::Descriptor(e) => e.kind(),

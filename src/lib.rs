@@ -1,13 +1,16 @@
 //! Tessera: histopathology tile search that runs in the browser.
 //!
-//! The core modules (`preprocess`, `model`, `gpu`, `backend`, `descriptor`, `index`, `search`, `eval`,
+//! The core modules (`preprocess`, `model`, `gpu`, `backend`, `descriptor`, `describer`, `index`, `search`, `eval`,
 //! `slide`, `tissue`, `scan`) are plain Rust and know nothing of JS or terminals; `wasm` (browser) and the
 //! `tessera` binary (`cli`) are thin faces over them. See `../shared/ARCHITECTURE.md`.
 
 pub mod adapter;
+#[cfg(feature = "model")]
 pub mod backend;
 pub mod collection;
 pub mod descriptor;
+#[cfg(feature = "model")]
+pub mod describer;
 #[cfg(feature = "cli")]
 pub mod dzi;
 pub mod error;
@@ -16,7 +19,7 @@ pub mod expand;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod index;
-#[cfg(feature = "cli")]
+#[cfg(feature = "manifest")]
 pub mod manifest;
 pub mod model;
 pub mod partitioned;
@@ -24,8 +27,10 @@ pub mod preprocess;
 pub mod scan;
 pub mod search;
 pub mod vector;
-#[cfg(feature = "cli")]
+#[cfg(feature = "slide")]
 pub mod slide;
 pub mod tissue;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "model"))]
 pub mod wasm;
+#[cfg(all(target_arch = "wasm32", not(feature = "model")))]
+compile_error!("the browser engine needs the model runtime: build for wasm32 with feature `model`, `gpu` or `threads`");

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::collection::{Collection, CollectionInfo};
-use crate::descriptor::TileDescriber;
+use crate::describer::TileDescriber;
 use crate::error::{ErrorKind, Kinded};
 use crate::index::Census;
 use crate::model::{Embedder, ModelManifest};

@@ -11,7 +11,8 @@ use anyhow::{bail, Context};
 use rayon::prelude::*;
 
 use tessera::adapter::AdapterChoice;
-use tessera::descriptor::{DescriptorKind, TileDescriber, DEFAULT_VIEWS};
+use tessera::describer::TileDescriber;
+use tessera::descriptor::{DescriptorKind, DEFAULT_VIEWS};
 use tessera::index::{make_thumbnail, BuildOptions, HnswParams, IndexBuilder, Quantization};
 use tessera::preprocess::RgbImage;
 use tessera::slide::{self, Slide, SlideTileOptions, TilePlacement};

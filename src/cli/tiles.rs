@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
-use tessera::descriptor::embed_view;
+use tessera::describer::embed_view;
 use tessera::model::Embedder;
 use tessera::preprocess::{self, RgbImage};
 

@@ -26,7 +26,8 @@ pub use thumbnail::make_thumbnail;
 pub use crate::descriptor::ModelRef;
 
 use crate::adapter::{self, Adapter, AdapterChoice, AdapterDecision, TileLabels};
-use crate::descriptor::{DescribeError, TileDescriber};
+#[cfg(feature = "model")]
+use crate::describer::{DescribeError, TileDescriber};
 
 pub(crate) use graph::Graph;
 pub(crate) use meta::{ColumnRef, Metadata, MetadataBuilder, ThumbnailSink, Thumbnails};
@@ -380,6 +381,7 @@ impl Index {
 
     /// A describer for queries to this index: the model must be the index's; the
     /// descriptor, views and adapter are the index's.
+    #[cfg(feature = "model")]
     pub fn describer(&self, backend: impl Into<crate::backend::EmbeddingBackend>) -> Result<TileDescriber, DescribeError> {
         TileDescriber::for_model(backend, &self.model, self.adapter.clone())
     }

@@ -20,7 +20,8 @@ use std::ops::Range;
 use serde::Serialize;
 
 use crate::adapter::Adapter;
-use crate::descriptor::{DescribeError, TileDescriber};
+#[cfg(feature = "model")]
+use crate::describer::{DescribeError, TileDescriber};
 use crate::index::{BuildOptions, Census, Index, IndexBuilder, IndexError, ModelRef};
 use crate::search::{self, Example, Hit, Query, SearchError, SearchOptions, SlideHit, SlideOptions};
 
@@ -243,6 +244,7 @@ impl PartitionedIndex {
         self.loaded.contains_key(&p)
     }
 
+    #[cfg(feature = "model")]
     pub fn describer(&self, backend: impl Into<crate::backend::EmbeddingBackend>) -> Result<TileDescriber, DescribeError> {
         TileDescriber::for_model(backend, self.model(), self.directory.adapter.clone())
     }

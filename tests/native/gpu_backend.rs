@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use common::{cosine, data, embedder};
 use tessera::backend::{BackendChoice, EmbeddingBackend, Notice};
-use tessera::descriptor::{DescriptorKind, TileDescriber};
+use tessera::describer::TileDescriber;
+use tessera::descriptor::DescriptorKind;
 use tessera::gpu::{GpuEmbedder, GpuError, DEFAULT_MAX_BATCH};
 use tessera::model::Embedder;
 use tessera::preprocess::{self, RgbImage};

@@ -25,7 +25,7 @@ pub fn embedder() -> &'static Embedder {
 }
 
 /// Describes tiles the way `index`'s vectors were described (its descriptor).
-pub fn describer_for(index: &tessera::index::Index) -> tessera::descriptor::TileDescriber {
+pub fn describer_for(index: &tessera::index::Index) -> tessera::describer::TileDescriber {
     index.describer(embedder().clone()).expect("index built with the committed model")
 }
 

@@ -1,0 +1,137 @@
+//! The model run by tract: loaded, checked and optimized once, then run per tile.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use tract_onnx::prelude::*;
+
+use super::{sha256_hex, ModelError, ModelManifest, Result};
+use crate::preprocess::{self, RgbImage};
+use crate::vector::l2_normalize;
+
+/// A loaded, optimized model. Cheap to share between threads (`embed` takes `&self`) and
+/// to clone (the optimized plan is shared).
+#[derive(Clone)]
+pub struct Embedder {
+    manifest: ModelManifest,
+    plan: std::sync::Arc<TypedSimplePlan>,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder").field("id", &self.manifest.embedding_id()).finish()
+    }
+}
+
+impl Embedder {
+    /// Verifies `model` against the manifest's SHA-256, then loads and optimizes it once
+    /// for a 1 x 3 x size x size input.
+    pub fn from_bytes(model: &[u8], manifest: ModelManifest) -> Result<Self> {
+        let actual = sha256_hex(model);
+        if !actual.eq_ignore_ascii_case(&manifest.sha256) {
+            return Err(ModelError::HashMismatch {
+                manifest_id: manifest.id.clone(),
+                expected: manifest.sha256.clone(),
+                actual,
+            });
+        }
+        Self::from_verified_bytes(model, manifest)
+    }
+
+    /// [`Embedder::from_bytes`] for bytes the caller has already checked against
+    /// `manifest.sha256` — the browser worker does, with WebCrypto, about 10× faster than
+    /// SHA-256 in WASM (120 ms for the 14 MB model on our machines).
+    pub fn from_verified_bytes(model: &[u8], manifest: ModelManifest) -> Result<Self> {
+        let load_err = |source| ModelError::Load { manifest_id: manifest.id.clone(), source };
+        let size = manifest.input.size as usize;
+        let load = || {
+            tract_onnx::onnx()
+                .model_for_read(&mut Cursor::new(model))
+                .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, size, size]).into()))
+                .and_then(|m| m.into_optimized())
+                .and_then(|m| m.into_runnable())
+                // `embed` reads the first output (fuzz/model_bytes found a graph with none).
+                .and_then(|plan| match plan.model().outputs.is_empty() {
+                    true => Err(TractError::msg("the graph has no output")),
+                    false => Ok(plan),
+                })
+        };
+        // tract unwraps on some malformed graphs (an axis beyond the rank, found by
+        // fuzz/model_bytes): that is a model that does not load, not a crash. (In WASM a
+        // panic aborts whatever is done here; the page pins the model's hash.)
+        let plan = std::panic::catch_unwind(std::panic::AssertUnwindSafe(load))
+            .unwrap_or_else(|panic| Err(TractError::msg(format!("tract panicked on the graph: {}", panic_message(&*panic)))))
+            .map_err(load_err)?;
+        Ok(Self { manifest, plan })
+    }
+
+    /// Reads a model and its manifest from disk (CLI and tests).
+    pub fn from_files(model_path: &Path, manifest_path: &Path) -> Result<Self> {
+        Self::from_files_with(model_path, manifest_path, |_| ())
+    }
+
+    /// Like `from_files`, letting the caller adjust the manifest first (e.g. the
+    /// evaluation harness trying another input size).
+    pub fn from_files_with(
+        model_path: &Path,
+        manifest_path: &Path,
+        adjust: impl FnOnce(&mut ModelManifest),
+    ) -> Result<Self> {
+        let read = |path: &Path| std::fs::read(path).map_err(|source| ModelError::Io { path: path.into(), source });
+        let mut manifest = ModelManifest::from_json(&read(manifest_path)?, &manifest_path.display().to_string())?;
+        adjust(&mut manifest);
+        manifest.validate(&manifest_path.display().to_string())?;
+        Self::from_bytes(&read(model_path)?, manifest)
+    }
+
+    /// `models/vit-s14-int8.onnx` and `.json` in the crate's source tree (native only: in
+    /// a browser that path means nothing).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn default_files() -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        (dir.join("vit-s14-int8.onnx"), dir.join("vit-s14-int8.json"))
+    }
+
+    pub fn manifest(&self) -> &ModelManifest {
+        &self.manifest
+    }
+
+    pub fn dim(&self) -> usize {
+        self.manifest.output.dim
+    }
+
+    /// Embeds one tile of any size: centre crop, resize, normalize, run, L2-normalize.
+    pub fn embed(&self, tile: &RgbImage) -> Result<Vec<f32>> {
+        let square = preprocess::square_resize(tile, self.manifest.input.size);
+        self.embed_square(&square)
+    }
+
+    /// Embeds a tile already cropped and resized to the model's input size.
+    pub fn embed_square(&self, square: &RgbImage) -> Result<Vec<f32>> {
+        let size = self.manifest.input.size as usize;
+        debug_assert_eq!(square.dimensions(), (size as u32, size as u32));
+        let data = preprocess::normalize_chw(square, &self.manifest.input.normalization);
+        let run_err = |source| ModelError::Run {
+            manifest_id: self.manifest.id.clone(),
+            input: format!("{size}x{size} tile"),
+            source,
+        };
+        let input = Tensor::from_shape(&[1, 3, size, size], &data).map_err(run_err)?;
+        let outputs = self.plan.run(tvec!(input.into())).map_err(run_err)?;
+        let output = outputs[0].to_plain_array_view::<f32>().map_err(run_err)?;
+        if output.shape() != [1, self.dim()] {
+            return Err(ModelError::OutputShape {
+                manifest_id: self.manifest.id.clone(),
+                shape: output.shape().to_vec(),
+                dim: self.dim(),
+            });
+        }
+        let mut vector: Vec<f32> = output.iter().copied().collect();
+        l2_normalize(&mut vector);
+        Ok(vector)
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied()).unwrap_or("(no message)")
+}

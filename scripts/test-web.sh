@@ -15,9 +15,12 @@ scripts/build-web.sh
 
 step "wasm-bindgen-test in headless Chromium (tests/wasm.rs)"
 # The runner adds headless/no-sandbox; tests/wasm-webdriver.json names Debian's chromium.
+# The library's features are the one-thread build's (`gpu`): its unit is reused, not
+# rebuilt (a cdylib's output has no hash in its name, so a build with other features would
+# overwrite www/pkg's and make the next build-web.sh compile it again).
 CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_WEBDRIVER_JSON=tests/wasm-webdriver.json \
     WASM_BINDGEN_TEST_TIMEOUT=900 \
-    cargo test --release --target wasm32-unknown-unknown --no-default-features --features model --test wasm
+    cargo test --release --target wasm32-unknown-unknown --no-default-features --features gpu --test wasm
 
 step "a partitioned demo index for the e2e tests (tessera partition → target/e2e/demo.tsp)"
 cargo build --release --bin tessera

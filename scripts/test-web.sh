@@ -18,14 +18,27 @@ step "wasm-bindgen-test in headless Chromium (tests/wasm.rs)"
 # The library's features are the one-thread build's (`gpu`): its unit is reused, not
 # rebuilt (a cdylib's output has no hash in its name, so a build with other features would
 # overwrite www/pkg's and make the next build-web.sh compile it again).
-CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_WEBDRIVER_JSON=tests/wasm-webdriver.json \
-    WASM_BINDGEN_TEST_TIMEOUT=900 \
-    cargo test --release --target wasm32-unknown-unknown --no-default-features --features gpu --test wasm
+# The runner gives chromedriver a few seconds to listen and kills it otherwise ("driver
+# failed to bind port during startup", seen here once in a few runs, a known spurious
+# failure: wasm-bindgen#5110): that start, and only that, is retried.
+wasm_tests() {
+    CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_WEBDRIVER_JSON=tests/wasm-webdriver.json \
+        WASM_BINDGEN_TEST_TIMEOUT=900 \
+        cargo test --release --target wasm32-unknown-unknown --no-default-features --features gpu --test wasm
+}
+mkdir -p target
+for attempt in 1 2 3; do
+    if wasm_tests 2>&1 | tee target/wasm-tests.log; then break; fi
+    if [ $attempt -eq 3 ] || ! grep -q "driver failed to bind port during startup" target/wasm-tests.log; then exit 1; fi
+    echo "chromedriver did not start in time; starting the browser tests again ($((attempt + 1)) of 3)" >&2
+done
 
 step "a partitioned demo index for the e2e tests (tessera partition → target/e2e/demo.tsp)"
 cargo build --release --bin tessera
 mkdir -p target/e2e
 target/release/tessera partition www/demo/index.tsi -o target/e2e/demo.tsp --partitions 12 --nprobe 3
 
-step "Playwright end to end (tests/e2e)"
-node --test --test-concurrency=1 tests/e2e/
+step "Playwright end to end (tests/e2e, two files at a time)"
+# Each file has its own server and browser. Two at a time on 2 cores: 4 min 13 s against
+# about 7 min one at a time (a test waits on page loads and workers as much as on the CPU).
+node --test --test-concurrency=2 tests/e2e/

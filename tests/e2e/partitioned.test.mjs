@@ -23,10 +23,15 @@ const QUERY = expected.searches[0].query;
 async function runDemo(env, index, searches) {
   const { context, page } = await newPage(env.browser, { allowLinks: ['e2e/'] });
   const requests = [];
-  context.on('requestfinished', async (request) => {
+  // Each request's response and body come asynchronously: awaited before `requests` is
+  // read (a loaded machine showed a search's result before its last request was recorded).
+  const recording = [];
+  context.on('requestfinished', (request) => {
     if (!new URL(request.url()).pathname.endsWith('.tsp')) return;
-    const response = await request.response();
-    requests.push({ range: request.headers().range ?? null, status: response?.status(), bytes: (await response?.body().catch(() => null))?.length ?? 0 });
+    recording.push((async () => {
+      const response = await request.response();
+      requests.push({ range: request.headers().range ?? null, status: response?.status(), bytes: (await response?.body().catch(() => null))?.length ?? 0 });
+    })());
   });
   try {
     await page.goto(`${env.url}index.html?threads=1&index=${encodeURIComponent(index)}`);
@@ -44,6 +49,7 @@ async function runDemo(env, index, searches) {
       }
       return { info: state.info, results };
     }, { query: QUERY, searches });
+    await Promise.all(recording);
     return { ...out, requests, page, context };
   } catch (e) {
     await context.close();

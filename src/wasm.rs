@@ -114,7 +114,8 @@ export interface EngineInfo {
            thumbnails: boolean; adapter: AdapterInfo | null; pca_energy_kept: number | null;
            rerank: 'f32' | 'f16' | null; graph_layers: number; graph_mean_degree: number;
            hnsw: { ef_construction: number; ef_search: number; seed: number; max_degree: number;
-                   layer_ratio: number; keep_pruned: boolean } | null;
+                   layer_ratio: number; keep_pruned: boolean;
+                   construction: 'instant-distance' | 'batched' } | null;
            model: { id: string; sha256: string; dim: number; views: number;
                     descriptor: { kind: 'vit' | 'hist' } | { kind: 'fused'; weight: number } };
            partitioned: { partitions: number; nprobe: number; directory_bytes: number;

@@ -4,6 +4,7 @@
 mod embed;
 #[cfg(feature = "gpu")]
 mod gpu;
+mod graph;
 mod partitioned;
 mod python;
 mod search;
@@ -16,6 +17,8 @@ pub enum BenchCommand {
     /// The WGSL forward pass (wgpu) at batch 1/8/32/64 beside tract: ms/tile, GFLOP/s.
     #[cfg(feature = "gpu")]
     Gpu(gpu::BenchGpuArgs),
+    /// The HNSW graph build: instant-distance against the batched build on 1 and 2 threads.
+    Graph(graph::BenchGraphArgs),
     /// Index build/search at scale on synthetic vectors, vs faiss and hnswlib.
     Search(search::BenchSearchArgs),
     /// The partitioned index over local HTTP Range: bytes per query, latency, recall@10.
@@ -29,6 +32,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Embed(args) => embed::run(args),
         #[cfg(feature = "gpu")]
         BenchCommand::Gpu(args) => gpu::run(args),
+        BenchCommand::Graph(args) => graph::run(args),
         BenchCommand::Search(args) => search::run(args),
         BenchCommand::Partitioned(args) => partitioned::run(args),
         BenchCommand::Slide(args) => slide::run(args),

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use tessera::adapter::AdapterChoice;
 use tessera::describer::TileDescriber;
 use tessera::descriptor::{DescriptorKind, DEFAULT_VIEWS};
-use tessera::index::{make_thumbnail, BuildOptions, HnswParams, IndexBuilder, Quantization};
+use tessera::index::{make_thumbnail, BuildOptions, GraphConstruction, HnswParams, IndexBuilder, Quantization};
 use tessera::preprocess::RgbImage;
 use tessera::slide::{self, Slide, SlideTileOptions, TilePlacement};
 
@@ -79,6 +79,10 @@ pub struct BuildArgs {
     /// Seed of the graph's layer assignment (same seed and input: same file).
     #[arg(long, default_value_t = HnswParams::default().seed)]
     seed: u64,
+    /// Graph construction: `batched` uses every core, `instant-distance` one; each gives
+    /// the same file whatever the core count.
+    #[arg(long, default_value_t = HnswParams::default().construction)]
+    graph_construction: GraphConstruction,
     /// Slides: tile side in pixels at the target magnification.
     #[arg(long, default_value_t = 224)]
     tile_size: u32,
@@ -161,6 +165,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             ef_search: args.ef_search,
             seed: args.seed,
             max_degree: args.max_degree,
+            construction: args.graph_construction,
             ..HnswParams::default()
         },
         graph_min_tiles: args.graph_min_tiles,

@@ -1,4 +1,5 @@
-//! The HNSW graph: built by `instant-distance`, stored in our own compact layout.
+//! The HNSW graph: built by `instant-distance` or by our batch-parallel builder
+//! (`hnsw_batched`), stored in our own compact layout.
 //!
 //! instant-distance keeps every layer-0 node as a fixed array of 2·M = 64 u32 neighbour
 //! slots (256 bytes per tile, M is a const in the crate) and keeps the points inside the
@@ -34,6 +35,48 @@ pub struct HnswParams {
     /// instant-distance's "keep pruned" heuristic option: fill neighbour lists back up to
     /// 64 with candidates the diversity heuristic rejected. Off keeps lists short.
     pub keep_pruned: bool,
+    /// Which construction made the graph. Files from before this field was recorded were
+    /// all built by instant-distance.
+    #[serde(default = "GraphConstruction::instant_distance")]
+    pub construction: GraphConstruction,
+}
+
+/// How the graph is constructed. Both give the same graph for the same input and seed
+/// whatever the thread count; they differ in speed and in which graph that is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GraphConstruction {
+    /// instant-distance's builder on a pool of one thread.
+    InstantDistance,
+    /// Batches searched in parallel and linked in a fixed order (`hnsw_batched`).
+    Batched,
+}
+
+impl GraphConstruction {
+    fn instant_distance() -> Self {
+        GraphConstruction::InstantDistance
+    }
+}
+
+impl std::str::FromStr for GraphConstruction {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "instant-distance" => Ok(GraphConstruction::InstantDistance),
+            "batched" => Ok(GraphConstruction::Batched),
+            _ => Err(format!("unknown graph construction `{s}` (expected instant-distance or batched)")),
+        }
+    }
+}
+
+impl std::fmt::Display for GraphConstruction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GraphConstruction::InstantDistance => "instant-distance",
+            GraphConstruction::Batched => "batched",
+        })
+    }
 }
 
 impl Default for HnswParams {
@@ -45,6 +88,7 @@ impl Default for HnswParams {
             max_degree: 32,
             layer_ratio: 1.0 / 32.0,
             keep_pruned: false,
+            construction: GraphConstruction::InstantDistance,
         }
     }
 }
@@ -124,6 +168,9 @@ impl Graph {
     /// rayon pool, which makes the graph depend on thread timing; we run it on a pool of one
     /// thread so the same input and seed always give the same graph (WASM has one thread anyway).
     pub(crate) fn build(vectors: &[f32], dim: usize, params: &HnswParams) -> Result<Graph, IndexError> {
+        if params.construction == GraphConstruction::Batched {
+            return Ok(super::hnsw_batched::build(vectors, dim, params));
+        }
         let points: Vec<BuildPoint> = vectors.chunks_exact(dim).map(BuildPoint).collect();
         let n = points.len();
         let heuristic = instant_distance::Heuristic { extend_candidates: false, keep_pruned: params.keep_pruned };
@@ -134,8 +181,8 @@ impl Graph {
             .ml(params.layer_ratio)
             .seed(params.seed);
         let build = move || builder.build_hnsw(points);
-        let (hnsw, ids) = if rayon_core::current_num_threads() > 1 {
-            let pool = rayon_core::ThreadPoolBuilder::new()
+        let (hnsw, ids) = if rayon::current_num_threads() > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .build()
                 .map_err(|e| IndexError::Build(format!("could not start the graph-build pool: {e}")))?;
@@ -206,6 +253,13 @@ impl Graph {
         // instant-distance's `layers[i]` is layer i + 1, so ours are already bottom-up;
         // its entry point is its point 0, present in every layer.
         Ok(Graph { entry: tile_of.first().copied().unwrap_or(0), layers })
+    }
+
+    /// A graph from per-layer neighbour lists, bottom layer first; upper layers name their
+    /// sorted members.
+    pub(super) fn from_lists(entry: u32, layers: Vec<(Option<Vec<u32>>, Vec<Vec<u32>>)>) -> Graph {
+        let layers = layers.iter().map(|(members, lists)| Layer::from_lists(members.as_deref(), lists)).collect();
+        Graph { entry, layers }
     }
 
     pub(crate) fn layer_count(&self) -> usize {

@@ -8,6 +8,7 @@
 mod bytes;
 mod format;
 mod graph;
+mod hnsw_batched;
 mod meta;
 mod pca;
 mod quant;
@@ -18,7 +19,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use format::{FORMAT_VERSION, MAGIC};
-pub use graph::HnswParams;
+pub use graph::{GraphConstruction, HnswParams};
 pub use pca::Pca;
 pub use quant::{Quantization, VectorStore};
 pub use thumbnail::make_thumbnail;

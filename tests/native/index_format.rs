@@ -4,7 +4,7 @@ use crate::index_support;
 
 use index_support::*;
 use tessera::index::{
-    make_thumbnail, BuildOptions, HnswParams, Index, IndexBuilder, IndexError, ModelRef, Quantization, FORMAT_VERSION,
+    make_thumbnail, BuildOptions, GraphConstruction, HnswParams, Index, IndexBuilder, IndexError, ModelRef, Quantization, FORMAT_VERSION,
 };
 
 fn build(tiles: &[Tile], options: BuildOptions) -> Index {
@@ -41,6 +41,31 @@ fn every_encoding_round_trips_and_is_deterministic() {
         assert_eq!(report.total, bytes.len());
         println!("{quant:?} pca {pca:?} rerank {rerank:?}: {} tiles, {report:?}, {:.0} B/tile", index.len(), bytes.len() as f64 / index.len() as f64);
     }
+}
+
+#[test]
+fn the_batched_graph_is_the_same_on_any_number_of_threads() {
+    let tiles = lc25000(2);
+    let hnsw = HnswParams { construction: GraphConstruction::Batched, ..HnswParams::default() };
+    let options = BuildOptions { hnsw, ..with_graph(Quantization::F16, None, None) };
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| build(&tiles, options.clone())).to_bytes()
+    };
+    let one = on(1);
+    for threads in [2, 3] {
+        assert!(on(threads) == one, "{threads} threads gave another file than 1 thread");
+    }
+    let index = Index::from_bytes(&one, Some(&colour_model())).unwrap();
+    assert_eq!(index.info().hnsw.map(|h| h.construction), Some(GraphConstruction::Batched));
+}
+
+#[test]
+fn a_header_without_its_graph_construction_reads_as_instant_distance() {
+    // Files written before the field was recorded.
+    let old = r#"{"ef_construction":100,"ef_search":64,"seed":1,"max_degree":32,"layer_ratio":0.03125,"keep_pruned":false}"#;
+    let params: HnswParams = serde_json::from_str(old).unwrap();
+    assert_eq!(params.construction, GraphConstruction::InstantDistance);
 }
 
 #[test]

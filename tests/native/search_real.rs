@@ -6,7 +6,7 @@ use crate::index_support;
 use std::collections::HashSet;
 
 use index_support::*;
-use tessera::index::{dot_product, BuildOptions, HnswParams, Index, IndexBuilder, Quantization};
+use tessera::index::{dot_product, BuildOptions, GraphConstruction, HnswParams, Index, IndexBuilder, Quantization};
 use tessera::search::{search, Example, Filter, Query, SearchError, SearchOptions};
 
 fn build(tiles: &[Tile], quantization: Quantization) -> Index {
@@ -25,19 +25,27 @@ fn ids(hits: &[tessera::search::Hit]) -> Vec<u32> {
 #[test]
 fn graph_search_finds_the_exact_neighbours() {
     let tiles = lc25000(1);
-    let index = build(&tiles, Quantization::Int8);
-    let graph = SearchOptions { exact_below: 0, ..SearchOptions::default() };
-    let exact = SearchOptions { exact: true, ..SearchOptions::default() };
-    let (mut found, mut total) = (0, 0);
-    for (v, _) in tiles.iter().step_by(10) {
-        let q = Query::vector(v.clone());
-        let truth: HashSet<u32> = ids(&search(&index, &q, &exact).unwrap()).into_iter().collect();
-        found += ids(&search(&index, &q, &graph).unwrap()).iter().filter(|id| truth.contains(id)).count();
-        total += truth.len();
+    for construction in [GraphConstruction::InstantDistance, GraphConstruction::Batched] {
+        let hnsw = HnswParams { construction, ..HnswParams::default() };
+        let options = BuildOptions { quantization: Quantization::Int8, pca_dim: None, hnsw, graph_min_tiles: 0, rerank: None };
+        let mut b = IndexBuilder::new(colour_model(), options).unwrap();
+        for (v, cols) in &tiles {
+            b.add(v, cols.clone(), None).unwrap();
+        }
+        let index = b.build().unwrap();
+        let graph = SearchOptions { exact_below: 0, ..SearchOptions::default() };
+        let exact = SearchOptions { exact: true, ..SearchOptions::default() };
+        let (mut found, mut total) = (0, 0);
+        for (v, _) in tiles.iter().step_by(10) {
+            let q = Query::vector(v.clone());
+            let truth: HashSet<u32> = ids(&search(&index, &q, &exact).unwrap()).into_iter().collect();
+            found += ids(&search(&index, &q, &graph).unwrap()).iter().filter(|id| truth.contains(id)).count();
+            total += truth.len();
+        }
+        let recall = found as f64 / total as f64;
+        println!("{construction} HNSW recall@10 vs exact on {} LC25000 tiles: {recall:.4}", tiles.len());
+        assert!(recall >= 0.95, "{construction}: recall {recall}");
     }
-    let recall = found as f64 / total as f64;
-    println!("HNSW recall@10 vs exact on {} LC25000 tiles: {recall:.4}", tiles.len());
-    assert!(recall >= 0.95, "recall {recall}");
 }
 
 #[test]

@@ -152,6 +152,24 @@ def search_section(d, plots: Path, md: list):
     md.append("\n![search latency and recall vs size](plots/search.png)\n")
 
 
+def graph_section(d, md: list):
+    if not begin(md, "HNSW graph build: instant-distance vs the batched build (`tessera bench graph`)", d, "no `graph-build.json`"):
+        return
+    md.append(f"Source: {provenance(d)}. {d.get('data', '')}; {d.get('recall', '')}. The speed-up is against "
+              "instant-distance on one thread in the same run; the file's SHA-256 shows whether the thread count changed it.\n")
+    efs = sorted({ef for r in d["rows"] for ef in r["recall_at_k"]}, key=lambda e: int(e.split("=")[1]))
+    md.append("| tiles | construction | threads | build s | speed-up | " + " | ".join(f"recall@{d['k']} {ef}" for ef in efs)
+              + " | layer-0 neighbours | file SHA-256 |")
+    md.append("|---:|---|---:|---:|---:|" + "---:|" * len(efs) + "---:|---|")
+    for r in d["rows"]:
+        speedup = r.get("speedup_vs_instant_distance_1_thread")
+        md.append(f"| {r['tiles']} | {r['construction']} | {r['threads']} | {r['build_s']:.1f} | "
+                  f"{'-' if speedup is None else f'{speedup:.2f}×'} | "
+                  + " | ".join(f"{r['recall_at_k'].get(ef, 0):.4f}" for ef in efs)
+                  + f" | {r['graph_mean_degree']:.1f} | `{r['sha256'][:12]}` |")
+    md.append("")
+
+
 def partitioned_section(d, plots: Path, md: list):
     if not begin(md, "Partitioned index over HTTP Range (`tessera bench partitioned`)", d, "no `partitioned.json`"):
         return
@@ -329,6 +347,7 @@ def main():
     embed_section(load(args.results, "embed-native"), plots, md, peak)
     gpu_section(load(args.results, "gpu"), plots, md)
     search_section(load(args.results, "search"), plots, md)
+    graph_section(load(args.results, "graph-build"), md)
     partitioned_section(load(args.results, "partitioned"), plots, md)
     web_section(load(args.results, "web"), plots, md, peak)
     wasm_variants_section(load(args.results, "wasm-variants"), md)

@@ -45,7 +45,7 @@ scripts/test-web.sh
 
 step "benchmark smoke (bench/run --quick): every benchmark at small sizes, then the report"
 bench/run --quick
-for section in "## Embedding, native" "## Embedding, GPU" "## Search" "## Whole-slide builds" "## Retrieval quality"; do
+for section in "## Embedding, native" "## Embedding, GPU" "## Search" "## HNSW graph build" "## Whole-slide builds" "## Retrieval quality"; do
     grep -q "$section" target/bench-quick/REPORT.md || { echo "bench report lacks '$section'" >&2; exit 1; }
 done
 # The run timed its own steps (not a "Skipped" section).

@@ -1,7 +1,7 @@
 //! `tessera bench graph`: the HNSW graph build, instant-distance on one thread against the
 //! batched build on 1 and 2 threads, on the synthetic vectors of `tessera bench search`:
-//! build time, the speed-up over instant-distance in the same run, recall@k at two beam
-//! widths, and whether the file is the same whatever the thread count (its SHA-256).
+//! build time, the speed-up over instant-distance in the same run, recall@k and the median
+//! query time (one thread) at two beam widths, and whether the file is the same whatever the thread count (its SHA-256).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -118,16 +118,22 @@ fn bench_build(
     let bytes = built.to_bytes();
     drop(built);
     let index = Index::from_bytes(&bytes, Some(&model))?;
-    let mut recall = serde_json::Map::new();
+    let (mut recall, mut p50) = (serde_json::Map::new(), serde_json::Map::new());
     for &ef in &args.ef {
         let options = SearchOptions { k: args.k, ef: Some(ef), exact_below: 0, ..SearchOptions::default() };
         let mut found = 0usize;
+        let mut times = Vec::with_capacity(truth.len());
         for (qi, expected) in truth.iter().enumerate() {
-            let hits = search(&index, &Query::vector(data.query(qi).to_vec()), &options)?;
+            let query = Query::vector(data.query(qi).to_vec());
+            let started = Instant::now();
+            let hits = search(&index, &query, &options)?;
+            times.push(started.elapsed().as_secs_f64() * 1e3);
             let expected: HashSet<u32> = expected.iter().copied().collect();
             found += hits.iter().filter(|h| expected.contains(&h.id)).count();
         }
+        times.sort_by(f64::total_cmp);
         recall.insert(format!("ef={ef}"), json!(found as f64 / (truth.len() * args.k) as f64));
+        p50.insert(format!("ef={ef}"), json!(times[times.len() / 2]));
     }
     Ok(json!({
         "tiles": data.len(),
@@ -135,6 +141,7 @@ fn bench_build(
         "threads": threads,
         "build_s": build_s,
         "recall_at_k": recall,
+        "p50_ms": p50,
         "graph_mean_degree": index.info().graph_mean_degree,
         "file_bytes": bytes.len(),
         "sha256": hex::encode(Sha256::digest(&bytes)),

@@ -1,12 +1,11 @@
 //! A parallel HNSW construction whose graph does not depend on thread timing.
 //!
 //! Tiles are inserted in batches. Within a batch every tile searches the graph as it
-//! stood before the batch, in parallel and read-only; then the batch is linked in one
-//! fixed order (its own lists, then the reverse edges grouped by target and sorted by
-//! source). Same input, seed and parameters give the same graph on 1 thread or 64
-//! (the idea of ParlayANN's deterministic batch insertion). A batch is a small fraction
-//! of the graph so far, so the links its tiles miss to each other are few; the batch
-//! sizes depend only on the tile count.
+//! stood before the batch, and compares itself with the batch's earlier tiles directly,
+//! in parallel and read-only; then the batch is linked in one fixed order (its own lists,
+//! then the reverse edges grouped by target). Same input, seed and parameters give the
+//! same graph on 1 thread or 64 (the idea of ParlayANN's deterministic batch insertion).
+//! The batch sizes depend only on the tile count.
 
 use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
@@ -18,8 +17,13 @@ use rayon::prelude::*;
 use super::graph::{Graph, HnswParams};
 use super::quant::dot_f32;
 
-/// A batch holds at most this fraction of the tiles already inserted (at least one tile).
+/// A batch holds at most this fraction of the tiles already inserted (at least one tile)
+/// and at most `MAX_BATCH` tiles: each tile also compares itself with the batch's earlier
+/// tiles directly, so near-duplicates inserted together still link (rotated copies of a
+/// tile have the same colour features: without this, recall@10 on LC25000's colour
+/// histograms fell from 1.00 to 0.78).
 const BATCH_FRACTION: f64 = 0.02;
+const MAX_BATCH: usize = 256;
 /// Neighbours per tile in the layers above 0 (HNSW's M); layer 0 keeps twice as many while
 /// building, cut to `max_degree` at the end (as instant-distance's 32/64 slots).
 const UPPER_DEGREE: usize = 32;
@@ -108,9 +112,10 @@ pub(crate) fn build(vectors: &[f32], dim: usize, params: &HnswParams) -> Graph {
     };
     let mut done = n.min(1);
     while done < n {
-        let size = ((done as f64 * BATCH_FRACTION) as usize).max(1);
+        let size = ((done as f64 * BATCH_FRACTION) as usize).clamp(1, MAX_BATCH);
         let batch = &order[done..(done + size).min(n)];
-        let links: Vec<Vec<Vec<Scored>>> = batch.par_iter().map(|&id| b.find_links(id)).collect();
+        let links: Vec<Vec<Vec<Scored>>> =
+            (0..batch.len()).into_par_iter().map(|i| b.find_links(batch[i], &batch[..i])).collect();
         b.link(batch, links);
         done += batch.len();
     }
@@ -163,8 +168,8 @@ impl Builder<'_> {
     }
 
     /// The neighbours tile `id` gets in each of its layers (index = layer), searched in
-    /// the graph as it stands; reads only.
-    fn find_links(&self, id: u32) -> Vec<Vec<Scored>> {
+    /// the graph as it stands, plus the earlier tiles of its batch (`mates`); reads only.
+    fn find_links(&self, id: u32, mates: &[u32]) -> Vec<Vec<Scored>> {
         let query = self.vector(id);
         let level = self.levels[id as usize] as usize;
         let mut current = Scored(dot_f32(query, self.vector(self.entry)), self.entry);
@@ -175,7 +180,13 @@ impl Builder<'_> {
         let mut links = vec![Vec::new(); level + 1];
         for l in (0..=level.min(self.layers.len() - 1)).rev() {
             let found = self.search_layer(query, &entries, l);
-            links[l] = self.select(&found, Self::capacity(l));
+            let mut candidates = found.clone();
+            candidates.extend(
+                mates.iter().filter(|&&m| self.levels[m as usize] as usize >= l).map(|&m| Scored(dot_f32(query, self.vector(m)), m)),
+            );
+            candidates.sort_by(|a, b| b.cmp(a));
+            candidates.truncate(self.ef_construction);
+            links[l] = self.select(&candidates, Self::capacity(l));
             entries = found;
         }
         links
@@ -250,7 +261,7 @@ impl Builder<'_> {
     }
 
     /// HNSW's neighbour-selection heuristic over `candidates` (most similar first): keep a
-    /// candidate only if it is more similar to the query than to every one already kept,
+    /// candidate unless it is more similar to one already kept than to the query,
     /// so lists point in diverse directions; `keep_pruned` fills up with the rejected.
     fn select(&self, candidates: &[Scored], cap: usize) -> Vec<Scored> {
         let mut kept: Vec<Scored> = Vec::with_capacity(cap.min(candidates.len()));
@@ -259,7 +270,9 @@ impl Builder<'_> {
             if kept.len() >= cap {
                 break;
             }
-            if kept.iter().all(|k| self.similarity(c.1, k.1) < c.0) {
+            // Rejected only when strictly closer to a kept one: a duplicate of a kept tile
+            // (rotated copies of a tile) must not push every other candidate out.
+            if !kept.iter().any(|k| self.similarity(c.1, k.1) > c.0) {
                 kept.push(c);
             } else if self.keep_pruned {
                 pruned.push(c);

@@ -14,7 +14,7 @@ use std::collections::BinaryHeap;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
-use super::graph::{Graph, HnswParams};
+use super::graph::{Graph, HnswParams, UPPER_SLOTS, ZERO_SLOTS};
 use super::quant::dot_f32;
 
 /// A batch holds at most this fraction of the tiles already inserted (at least one tile)
@@ -24,9 +24,6 @@ use super::quant::dot_f32;
 /// histograms fell from 1.00 to 0.78).
 const BATCH_FRACTION: f64 = 0.02;
 const MAX_BATCH: usize = 256;
-/// Neighbours per tile in the layers above 0 (HNSW's M); layer 0 keeps twice as many while
-/// building, cut to `max_degree` at the end (as instant-distance's 32/64 slots).
-const UPPER_DEGREE: usize = 32;
 /// Layers above this are not drawn: 32^16 tiles is far beyond any collection.
 const MAX_LEVEL: usize = 16;
 
@@ -87,7 +84,7 @@ thread_local! {
 
 /// Builds the graph over `vectors` (`n * dim`, unit length) on the current rayon pool.
 pub(crate) fn build(vectors: &[f32], dim: usize, params: &HnswParams) -> Graph {
-    let n = if dim == 0 { 0 } else { vectors.len() / dim };
+    let n = vectors.len().checked_div(dim).unwrap_or(0);
     let levels = draw_levels(n, params);
     // Highest layer first, then by id: the entry point is inserted first and is in every layer.
     let mut order: Vec<u32> = (0..n as u32).collect();
@@ -159,11 +156,12 @@ impl Builder<'_> {
         dot_f32(self.vector(a), self.vector(b))
     }
 
+    /// Neighbours a list may hold while building; layer 0's are cut to `max_degree` at the end.
     fn capacity(layer: usize) -> usize {
         if layer == 0 {
-            2 * UPPER_DEGREE
+            ZERO_SLOTS
         } else {
-            UPPER_DEGREE
+            UPPER_SLOTS
         }
     }
 

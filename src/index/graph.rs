@@ -439,9 +439,10 @@ impl Layer {
     }
 }
 
-/// (score, tile) ordered by score, ties by tile id, so heaps are deterministic.
-#[derive(PartialEq)]
-struct Scored(f32, u32);
+/// (score, tile) ordered by score, ties by tile id, so heaps are deterministic: equal
+/// scores, the smaller id is greater.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Scored(pub(super) f32, pub(super) u32);
 
 impl Eq for Scored {}
 

@@ -8,13 +8,13 @@
 //! The batch sizes depend only on the tile count.
 
 use std::cell::RefCell;
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
-use super::graph::{Graph, HnswParams, UPPER_SLOTS, ZERO_SLOTS};
+use super::graph::{Graph, HnswParams, Scored, UPPER_SLOTS, ZERO_SLOTS};
 use super::quant::dot_f32;
 
 /// A batch holds at most this fraction of the tiles already inserted (at least one tile)
@@ -26,25 +26,6 @@ const BATCH_FRACTION: f64 = 0.02;
 const MAX_BATCH: usize = 256;
 /// Layers above this are not drawn: 32^16 tiles is far beyond any collection.
 const MAX_LEVEL: usize = 16;
-
-/// (similarity, tile), best first under `Ord`-reversed sorting; ties by tile id.
-#[derive(Clone, Copy, PartialEq)]
-struct Scored(f32, u32);
-
-impl Eq for Scored {}
-
-impl PartialOrd for Scored {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Scored {
-    /// Greater = more similar; equal similarity: the smaller id is greater.
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
-    }
-}
 
 /// One layer's neighbour lists while building, each sorted most similar first.
 struct LayerLists {

@@ -3,7 +3,6 @@
 //! build time, the speed-up over instant-distance in the same run, recall@k and the median
 //! query time (one thread) at two beam widths, and whether the file is the same whatever the thread count (its SHA-256).
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -13,9 +12,9 @@ use sha2::{Digest, Sha256};
 
 use tessera::descriptor::DescriptorKind;
 use tessera::index::{BuildOptions, GraphConstruction, HnswParams, Index, IndexBuilder, ModelRef, Quantization};
-use tessera::search::{search, Query, SearchOptions};
+use tessera::search::SearchOptions;
 
-use super::search::{exact_truth, Synthetic, SyntheticArgs};
+use super::search::{exact_truth, time_queries, QueryArgs, Synthetic, SyntheticArgs};
 
 #[derive(clap::Args)]
 pub struct BenchGraphArgs {
@@ -27,28 +26,22 @@ pub struct BenchGraphArgs {
     /// Builds to time: CONSTRUCTION:THREADS, comma separated.
     #[arg(long, value_delimiter = ',', default_values_t = ["instant-distance:1".to_string(), "batched:1".to_string(), "batched:2".to_string()])]
     builds: Vec<String>,
-    /// Queries per size (recall is over these).
-    #[arg(long, default_value_t = 500)]
-    queries: usize,
-    #[arg(long, default_value_t = 10)]
-    k: usize,
-    /// Search beam widths to report.
-    #[arg(long, value_delimiter = ',', default_values_t = [64usize, 128])]
-    ef: Vec<usize>,
+    #[command(flatten)]
+    query: QueryArgs,
     #[arg(long, default_value = "bench/results/graph-build.json")]
     output: PathBuf,
 }
 
 pub fn run(args: BenchGraphArgs) -> anyhow::Result<()> {
     let builds: Vec<(GraphConstruction, usize)> = args.builds.iter().map(|b| parse_build(b)).collect::<anyhow::Result<_>>()?;
-    if args.sizes.is_empty() || builds.is_empty() || args.queries == 0 || args.k == 0 {
+    if args.sizes.is_empty() || builds.is_empty() || args.query.queries == 0 || args.query.k == 0 {
         bail!("need at least one size, build, query and k");
     }
     let mut rows = Vec::new();
     for &n in &args.sizes {
         eprintln!("== {n} tiles × {} dims", args.synthetic.dim);
-        let data = Synthetic::generate(n, args.queries, &args.synthetic, 42);
-        let truth = exact_truth(&data, args.k);
+        let data = Synthetic::generate(n, args.query.queries, &args.synthetic, 42);
+        let truth = exact_truth(&data, args.query.k);
         let mut baseline_s = None;
         for &(construction, threads) in &builds {
             let mut row = bench_build(&args, &data, &truth, construction, threads)?;
@@ -60,7 +53,7 @@ pub fn run(args: BenchGraphArgs) -> anyhow::Result<()> {
             eprintln!(
                 "{construction} on {threads} thread(s): {build_s:.1} s, speed-up {}, recall@{} {}, sha256 {}",
                 baseline_s.map_or("-".into(), |b| format!("{:.2}×", b / build_s)),
-                args.k,
+                args.query.k,
                 row["recall_at_k"],
                 &row["sha256"].as_str().unwrap_or("")[..12],
             );
@@ -70,8 +63,8 @@ pub fn run(args: BenchGraphArgs) -> anyhow::Result<()> {
     let report = json!({
         "benchmark": "graph-build",
         "dim": args.synthetic.dim,
-        "queries": args.queries,
-        "k": args.k,
+        "queries": args.query.queries,
+        "k": args.query.k,
         "data": format!(
             "the synthetic vectors of `tessera bench search` (typical cosine {}, eigenvalues (1+i)^-{}); f16 vectors, default graph parameters",
             args.synthetic.mean_cos, args.synthetic.decay
@@ -119,21 +112,11 @@ fn bench_build(
     drop(built);
     let index = Index::from_bytes(&bytes, Some(&model))?;
     let (mut recall, mut p50) = (serde_json::Map::new(), serde_json::Map::new());
-    for &ef in &args.ef {
-        let options = SearchOptions { k: args.k, ef: Some(ef), exact_below: 0, ..SearchOptions::default() };
-        let mut found = 0usize;
-        let mut times = Vec::with_capacity(truth.len());
-        for (qi, expected) in truth.iter().enumerate() {
-            let query = Query::vector(data.query(qi).to_vec());
-            let started = Instant::now();
-            let hits = search(&index, &query, &options)?;
-            times.push(started.elapsed().as_secs_f64() * 1e3);
-            let expected: HashSet<u32> = expected.iter().copied().collect();
-            found += hits.iter().filter(|h| expected.contains(&h.id)).count();
-        }
-        times.sort_by(f64::total_cmp);
-        recall.insert(format!("ef={ef}"), json!(found as f64 / (truth.len() * args.k) as f64));
-        p50.insert(format!("ef={ef}"), json!(times[times.len() / 2]));
+    for &ef in &args.query.ef {
+        let options = SearchOptions { k: args.query.k, ef: Some(ef), exact_below: 0, ..SearchOptions::default() };
+        let (median, _, found) = time_queries(&index, data, truth, &options)?;
+        recall.insert(format!("ef={ef}"), json!(found));
+        p50.insert(format!("ef={ef}"), json!(median));
     }
     Ok(json!({
         "tiles": data.len(),

@@ -29,14 +29,8 @@ pub struct BenchSearchArgs {
     sizes: Vec<usize>,
     #[command(flatten)]
     synthetic: SyntheticArgs,
-    /// Queries per size (latency percentiles and recall are over these).
-    #[arg(long, default_value_t = 500)]
-    queries: usize,
-    #[arg(long, default_value_t = 10)]
-    k: usize,
-    /// Search beam widths to report.
-    #[arg(long, value_delimiter = ',', default_values_t = [64usize, 128])]
-    ef: Vec<usize>,
+    #[command(flatten)]
+    query: QueryArgs,
     /// Index variants: QUANT[+pcaN][+rerankQUANT] (e.g. int8, f16, int8+pca64+rerankf16), comma separated.
     #[arg(long, value_delimiter = ',', default_values_t = ["int8".to_string(), "int8+pca64".to_string(), "int8+pca32".to_string()])]
     variants: Vec<String>,
@@ -57,7 +51,7 @@ pub struct BenchSearchArgs {
 }
 
 pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
-    if args.sizes.is_empty() || args.queries == 0 || args.k == 0 || args.synthetic.dim == 0 {
+    if args.sizes.is_empty() || args.query.queries == 0 || args.query.k == 0 || args.synthetic.dim == 0 {
         bail!("need at least one size, query, dim and k");
     }
     let mut rows = Vec::new();
@@ -65,8 +59,8 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
     for &n in &args.sizes {
         eprintln!("== {n} tiles × {} dims", args.synthetic.dim);
         let started = Instant::now();
-        let data = Synthetic::generate(n, args.queries, &args.synthetic, 42);
-        let truth = exact_truth(&data, args.k);
+        let data = Synthetic::generate(n, args.query.queries, &args.synthetic, 42);
+        let truth = exact_truth(&data, args.query.k);
         eprintln!("data and exact ground truth: {:.1} s", started.elapsed().as_secs_f64());
         let mut variants = args.variants.clone();
         if n == smallest {
@@ -83,8 +77,8 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
     let report = json!({
         "benchmark": "search",
         "dim": args.synthetic.dim,
-        "queries": args.queries,
-        "k": args.k,
+        "queries": args.query.queries,
+        "k": args.query.k,
         "data": format!(
             "synthetic clustered: shared mean direction (typical cosine {}), sqrt(n) clusters, eigenvalues (1+i)^-{}; queries are fresh draws",
             args.synthetic.mean_cos, args.synthetic.decay
@@ -95,6 +89,19 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
         "rows": rows,
     });
     super::write_results(&args.output, &report)
+}
+
+/// The queries a benchmark times and scores (`bench search`, `bench graph`).
+#[derive(clap::Args)]
+pub(super) struct QueryArgs {
+    /// Queries per size (latency percentiles and recall are over these).
+    #[arg(long, default_value_t = 500)]
+    pub(super) queries: usize,
+    #[arg(long, default_value_t = 10)]
+    pub(super) k: usize,
+    /// Search beam widths to report.
+    #[arg(long, value_delimiter = ',', default_values_t = [64usize, 128])]
+    pub(super) ef: Vec<usize>,
 }
 
 /// The synthetic vectors' shape (`tessera bench search` and `bench partitioned`).
@@ -279,11 +286,12 @@ fn bench_tessera(
     });
     let mut rows = Vec::new();
     let mut modes: Vec<(String, SearchOptions)> = args
+        .query
         .ef
         .iter()
-        .map(|&ef| (format!("HNSW ef={ef}"), SearchOptions { k: args.k, ef: Some(ef), exact_below: 0, ..SearchOptions::default() }))
+        .map(|&ef| (format!("HNSW ef={ef}"), SearchOptions { k: args.query.k, ef: Some(ef), exact_below: 0, ..SearchOptions::default() }))
         .collect();
-    modes.push(("exact scan".into(), SearchOptions { k: args.k, exact: true, ..SearchOptions::default() }));
+    modes.push(("exact scan".into(), SearchOptions { k: args.query.k, exact: true, ..SearchOptions::default() }));
     for (mode, options) in modes {
         let (p50, p99, recall) = time_queries(&index, data, truth, &options)?;
         let mut row = common.clone();
@@ -297,7 +305,7 @@ fn bench_tessera(
 }
 
 /// Single-thread latency percentiles (ms) and recall@k of `search` over all queries.
-fn time_queries(
+pub(super) fn time_queries(
     index: &Index,
     data: &Synthetic,
     truth: &[Vec<u32>],
@@ -336,8 +344,8 @@ fn reference(args: &BenchSearchArgs, data: &Synthetic, truth: &[Vec<u32>]) -> an
     let base = write("base.npy", &data.base, data.len(), data.dim)?;
     let queries = write("queries.npy", &data.queries, truth.len(), data.dim)?;
     let flat: Vec<f32> = truth.iter().flat_map(|t| t.iter().map(|&i| i as f32)).collect();
-    let truth_path = write("truth.npy", &flat, truth.len(), args.k)?;
-    let ef: Vec<String> = args.ef.iter().map(|e| e.to_string()).collect();
+    let truth_path = write("truth.npy", &flat, truth.len(), args.query.k)?;
+    let ef: Vec<String> = args.query.ef.iter().map(|e| e.to_string()).collect();
     let systems = if data.len() > args.faiss_hnsw_max { "faiss-flat,hnswlib" } else { "faiss-flat,faiss-hnsw,hnswlib" };
     let started = Instant::now();
     let out = Command::new(super::python::python()?)
@@ -348,7 +356,7 @@ fn reference(args: &BenchSearchArgs, data: &Synthetic, truth: &[Vec<u32>]) -> an
         .arg(&queries)
         .arg("--truth")
         .arg(&truth_path)
-        .args(["--k", &args.k.to_string(), "--ef", &ef.join(","), "--systems", systems])
+        .args(["--k", &args.query.k.to_string(), "--ef", &ef.join(","), "--systems", systems])
         .output()
         .context("cannot run bench/search_reference.py")?;
     if !out.status.success() {

@@ -258,7 +258,9 @@ fn bench_tessera(
     for v in data.base.chunks_exact(data.dim) {
         builder.add(v, Vec::new(), None)?;
     }
-    let built = builder.build()?;
+    // One thread, as faiss and hnswlib build here (`bench graph` measures the batched build on two).
+    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let built = one_thread.install(|| builder.build())?;
     let build_s = started.elapsed().as_secs_f64();
     let bytes = built.to_bytes();
     let sizes = built.size_report();

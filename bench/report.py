@@ -170,6 +170,18 @@ def graph_section(d, md: list):
     md.append("")
 
 
+def ray_build_section(d, md: list):
+    if not begin(md, "Distributed build: shards on Ray, then merge (`bench/ray_build.py`)", d, "no `ray-build.json`"):
+        return
+    md.append(f"Source: {provenance(d)}; Ray {d['provenance'].get('ray')}. {d.get('data', '')}; {d.get('notes', '')}.\n")
+    md.append("| build | workers | threads | seconds | speed-up vs one process on 1 thread | file = one-thread single build |")
+    md.append("|---|---:|---:|---:|---:|---|")
+    for r in d["rows"]:
+        md.append(f"| {r['build']} | {r['workers'] or '-'} | {r['threads']} | {r['seconds']:.1f} | "
+                  f"{r['speedup_vs_single_1_thread']:.2f}× | {'yes' if r['identical_to_single'] else 'NO'} |")
+    md.append("")
+
+
 def partitioned_section(d, plots: Path, md: list):
     if not begin(md, "Partitioned index over HTTP Range (`tessera bench partitioned`)", d, "no `partitioned.json`"):
         return
@@ -349,6 +361,7 @@ def main():
     search_section(load(args.results, "search"), plots, md)
     graph_section(load(args.results, "graph-build"), md)
     partitioned_section(load(args.results, "partitioned"), plots, md)
+    ray_build_section(load(args.results, "ray-build"), md)
     web_section(load(args.results, "web"), plots, md, peak)
     wasm_variants_section(load(args.results, "wasm-variants"), md)
     slide_section(load(args.results, "slide-build"), md)

@@ -2,21 +2,10 @@
 """Writes run-times.json: each step of one `bench/run` and its wall seconds, from the
 tab-separated `name<TAB>milliseconds` lines bench/run's `timed` appended while it ran."""
 import argparse
-import datetime
 import json
-import os
-import subprocess
 from pathlib import Path
 
-
-def machine() -> str:
-    """The machine string of the CLI's `Provenance::now` (src/cli/mod.rs), which the
-    other bench/results files carry."""
-    model = next(
-        (l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")),
-        "unknown CPU",
-    )
-    return f"{model}, {os.cpu_count()} threads available"
+from provenance import provenance
 
 
 def main() -> None:
@@ -29,15 +18,9 @@ def main() -> None:
     for line in a.times.read_text().splitlines():
         name, ms = line.rsplit("\t", 1)
         steps.append({"step": name, "seconds": int(ms) / 1000})
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     report = {
         "benchmark": "run-times",
-        "provenance": {
-            "command": a.command,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "machine": machine(),
-            "git_commit": commit,
-        },
+        "provenance": provenance(a.command),
         "notes": "wall time of each benchmark step of one bench/run (a step includes installing what it needs, e.g. the Python references the first time); the CLI build before them is not counted",
         "steps": steps,
         "total_seconds": sum(s["seconds"] for s in steps),

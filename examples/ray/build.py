@@ -46,8 +46,10 @@ def parse_args(argv):
 
 
 @ray.remote
-def build_shard(tessera, inputs, options, shard_path, k, n, fail_once):
-    """One `tessera build --shard K/N`; resumes from its checkpoint when retried."""
+def build_shard(tessera, inputs, options, shard_path, k, n, fail_once, threads):
+    """One `tessera build --shard K/N` on `threads` threads (the CPUs Ray reserved for it,
+    so shards side by side do not oversubscribe a node); resumes from its checkpoint when
+    retried."""
     marker = shard_path + ".attempted"
     first_attempt = not os.path.exists(marker)
     open(marker, "w").close()
@@ -57,7 +59,7 @@ def build_shard(tessera, inputs, options, shard_path, k, n, fail_once):
     if os.path.exists(shard_path + ".checkpoint"):
         command.append("--resume")
     started = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "RAYON_NUM_THREADS": str(threads)})
     if done.returncode != 0:
         raise RuntimeError(f"shard {k}/{n}: {' '.join(command)} failed ({done.returncode}):\n{done.stderr[-4000:]}")
     os.remove(marker)
@@ -79,7 +81,8 @@ def main(argv):
     n = args.shards
     paths = {k: os.path.join(work, f"shard-{k:05d}-of-{n:05d}.shard") for k in range(1, n + 1)}
     task = build_shard.options(num_cpus=args.cpus_per_shard, max_retries=args.retries, retry_exceptions=True)
-    pending = [task.remote(tessera, inputs, args.build_options, paths[k], k, n, k in args.fail_once)
+    threads = max(1, int(args.cpus_per_shard))
+    pending = [task.remote(tessera, inputs, args.build_options, paths[k], k, n, k in args.fail_once, threads)
                for k in range(1, n + 1)]
     started = time.monotonic()
     done = 0

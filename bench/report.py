@@ -85,18 +85,35 @@ def embed_section(d, plots: Path, md: list, peak):
         t, o = r["tract"], r.get("onnxruntime") or {}
         gflops = GFLOP_PER_TILE_112 / (t["single_thread_median_ms"] / 1000)
         ratio = r.get("tract_over_onnxruntime_single_thread")
+        fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731 (a run without onnxruntime)
         md.append(
-            f"| {r['model']} | {t['single_thread_median_ms']:.1f} | {o.get('single_thread_median_ms', float('nan')):.1f} | "
-            f"{ratio:.2f} | {t['all_threads_ms_per_tile']:.1f} | {o.get('all_threads_median_ms', float('nan')):.1f} | {gflops:.1f} |"
+            f"| {r['model']} | {t['single_thread_median_ms']:.1f} | {fmt(o.get('single_thread_median_ms'), '.1f')} | "
+            f"{fmt(ratio, '.2f')} | {t['all_threads_ms_per_tile']:.1f} | {fmt(o.get('all_threads_median_ms'), '.1f')} | {gflops:.1f} |"
         )
         labels += [f"tract {r['model']} 1t", f"onnxruntime {r['model']} 1t"]
-        values += [t["single_thread_median_ms"], o.get("single_thread_median_ms", 0)]
+        values += [t["single_thread_median_ms"], o.get("single_thread_median_ms") or 0]
     if peak[0]:
         best = max(GFLOP_PER_TILE_112 / (r["tract"]["single_thread_median_ms"] / 1000) for r in d["results"])
         per_core = peak[0] / (os.cpu_count() or 1)
         md.append(f"\nOne core's peak: {per_core:.0f} GFLOP/s ({peak[1]}); tract reaches {best:.1f} GFLOP/s on one thread, {100 * best / per_core:.0f}% of it.")
     bar(plots / "embed-native.png", labels, values, "ms per tile (median, 1 thread)", "Embedding latency")
     md.append("\n![embedding latency](plots/embed-native.png)\n")
+    loads = [r for r in d["results"] if r.get("load")]
+    if loads:
+        md.append("Loading the model with tract (one run per phase, ms): from the shipped ONNX, and from NNEF (tract's "
+                  "serialization of the decluttered graph, written and read back in the same run).\n")
+        md.append("| model | ONNX parse | declutter | optimize | plan | ONNX total | NNEF read | NNEF optimize + plan | NNEF total | ONNX MB | NNEF MB | NNEF / ONNX output max diff |")
+        md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in loads:
+            o, n = r["load"]["onnx"], r["load"]["nnef"]
+            if "error" in n:
+                nnef = f"NNEF failed: {n['error']} | | | | |"
+            else:
+                nnef = (f"{n['read_ms']:.0f} | {n['optimize_plan_ms']:.0f} | {n['total_ms']:.0f} | {o['bytes'] / 1e6:.1f} | "
+                        f"{n['bytes'] / 1e6:.1f} | {n['max_abs_output_diff']:.1e} |")
+            md.append(f"| {r['model']} | {o['parse_ms']:.0f} | {o['declutter_ms']:.0f} | {o['optimize_ms']:.0f} | {o['plan_ms']:.1f} | "
+                      f"{o['total_ms']:.0f} | {nnef}")
+        md.append("")
 
 
 def gpu_section(d, plots: Path, md: list):

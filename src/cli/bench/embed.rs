@@ -1,5 +1,7 @@
 //! `tessera bench embed`: per-tile embedding time of tract (int8 and fp32, one thread and
-//! all threads) beside onnxruntime on the same tiles and model files, in the same run.
+//! all threads) beside onnxruntime on the same tiles and model files, in the same run; and
+//! where loading the shipped model goes (ONNX parse, declutter, optimize, plan) beside
+//! loading the same decluttered graph from NNEF, tract's own serialization.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,6 +54,62 @@ fn time_embedder(embedder: &Embedder, tiles: &[RgbImage]) -> anyhow::Result<Timi
     })
 }
 
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+/// The phases of loading `model` for a 1×3×size×size input, one run each, and whether
+/// shipping its decluttered graph as NNEF would start faster (the outputs compared).
+fn load_phases(model: &Path, size: usize) -> anyhow::Result<serde_json::Value> {
+    use tract_onnx::prelude::*;
+    use tract_onnx_opl::WithOnnx;
+
+    let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
+    let start = Instant::now();
+    let inference = tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(&bytes))?
+        .with_input_fact(0, f32::fact([1, 3, size, size]).into())?;
+    let parse_ms = ms(start);
+    let start = Instant::now();
+    let decluttered = inference.into_typed()?.into_decluttered()?;
+    let declutter_ms = ms(start);
+    let start = Instant::now();
+    let optimized = decluttered.clone().into_optimized()?;
+    let optimize_ms = ms(start);
+    let start = Instant::now();
+    let plan = optimized.into_runnable()?;
+    let plan_ms = ms(start);
+    let onnx = json!({ "parse_ms": parse_ms, "declutter_ms": declutter_ms, "optimize_ms": optimize_ms, "plan_ms": plan_ms,
+                       "total_ms": parse_ms + declutter_ms + optimize_ms + plan_ms, "bytes": bytes.len() });
+
+    // tract-nnef 0.23 has no serializer for the GeluExact its decluttering fuses the ViT's
+    // erf pattern into (an element-wise op without parameters): registered here.
+    let mut gelu = tract_nnef::internal::Registry::new("tessera_bench");
+    gelu.register_unit_element_wise("tessera_gelu_exact", &tract_onnx::tract_core::ops::nn::GeluExact {});
+    let nnef = tract_nnef::nnef().with_onnx().with_registry(gelu);
+    let from_nnef = (|| -> TractResult<serde_json::Value> {
+        let tar = nnef.write_to_tar(&decluttered, Vec::new())?;
+        let start = Instant::now();
+        let read = nnef.model_for_read(&mut std::io::Cursor::new(&tar))?;
+        let read_ms = ms(start);
+        let start = Instant::now();
+        let nnef_plan = read.into_optimized()?.into_runnable()?;
+        let optimize_plan_ms = ms(start);
+        let input: Tensor = tract_ndarray::Array4::<f32>::from_shape_fn((1, 3, size, size), |(_, c, y, x)| {
+            ((c * 7 + y * 3 + x) % 17) as f32 / 17.0 - 0.5
+        })
+        .into();
+        let a = plan.run(tvec!(input.clone().into()))?;
+        let b = nnef_plan.run(tvec!(input.into()))?;
+        let (a, b) = (a[0].to_plain_array_view::<f32>()?, b[0].to_plain_array_view::<f32>()?);
+        let max_abs_diff = a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        Ok(json!({ "read_ms": read_ms, "optimize_plan_ms": optimize_plan_ms, "total_ms": read_ms + optimize_plan_ms,
+                   "bytes": tar.len(), "max_abs_output_diff": max_abs_diff }))
+    })()
+    .unwrap_or_else(|e| json!({ "error": format!("{e:#}") }));
+    Ok(json!({ "onnx": onnx, "nnef": from_nnef }))
+}
+
 fn onnxruntime_reference(paths: &[PathBuf], int8: &Path, fp32: &Path) -> anyhow::Result<serde_json::Value> {
     let out = Command::new(super::python::python()?)
         .arg("bench/embed_reference.py")
@@ -98,6 +156,8 @@ pub fn run(args: BenchEmbedArgs) -> anyhow::Result<()> {
         let embedder = Embedder::from_files(model, manifest)?;
         input_size = embedder.manifest().input.size;
         let t = time_embedder(&embedder, &tiles)?;
+        let load = load_phases(model, input_size as usize)?;
+        eprintln!("tract {kind} load: {load}");
         let ort = |threads: usize| {
             reference.as_ref().and_then(|r| r["median_ms"][format!("{kind}/{threads}")].as_f64())
         };
@@ -111,6 +171,7 @@ pub fn run(args: BenchEmbedArgs) -> anyhow::Result<()> {
             "tract": { "single_thread_median_ms": t.single_median_ms, "all_threads_ms_per_tile": t.parallel_ms_per_tile },
             "onnxruntime": { "single_thread_median_ms": ort(1), "all_threads_median_ms": ort(threads) },
             "tract_over_onnxruntime_single_thread": ort(1).map(|o| t.single_median_ms / o),
+            "load": load,
         }));
     }
     let report = json!({
@@ -119,7 +180,7 @@ pub fn run(args: BenchEmbedArgs) -> anyhow::Result<()> {
         "tiles": tiles.len(),
         "threads": threads,
         "input_size": input_size,
-        "notes": "tract all-threads = rayon across tiles (throughput); onnxruntime all-threads = intra-op threads on one tile (latency)",
+        "notes": "tract all-threads = rayon across tiles (throughput); onnxruntime all-threads = intra-op threads on one tile (latency); load: one run of each phase on one thread, NNEF = the decluttered graph written by tract-nnef and read back",
         "onnxruntime_version": reference.as_ref().map(|r| r["onnxruntime"].clone()),
         "results": rows,
     });

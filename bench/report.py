@@ -62,6 +62,12 @@ def begin(md: list, title: str, d, missing: str) -> bool:
     return bool(d)
 
 
+def table_head(md: list, align: str, titles: list):
+    """A Markdown table's header row and its alignment row (`l` or `r` per column)."""
+    md.append("| " + " | ".join(titles) + " |")
+    md.append("|" + "".join("---:|" if a == "r" else "---|" for a in align))
+
+
 def bar(path: Path, labels, values, ylabel, title):
     fig, ax = plt.subplots(figsize=(7, 3.2))
     ax.barh(labels, values, color="#4056c8")
@@ -78,8 +84,7 @@ def embed_section(d, plots: Path, md: list, peak):
     if not begin(md, "Embedding, native (tract vs onnxruntime)", d, "no `embed-native.json`"):
         return
     md.append(f"Source: {provenance(d)}. {d.get('tiles')} tiles at {d.get('input_size')} px; {d.get('notes', '')}.\n")
-    md.append("| model | tract 1 thread ms/tile | onnxruntime 1 thread | tract / onnxruntime | tract all threads | onnxruntime all threads | tract GFLOP/s (1 thread) |")
-    md.append("|---|---:|---:|---:|---:|---:|---:|")
+    table_head(md, "lrrrrrr", ["model", "tract 1 thread ms/tile", "onnxruntime 1 thread", "tract / onnxruntime", "tract all threads", "onnxruntime all threads", "tract GFLOP/s (1 thread)"])
     labels, values = [], []
     for r in d["results"]:
         t, o = r["tract"], r.get("onnxruntime") or {}
@@ -102,8 +107,7 @@ def embed_section(d, plots: Path, md: list, peak):
     if loads:
         md.append("Loading the model with tract (one run per phase, ms): from the shipped ONNX, and from NNEF (tract's "
                   "serialization of the decluttered graph, written and read back in the same run).\n")
-        md.append("| model | ONNX parse | declutter | optimize | plan | ONNX total | NNEF read | NNEF optimize + plan | NNEF total | ONNX MB | NNEF MB | NNEF / ONNX output max diff |")
-        md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        table_head(md, "lrrrrrrrrrrr", ["model", "ONNX parse", "declutter", "optimize", "plan", "ONNX total", "NNEF read", "NNEF optimize + plan", "NNEF total", "ONNX MB", "NNEF MB", "NNEF / ONNX output max diff"])
         for r in loads:
             o, n = r["load"]["onnx"], r["load"]["nnef"]
             if "error" in n:
@@ -121,8 +125,7 @@ def gpu_section(d, plots: Path, md: list):
         return
     md.append(f"Source: {provenance(d)}. Adapter: {d['adapter']}; {d['tiles']} tiles at {d['input_size']} px, "
               f"{d['gflop_per_tile']:.2f} GFLOP per tile; {d.get('notes', '')}\n")
-    md.append("| backend | batch | ms/tile | tiles/s | GFLOP/s | runs |")
-    md.append("|---|---:|---:|---:|---:|---:|")
+    table_head(md, "lrrrrr", ["backend", "batch", "ms/tile", "tiles/s", "GFLOP/s", "runs"])
     labels, values = [], []
     for r in d["results"]:
         batch = r["batch"] if r["batch"] is not None else "-"
@@ -141,8 +144,7 @@ def search_section(d, plots: Path, md: list):
         return
     md.append(f"Source: {provenance(d)}. {d.get('data', '')}; {d.get('recall', '')}.\n")
     rows = d["rows"]
-    md.append("| system | variant | tiles | build s | bytes/tile | p50 ms | p99 ms | recall@10 |")
-    md.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    table_head(md, "llrrrrrr", ["system", "variant", "tiles", "build s", "bytes/tile", "p50 ms", "p99 ms", "recall@10"])
     for r in rows:
         md.append(
             f"| {r['system']} | {r['variant']} | {r['tiles']} | {r.get('build_s', 0):.1f} | {r.get('bytes_per_tile', 0):.0f} | "
@@ -175,9 +177,8 @@ def graph_section(d, md: list):
     md.append(f"Source: {provenance(d)}. {d.get('data', '')}; {d.get('recall', '')}. The speed-up is against "
               "instant-distance on one thread in the same run; the file's SHA-256 shows whether the thread count changed it.\n")
     efs = sorted({ef for r in d["rows"] for ef in r["recall_at_k"]}, key=lambda e: int(e.split("=")[1]))
-    md.append("| tiles | construction | threads | build s | speed-up | " + " | ".join(f"recall@{d['k']} {ef}" for ef in efs)
-              + " | layer-0 neighbours | file SHA-256 |")
-    md.append("|---:|---|---:|---:|---:|" + "---:|" * len(efs) + "---:|---|")
+    table_head(md, "rlrrr" + "r" * len(efs) + "rl", ["tiles", "construction", "threads", "build s", "speed-up",
+                                                     *(f"recall@{d['k']} {ef}" for ef in efs), "layer-0 neighbours", "file SHA-256"])
     for r in d["rows"]:
         speedup = r.get("speedup_vs_instant_distance_1_thread")
         md.append(f"| {r['tiles']} | {r['construction']} | {r['threads']} | {r['build_s']:.1f} | "
@@ -191,8 +192,7 @@ def ray_build_section(d, md: list):
     if not begin(md, "Distributed build: shards on Ray, then merge (`bench/ray_build.py`)", d, "no `ray-build.json`"):
         return
     md.append(f"Source: {provenance(d)}; Ray {d['provenance'].get('ray')}. {d.get('data', '')}; {d.get('notes', '')}.\n")
-    md.append("| build | workers | threads | seconds | speed-up vs one process on 1 thread | file = one-thread single build |")
-    md.append("|---|---:|---:|---:|---:|---|")
+    table_head(md, "lrrrrl", ["build", "workers", "threads", "seconds", "speed-up vs one process on 1 thread", "file = one-thread single build"])
     for r in d["rows"]:
         md.append(f"| {r['build']} | {r['workers'] or '-'} | {r['threads']} | {r['seconds']:.1f} | "
                   f"{r['speedup_vs_single_1_thread']:.2f}× | {'yes' if r['identical_to_single'] else 'NO'} |")
@@ -203,8 +203,7 @@ def partitioned_section(d, plots: Path, md: list):
     if not begin(md, "Partitioned index over HTTP Range (`tessera bench partitioned`)", d, "no `partitioned.json`"):
         return
     md.append(f"Source: {provenance(d)}. {d.get('data', '')}; {d.get('served', '')}; latency: {d.get('latency', '')}; {d.get('recall', '')}.\n")
-    md.append("| tiles | encoding | partitions | nprobe | file MB | directory kB | fetched kB/query | fetched / file | p50 ms | p99 ms | recall@10 |")
-    md.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    table_head(md, "rlrrrrrrrrr", ["tiles", "encoding", "partitions", "nprobe", "file MB", "directory kB", "fetched kB/query", "fetched / file", "p50 ms", "p99 ms", "recall@10"])
     rows = d["rows"]
     for r in rows:
         md.append(
@@ -245,8 +244,7 @@ def web_section(d, plots: Path, md: list, peak):
         md.append(f"Machine peak {peak[0]:.0f} GFLOP/s ({peak[1]}, one FMA unit per core); WASM SIMD128 has 4 f32 lanes, "
                   f"so its peak is {wasm_peak / (os.cpu_count() or 1):.0f} GFLOP/s per core and FMA unit, twice that on cores "
                   "with two FMA units (most server x86 cores); WASM has no FMA instruction without relaxed SIMD.\n")
-    md.append("| threads | Tessera build | Tessera ms per view (median) | GFLOP/s | onnxruntime-web ms (median) | GFLOP/s | Tessera speed-up |")
-    md.append("|---:|---|---:|---:|---:|---:|---:|")
+    table_head(md, "rlrrrrr", ["threads", "Tessera build", "Tessera ms per view (median)", "GFLOP/s", "onnxruntime-web ms (median)", "GFLOP/s", "Tessera speed-up"])
     labels, values = [], []
     for e in d["embedding"]:
         t, o = e["tessera"], e["onnxruntime_web"]
@@ -259,8 +257,7 @@ def web_section(d, plots: Path, md: list, peak):
               "the adapter; the figure divides the whole descriptor's time by the views, so it slightly over-counts Tessera.")
     sc = d.get("thread_scaling", {})
     md.append(f"The second thread: Tessera ×{sc.get('tessera')}, onnxruntime-web ×{sc.get('onnxruntime_web')}.\n")
-    md.append("| build | time to first result, cold ms | warm ms | warm engine load ms (wasm / data / engine) | in `new Engine` (model / index / describer) |")
-    md.append("|---|---:|---:|---|---|")
+    table_head(md, "lrrll", ["build", "time to first result, cold ms", "warm ms", "warm engine load ms (wasm / data / engine)", "in `new Engine` (model / index / describer)"])
     for name, ttfr in d.get("time_to_first_result", {}).items():
         w = ttfr["warm"]
         parts = " / ".join(f"{w['engine_load'].get(k, 0):.0f}" for k in ("wasm_ms", "data_ms", "engine_ms"))
@@ -289,8 +286,7 @@ def wasm_variants_section(d, md: list):
     if not begin(md, "The .wasm: LTO and wasm-opt (`bench/wasm-variants.sh`)", d, "no `wasm-variants.json`"):
         return
     md.append(f"Source: {provenance(d)}; {d['provenance'].get('browser')}, binaryen {d['provenance'].get('binaryen')}. {d['engine']}.\n")
-    md.append("| variant | gzip -9 MiB | size / shipped | ms per view | time / shipped | cosine to shipped (min) |")
-    md.append("|---|---:|---:|---:|---:|---:|")
+    table_head(md, "lrrrrr", ["variant", "gzip -9 MiB", "size / shipped", "ms per view", "time / shipped", "cosine to shipped (min)"])
     for r in d["rows"]:
         md.append(f"| {r['variant']} | {r['gzip_bytes'] / 1048576:.2f} | {r['size_over_first']} | {r['embed_ms_per_view']:.1f} | "
                   f"{r['time_over_first']} | {r['min_cosine_to_first']:.6f} |")
@@ -301,8 +297,7 @@ def slide_section(d, md: list):
     if not begin(md, "Whole-slide builds (`tessera bench slide`)", d, "no `slide-build.json`"):
         return
     md.append(f"Source: {provenance(d)}. {d.get('notes', '')}; {d.get('views')} view(s), {d.get('threads')} threads.\n")
-    md.append("| level-0 side | tiles | slide MB | build s | tiles/s | peak RSS MB | while embedding MB |")
-    md.append("|---:|---:|---:|---:|---:|---:|---:|")
+    table_head(md, "rrrrrrr", ["level-0 side", "tiles", "slide MB", "build s", "tiles/s", "peak RSS MB", "while embedding MB"])
     for r in d["results"]:
         side = f"{r['level0_side']} (max {r['max_tiles']} tiles)" if r.get("max_tiles") else r["level0_side"]
         md.append(f"| {side} | {r['tiles']} | {r['slide_mb']:.0f} | {r['build_s']:.1f} | {r['tiles_per_s']:.1f} | "
@@ -320,8 +315,7 @@ def web_memory_section(d, md: list):
     if not begin(md, "Memory over many calls in one page (`bench/web-memory.sh`)", d, "no `web-memory.json`"):
         return
     md.append(f"Source: {provenance(d)}. {d.get('notes', '')}.\n")
-    md.append("| phase | calls | engine (WASM) growth MB | page JS heap growth MB | worker JS growth MB |")
-    md.append("|---|---:|---:|---:|---:|")
+    table_head(md, "lrrrr", ["phase", "calls", "engine (WASM) growth MB", "page JS heap growth MB", "worker JS growth MB"])
     mb = lambda b: "-" if b is None else f"{b / 1048576:.2f}"
     for phase, s in d["summary"].items():
         md.append(f"| {phase} | {s['calls']:,} | {mb(s['wasm_growth_bytes'])} | {mb(s['page_heap_growth_bytes'])} | {mb(s['worker_heap_growth_bytes'])} |")
@@ -335,8 +329,7 @@ def eval_section(d, md: list):
     if not begin(md, "Retrieval quality (`tessera eval`)", d, "no `eval.json`"):
         return
     md.append(f"Source: {provenance(d)}. Full tables and the leak-free protocol: docs/eval.md.\n")
-    md.append("| dataset | protocol | descriptor | P@5 |")
-    md.append("|---|---|---|---:|")
+    table_head(md, "lllr", ["dataset", "protocol", "descriptor", "P@5"])
     for r in d["results"]:
         if r["report"]["protocol"] == "all_others":
             continue
@@ -347,8 +340,7 @@ def run_times_section(d, md: list):
     if not begin(md, "Where the run's time goes (`bench/run`)", d, "no `run-times.json` (written by `bench/run` since it times its steps)"):
         return
     md.append(f"Source: {provenance(d)}. {d.get('notes', '')}.\n")
-    md.append("| step | seconds | share |")
-    md.append("|---|---:|---:|")
+    table_head(md, "lrr", ["step", "seconds", "share"])
     total = d["total_seconds"] or 1
     for s in d["steps"]:
         md.append(f"| {s['step']} | {s['seconds']:.1f} | {s['seconds'] / total:.0%} |")

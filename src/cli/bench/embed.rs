@@ -43,17 +43,18 @@ fn time_embedder(embedder: &Embedder, tiles: &[RgbImage]) -> anyhow::Result<Timi
     for tile in tiles {
         let start = Instant::now();
         embedder.embed(tile)?;
-        times.push(start.elapsed().as_secs_f64() * 1e3);
+        times.push(ms(start));
     }
     times.sort_by(f64::total_cmp);
     let start = Instant::now();
     tiles.par_iter().try_for_each(|t| embedder.embed(t).map(drop))?;
     Ok(Timing {
         single_median_ms: times[times.len() / 2],
-        parallel_ms_per_tile: start.elapsed().as_secs_f64() * 1e3 / tiles.len() as f64,
+        parallel_ms_per_tile: ms(start) / tiles.len() as f64,
     })
 }
 
+/// Milliseconds since `since`.
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }

@@ -124,8 +124,12 @@ const basket = new Basket(new URL(config.index, document.baseURI).href, { onChan
  *  tiles cannot be fetched). */
 let slideImage = null;
 const wholeSlide = () => (slideImage ??= loadSlideImage(config.slide));
-const viewer = createViewer();
+// The engine first: once its worker runs, it loads on its own thread while OpenSeadragon
+// sets up the viewer on this one (about 250 ms that the load used to wait for, as the
+// worker starts through this thread). A worker that does not start holds nothing up.
 const ready = start();
+await Promise.race([client.started(), ready, new Promise((resolve) => setTimeout(resolve, 1000))]).catch(() => {});
+const viewer = createViewer();
 // The whole image, once the engine is up: "search this slide" reads it, and offline it is
 // what clicks are cut from where the pyramid's tiles were never fetched.
 ready.then(() => wholeSlide()).catch(() => {});

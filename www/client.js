@@ -137,6 +137,13 @@ export class TesseraClient {
     }).finally(() => clearTimeout(timer));
   }
 
+  /** Resolves once the worker runs (its module has been evaluated). Chromium starts a
+   *  worker through the page's thread: a page with long work of its own there (a viewer's
+   *  set-up) waits for this first, so the engine loads meanwhile instead of after it. */
+  started() {
+    return this.#call('ping', {}).then(() => undefined);
+  }
+
   info() {
     return this.#call('info', {});
   }

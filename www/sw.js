@@ -13,17 +13,22 @@ self.addEventListener('fetch', (event) => {
   if (request.method !== 'GET' || url.origin !== self.location.origin) return;
   // Range requests (a partitioned index's partitions) too: the Cache API stores no 206s.
   if (/\.(onnx|tsi|tsp|wasm)$/.test(url.pathname) || request.headers.has('range')) return;
-  event.respondWith(networkFirst(request));
+  event.respondWith(networkFirst(event));
 });
 
-async function networkFirst(request) {
-  const cache = await caches.open(SHELL_CACHE);
+async function networkFirst(event) {
+  const { request } = event;
   try {
     const response = await fetch(request);
-    if (response.ok) await cache.put(request, response.clone());
+    // The page gets the response at once; the copy is stored while it reads it (waiting
+    // for the write first added its time to every file the page fetched).
+    if (response.ok) {
+      const copy = response.clone();
+      event.waitUntil(caches.open(SHELL_CACHE).then((cache) => cache.put(request, copy)));
+    }
     return response;
   } catch (error) {
-    const cached = await cache.match(request, { ignoreSearch: true });
+    const cached = await (await caches.open(SHELL_CACHE)).match(request, { ignoreSearch: true });
     if (cached) return cached;
     throw error;
   }

@@ -134,6 +134,9 @@ export declare class TesseraClient {
   readonly bootstrap: string | null;
   onProgress: ((progress: LoadProgress) => void) | null;
   load(urls: LoadUrls, onProgress?: ((progress: LoadProgress) => void) | null, options?: { timeoutMs?: number; stallMs?: number }): Promise<LoadedInfo>;
+  /** Resolves once the worker runs: a page with long work of its own on the main thread
+   *  waits for this first (Chromium starts a worker through the page's thread). */
+  started(): Promise<void>;
   info(): Promise<EngineInfo>;
   embedPixels(imageData: ImageData | RgbaPixels, options?: EmbedOptions): Promise<Embedding>;
   embedImage(image: Blob | ArrayBuffer | Uint8Array, name?: string, options?: EmbedOptions): Promise<Embedding>;

@@ -109,4 +109,4 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(feature = "model")]
 mod embedder;
 #[cfg(feature = "model")]
-pub use embedder::Embedder;
+pub use embedder::{Embedder, LoadTimes};

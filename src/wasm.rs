@@ -13,7 +13,7 @@ use crate::collection::{Collection, CollectionInfo};
 use crate::describer::TileDescriber;
 use crate::error::{ErrorKind, Kinded};
 use crate::index::Census;
-use crate::model::{Embedder, ModelManifest};
+use crate::model::{Embedder, LoadTimes, ModelManifest};
 use crate::preprocess;
 use crate::scan;
 use crate::search::{Query, SearchOptions, SlideOptions};
@@ -108,7 +108,7 @@ export interface EngineOptions {
 export interface EngineInfo {
   runtime: { build: 'simd' | 'simd+threads'; threads: number;  // which .wasm runs, on how many threads
              embedding: string; gpu_notes: string[] };          // 'tract' or 'gpu: <adapter>'; why not the GPU
-  load_phases: { model_ms: number; index_ms: number; describer_ms: number };  // where new Engine spent its time
+  load_phases: { model_ms: number; model: { parse_ms: number; declutter_ms: number; optimize_ms: number }; index_ms: number; describer_ms: number };  // where new Engine spent its time
   model: { id: string; embedding_id: string; input_size: number; dim: number; sha256: string };
   index: { tiles: number; quantization: 'f32' | 'f16' | 'int8'; vector_dim: number; columns: string[];
            thumbnails: boolean; adapter: AdapterInfo | null; pca_energy_kept: number | null;
@@ -177,6 +177,8 @@ struct EngineOptions {
 #[derive(Serialize, Clone, Copy)]
 struct LoadPhases {
     model_ms: f64,
+    /// Inside `model_ms`: tract's parse, declutter and optimisation.
+    model: LoadTimes,
     index_ms: f64,
     describer_ms: f64,
 }
@@ -225,11 +227,13 @@ impl Engine {
         }
         .map_err(into_error)?;
         let model_done = js_sys::Date::now();
+        let model_load = embedder.load_times();
         let collection = Collection::from_bytes(index).map_err(into_error)?;
         let index_done = js_sys::Date::now();
         let describer = collection.describer(embedder).map_err(into_error)?;
         let phases = LoadPhases {
             model_ms: model_done - started,
+            model: model_load,
             index_ms: index_done - model_done,
             describer_ms: js_sys::Date::now() - index_done,
         };

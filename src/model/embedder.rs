@@ -15,6 +15,16 @@ use crate::vector::l2_normalize;
 pub struct Embedder {
     manifest: ModelManifest,
     plan: std::sync::Arc<TypedSimplePlan>,
+    load_times: LoadTimes,
+}
+
+/// Where loading the model went (ms): reading the ONNX graph, tract's decluttering (which
+/// also folds the int8 weights into f32) and its optimisation into a runnable plan.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct LoadTimes {
+    pub parse_ms: f64,
+    pub declutter_ms: f64,
+    pub optimize_ms: f64,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -44,25 +54,32 @@ impl Embedder {
     pub fn from_verified_bytes(model: &[u8], manifest: ModelManifest) -> Result<Self> {
         let load_err = |source| ModelError::Load { manifest_id: manifest.id.clone(), source };
         let size = manifest.input.size as usize;
-        let load = || {
-            tract_onnx::onnx()
-                .model_for_read(&mut Cursor::new(model))
-                .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, size, size]).into()))
-                .and_then(|m| m.into_optimized())
-                .and_then(|m| m.into_runnable())
-                // `embed` reads the first output (fuzz/model_bytes found a graph with none).
-                .and_then(|plan| match plan.model().outputs.is_empty() {
-                    true => Err(TractError::msg("the graph has no output")),
-                    false => Ok(plan),
-                })
+        let mut load_times = LoadTimes::default();
+        let mut load = || {
+            let start = web_time::Instant::now();
+            let parsed = tract_onnx::onnx()
+                .model_for_read(&mut Cursor::new(model))?
+                .with_input_fact(0, f32::fact([1, 3, size, size]).into())?;
+            load_times.parse_ms = ms_since(start);
+            let start = web_time::Instant::now();
+            let decluttered = parsed.into_typed()?.into_decluttered()?;
+            load_times.declutter_ms = ms_since(start);
+            let start = web_time::Instant::now();
+            let plan = decluttered.into_optimized()?.into_runnable()?;
+            load_times.optimize_ms = ms_since(start);
+            // `embed` reads the first output (fuzz/model_bytes found a graph with none).
+            match plan.model().outputs.is_empty() {
+                true => Err(TractError::msg("the graph has no output")),
+                false => Ok(plan),
+            }
         };
         // tract unwraps on some malformed graphs (an axis beyond the rank, found by
         // fuzz/model_bytes): that is a model that does not load, not a crash. (In WASM a
         // panic aborts whatever is done here; the page pins the model's hash.)
-        let plan = std::panic::catch_unwind(std::panic::AssertUnwindSafe(load))
+        let plan = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut load))
             .unwrap_or_else(|panic| Err(TractError::msg(format!("tract panicked on the graph: {}", panic_message(&*panic)))))
             .map_err(load_err)?;
-        Ok(Self { manifest, plan })
+        Ok(Self { manifest, plan, load_times })
     }
 
     /// Reads a model and its manifest from disk (CLI and tests).
@@ -94,6 +111,11 @@ impl Embedder {
 
     pub fn manifest(&self) -> &ModelManifest {
         &self.manifest
+    }
+
+    /// Where loading this model went (the browser engine reports it with its load phases).
+    pub fn load_times(&self) -> LoadTimes {
+        self.load_times
     }
 
     pub fn dim(&self) -> usize {
@@ -130,6 +152,10 @@ impl Embedder {
         l2_normalize(&mut vector);
         Ok(vector)
     }
+}
+
+fn ms_since(start: web_time::Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {

@@ -51,7 +51,7 @@ impl Kinded for crate::model::ModelError {
         use crate::model::ModelError as E;
         match self {
             E::Manifest { .. } | E::ManifestField { .. } | E::HashMismatch { .. } => ErrorKind::Integrity,
-            E::Load { .. } | E::Run { .. } | E::OutputShape { .. } | E::Io { .. } => ErrorKind::Engine,
+            E::Load { .. } | E::Run { .. } | E::OutputShape { .. } | E::Io { .. } | E::WriteDecluttered { .. } => ErrorKind::Engine,
         }
     }
 }

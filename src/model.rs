@@ -24,6 +24,8 @@ pub enum ModelError {
     OutputShape { manifest_id: String, shape: Vec<usize>, dim: usize },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot write the decluttered model as NNEF: {source:#}")]
+    WriteDecluttered { source: RuntimeError },
 }
 
 /// What the model runtime reports: tract's error; without the `model` feature (the fuzz
@@ -107,6 +109,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 #[cfg(feature = "model")]
+pub mod decluttered;
+#[cfg(feature = "model")]
 mod embedder;
 #[cfg(feature = "model")]
-pub use embedder::{Embedder, LoadTimes};
+pub use decluttered::Decluttered;
+#[cfg(feature = "model")]
+pub use embedder::{Embedder, LoadTimes, ModelSource};

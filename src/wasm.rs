@@ -13,7 +13,7 @@ use crate::collection::{Collection, CollectionInfo};
 use crate::describer::TileDescriber;
 use crate::error::{ErrorKind, Kinded};
 use crate::index::Census;
-use crate::model::{Embedder, LoadTimes, ModelManifest};
+use crate::model::{Decluttered, Embedder, LoadTimes, ModelManifest};
 use crate::preprocess;
 use crate::scan;
 use crate::search::{Query, SearchOptions, SlideOptions};
@@ -104,11 +104,13 @@ export interface SlideHit {
 export interface ScanTile { x: number; y: number; side: number; tissue: number; }
 export interface EngineOptions {
   model_verified?: boolean;   // the model bytes were checked against the manifest's SHA-256 already
+  model_format?: 'onnx' | 'decluttered-nnef';  // the ONNX file (default) or what takeDeclutteredNnef gave
+  keep_decluttered?: boolean; // keep the decluttered graph for takeDeclutteredNnef
 }
 export interface EngineInfo {
   runtime: { build: 'simd' | 'simd+threads'; threads: number;  // which .wasm runs, on how many threads
              embedding: string; gpu_notes: string[] };          // 'tract' or 'gpu: <adapter>'; why not the GPU
-  load_phases: { model_ms: number; model: { parse_ms: number; declutter_ms: number; optimize_ms: number }; index_ms: number; describer_ms: number };  // where new Engine spent its time
+  load_phases: { model_ms: number; model: { source: 'onnx' | 'decluttered-nnef'; parse_ms: number; declutter_ms: number; optimize_ms: number }; index_ms: number; describer_ms: number };  // where new Engine spent its time
   model: { id: string; embedding_id: string; input_size: number; dim: number; sha256: string };
   index: { tiles: number; quantization: 'f32' | 'f16' | 'int8'; vector_dim: number; columns: string[];
            thumbnails: boolean; adapter: AdapterInfo | null; pca_energy_kept: number | null;
@@ -133,6 +135,9 @@ pub struct Engine {
     describer: Rc<TileDescriber>,
     collection: Collection,
     phases: LoadPhases,
+    /// tract's decluttered graph, kept when asked (`keep_decluttered`) until
+    /// `takeDeclutteredNnef` hands it over to be cached.
+    decluttered: Option<Decluttered>,
     /// Why the GPU is not (or no longer) used, as the backend reported it.
     gpu_notes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -169,6 +174,20 @@ struct EngineOptions {
     /// The caller already checked the model bytes against the manifest's SHA-256 (the
     /// worker does, with WebCrypto), so the engine does not hash them again.
     model_verified: bool,
+    /// What the model bytes are: the ONNX file (default) or the NNEF copy of its
+    /// decluttered graph that `takeDeclutteredNnef` gave on an earlier load (no hash to check:
+    /// the caller keys its cache by the ONNX file's verified SHA-256 and `declutteredFormat`).
+    model_format: ModelFormat,
+    /// Keep the decluttered graph for `takeDeclutteredNnef` (an ONNX load only).
+    keep_decluttered: bool,
+}
+
+#[derive(Deserialize, Default, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+enum ModelFormat {
+    #[default]
+    Onnx,
+    DeclutteredNnef,
 }
 
 /// Where `new Engine` spent its time (ms, the clock's millisecond resolution): checking
@@ -220,12 +239,16 @@ impl Engine {
         let started = js_sys::Date::now();
         let options: EngineOptions = from_js_or_default(options, "engine options")?;
         let manifest = ModelManifest::from_json(manifest_json, "model manifest").map_err(into_error)?;
-        let embedder = if options.model_verified {
-            Embedder::from_verified_bytes(model, manifest)
-        } else {
-            Embedder::from_bytes(model, manifest)
-        }
-        .map_err(into_error)?;
+        let (embedder, decluttered) = match options.model_format {
+            ModelFormat::DeclutteredNnef => (Embedder::from_decluttered_nnef(model, manifest), None),
+            ModelFormat::Onnx if !options.model_verified => (Embedder::from_bytes(model, manifest), None),
+            ModelFormat::Onnx if options.keep_decluttered => match Embedder::from_verified_bytes_keeping_decluttered(model, manifest) {
+                Ok((embedder, decluttered)) => (Ok(embedder), Some(decluttered)),
+                Err(e) => (Err(e), None),
+            },
+            ModelFormat::Onnx => (Embedder::from_verified_bytes(model, manifest), None),
+        };
+        let embedder = embedder.map_err(into_error)?;
         let model_done = js_sys::Date::now();
         let model_load = embedder.load_times();
         let collection = Collection::from_bytes(index).map_err(into_error)?;
@@ -237,7 +260,7 @@ impl Engine {
             index_ms: index_done - model_done,
             describer_ms: js_sys::Date::now() - index_done,
         };
-        Ok(Engine { describer: Rc::new(describer), collection, phases, gpu_notes: Default::default() })
+        Ok(Engine { describer: Rc::new(describer), collection, phases, decluttered, gpu_notes: Default::default() })
     }
 
     /// Embeds RGBA pixels (e.g. `ImageData.data`) of a `width` × `height` tile, expanded
@@ -254,6 +277,14 @@ impl Engine {
     pub fn embed_image(&self, bytes: &[u8], name: Option<String>, expand: Option<u32>) -> Result<Float32Array, Error> {
         let tile = preprocess::decode(bytes, name.as_deref().unwrap_or("image")).map_err(into_error)?;
         self.describe(&tile, expand)
+    }
+
+    /// The NNEF tar of the model's decluttered graph (kept by `keep_decluttered`), once: the
+    /// engine lets go of it. `new Engine` reads it back with `model_format:
+    /// "decluttered-nnef"`, skipping tract's decluttering (most of loading the model here).
+    #[wasm_bindgen(js_name = takeDeclutteredNnef)]
+    pub fn take_decluttered_nnef(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        self.decluttered.take().map(|d| d.to_nnef()).transpose().map_err(into_error)
     }
 
     /// `embedPixels` as a promise: on the GPU when `useGpu` started one, else tract.
@@ -414,6 +445,13 @@ impl Engine {
         let expand = expand.unwrap_or(0) as usize;
         self.describer.describe_expanded(tile, expand).map(|v| Float32Array::from(v.as_slice())).map_err(into_error)
     }
+}
+
+/// What `takeDeclutteredNnef` writes (tract's version): part of the key a cached copy is
+/// stored under, so that an engine of another tract version never reads it.
+#[wasm_bindgen(js_name = declutteredFormat)]
+pub fn decluttered_format() -> String {
+    crate::model::decluttered::FORMAT.to_owned()
 }
 
 /// Turns any core error into a JS `Error` with the core's message and its causes, and its

@@ -5,7 +5,9 @@
 // Model, manifest, index and the .wasm are fetched from the page's origin with progress,
 // checked (model: the manifest's SHA-256; index: checksum and model id/SHA by the core;
 // each against the SHA-256 the page pins, when it pins one: on every load and cache hit),
-// and kept in the Cache API so a second visit starts offline.
+// and kept in the Cache API so a second visit starts offline. After a first load the model
+// as tract decluttered it is cached too (NNEF), and later loads read it instead of
+// decluttering again (most of starting the engine).
 //
 // Two builds of the engine sit beside this file: pkg/ (one thread) and pkg-threads/
 // (shared memory: tract's matmuls on a pool of Web Workers, wasm-bindgen-rayon). The
@@ -69,6 +71,8 @@ const handlers = {
     }
     engine?.free();
     engine = null;
+    clearTimeout(declutteredStore.timer);
+    declutteredStore.url = null;
     partitionSource = null;
     const started = performance.now();
     const timings = {};
@@ -87,11 +91,12 @@ const handlers = {
       if (modelSha256 && manifest.sha256.toLowerCase() !== modelSha256.toLowerCase()) {
         throw new WorkerError('integrity', `${manifestUrl} describes a model with SHA-256 ${manifest.sha256}, but the page pins ${modelSha256}`);
       }
-      const [model, index] = await Promise.all([
+      const [model, index, decluttered] = await Promise.all([
         fetchVerified(modelUrl, 'model', manifest.sha256),
         isPartitioned(indexUrl, partitioned) ? fetchDirectory(indexUrl, indexSha256) : fetchVerified(indexUrl, 'index', indexSha256, { fresh }),
+        wasm.then(({ pkg }) => cachedDecluttered(declutteredUrl(pkg, modelUrl, manifest))).catch(() => null),
       ]);
-      return { manifestBytes, model, index };
+      return { manifestBytes, model, index, decluttered };
     };
     const data = timed('data_ms', fetchData(false));
     await wasm.catch((e) => {
@@ -101,15 +106,30 @@ const handlers = {
     const { pkg, fallback } = await wasm;
     /** The engine over the fetched files; resolves to the model's bytes (the GPU path's). */
     const open = async (fetched) => {
-      const { manifestBytes, model, index } = await fetched;
+      const { manifestBytes, model, index, decluttered } = await fetched;
       const t = performance.now();
+      if (decluttered) {
+        // The model as tract decluttered it on an earlier visit (keyed by the ONNX file's
+        // verified SHA-256): no decluttering now. A copy that does not load is dropped.
+        try {
+          engine = new pkg.Engine(decluttered.bytes, manifestBytes, index, { model_format: 'decluttered-nnef' });
+          timings.engine_ms = performance.now() - t;
+          return model;
+        } catch (e) {
+          const error = engineError(e, 'engine');
+          if (error.kind === 'crashed') throw error;
+          console.warn(`the cached decluttered model did not load (${error.message}): loading the ONNX file`);
+          await dropCached(decluttered.url);
+        }
+      }
       try {
         // fetchVerified checked the model against the manifest's SHA-256 (WebCrypto).
-        engine = new pkg.Engine(model, manifestBytes, index, { model_verified: true });
+        engine = new pkg.Engine(model, manifestBytes, index, { model_verified: true, keep_decluttered: true });
       } catch (e) {
         throw engineError(e, 'engine');
       }
       timings.engine_ms = performance.now() - t;
+      storeDeclutteredWhenIdle(declutteredUrl(pkg, modelUrl, parseManifest(manifestBytes, manifestUrl)));
       return model;
     };
     let model;
@@ -288,6 +308,7 @@ const handlers = {
 
 self.onmessage = async ({ data }) => {
   const { id, type, args } = data;
+  if (type !== 'ping') declutteredStore.busy += 1;
   try {
     const handler = handlers[type];
     if (!handler) throw new WorkerError('usage', `unknown request "${type}"`);
@@ -299,8 +320,49 @@ self.onmessage = async ({ data }) => {
   } catch (e) {
     const error = e instanceof WorkerError ? e : engineError(e, 'engine');
     self.postMessage({ id, ok: false, error: { kind: error.kind, message: error.message } });
+  } finally {
+    if (type !== 'ping') {
+      declutteredStore.busy -= 1;
+      if (declutteredStore.url) storeDeclutteredWhenIdle(declutteredStore.url);
+    }
   }
 };
+
+// ---------------------------------------------------------------- the decluttered model
+
+/** Where the NNEF copy of the model as tract decluttered it is cached: per model (the
+ *  ONNX file's SHA-256, checked before it was decluttered), input size and tract version. */
+function declutteredUrl(pkg, modelUrl, manifest) {
+  const name = `${pkg.declutteredFormat()}-${manifest.sha256.toLowerCase()}-${manifest.input.size}.nnef.tar`;
+  return new URL(`tessera-decluttered/${name}`, modelUrl).href;
+}
+
+async function cachedDecluttered(url) {
+  const cached = await (await openCache())?.match(url);
+  return cached ? { url, bytes: new Uint8Array(await cached.arrayBuffer()) } : null;
+}
+
+/** The engine keeps its decluttered graph until this stores it: once the worker has had
+ *  no call for DECLUTTERED_IDLE_MS, so that writing it (a few hundred ms) never delays a
+ *  query. */
+const declutteredStore = { url: null, timer: null, busy: 0 };
+const DECLUTTERED_IDLE_MS = 2_000;
+
+function storeDeclutteredWhenIdle(url) {
+  declutteredStore.url = url;
+  clearTimeout(declutteredStore.timer);
+  declutteredStore.timer = setTimeout(async () => {
+    if (declutteredStore.busy > 0 || declutteredStore.url !== url || !engine) return;
+    declutteredStore.url = null;
+    try {
+      const bytes = engine.takeDeclutteredNnef();
+      if (bytes) await (await openCache())?.put(url, new Response(bytes, { headers: { 'content-type': 'application/x-tar' } }));
+    } catch (e) {
+      // Only a faster next start is lost (unless the engine trapped: engineError notes it).
+      console.warn('the decluttered model was not cached:', engineError(e, 'engine').message);
+    }
+  }, DECLUTTERED_IDLE_MS);
+}
 
 /** The build to run (see the top of this file) and, when threads were wanted but do not
  *  run, why. */

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use tract_onnx::prelude::*;
 
+use super::decluttered::{self, Decluttered};
 use super::{sha256_hex, ModelError, ModelManifest, Result};
 use crate::preprocess::{self, RgbImage};
 use crate::vector::l2_normalize;
@@ -18,13 +19,26 @@ pub struct Embedder {
     load_times: LoadTimes,
 }
 
-/// Where loading the model went (ms): reading the ONNX graph, tract's decluttering (which
-/// also folds the int8 weights into f32) and its optimisation into a runnable plan.
+/// Where loading the model went (ms): reading the graph, tract's decluttering (which also
+/// folds the int8 weights into f32; none when the graph was read decluttered) and its
+/// optimisation into a runnable plan.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct LoadTimes {
+    pub source: ModelSource,
     pub parse_ms: f64,
     pub declutter_ms: f64,
     pub optimize_ms: f64,
+}
+
+/// What the model was read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelSource {
+    /// The shipped ONNX file.
+    #[default]
+    Onnx,
+    /// A [`Decluttered::to_nnef`] copy of it.
+    DeclutteredNnef,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -52,34 +66,62 @@ impl Embedder {
     /// `manifest.sha256` — the browser worker does, with WebCrypto, about 10× faster than
     /// SHA-256 in WASM (120 ms for the 14 MB model on our machines).
     pub fn from_verified_bytes(model: &[u8], manifest: ModelManifest) -> Result<Self> {
-        let load_err = |source| ModelError::Load { manifest_id: manifest.id.clone(), source };
+        Ok(Self::load_onnx(model, manifest, false)?.0)
+    }
+
+    /// [`Embedder::from_verified_bytes`] that also keeps tract's decluttered graph, which
+    /// [`Decluttered::to_nnef`] stores so that the next start can skip decluttering
+    /// ([`Embedder::from_decluttered_nnef`]).
+    pub fn from_verified_bytes_keeping_decluttered(model: &[u8], manifest: ModelManifest) -> Result<(Self, Decluttered)> {
+        let (embedder, decluttered) = Self::load_onnx(model, manifest, true)?;
+        Ok((embedder, decluttered.expect("kept when asked")))
+    }
+
+    /// The model from a [`Decluttered::to_nnef`] file of the same manifest: tract reads and
+    /// optimizes it, without parsing ONNX or decluttering. Refused when its input is not
+    /// the manifest's size or it has no output.
+    pub fn from_decluttered_nnef(nnef: &[u8], manifest: ModelManifest) -> Result<Self> {
+        let size = manifest.input.size as usize;
+        let mut load_times = LoadTimes { source: ModelSource::DeclutteredNnef, ..LoadTimes::default() };
+        let load = || {
+            let start = web_time::Instant::now();
+            let model = decluttered::read(nnef)?;
+            let input = model.input_fact(0)?.shape.as_concrete().map(<[usize]>::to_vec);
+            if input.as_deref() != Some(&[1, 3, size, size][..]) {
+                return Err(TractError::msg(format!("its input is {input:?}, not the manifest's [1, 3, {size}, {size}]")));
+            }
+            load_times.parse_ms = ms_since(start);
+            let start = web_time::Instant::now();
+            let mut model = model;
+            model.optimize()?;
+            let plan = model.into_runnable()?;
+            load_times.optimize_ms = ms_since(start);
+            Ok(plan)
+        };
+        let plan = catch_tract_panic(load)
+            .map_err(|source| ModelError::Load { manifest_id: manifest.id.clone(), source: source.context("reading the decluttered NNEF") })?;
+        Ok(Self { manifest, plan, load_times })
+    }
+
+    fn load_onnx(model: &[u8], manifest: ModelManifest, keep_decluttered: bool) -> Result<(Self, Option<Decluttered>)> {
         let size = manifest.input.size as usize;
         let mut load_times = LoadTimes::default();
-        let mut load = || {
+        let mut kept = None;
+        let load = || {
             let start = web_time::Instant::now();
             let parsed = tract_onnx::onnx()
                 .model_for_read(&mut Cursor::new(model))?
                 .with_input_fact(0, f32::fact([1, 3, size, size]).into())?;
             load_times.parse_ms = ms_since(start);
             let start = web_time::Instant::now();
-            let decluttered = parsed.into_typed()?.into_decluttered()?;
+            let model = parsed.into_typed()?.into_decluttered()?;
             load_times.declutter_ms = ms_since(start);
-            let start = web_time::Instant::now();
-            let plan = decluttered.into_optimized()?.into_runnable()?;
-            load_times.optimize_ms = ms_since(start);
-            // `embed` reads the first output (fuzz/model_bytes found a graph with none).
-            match plan.model().outputs.is_empty() {
-                true => Err(TractError::msg("the graph has no output")),
-                false => Ok(plan),
-            }
+            // A clone shares the weights (reference-counted tensors).
+            kept = keep_decluttered.then(|| Decluttered(model.clone()));
+            optimize(model, &mut load_times)
         };
-        // tract unwraps on some malformed graphs (an axis beyond the rank, found by
-        // fuzz/model_bytes): that is a model that does not load, not a crash. (In WASM a
-        // panic aborts whatever is done here; the page pins the model's hash.)
-        let plan = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut load))
-            .unwrap_or_else(|panic| Err(TractError::msg(format!("tract panicked on the graph: {}", panic_message(&*panic)))))
-            .map_err(load_err)?;
-        Ok(Self { manifest, plan, load_times })
+        let plan = catch_tract_panic(load).map_err(|source| ModelError::Load { manifest_id: manifest.id.clone(), source })?;
+        Ok((Self { manifest, plan, load_times }, kept))
     }
 
     /// Reads a model and its manifest from disk (CLI and tests).
@@ -152,6 +194,26 @@ impl Embedder {
         l2_normalize(&mut vector);
         Ok(vector)
     }
+}
+
+/// The decluttered graph optimized into the plan `embed` runs.
+fn optimize(model: TypedModel, load_times: &mut LoadTimes) -> TractResult<std::sync::Arc<TypedSimplePlan>> {
+    let start = web_time::Instant::now();
+    let plan = model.into_optimized()?.into_runnable()?;
+    load_times.optimize_ms = ms_since(start);
+    // `embed` reads the first output (fuzz/model_bytes found a graph with none).
+    match plan.model().outputs.is_empty() {
+        true => Err(TractError::msg("the graph has no output")),
+        false => Ok(plan),
+    }
+}
+
+/// tract unwraps on some malformed graphs (an axis beyond the rank, found by
+/// fuzz/model_bytes): that is a model that does not load, not a crash. (In WASM a panic
+/// aborts whatever is done here; the page pins the model's hash.)
+fn catch_tract_panic<T>(load: impl FnOnce() -> TractResult<T>) -> TractResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(load))
+        .unwrap_or_else(|panic| Err(TractError::msg(format!("tract panicked on the graph: {}", panic_message(&*panic)))))
 }
 
 fn ms_since(start: web_time::Instant) -> f64 {

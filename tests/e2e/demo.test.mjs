@@ -311,6 +311,60 @@ describe('second visit', () => {
   });
 });
 
+describe('the decluttered model', () => {
+  /** The fixture tile's query descriptor, described by the page's engine. */
+  const describeTile = (page) => page.evaluate(async (bytes) => {
+    const { vector } = await window.tessera.client.embedImage(new Uint8Array(bytes), 'tile.jpeg');
+    return Array.from(vector);
+  }, [...readFileSync(FIXTURE_TILE)]);
+  const modelSource = (page) => page.evaluate(() => window.tessera.state.info.load_phases.model.source);
+  /** The decluttered copy's cache entry, once the idle worker has written it. */
+  const cachedCopy = async (page) => {
+    for (const started = Date.now(); Date.now() - started < 60_000;) {
+      const url = await page.evaluate(async () => {
+        const keys = await (await caches.open('tessera-data-v1')).keys();
+        return keys.map((r) => r.url).find((u) => u.includes('/tessera-decluttered/')) ?? null;
+      });
+      if (url) return url;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    throw new Error('the decluttered model was not cached within 60 s');
+  };
+
+  test('a second visit reads the model as tract decluttered it on the first, and describes tiles the same; a damaged copy is replaced', async () => {
+    const { page, context } = await newPage(env.browser);
+    try {
+      await openDemo(page);
+      await waitReady(page);
+      assert.equal(await modelSource(page), 'onnx');
+      const first = await describeTile(page);
+      const url = await cachedCopy(page);
+      assert.match(url, /tract-[0-9.]+-nnef-[0-9a-f]{64}-112\.nnef\.tar$/);
+
+      await page.reload();
+      await waitReady(page);
+      assert.equal(await modelSource(page), 'decluttered-nnef');
+      assert.deepEqual(await describeTile(page), first, 'the same descriptor, bit for bit');
+
+      // A copy cut short in the cache: dropped, the ONNX file loaded, a new copy written.
+      await page.evaluate(async (u) => {
+        const cache = await caches.open('tessera-data-v1');
+        const bytes = new Uint8Array(await (await cache.match(u)).arrayBuffer());
+        await cache.put(u, new Response(bytes.slice(0, bytes.length >> 1)));
+      }, url);
+      await page.reload();
+      await waitReady(page);
+      assert.equal(await modelSource(page), 'onnx');
+      assert.deepEqual(await describeTile(page), first);
+      assert.equal(await cachedCopy(page), url);
+      const size = await page.evaluate(async (u) => (await (await (await caches.open('tessera-data-v1')).match(u)).arrayBuffer()).byteLength, url);
+      assert.ok(size > 40e6, `the new copy is whole (${size} bytes)`);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
 describe('widget', () => {
   test('<tessera-search> in a portal page searches a region and emits hits', async () => {
     const { page, context } = await newPage(env.browser);

@@ -4,6 +4,7 @@
 use crate::common;
 
 use common::{cosine, data, embedder, repo};
+use tessera::model::{Embedder, ModelError, ModelManifest, ModelSource};
 use tessera::preprocess::{self, RgbImage};
 
 #[derive(serde::Deserialize)]
@@ -92,4 +93,58 @@ fn rgba_pixels_embed_like_the_decoded_image() {
     let rgba: Vec<u8> = img.pixels().flat_map(|p| [p[0], p[1], p[2], 255]).collect();
     let from_rgba = preprocess::from_rgba(img.width(), img.height(), &rgba).unwrap();
     assert_eq!(embedder().embed(&img).unwrap(), embedder().embed(&from_rgba).unwrap());
+}
+
+/// The NNEF copy of the decluttered graph that the browser caches (src/model/decluttered.rs)
+/// loads into the same model: every reference tile embeds bit for bit as from the ONNX file.
+#[test]
+fn the_decluttered_nnef_copy_embeds_exactly_like_the_onnx_model() {
+    let (model, manifest) = Embedder::default_files();
+    let manifest = ModelManifest::from_json(&std::fs::read(manifest).unwrap(), "manifest").unwrap();
+    let bytes = std::fs::read(model).unwrap();
+    let (from_onnx, decluttered) = Embedder::from_verified_bytes_keeping_decluttered(&bytes, manifest.clone()).unwrap();
+    let nnef = decluttered.to_nnef().unwrap();
+    assert_eq!(nnef, decluttered.to_nnef().unwrap(), "the same file every time (no clock in it)");
+    let from_nnef = Embedder::from_decluttered_nnef(&nnef, manifest).unwrap();
+    assert_eq!(from_onnx.load_times().source, ModelSource::Onnx);
+    assert_eq!(from_nnef.load_times().source, ModelSource::DeclutteredNnef);
+    assert_eq!(from_nnef.load_times().declutter_ms, 0.0);
+    let r = reference();
+    for (tile, px) in r.tiles.iter().zip(reference_pixels(r.input_size)) {
+        assert_eq!(from_onnx.embed_square(&px).unwrap(), from_nnef.embed_square(&px).unwrap(), "{tile}");
+    }
+}
+
+/// A copy made for another input size, or damaged in the cache, is a load error (the worker
+/// then drops it and loads the ONNX file), never a panic.
+#[test]
+fn a_decluttered_copy_of_another_size_or_damaged_is_refused() {
+    let (model, manifest_path) = Embedder::default_files();
+    let manifest = ModelManifest::from_json(&std::fs::read(manifest_path).unwrap(), "manifest").unwrap();
+    let (_, decluttered) = Embedder::from_verified_bytes_keeping_decluttered(&std::fs::read(model).unwrap(), manifest.clone()).unwrap();
+    let nnef = decluttered.to_nnef().unwrap();
+    let mut other_size = manifest.clone();
+    other_size.input.size = 224;
+    let err = Embedder::from_decluttered_nnef(&nnef, other_size).unwrap_err();
+    assert!(matches!(err, ModelError::Load { .. }), "{err}");
+    assert!(err.to_string().contains("not the manifest's [1, 3, 224, 224]"), "{err}");
+    for damaged in [&nnef[..nnef.len() / 2], &nnef[..1000], &[][..], &b"not a tar at all"[..]] {
+        let err = Embedder::from_decluttered_nnef(damaged, manifest.clone()).unwrap_err();
+        assert!(matches!(err, ModelError::Load { .. }), "{} bytes: {err}", damaged.len());
+        // An error tract returns, not a panic caught here: the browser cannot catch one.
+        assert!(!err.to_string().contains("panicked"), "{err}");
+    }
+}
+
+/// The cache key's tract version (decluttered::FORMAT) is the tract that writes the file:
+/// after a tract upgrade, browsers must not read copies the old one wrote.
+#[test]
+fn the_decluttered_format_names_the_tract_in_cargo_lock() {
+    let lock = std::fs::read_to_string(repo().join("Cargo.lock")).unwrap();
+    let version = lock
+        .split("[[package]]")
+        .find(|p| p.contains("name = \"tract-nnef\"\n"))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")?.strip_suffix('"')))
+        .expect("tract-nnef in Cargo.lock");
+    assert_eq!(tessera::model::decluttered::FORMAT, format!("tract-{version}-nnef"));
 }

@@ -1,7 +1,7 @@
 //! `tessera bench embed`: per-tile embedding time of tract (int8 and fp32, one thread and
 //! all threads) beside onnxruntime on the same tiles and model files, in the same run; and
-//! where loading the shipped model goes (ONNX parse, declutter, optimize, plan) beside
-//! loading the same decluttered graph from NNEF, tract's own serialization.
+//! where loading the shipped model goes (ONNX parse, declutter, optimize) beside loading
+//! the NNEF copy of its decluttered graph that the browser caches.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use crate::cli::tiles::{list_tiles, read_tile};
-use tessera::model::Embedder;
+use tessera::model::{Embedder, LoadTimes, ModelManifest};
 use tessera::preprocess::RgbImage;
 
 #[derive(clap::Args)]
@@ -59,56 +59,26 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
-/// The phases of loading `model` for a 1×3×size×size input, one run each, and whether
-/// shipping its decluttered graph as NNEF would start faster (the outputs compared).
-fn load_phases(model: &Path, size: usize) -> anyhow::Result<serde_json::Value> {
-    use tract_onnx::prelude::*;
-    use tract_onnx_opl::WithOnnx;
-
+/// The phases of loading `model` as the engine does (one run each): from the ONNX file,
+/// and from the NNEF copy of its decluttered graph that the browser caches, with the two
+/// embeddings of `tile` compared.
+fn load_phases(model: &Path, manifest: &ModelManifest, tile: &RgbImage) -> anyhow::Result<serde_json::Value> {
     let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
+    let (from_onnx, decluttered) = Embedder::from_verified_bytes_keeping_decluttered(&bytes, manifest.clone())?;
     let start = Instant::now();
-    let inference = tract_onnx::onnx()
-        .model_for_read(&mut std::io::Cursor::new(&bytes))?
-        .with_input_fact(0, f32::fact([1, 3, size, size]).into())?;
-    let parse_ms = ms(start);
-    let start = Instant::now();
-    let decluttered = inference.into_typed()?.into_decluttered()?;
-    let declutter_ms = ms(start);
-    let start = Instant::now();
-    let optimized = decluttered.clone().into_optimized()?;
-    let optimize_ms = ms(start);
-    let start = Instant::now();
-    let plan = optimized.into_runnable()?;
-    let plan_ms = ms(start);
-    let onnx = json!({ "parse_ms": parse_ms, "declutter_ms": declutter_ms, "optimize_ms": optimize_ms, "plan_ms": plan_ms,
-                       "total_ms": parse_ms + declutter_ms + optimize_ms + plan_ms, "bytes": bytes.len() });
-
-    // tract-nnef 0.23 has no serializer for the GeluExact its decluttering fuses the ViT's
-    // erf pattern into (an element-wise op without parameters): registered here.
-    let mut gelu = tract_nnef::internal::Registry::new("tessera_bench");
-    gelu.register_unit_element_wise("tessera_gelu_exact", &tract_onnx::tract_core::ops::nn::GeluExact {});
-    let nnef = tract_nnef::nnef().with_onnx().with_registry(gelu);
-    let from_nnef = (|| -> TractResult<serde_json::Value> {
-        let tar = nnef.write_to_tar(&decluttered, Vec::new())?;
-        let start = Instant::now();
-        let read = nnef.model_for_read(&mut std::io::Cursor::new(&tar))?;
-        let read_ms = ms(start);
-        let start = Instant::now();
-        let nnef_plan = read.into_optimized()?.into_runnable()?;
-        let optimize_plan_ms = ms(start);
-        let input: Tensor = tract_ndarray::Array4::<f32>::from_shape_fn((1, 3, size, size), |(_, c, y, x)| {
-            ((c * 7 + y * 3 + x) % 17) as f32 / 17.0 - 0.5
-        })
-        .into();
-        let a = plan.run(tvec!(input.clone().into()))?;
-        let b = nnef_plan.run(tvec!(input.into()))?;
-        let (a, b) = (a[0].to_plain_array_view::<f32>()?, b[0].to_plain_array_view::<f32>()?);
-        let max_abs_diff = a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-        Ok(json!({ "read_ms": read_ms, "optimize_plan_ms": optimize_plan_ms, "total_ms": read_ms + optimize_plan_ms,
-                   "bytes": tar.len(), "max_abs_output_diff": max_abs_diff }))
-    })()
-    .unwrap_or_else(|e| json!({ "error": format!("{e:#}") }));
-    Ok(json!({ "onnx": onnx, "nnef": from_nnef }))
+    let nnef = decluttered.to_nnef()?;
+    let write_ms = ms(start);
+    let from_nnef = Embedder::from_decluttered_nnef(&nnef, manifest.clone())?;
+    let (a, b) = (from_onnx.embed(tile)?, from_nnef.embed(tile)?);
+    let max_abs_diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let phases = |t: LoadTimes, bytes: usize| {
+        json!({ "parse_ms": t.parse_ms, "declutter_ms": t.declutter_ms, "optimize_ms": t.optimize_ms,
+                "total_ms": t.parse_ms + t.declutter_ms + t.optimize_ms, "bytes": bytes })
+    };
+    let mut nnef_phases = phases(from_nnef.load_times(), nnef.len());
+    nnef_phases["write_ms"] = json!(write_ms);
+    nnef_phases["max_abs_output_diff"] = json!(max_abs_diff);
+    Ok(json!({ "onnx": phases(from_onnx.load_times(), bytes.len()), "nnef": nnef_phases }))
 }
 
 fn onnxruntime_reference(paths: &[PathBuf], int8: &Path, fp32: &Path) -> anyhow::Result<serde_json::Value> {
@@ -157,7 +127,7 @@ pub fn run(args: BenchEmbedArgs) -> anyhow::Result<()> {
         let embedder = Embedder::from_files(model, manifest)?;
         input_size = embedder.manifest().input.size;
         let t = time_embedder(&embedder, &tiles)?;
-        let load = load_phases(model, input_size as usize)?;
+        let load = load_phases(model, embedder.manifest(), &tiles[0])?;
         eprintln!("tract {kind} load: {load}");
         let ort = |threads: usize| {
             reference.as_ref().and_then(|r| r["median_ms"][format!("{kind}/{threads}")].as_f64())
@@ -181,7 +151,7 @@ pub fn run(args: BenchEmbedArgs) -> anyhow::Result<()> {
         "tiles": tiles.len(),
         "threads": threads,
         "input_size": input_size,
-        "notes": "tract all-threads = rayon across tiles (throughput); onnxruntime all-threads = intra-op threads on one tile (latency); load: one run of each phase on one thread, NNEF = the decluttered graph written by tract-nnef and read back",
+        "notes": "tract all-threads = rayon across tiles (throughput); onnxruntime all-threads = intra-op threads on one tile (latency); load: one run of each phase on one thread, NNEF = the decluttered graph as the browser caches it (src/model/decluttered.rs), written and read back",
         "onnxruntime_version": reference.as_ref().map(|r| r["onnxruntime"].clone()),
         "results": rows,
     });

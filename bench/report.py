@@ -267,12 +267,13 @@ def web_section(d, plots: Path, md: list, peak):
         click = w.get("click_to_result", {})
         md.append(f"| {w['runtime']['build']}, {w['runtime']['threads']} thread(s) | {ttfr['cold']['first_result_ms']:.0f} | {w['first_result_ms']:.0f} | "
                   f"{w['ready_ms']:.0f} + {w.get('click_to_result_ms', 0):.0f} ({click.get('embed_ms', 0):.0f}) | {parts} | "
-                  f"{ph.get('model_ms', 0):.0f} ({steps}) / {ph.get('index_ms', 0):.0f} |")
+                  f"{ph.get('model_ms', 0):.0f} from {model.get('source', 'onnx')} ({steps}) / {ph.get('index_ms', 0):.0f} |")
     md.append("\nMeasured in the page from its navigation start: until it says it is ready, plus from the click on the slide to "
               "the first result card (what a user who clicks at once waits); embedding: the query tile's description in the worker. "
               "wasm: compiling the module (and starting the thread pool); data: reading model and index from the "
               "cache or the network and hashing them; engine: `new Engine`, whose model part is tract's parse, decluttering (which "
-              "also folds the int8 weights into f32) and optimisation of the graph.\n")
+              "also folds the int8 weights into f32) and optimisation of the graph; a second visit reads the graph as the first one's "
+              "worker cached it, decluttered (decluttered-nnef), unless the cache was empty.\n")
     g = d.get("webgpu")
     if g and not g.get("skipped"):
         md.append(f"WebGPU ({g['runtime']['embedding']}): {g['embed_ms']['median']:.0f} ms per descriptor, {g['embed_ms_per_view']:.0f} ms per view, "

@@ -20,8 +20,10 @@ import { loadDeployment } from './deployment.js';
 const TILE_SCREEN_PX = 224;
 /** Search this slide uses tiles no larger than the slide's short side over this. */
 const SCAN_MIN_GRID = 6;
-/** Crops larger than this are scaled down in the page before embedding (the model sees 224 px). */
-const MAX_CROP_PX = 896;
+/** Crops larger than this are scaled down in the page before embedding: the model sees
+ *  112 px, and the index's tiles were described from 224-px images. Larger crops only cost
+ *  time (more pyramid tiles to fetch, more pixels to post and resize). */
+const MAX_CROP_PX = 448;
 /** LC25000 lung classes: short names for the badges, full ones for tooltips. */
 const LABEL_NAMES = {
   lung_aca: 'Adenocarcinoma',
@@ -287,8 +289,10 @@ async function selectTileAt(position) {
   const box = { x: region.x, y: region.y, side: region.width };
   const canvas = new OffscreenCanvas(pixels.width, pixels.height);
   canvas.getContext('2d').putImageData(pixels, 0, 0);
+  // The worker describes the tile while this thread makes its preview.
+  const embedding = client.embedPixels(pixels, { expand: Number(el.expand.value) });
   const preview = await previewUrl(canvas);
-  await addVectorExample(client.embedPixels(pixels, { expand: Number(el.expand.value) }), {
+  await addVectorExample(embedding, {
     preview,
     caption: `Slide region · ${formatMag(config.scanMagnification * Math.min(1, TILE_SCREEN_PX / box.side))}`,
     box,

@@ -106,7 +106,16 @@ impl EmbeddingBackend {
         #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
         return pollster::block_on(self.embed_squares_async(squares));
         #[allow(unreachable_code)]
-        squares.iter().map(|s| self.tract.embed_square(s)).collect()
+        self.embed_squares_with_tract(squares)
+    }
+
+    /// The squares' embeddings by tract, one per thread of the pool: a query's four views
+    /// on two threads take half the time, where threading inside tract's matrix products
+    /// gains less (×1.4 on two threads in the browser). The same embeddings in the same order.
+    fn embed_squares_with_tract(&self, squares: &[RgbImage]) -> Result<Vec<Vec<f32>>, ModelError> {
+        use rayon::prelude::*;
+        let tract = &self.tract; // the GPU's state in `self` stays on this thread
+        squares.par_iter().map(|s| tract.embed_square(s)).collect()
     }
 
     /// [`Self::embed_squares`], awaiting the GPU when one runs.
@@ -118,7 +127,7 @@ impl EmbeddingBackend {
                 Err(e) => gpu.fail(&e),
             }
         }
-        squares.iter().map(|s| self.tract.embed_square(s)).collect()
+        self.embed_squares_with_tract(squares)
     }
 
     /// Whether every square is at the model's input size: a wrong one is an input error

@@ -282,9 +282,15 @@ impl Engine {
     /// The NNEF tar of the model's decluttered graph (kept by `keep_decluttered`), once: the
     /// engine lets go of it. `new Engine` reads it back with `model_format:
     /// "decluttered-nnef"`, skipping tract's decluttering (most of loading the model here).
+    /// In pieces (`Uint8Array[]`, in order; e.g. `new Blob(pieces)`): the whole 44 MB is
+    /// never in the engine's memory, which would keep it (WebAssembly memory only grows).
     #[wasm_bindgen(js_name = takeDeclutteredNnef)]
-    pub fn take_decluttered_nnef(&mut self) -> Result<Option<Vec<u8>>, Error> {
-        self.decluttered.take().map(|d| d.to_nnef()).transpose().map_err(into_error)
+    pub fn take_decluttered_nnef(&mut self) -> Result<Option<Array>, Error> {
+        let Some(decluttered) = self.decluttered.take() else { return Ok(None) };
+        // Pieces of 1 MiB, not one per write (tar copies in 8 kB steps).
+        let pieces = decluttered.write_nnef(std::io::BufWriter::with_capacity(1 << 20, JsPieces(Array::new()))).map_err(into_error)?;
+        let pieces = pieces.into_inner().map_err(|e| js_error(&format!("cannot hand out the decluttered model: {e}"), ErrorKind::Engine))?;
+        Ok(Some(pieces.0))
     }
 
     /// `embedPixels` as a promise: on the GPU when `useGpu` started one, else tract.
@@ -444,6 +450,20 @@ impl Engine {
     fn describe(&self, tile: &preprocess::RgbImage, expand: Option<u32>) -> Result<Float32Array, Error> {
         let expand = expand.unwrap_or(0) as usize;
         self.describer.describe_expanded(tile, expand).map(|v| Float32Array::from(v.as_slice())).map_err(into_error)
+    }
+}
+
+/// A writer that copies what it is given into JS `Uint8Array`s, one per write.
+struct JsPieces(Array);
+
+impl std::io::Write for JsPieces {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.push(&Uint8Array::from(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -355,8 +355,8 @@ function storeDeclutteredWhenIdle(url) {
     if (declutteredStore.busy > 0 || declutteredStore.url !== url || !engine) return;
     declutteredStore.url = null;
     try {
-      const bytes = engine.takeDeclutteredNnef();
-      if (bytes) await (await openCache())?.put(url, new Response(bytes, { headers: { 'content-type': 'application/x-tar' } }));
+      const pieces = engine.takeDeclutteredNnef();
+      if (pieces) await (await openCache())?.put(url, new Response(new Blob(pieces), { headers: { 'content-type': 'application/x-tar' } }));
     } catch (e) {
       // Only a faster next start is lost (unless the engine trapped: engineError notes it).
       console.warn('the decluttered model was not cached:', engineError(e, 'engine').message);

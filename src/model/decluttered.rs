@@ -19,10 +19,16 @@ pub struct Decluttered(pub(super) TypedModel);
 impl Decluttered {
     /// The graph as an NNEF tar ([`super::Embedder::from_decluttered_nnef`] reads it).
     pub fn to_nnef(&self) -> Result<Vec<u8>, ModelError> {
+        self.write_nnef(Vec::new())
+    }
+
+    /// [`Decluttered::to_nnef`] written to `w` as it is made (the browser hands it out in
+    /// pieces, so that its 44 MB never have to sit in the engine's memory at once).
+    pub fn write_nnef<W: std::io::Write>(&self, w: W) -> Result<W, ModelError> {
         // Deterministic: a fixed timestamp in the tar headers (the clock's would also panic in
         // the browser, where std has no system time).
         framework()
-            .write_to_tar_with_config(&self.0, Vec::new(), false, true)
+            .write_to_tar_with_config(&self.0, w, false, true)
             .map_err(|source| ModelError::WriteDecluttered { source })
     }
 }

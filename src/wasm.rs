@@ -235,18 +235,25 @@ impl Engine {
     /// index's vectors were (its descriptor: ViT, colour histogram or both fused).
     /// `options`: `EngineOptions` (absent: the defaults).
     #[wasm_bindgen(constructor)]
-    pub fn new(model: &[u8], manifest_json: &[u8], index: &[u8], options: JsValue) -> Result<Engine, Error> {
+    pub fn new(model: &Uint8Array, manifest_json: &[u8], index: &[u8], options: JsValue) -> Result<Engine, Error> {
         let started = js_sys::Date::now();
         let options: EngineOptions = from_js_or_default(options, "engine options")?;
         let manifest = ModelManifest::from_json(manifest_json, "model manifest").map_err(into_error)?;
         let (embedder, decluttered) = match options.model_format {
-            ModelFormat::DeclutteredNnef => (Embedder::from_decluttered_nnef(model, manifest), None),
-            ModelFormat::Onnx if !options.model_verified => (Embedder::from_bytes(model, manifest), None),
-            ModelFormat::Onnx if options.keep_decluttered => match Embedder::from_verified_bytes_keeping_decluttered(model, manifest) {
-                Ok((embedder, decluttered)) => (Ok(embedder), Some(decluttered)),
-                Err(e) => (Err(e), None),
-            },
-            ModelFormat::Onnx => (Embedder::from_verified_bytes(model, manifest), None),
+            // The decluttered copy is read a piece at a time (44 MB that would otherwise stay
+            // in the engine's memory, which only grows); the 14 MB ONNX file is copied in.
+            ModelFormat::DeclutteredNnef => {
+                let reader = std::io::BufReader::with_capacity(1 << 20, JsBytesReader { bytes: model.clone(), at: 0 });
+                (Embedder::from_decluttered_nnef_reader(reader, manifest), None)
+            }
+            ModelFormat::Onnx if !options.model_verified => (Embedder::from_bytes(&model.to_vec(), manifest), None),
+            ModelFormat::Onnx if options.keep_decluttered => {
+                match Embedder::from_verified_bytes_keeping_decluttered(&model.to_vec(), manifest) {
+                    Ok((embedder, decluttered)) => (Ok(embedder), Some(decluttered)),
+                    Err(e) => (Err(e), None),
+                }
+            }
+            ModelFormat::Onnx => (Embedder::from_verified_bytes(&model.to_vec(), manifest), None),
         };
         let embedder = embedder.map_err(into_error)?;
         let model_done = js_sys::Date::now();
@@ -450,6 +457,21 @@ impl Engine {
     fn describe(&self, tile: &preprocess::RgbImage, expand: Option<u32>) -> Result<Float32Array, Error> {
         let expand = expand.unwrap_or(0) as usize;
         self.describer.describe_expanded(tile, expand).map(|v| Float32Array::from(v.as_slice())).map_err(into_error)
+    }
+}
+
+/// Reads a JS `Uint8Array` into WebAssembly memory a piece at a time.
+struct JsBytesReader {
+    bytes: Uint8Array,
+    at: u32,
+}
+
+impl std::io::Read for JsBytesReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (self.bytes.length() - self.at).min(u32::try_from(buf.len()).unwrap_or(u32::MAX));
+        self.bytes.subarray(self.at, self.at + n).copy_to(&mut buf[..n as usize]);
+        self.at += n;
+        Ok(n as usize)
     }
 }
 

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tessera::search::Hit;
 use tessera::wasm::Engine;
+use js_sys::Uint8Array;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
 
@@ -37,7 +38,11 @@ fn expected() -> Expected {
 }
 
 fn engine() -> Engine {
-    Engine::new(MODEL, MANIFEST, INDEX, JsValue::UNDEFINED).map_err(message).expect("engine loads")
+    Engine::new(&bytes(MODEL), MANIFEST, INDEX, JsValue::UNDEFINED).map_err(message).expect("engine loads")
+}
+
+fn bytes(b: &[u8]) -> Uint8Array {
+    Uint8Array::from(b)
 }
 
 fn to_js(v: &Value) -> JsValue {
@@ -111,17 +116,17 @@ fn info_describes_model_and_index() {
 fn bad_input_is_a_js_error_not_a_panic() {
     let err = |r: Result<Engine, js_sys::Error>| message(r.err().expect("must fail"));
     let none = || JsValue::UNDEFINED;
-    assert!(err(Engine::new(b"not a model", MANIFEST, INDEX, none())).contains("SHA-256"));
+    assert!(err(Engine::new(&bytes(b"not a model"), MANIFEST, INDEX, none())).contains("SHA-256"));
     // Verified by the caller: not hashed again, so the failure is tract's, not the hash's.
     let verified = to_js(&serde_json::json!({ "model_verified": true }));
-    let unhashed = err(Engine::new(b"not a model", MANIFEST, INDEX, verified));
+    let unhashed = err(Engine::new(&bytes(b"not a model"), MANIFEST, INDEX, verified));
     assert!(!unhashed.contains("SHA-256") && !unhashed.is_empty(), "{unhashed}");
-    assert!(err(Engine::new(MODEL, MANIFEST, INDEX, to_js(&serde_json::json!({ "model_verfied": true })))).contains("unknown field"));
-    assert!(err(Engine::new(MODEL, b"{ not json", INDEX, none())).contains("manifest"));
-    assert!(err(Engine::new(MODEL, MANIFEST, b"not an index", none())).contains("not a Tessera index"));
+    assert!(err(Engine::new(&bytes(MODEL), MANIFEST, INDEX, to_js(&serde_json::json!({ "model_verfied": true })))).contains("unknown field"));
+    assert!(err(Engine::new(&bytes(MODEL), b"{ not json", INDEX, none())).contains("manifest"));
+    assert!(err(Engine::new(&bytes(MODEL), MANIFEST, b"not an index", none())).contains("not a Tessera index"));
     let mut truncated = INDEX[..INDEX.len() / 2].to_vec();
     truncated.extend_from_slice(&[0; 4]);
-    assert!(!err(Engine::new(MODEL, MANIFEST, &truncated, none())).is_empty());
+    assert!(!err(Engine::new(&bytes(MODEL), MANIFEST, &truncated, none())).is_empty());
 
     let engine = engine();
     let e = engine.embed_image(b"\xFF\xD8\xFF\xE0 truncated jpeg", Some("broken.jpg".into()), None).err().expect("must fail");
@@ -139,4 +144,22 @@ fn bad_input_is_a_js_error_not_a_panic() {
     assert_eq!(js_sys::Reflect::get(&kind, &JsValue::from_str("kind")).unwrap().as_string().as_deref(), Some("search"));
     // Still usable after every error.
     assert!(engine.search(JsValue::from(0), JsValue::UNDEFINED).is_ok());
+}
+
+/// The decluttered model handed out in pieces (`takeDeclutteredNnef`) and read back a piece at
+/// a time (`model_format: "decluttered-nnef"`) describes a tile exactly as the ONNX load does;
+/// half of it is a JS Error.
+#[wasm_bindgen_test]
+fn the_decluttered_model_round_trips_in_pieces() {
+    let keep = to_js(&serde_json::json!({ "model_verified": true, "keep_decluttered": true }));
+    let mut first = Engine::new(&bytes(MODEL), MANIFEST, INDEX, keep).map_err(message).unwrap();
+    let pieces = first.take_decluttered_nnef().map_err(message).unwrap().expect("kept");
+    assert!(first.take_decluttered_nnef().map_err(message).unwrap().is_none(), "handed out once");
+    let nnef: Vec<u8> = pieces.iter().flat_map(|p| Uint8Array::from(p).to_vec()).collect();
+    assert!(pieces.length() > 1 && nnef.len() > 40_000_000, "{} pieces, {} bytes", pieces.length(), nnef.len());
+    let options = || to_js(&serde_json::json!({ "model_format": "decluttered-nnef" }));
+    let second = Engine::new(&bytes(&nnef), MANIFEST, INDEX, options()).map_err(message).unwrap();
+    let describe = |e: &Engine| e.embed_image(TILE, Some("tile.jpeg".into()), None).map_err(message).unwrap().to_vec();
+    assert_eq!(describe(&first), describe(&second));
+    assert!(!message(Engine::new(&bytes(&nnef[..nnef.len() / 2]), MANIFEST, INDEX, options()).err().expect("must fail")).is_empty());
 }

@@ -33,8 +33,8 @@ impl Decluttered {
     }
 }
 
-pub(super) fn read(nnef: &[u8]) -> TractResult<TypedModel> {
-    framework().model_for_read(&mut std::io::Cursor::new(nnef))
+pub(super) fn read(mut nnef: impl std::io::Read) -> TractResult<TypedModel> {
+    framework().model_for_read(&mut nnef)
 }
 
 /// tract's NNEF with the ONNX operators, and a name for the GeluExact that decluttering

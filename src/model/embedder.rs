@@ -81,6 +81,12 @@ impl Embedder {
     /// optimizes it, without parsing ONNX or decluttering. Refused when its input is not
     /// the manifest's size or it has no output.
     pub fn from_decluttered_nnef(nnef: &[u8], manifest: ModelManifest) -> Result<Self> {
+        Self::from_decluttered_nnef_reader(nnef, manifest)
+    }
+
+    /// [`Embedder::from_decluttered_nnef`] reading the file as it goes (the browser passes
+    /// it in pieces, so that its 44 MB never sit in the engine's memory at once).
+    pub fn from_decluttered_nnef_reader(nnef: impl std::io::Read, manifest: ModelManifest) -> Result<Self> {
         let size = manifest.input.size as usize;
         let mut load_times = LoadTimes { source: ModelSource::DeclutteredNnef, ..LoadTimes::default() };
         let load = || {

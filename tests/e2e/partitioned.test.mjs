@@ -26,8 +26,15 @@ async function runDemo(env, index, searches) {
   // Each request's response and body come asynchronously: awaited before `requests` is
   // read (a loaded machine showed a search's result before its last request was recorded).
   const recording = [];
+  // And a request's `requestfinished` can itself arrive after the search returned: every
+  // request started is waited for until it finished or failed.
+  let pending = 0;
+  const isIndex = (request) => new URL(request.url()).pathname.endsWith('.tsp');
+  context.on('request', (request) => isIndex(request) && (pending += 1));
+  context.on('requestfailed', (request) => isIndex(request) && (pending -= 1));
   context.on('requestfinished', (request) => {
-    if (!new URL(request.url()).pathname.endsWith('.tsp')) return;
+    if (!isIndex(request)) return;
+    pending -= 1;
     recording.push((async () => {
       const response = await request.response();
       requests.push({ range: request.headers().range ?? null, status: response?.status(), bytes: (await response?.body().catch(() => null))?.length ?? 0 });
@@ -49,6 +56,7 @@ async function runDemo(env, index, searches) {
       }
       return { info: state.info, results };
     }, { query: QUERY, searches });
+    for (const started = Date.now(); pending > 0 && Date.now() - started < 10_000;) await new Promise((resolve) => setTimeout(resolve, 20));
     await Promise.all(recording);
     return { ...out, requests, page, context };
   } catch (e) {

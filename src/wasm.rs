@@ -246,14 +246,19 @@ impl Engine {
                 let reader = std::io::BufReader::with_capacity(1 << 20, JsBytesReader { bytes: model.clone(), at: 0 });
                 (Embedder::from_decluttered_nnef_reader(reader, manifest), None)
             }
-            ModelFormat::Onnx if !options.model_verified => (Embedder::from_bytes(&model.to_vec(), manifest), None),
-            ModelFormat::Onnx if options.keep_decluttered => {
-                match Embedder::from_verified_bytes_keeping_decluttered(&model.to_vec(), manifest) {
-                    Ok((embedder, decluttered)) => (Ok(embedder), Some(decluttered)),
-                    Err(e) => (Err(e), None),
+            ModelFormat::Onnx => {
+                let model = model.to_vec();
+                if !options.model_verified {
+                    Embedder::verify(&model, &manifest).map_err(into_error)?;
+                }
+                match options.keep_decluttered {
+                    true => match Embedder::from_verified_bytes_keeping_decluttered(&model, manifest) {
+                        Ok((embedder, decluttered)) => (Ok(embedder), Some(decluttered)),
+                        Err(e) => (Err(e), None),
+                    },
+                    false => (Embedder::from_verified_bytes(&model, manifest), None),
                 }
             }
-            ModelFormat::Onnx => (Embedder::from_verified_bytes(&model.to_vec(), manifest), None),
         };
         let embedder = embedder.map_err(into_error)?;
         let model_done = js_sys::Date::now();

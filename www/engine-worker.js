@@ -91,12 +91,14 @@ const handlers = {
       if (modelSha256 && manifest.sha256.toLowerCase() !== modelSha256.toLowerCase()) {
         throw new WorkerError('integrity', `${manifestUrl} describes a model with SHA-256 ${manifest.sha256}, but the page pins ${modelSha256}`);
       }
-      const [model, index, decluttered] = await Promise.all([
+      const declutteredAt = wasm.then(({ pkg }) => declutteredUrl(pkg, modelUrl, manifest));
+      const [model, index, decluttered, declutteredKey] = await Promise.all([
         fetchVerified(modelUrl, 'model', manifest.sha256),
         isPartitioned(indexUrl, partitioned) ? fetchDirectory(indexUrl, indexSha256) : fetchVerified(indexUrl, 'index', indexSha256, { fresh }),
-        wasm.then(({ pkg }) => cachedDecluttered(declutteredUrl(pkg, modelUrl, manifest))).catch(() => null),
+        declutteredAt.then(cachedDecluttered).catch(() => null),
+        declutteredAt.catch(() => null),
       ]);
-      return { manifestBytes, model, index, decluttered };
+      return { manifestBytes, model, index, decluttered, declutteredKey };
     };
     const data = timed('data_ms', fetchData(false));
     await wasm.catch((e) => {
@@ -106,7 +108,7 @@ const handlers = {
     const { pkg, fallback } = await wasm;
     /** The engine over the fetched files; resolves to the model's bytes (the GPU path's). */
     const open = async (fetched) => {
-      const { manifestBytes, model, index, decluttered } = await fetched;
+      const { manifestBytes, model, index, decluttered, declutteredKey } = await fetched;
       const t = performance.now();
       if (decluttered) {
         // The model as tract decluttered it on an earlier visit (keyed by the ONNX file's
@@ -129,7 +131,7 @@ const handlers = {
         throw engineError(e, 'engine');
       }
       timings.engine_ms = performance.now() - t;
-      storeDeclutteredWhenIdle(declutteredUrl(pkg, modelUrl, parseManifest(manifestBytes, manifestUrl)));
+      if (declutteredKey) storeDeclutteredWhenIdle(declutteredKey);
       return model;
     };
     let model;

@@ -51,6 +51,12 @@ impl Embedder {
     /// Verifies `model` against the manifest's SHA-256, then loads and optimizes it once
     /// for a 1 x 3 x size x size input.
     pub fn from_bytes(model: &[u8], manifest: ModelManifest) -> Result<Self> {
+        Self::verify(model, &manifest)?;
+        Self::from_verified_bytes(model, manifest)
+    }
+
+    /// Checks `model` against the manifest's SHA-256 (what makes bytes "verified").
+    pub fn verify(model: &[u8], manifest: &ModelManifest) -> Result<()> {
         let actual = sha256_hex(model);
         if !actual.eq_ignore_ascii_case(&manifest.sha256) {
             return Err(ModelError::HashMismatch {
@@ -59,7 +65,7 @@ impl Embedder {
                 actual,
             });
         }
-        Self::from_verified_bytes(model, manifest)
+        Ok(())
     }
 
     /// [`Embedder::from_bytes`] for bytes the caller has already checked against
@@ -97,12 +103,7 @@ impl Embedder {
                 return Err(TractError::msg(format!("its input is {input:?}, not the manifest's [1, 3, {size}, {size}]")));
             }
             load_times.parse_ms = ms_since(start);
-            let start = web_time::Instant::now();
-            let mut model = model;
-            model.optimize()?;
-            let plan = model.into_runnable()?;
-            load_times.optimize_ms = ms_since(start);
-            Ok(plan)
+            optimize(model, &mut load_times)
         };
         let plan = catch_tract_panic(load)
             .map_err(|source| ModelError::Load { manifest_id: manifest.id.clone(), source: source.context("reading the decluttered NNEF") })?;
@@ -202,10 +203,12 @@ impl Embedder {
     }
 }
 
-/// The decluttered graph optimized into the plan `embed` runs.
-fn optimize(model: TypedModel, load_times: &mut LoadTimes) -> TractResult<std::sync::Arc<TypedSimplePlan>> {
+/// The decluttered graph optimized into the plan `embed` runs (not decluttered again: both
+/// paths hand it over decluttered).
+fn optimize(mut model: TypedModel, load_times: &mut LoadTimes) -> TractResult<std::sync::Arc<TypedSimplePlan>> {
     let start = web_time::Instant::now();
-    let plan = model.into_optimized()?.into_runnable()?;
+    model.optimize()?;
+    let plan = model.into_runnable()?;
     load_times.optimize_ms = ms_since(start);
     // `embed` reads the first output (fuzz/model_bytes found a graph with none).
     match plan.model().outputs.is_empty() {

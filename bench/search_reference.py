@@ -9,8 +9,8 @@ Called by `tessera bench search` (not by hand, though it can be):
 
 Prints one JSON object: {"rows": [...]} with, per system and beam width, the build
 time, serialized size, single-thread p50/p99 query latency and recall@k against the
-exact float32 ground truth. Everything runs on one thread, like tessera's build and
-search, so the numbers compare like with like.
+exact float32 ground truth. Builds use `--threads` threads, queries one, like tessera's
+build and search, so the numbers compare like with like.
 
 Setup: pip install faiss-cpu hnswlib numpy
 """
@@ -43,24 +43,25 @@ def row(system, variant, n, build_s, size, p50, p99, recall, **extra):
                 bytes_per_tile=size / n, p50_ms=p50, p99_ms=p99, recall_at_k=recall, **extra)
 
 
-def run_faiss_flat(base, queries, truth, k, efs):
+def run_faiss_flat(base, queries, truth, k, efs, threads):
     import faiss
 
-    faiss.omp_set_num_threads(1)
+    faiss.omp_set_num_threads(threads)
     n, d = base.shape
     t0 = time.perf_counter()
     flat = faiss.IndexFlatIP(d)
     flat.add(base)
     build = time.perf_counter() - t0
+    faiss.omp_set_num_threads(1)
     size = len(faiss.serialize_index(flat))
     p50, p99, rec = latency_and_recall(lambda q: flat.search(q, k)[1][0], queries, truth, k)
     return [row("faiss", "IndexFlatIP (exact, f32)", n, build, size, p50, p99, rec, version=faiss.__version__)]
 
 
-def run_faiss_hnsw(base, queries, truth, k, efs):
+def run_faiss_hnsw(base, queries, truth, k, efs, threads):
     import faiss
 
-    faiss.omp_set_num_threads(1)
+    faiss.omp_set_num_threads(threads)
     n, d = base.shape
     rows = []
     t0 = time.perf_counter()
@@ -68,6 +69,7 @@ def run_faiss_hnsw(base, queries, truth, k, efs):
     hnsw.hnsw.efConstruction = 100
     hnsw.add(base)
     build = time.perf_counter() - t0
+    faiss.omp_set_num_threads(1)
     size = len(faiss.serialize_index(hnsw))
     for ef in efs:
         hnsw.hnsw.efSearch = max(ef, k)
@@ -77,14 +79,42 @@ def run_faiss_hnsw(base, queries, truth, k, efs):
     return rows
 
 
-def run_hnswlib(base, queries, truth, k, efs):
+def run_faiss_ivfpq(base, queries, truth, k, efs, threads):
+    """IVF with product quantization, what faiss offers for large collections in little
+    memory: √n lists, 48 sub-quantizers of 8 bits (48 bytes per vector, 8 dims each for
+    384), trained on up to 64 vectors per list; nprobe 8 and 32."""
+    import faiss
+
+    faiss.omp_set_num_threads(threads)
+    n, d = base.shape
+    nlist = max(1, int(round(n ** 0.5)))
+    m = 48 if d % 48 == 0 else next(x for x in (32, 24, 16, 8, 4, 2, 1) if d % x == 0)
+    t0 = time.perf_counter()
+    quantizer = faiss.IndexFlatIP(d)
+    ivfpq = faiss.IndexIVFPQ(quantizer, d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
+    train = base[np.random.default_rng(0).choice(n, size=min(n, max(64 * nlist, 256 * 40)), replace=False)]
+    ivfpq.train(train)
+    ivfpq.add(base)
+    build = time.perf_counter() - t0
+    faiss.omp_set_num_threads(1)
+    size = len(faiss.serialize_index(ivfpq))
+    rows = []
+    for nprobe in (8, 32):
+        ivfpq.nprobe = min(nprobe, nlist)
+        p50, p99, rec = latency_and_recall(lambda q: ivfpq.search(q, k)[1][0], queries, truth, k)
+        rows.append(row("faiss", f"IndexIVFPQ nlist={nlist} m={m}x8 nprobe={nprobe}", n, build, size, p50, p99, rec,
+                        version=faiss.__version__))
+    return rows
+
+
+def run_hnswlib(base, queries, truth, k, efs, threads):
     import hnswlib
 
     n, d = base.shape
     t0 = time.perf_counter()
     index = hnswlib.Index(space="ip", dim=d)
     index.init_index(max_elements=n, ef_construction=100, M=16, random_seed=100)
-    index.add_items(base, np.arange(n), num_threads=1)
+    index.add_items(base, np.arange(n), num_threads=threads)
     build = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "hnswlib.bin")
@@ -105,8 +135,9 @@ def main():
     ap.add_argument("--truth", required=True)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--ef", default="64,128")
-    ap.add_argument("--systems", default="faiss-flat,faiss-hnsw,hnswlib",
-                    help="comma separated subset of faiss-flat, faiss-hnsw, hnswlib")
+    ap.add_argument("--threads", type=int, default=1, help="threads for the builds (queries use one)")
+    ap.add_argument("--systems", default="faiss-flat,faiss-hnsw,faiss-ivfpq,hnswlib",
+                    help="comma separated subset of faiss-flat, faiss-hnsw, faiss-ivfpq, hnswlib")
     args = ap.parse_args()
     base = np.ascontiguousarray(np.load(args.base), dtype=np.float32)
     queries = np.ascontiguousarray(np.load(args.queries), dtype=np.float32)
@@ -114,12 +145,13 @@ def main():
     efs = [int(x) for x in args.ef.split(",") if x]
     rows = []
     systems = set(args.systems.split(","))
-    runners = [("faiss-flat", run_faiss_flat), ("faiss-hnsw", run_faiss_hnsw), ("hnswlib", run_hnswlib)]
+    runners = [("faiss-flat", run_faiss_flat), ("faiss-hnsw", run_faiss_hnsw), ("faiss-ivfpq", run_faiss_ivfpq),
+               ("hnswlib", run_hnswlib)]
     for name, runner in runners:
         if name not in systems:
             continue
         try:
-            rows += runner(base, queries, truth, args.k, efs)
+            rows += runner(base, queries, truth, args.k, efs, args.threads)
         except ImportError as e:
             print(f"search_reference: {name} not installed ({e}); pip install faiss-cpu hnswlib", file=sys.stderr)
     json.dump({"rows": rows}, sys.stdout)

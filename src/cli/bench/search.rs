@@ -34,16 +34,23 @@ pub struct BenchSearchArgs {
     /// Index variants: QUANT[+pcaN][+rerankQUANT] (e.g. int8, f16, int8+pca64+rerankf16), comma separated.
     #[arg(long, value_delimiter = ',', default_values_t = ["int8".to_string(), "int8+pca64".to_string(), "int8+pca32".to_string()])]
     variants: Vec<String>,
+    /// Above this many tiles only the first variant is built (the others are recorded as
+    /// skipped): each 1M-tile graph takes minutes.
+    #[arg(long)]
+    all_variants_up_to: Option<usize>,
     /// Extra variants built only at the smallest size (bytes/tile of each encoding).
     #[arg(long, value_delimiter = ',', default_values_t = ["f32".to_string(), "f16".to_string()])]
     small_variants: Vec<String>,
     /// Layer-0 neighbours kept per tile.
     #[arg(long, default_value_t = HnswParams::default().max_degree)]
     max_degree: usize,
+    /// Threads for every system's index build (queries run on one).
+    #[arg(long, default_value_t = 2)]
+    build_threads: usize,
     /// Skip faiss/hnswlib (no Python needed).
     #[arg(long)]
     no_reference: bool,
-    /// Above this many tiles, skip faiss's HNSW (its one-thread build takes longest).
+    /// Above this many tiles, skip faiss's HNSW (its build takes longest).
     #[arg(long, default_value_t = 100_000)]
     faiss_hnsw_max: usize,
     #[arg(long, default_value = "bench/results/search.json")]
@@ -51,10 +58,10 @@ pub struct BenchSearchArgs {
 }
 
 pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
-    if args.sizes.is_empty() || args.query.queries == 0 || args.query.k == 0 || args.synthetic.dim == 0 {
-        bail!("need at least one size, query, dim and k");
+    if args.sizes.is_empty() || args.query.queries == 0 || args.query.k == 0 || args.synthetic.dim == 0 || args.build_threads == 0 {
+        bail!("need at least one size, query, dim, k and build thread");
     }
-    let mut rows = Vec::new();
+    let (mut rows, mut skipped) = (Vec::new(), Vec::new());
     let smallest = args.sizes.iter().copied().min().unwrap_or(0);
     for &n in &args.sizes {
         eprintln!("== {n} tiles × {} dims", args.synthetic.dim);
@@ -63,6 +70,11 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
         let truth = exact_truth(&data, args.query.k);
         eprintln!("data and exact ground truth: {:.1} s", started.elapsed().as_secs_f64());
         let mut variants = args.variants.clone();
+        if args.all_variants_up_to.is_some_and(|max| n > max) {
+            for variant in variants.drain(1..) {
+                skipped.push(json!({"tiles": n, "variant": variant, "reason": format!("above --all-variants-up-to {}", args.all_variants_up_to.unwrap_or(0))}));
+            }
+        }
         if n == smallest {
             variants.extend(args.small_variants.iter().cloned());
         }
@@ -83,10 +95,12 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
             "synthetic clustered: shared mean direction (typical cosine {}), sqrt(n) clusters, eigenvalues (1+i)^-{}; queries are fresh draws",
             args.synthetic.mean_cos, args.synthetic.decay
         ),
-        "threads": "build and queries on one thread for every system",
+        "threads": format!("builds on {} threads, queries on one, for every system", args.build_threads),
+        "build_threads": args.build_threads,
         "recall": "recall@k against exact float32 inner-product search on the unquantized vectors",
         "provenance": crate::cli::Provenance::now(),
         "rows": rows,
+        "skipped": skipped,
     });
     super::write_results(&args.output, &report)
 }
@@ -258,9 +272,9 @@ fn bench_tessera(
     for v in data.base.chunks_exact(data.dim) {
         builder.add(v, Vec::new(), None)?;
     }
-    // One thread, as faiss and hnswlib build here (`bench graph` measures the batched build on two).
-    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let built = one_thread.install(|| builder.build())?;
+    // As many threads as faiss and hnswlib build with here.
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.build_threads).build()?;
+    let built = pool.install(|| builder.build())?;
     let build_s = started.elapsed().as_secs_f64();
     let bytes = built.to_bytes();
     let sizes = built.size_report();
@@ -348,7 +362,7 @@ fn reference(args: &BenchSearchArgs, data: &Synthetic, truth: &[Vec<u32>]) -> an
     let flat: Vec<f32> = truth.iter().flat_map(|t| t.iter().map(|&i| i as f32)).collect();
     let truth_path = write("truth.npy", &flat, truth.len(), args.query.k)?;
     let ef: Vec<String> = args.query.ef.iter().map(|e| e.to_string()).collect();
-    let systems = if data.len() > args.faiss_hnsw_max { "faiss-flat,hnswlib" } else { "faiss-flat,faiss-hnsw,hnswlib" };
+    let systems = if data.len() > args.faiss_hnsw_max { "faiss-flat,faiss-ivfpq,hnswlib" } else { "faiss-flat,faiss-hnsw,faiss-ivfpq,hnswlib" };
     let started = Instant::now();
     let out = Command::new(super::python::python()?)
         .arg("bench/search_reference.py")
@@ -359,12 +373,15 @@ fn reference(args: &BenchSearchArgs, data: &Synthetic, truth: &[Vec<u32>]) -> an
         .arg("--truth")
         .arg(&truth_path)
         .args(["--k", &args.query.k.to_string(), "--ef", &ef.join(","), "--systems", systems])
+        .args(["--threads", &args.build_threads.to_string()])
         .output()
         .context("cannot run bench/search_reference.py")?;
     if !out.status.success() {
         bail!("bench/search_reference.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
     }
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    // faiss warns once per sub-quantizer when a small index gives PQ few training points.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stderr.lines().filter(|l| !l.starts_with("WARNING clustering")).for_each(|l| eprintln!("{l}"));
     eprintln!("faiss/hnswlib reference: {:.1} s", started.elapsed().as_secs_f64());
     let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).context("search_reference.py output")?;
     Ok(parsed["rows"].as_array().cloned().unwrap_or_default())

@@ -166,7 +166,22 @@ mod start {
             if choice == BackendChoice::Cpu {
                 return Ok(tract.into());
             }
-            let started = match open_gpu(model, tract.manifest(), choice).await {
+            Self::start_on(Gpu::new().await, tract, model, choice, notice).await
+        }
+
+        /// [`Self::start`] on an adapter opened beforehand (`Gpu::new`): the browser opens
+        /// it while the model loads, so that the GPU's start is not added to the load.
+        pub async fn start_on(
+            opened: Result<Gpu, GpuError>,
+            tract: Embedder,
+            model: &[u8],
+            choice: BackendChoice,
+            notice: Notice,
+        ) -> Result<Self, GpuError> {
+            if choice == BackendChoice::Cpu {
+                return Ok(tract.into());
+            }
+            let started = match open_gpu(opened, model, tract.manifest(), choice).await {
                 Ok(gpu) => Self::with_gpu(tract.clone(), gpu, notice.clone()).await,
                 Err(e) => Err(e),
             };
@@ -192,8 +207,8 @@ mod start {
         }
     }
 
-    async fn open_gpu(model: &[u8], manifest: &ModelManifest, choice: BackendChoice) -> Result<GpuEmbedder, GpuError> {
-        let gpu = Gpu::new().await?;
+    async fn open_gpu(opened: Result<Gpu, GpuError>, model: &[u8], manifest: &ModelManifest, choice: BackendChoice) -> Result<GpuEmbedder, GpuError> {
+        let gpu = opened?;
         if gpu.is_software() && choice == BackendChoice::Auto {
             return Err(GpuError::NoAdapter(format!("only {}, a software adapter, which is no faster than tract", gpu.adapter_name())));
         }

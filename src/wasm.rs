@@ -351,11 +351,13 @@ impl Engine {
     /// Puts the GPU (WebGPU, `src/gpu`) in front of tract: `backend` `auto` (a hardware
     /// adapter whose embedding of a test tile matches tract's, else tract, saying why in
     /// `info().runtime.gpu_notes`) or `gpu` (any adapter, software ones included, or a
-    /// rejected promise). `model` is the model file the engine was made from. Consumes
-    /// this engine and resolves to the new one (JS: `engine = await engine.useGpu(…)`).
+    /// rejected promise). `model` is the model file the engine was made from; `adapter`,
+    /// when given, the one `openGpu` opened while the engine loaded (else it is opened
+    /// now). Consumes this engine and resolves to the new one (JS: `engine = await
+    /// engine.useGpu(…)`).
     #[cfg(feature = "gpu")]
     #[wasm_bindgen(js_name = useGpu)]
-    pub async fn use_gpu(self, model: Vec<u8>, backend: String) -> Result<Engine, Error> {
+    pub async fn use_gpu(self, model: Vec<u8>, backend: String, adapter: Option<OpenedGpu>) -> Result<Engine, Error> {
         use crate::backend::{BackendChoice, EmbeddingBackend};
         let choice: BackendChoice = backend.parse().map_err(|e: String| js_error(&e, ErrorKind::Engine))?;
         let notes = std::sync::Arc::clone(&self.gpu_notes);
@@ -365,7 +367,12 @@ impl Engine {
             }
         });
         let tract = self.describer.embedder().clone();
-        let backend = EmbeddingBackend::start(tract, &model, choice, notice)
+        let opened = match adapter {
+            Some(OpenedGpu(opened)) => opened,
+            None if choice == BackendChoice::Cpu => Err(crate::gpu::GpuError::NoAdapter("not asked for".into())),
+            None => crate::gpu::Gpu::new().await,
+        };
+        let backend = EmbeddingBackend::start_on(opened, tract, &model, choice, notice)
             .await
             .map_err(|e| js_error(&format!("the GPU did not start: {e}"), ErrorKind::Engine))?;
         let describer = self.collection.describer(backend).map_err(into_error)?;
@@ -494,8 +501,22 @@ impl std::io::Write for JsPieces {
     }
 }
 
-/// What `takeDeclutteredNnef` writes (tract's version): part of the key a cached copy is
-/// stored under, so that an engine of another tract version never reads it.
+/// A WebGPU adapter and device opened by `openGpu` (or why none opened), for `useGpu`.
+#[cfg(feature = "gpu")]
+#[wasm_bindgen]
+pub struct OpenedGpu(Result<crate::gpu::Gpu, crate::gpu::GpuError>);
+
+/// Opens the WebGPU adapter and device that `useGpu` will check and use, so that a page
+/// can do it while the model loads. Never rejects: a missing adapter is `useGpu`'s to
+/// report (a note with `auto`, an error with `gpu`).
+#[cfg(feature = "gpu")]
+#[wasm_bindgen(js_name = openGpu)]
+pub async fn open_gpu() -> OpenedGpu {
+    OpenedGpu(crate::gpu::Gpu::new().await)
+}
+
+/// What `takeDeclutteredNnef` writes (tract's version): stored with a cached copy, so
+/// that an engine of another tract version never reads it.
 #[wasm_bindgen(js_name = declutteredFormat)]
 pub fn decluttered_format() -> String {
     crate::model::decluttered::FORMAT.to_owned()

@@ -91,12 +91,12 @@ const handlers = {
       if (modelSha256 && manifest.sha256.toLowerCase() !== modelSha256.toLowerCase()) {
         throw new WorkerError('integrity', `${manifestUrl} describes a model with SHA-256 ${manifest.sha256}, but the page pins ${modelSha256}`);
       }
-      const declutteredAt = wasm.then(({ pkg }) => declutteredUrl(pkg, modelUrl, manifest));
-      const [model, index, decluttered, declutteredKey] = await Promise.all([
+      const declutteredKey = declutteredUrl(modelUrl, manifest);
+      const [model, index, decluttered] = await Promise.all([
         fetchVerified(modelUrl, 'model', manifest.sha256),
         isPartitioned(indexUrl, partitioned) ? fetchDirectory(indexUrl, indexSha256) : fetchVerified(indexUrl, 'index', indexSha256, { fresh }),
-        declutteredAt.then(cachedDecluttered).catch(() => null),
-        declutteredAt.catch(() => null),
+        // Read while the .wasm compiles; its format is checked once the engine is there.
+        cachedDecluttered(declutteredKey).catch(() => null),
       ]);
       return { manifestBytes, model, index, decluttered, declutteredKey };
     };
@@ -106,11 +106,16 @@ const handlers = {
       throw e;
     });
     const { pkg, fallback } = await wasm;
+    // The adapter opens while the model loads (useGpu checks and uses it below).
+    const gpuOpening = backend !== 'wasm' && self.navigator.gpu ? pkg.openGpu() : null;
     /** The engine over the fetched files; resolves to the model's bytes (the GPU path's). */
     const open = async (fetched) => {
       const { manifestBytes, model, index, decluttered, declutteredKey } = await fetched;
       const t = performance.now();
-      if (decluttered) {
+      if (decluttered && decluttered.format !== pkg.declutteredFormat()) {
+        // Written by an engine of another tract version: this one makes its own.
+        await dropCached(decluttered.url);
+      } else if (decluttered) {
         // The model as tract decluttered it on an earlier visit (keyed by the ONNX file's
         // verified SHA-256): no decluttering now. A copy that does not load is dropped.
         try {
@@ -134,18 +139,23 @@ const handlers = {
       if (declutteredKey) storeDeclutteredWhenIdle(declutteredKey);
       return model;
     };
-    let model;
-    try {
-      model = await open(data);
-    } catch (e) {
-      // A damaged copy in the Cache API (a write cut short, a disk error) would fail every
-      // later visit: what came from the cache unpinned is dropped and fetched once more.
-      const stale = [manifestUrl, indexUrl].filter((u) => servedFromCache.has(u));
-      if (e.kind === 'crashed' || stale.length === 0) throw e;
-      await Promise.all(stale.map(dropCached));
-      model = await open(fetchData(true));
-      timings.refetched = stale.length;
-    }
+    const openOrRefetch = async () => {
+      try {
+        return await open(data);
+      } catch (e) {
+        // A damaged copy in the Cache API (a write cut short, a disk error) would fail every
+        // later visit: what came from the cache unpinned is dropped and fetched once more.
+        const stale = [manifestUrl, indexUrl].filter((u) => servedFromCache.has(u));
+        if (e.kind === 'crashed' || stale.length === 0) throw e;
+        await Promise.all(stale.map(dropCached));
+        timings.refetched = stale.length;
+        return open(fetchData(true));
+      }
+    };
+    const model = await openOrRefetch().catch(async (e) => {
+      (await gpuOpening)?.free();
+      throw e;
+    });
     const gpuNotes = [];
     if (backend !== 'wasm') {
       if (!self.navigator.gpu) {
@@ -155,7 +165,7 @@ const handlers = {
         const g = performance.now();
         try {
           // Consumes the engine: it resolves to the same engine with the GPU in front.
-          engine = await engine.useGpu(model, backend === 'webgpu' ? 'gpu' : 'auto');
+          engine = await engine.useGpu(model, backend === 'webgpu' ? 'gpu' : 'auto', await gpuOpening);
         } catch (e) {
           engine = null;
           throw engineError(e, 'engine');
@@ -333,15 +343,18 @@ self.onmessage = async ({ data }) => {
 // ---------------------------------------------------------------- the decluttered model
 
 /** Where the NNEF copy of the model as tract decluttered it is cached: per model (the
- *  ONNX file's SHA-256, checked before it was decluttered), input size and tract version. */
-function declutteredUrl(pkg, modelUrl, manifest) {
-  const name = `${pkg.declutteredFormat()}-${manifest.sha256.toLowerCase()}-${manifest.input.size}.nnef.tar`;
-  return new URL(`tessera-decluttered/${name}`, modelUrl).href;
+ *  ONNX file's SHA-256, checked before it was decluttered) and input size. The tract
+ *  version that wrote it (`declutteredFormat`) is stored with it, in a header, so that it
+ *  can be read before the engine is compiled, and a new version's copy replaces the old. */
+function declutteredUrl(modelUrl, manifest) {
+  return new URL(`tessera-decluttered/${manifest.sha256.toLowerCase()}-${manifest.input.size}.nnef.tar`, modelUrl).href;
 }
+const DECLUTTERED_FORMAT_HEADER = 'x-tessera-decluttered-format';
 
 async function cachedDecluttered(url) {
   const cached = await (await openCache())?.match(url);
-  return cached ? { url, bytes: new Uint8Array(await cached.arrayBuffer()) } : null;
+  if (!cached) return null;
+  return { url, format: cached.headers.get(DECLUTTERED_FORMAT_HEADER), bytes: new Uint8Array(await cached.arrayBuffer()) };
 }
 
 /** The engine keeps its decluttered graph until this stores it: once the worker has had
@@ -358,7 +371,8 @@ function storeDeclutteredWhenIdle(url) {
     declutteredStore.url = null;
     try {
       const pieces = engine.takeDeclutteredNnef();
-      if (pieces) await (await openCache())?.put(url, new Response(new Blob(pieces), { headers: { 'content-type': 'application/x-tar' } }));
+      const headers = { 'content-type': 'application/x-tar', [DECLUTTERED_FORMAT_HEADER]: (await wasmReady).pkg.declutteredFormat() };
+      if (pieces) await (await openCache())?.put(url, new Response(new Blob(pieces), { headers }));
     } catch (e) {
       // Only a faster next start is lost (unless the engine trapped: engineError notes it).
       console.warn('the decluttered model was not cached:', engineError(e, 'engine').message);

@@ -318,47 +318,57 @@ describe('the decluttered model', () => {
     return Array.from(vector);
   }, [...readFileSync(FIXTURE_TILE)]);
   const modelSource = (page) => page.evaluate(() => window.tessera.state.info.load_phases.model.source);
-  /** The decluttered copy's cache entry, once the idle worker has written it. */
+  /** The decluttered copy's cache entry, once the idle worker has written it: `{ url, format }`. */
   const cachedCopy = async (page) => {
     for (const started = Date.now(); Date.now() - started < 60_000;) {
-      const url = await page.evaluate(async () => {
-        const keys = await (await caches.open('tessera-data-v1')).keys();
-        return keys.map((r) => r.url).find((u) => u.includes('/tessera-decluttered/')) ?? null;
+      const copy = await page.evaluate(async () => {
+        const cache = await caches.open('tessera-data-v1');
+        const url = (await cache.keys()).map((r) => r.url).find((u) => u.includes('/tessera-decluttered/'));
+        return url ? { url, format: (await cache.match(url)).headers.get('x-tessera-decluttered-format') } : null;
       });
-      if (url) return url;
+      if (copy) return copy;
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
     throw new Error('the decluttered model was not cached within 60 s');
   };
+  /** Replaces the cached copy's bytes (`half`: cut short) or its format header. */
+  const tamper = (page, url, { half = false, format } = {}) => page.evaluate(async ({ url, half, format }) => {
+    const cache = await caches.open('tessera-data-v1');
+    const response = await cache.match(url);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const headers = new Headers(response.headers);
+    if (format) headers.set('x-tessera-decluttered-format', format);
+    await cache.put(url, new Response(half ? bytes.slice(0, bytes.length >> 1) : bytes, { headers }));
+  }, { url, half, format });
 
-  test('a second visit reads the model as tract decluttered it on the first, and describes tiles the same; a damaged copy is replaced', async () => {
+  test('a second visit reads the model as tract decluttered it on the first, and describes tiles the same; a damaged copy or another version\'s is replaced', async () => {
     const { page, context } = await newPage(env.browser);
     try {
       await openDemo(page);
       await waitReady(page);
       assert.equal(await modelSource(page), 'onnx');
       const first = await describeTile(page);
-      const url = await cachedCopy(page);
-      assert.match(url, /tract-[0-9.]+-nnef-[0-9a-f]{64}-112\.nnef\.tar$/);
+      const { url, format } = await cachedCopy(page);
+      assert.match(url, /tessera-decluttered\/[0-9a-f]{64}-112\.nnef\.tar$/);
+      assert.match(format, /^tract-[0-9.]+-nnef$/);
 
       await page.reload();
       await waitReady(page);
       assert.equal(await modelSource(page), 'decluttered-nnef');
       assert.deepEqual(await describeTile(page), first, 'the same descriptor, bit for bit');
 
-      // A copy cut short in the cache: dropped, the ONNX file loaded, a new copy written.
-      await page.evaluate(async (u) => {
-        const cache = await caches.open('tessera-data-v1');
-        const bytes = new Uint8Array(await (await cache.match(u)).arrayBuffer());
-        await cache.put(u, new Response(bytes.slice(0, bytes.length >> 1)));
-      }, url);
-      await page.reload();
-      await waitReady(page);
-      assert.equal(await modelSource(page), 'onnx');
-      assert.deepEqual(await describeTile(page), first);
-      assert.equal(await cachedCopy(page), url);
-      const size = await page.evaluate(async (u) => (await (await (await caches.open('tessera-data-v1')).match(u)).arrayBuffer()).byteLength, url);
-      assert.ok(size > 40e6, `the new copy is whole (${size} bytes)`);
+      // A copy cut short in the cache, then one another tract version wrote: each dropped,
+      // the ONNX file loaded, a new whole copy written in this version's format.
+      for (const damage of [{ half: true }, { format: 'tract-0.0.1-nnef' }]) {
+        await tamper(page, url, damage);
+        await page.reload();
+        await waitReady(page);
+        assert.equal(await modelSource(page), 'onnx', JSON.stringify(damage));
+        assert.deepEqual(await describeTile(page), first);
+        assert.deepEqual(await cachedCopy(page), { url, format });
+        const size = await page.evaluate(async (u) => (await (await (await caches.open('tessera-data-v1')).match(u)).arrayBuffer()).byteLength, url);
+        assert.ok(size > 40e6, `the new copy is whole (${size} bytes)`);
+      }
     } finally {
       await context.close();
     }

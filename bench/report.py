@@ -89,6 +89,55 @@ def bar(path: Path, labels, values, ylabel, title):
     plt.close(fig)
 
 
+def headlines(results: Path) -> list:
+    """The report's headline ratios, each between two systems measured in the same run (the
+    README quotes them); one line per results file that has its figures."""
+    lines = []
+    embed = load(results, "embed-native")
+    for r in (embed or {}).get("results", []):
+        ratio = r.get("tract_over_onnxruntime_single_thread")
+        if r["model"] == "int8" and ratio:
+            lines.append(f"Native embedding, one thread: tract takes {ratio:.2f}× onnxruntime's time per tile (int8 model; `embed-native.json`).")
+    web = load(results, "web")
+    if web:
+        per = {e["threads"]: e for e in web.get("embedding", [])}
+        parts = [f"{per[t]['speedup_over_onnxruntime_web']:.2f}× onnxruntime-web's speed at {t} thread{'s' if t > 1 else ''}"
+                 for t in sorted(per) if per[t].get("speedup_over_onnxruntime_web")]
+        scaling = (web.get("thread_scaling") or {}).get("tessera")
+        if parts:
+            lines.append("In the browser: Tessera embeds at " + ", ".join(parts)
+                         + (f"; its second thread ×{scaling:.2f}" if scaling else "") + " (`web.json`).")
+        first = web.get("time_to_first_result") or {}
+        warm = [(k.split("_")[1], v["warm"]["first_result_ms"]) for k, v in sorted(first.items()) if v.get("warm")]
+        if warm:
+            lines.append("Page to first result, warm: " + ", ".join(f"{ms / 1000:.2f} s on {t} thread{'s' if t != '1' else ''}" for t, ms in warm) + " (`web.json`).")
+    search = load(results, "search")
+    if search:
+        rows = search["rows"]
+        largest = max(r["tiles"] for r in rows)
+        pick = lambda system, start: next((r for r in rows if r["tiles"] == largest and r["system"] == system and r["variant"].startswith(start)), None)  # noqa: E731
+        ours, theirs = pick("tessera", "int8 HNSW ef=64"), pick("hnswlib", "M=16 efC=100 ef=64")
+        if ours and theirs:
+            lines.append(f"Search at {largest:,} tiles: Tessera's int8 HNSW (ef 64) answers in {ours['p50_ms'] / theirs['p50_ms']:.2f}× hnswlib's "
+                         f"median time at recall@10 {ours['recall_at_k']:.3f} vs {theirs['recall_at_k']:.3f}, in {ours['bytes_per_tile'] / theirs['bytes_per_tile']:.2f}× "
+                         f"its bytes per tile; builds in {ours['build_s'] / theirs['build_s']:.2f}× its time (`search.json`).")
+        exact, flat = pick("tessera", "int8 exact scan"), pick("faiss", "IndexFlatIP")
+        if exact and flat:
+            lines.append(f"Exact search at {largest:,} tiles: Tessera's int8 scan takes {exact['p50_ms'] / flat['p50_ms']:.2f}× faiss IndexFlatIP's median time (`search.json`).")
+    graph = load(results, "graph-build")
+    if graph:
+        best = max(graph["rows"], key=lambda r: (r["tiles"], r.get("speedup_vs_instant_distance_1_thread") or 0))
+        if best.get("speedup_vs_instant_distance_1_thread"):
+            lines.append(f"HNSW build at {best['tiles']:,} tiles: the batched build on {best['threads']} threads is "
+                         f"{best['speedup_vs_instant_distance_1_thread']:.2f}× faster than instant-distance on one (`graph-build.json`).")
+    evaluation = load(results, "eval")
+    for c in (evaluation or {}).get("comparisons", [])[:1]:
+        diff = c["p_at_5_difference"]
+        lines.append(f"Retrieval, {c['dataset']} ({c['protocol'].replace('_', ' ')}): {c['descriptor']} − {c['against']} P@5 "
+                     f"{diff['difference']:+.3f} (95% CI {diff['low']:+.3f} to {diff['high']:+.3f}; `eval.json`).")
+    return lines
+
+
 def embed_section(d, plots: Path, md: list, peak):
     if not begin(md, "Embedding, native (tract vs onnxruntime)", d, "no `embed-native.json`"):
         return
@@ -391,6 +440,9 @@ def main():
         "measured with its peer in the same run.",
         "",
     ]
+    lines = headlines(args.results)
+    if lines:
+        md += ["## Headlines", "", *(f"- {line}" for line in lines), ""]
     embed_section(load(args.results, "embed-native"), plots, md, peak)
     gpu_section(load(args.results, "gpu"), plots, md)
     search_section(load(args.results, "search"), plots, md)

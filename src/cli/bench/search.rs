@@ -38,6 +38,10 @@ pub struct BenchSearchArgs {
     /// skipped): each 1M-tile graph takes minutes.
     #[arg(long)]
     all_variants_up_to: Option<usize>,
+    /// Above this many tiles no system builds an HNSW graph (exact and IVF-PQ search only;
+    /// the graphs are recorded as skipped): a 1M-tile graph takes minutes for each system.
+    #[arg(long)]
+    graphs_up_to: Option<usize>,
     /// Extra variants built only at the smallest size (bytes/tile of each encoding).
     #[arg(long, value_delimiter = ',', default_values_t = ["f32".to_string(), "f16".to_string()])]
     small_variants: Vec<String>,
@@ -78,11 +82,18 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
         if n == smallest {
             variants.extend(args.small_variants.iter().cloned());
         }
+        let graphs = !args.graphs_up_to.is_some_and(|max| n > max);
+        if !graphs {
+            let reason = format!("above --graphs-up-to {}", args.graphs_up_to.unwrap_or(0));
+            for variant in ["tessera HNSW (every variant)", "faiss IndexHNSWFlat", "hnswlib"] {
+                skipped.push(json!({"tiles": n, "variant": variant, "reason": reason}));
+            }
+        }
         for variant in variants.iter().filter(|v| !v.is_empty()) {
-            rows.extend(bench_tessera(&args, &data, &truth, variant)?);
+            rows.extend(bench_tessera(&args, &data, &truth, variant, graphs)?);
         }
         if !args.no_reference {
-            rows.extend(reference(&args, &data, &truth)?);
+            rows.extend(reference(&args, &data, &truth, graphs)?);
         }
         print_rows(&rows.iter().filter(|r| r["tiles"] == n).cloned().collect::<Vec<_>>());
     }
@@ -250,6 +261,7 @@ fn bench_tessera(
     data: &Synthetic,
     truth: &[Vec<u32>],
     variant: &str,
+    graph: bool,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
     let (quantization, pca_dim, rerank) = parse_variant(variant)?;
     let n = data.len();
@@ -264,7 +276,7 @@ fn bench_tessera(
         quantization,
         pca_dim,
         hnsw: HnswParams { max_degree: args.max_degree, ..HnswParams::default() },
-        graph_min_tiles: 0,
+        graph_min_tiles: if graph { 0 } else { usize::MAX },
         rerank,
     };
     let started = Instant::now();
@@ -305,6 +317,7 @@ fn bench_tessera(
         .query
         .ef
         .iter()
+        .filter(|_| graph)
         .map(|&ef| (format!("HNSW ef={ef}"), SearchOptions { k: args.query.k, ef: Some(ef), exact_below: 0, ..SearchOptions::default() }))
         .collect();
     modes.push(("exact scan".into(), SearchOptions { k: args.query.k, exact: true, ..SearchOptions::default() }));
@@ -343,7 +356,7 @@ pub(super) fn time_queries(
 }
 
 /// Runs `bench/search_reference.py` on the same vectors, queries and ground truth.
-fn reference(args: &BenchSearchArgs, data: &Synthetic, truth: &[Vec<u32>]) -> anyhow::Result<Vec<serde_json::Value>> {
+fn reference(args: &BenchSearchArgs, data: &Synthetic, truth: &[Vec<u32>], graphs: bool) -> anyhow::Result<Vec<serde_json::Value>> {
     let dir = tempfile::tempdir()?;
     let write = |name: &str, values: &[f32], rows: usize, cols: usize| -> anyhow::Result<PathBuf> {
         let path = dir.path().join(name);
@@ -362,7 +375,11 @@ fn reference(args: &BenchSearchArgs, data: &Synthetic, truth: &[Vec<u32>]) -> an
     let flat: Vec<f32> = truth.iter().flat_map(|t| t.iter().map(|&i| i as f32)).collect();
     let truth_path = write("truth.npy", &flat, truth.len(), args.query.k)?;
     let ef: Vec<String> = args.query.ef.iter().map(|e| e.to_string()).collect();
-    let systems = if data.len() > args.faiss_hnsw_max { "faiss-flat,faiss-ivfpq,hnswlib" } else { "faiss-flat,faiss-hnsw,faiss-ivfpq,hnswlib" };
+    let systems = match (graphs, data.len() <= args.faiss_hnsw_max) {
+        (false, _) => "faiss-flat,faiss-ivfpq",
+        (true, false) => "faiss-flat,faiss-ivfpq,hnswlib",
+        (true, true) => "faiss-flat,faiss-hnsw,faiss-ivfpq,hnswlib",
+    };
     let started = Instant::now();
     let out = Command::new(super::python::python()?)
         .arg("bench/search_reference.py")

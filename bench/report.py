@@ -124,14 +124,14 @@ def headlines(results: Path) -> list:
                     return n, a, b
             return None, None, None
 
-        n, ours, theirs = pair("int8 HNSW ef=64", "hnswlib", "M=16 efC=100 ef=64")
+        n, ours, theirs = pair("f16 HNSW ef=64", "hnswlib", "M=16 efC=100 ef=64")
         if ours:
-            lines.append(f"Search at {n:,} tiles: Tessera's int8 HNSW (ef 64) answers in {ours['p50_ms'] / theirs['p50_ms']:.2f}× hnswlib's "
+            lines.append(f"Search at {n:,} tiles: Tessera's HNSW as `tessera build` makes it (f16, ef 64) answers in {ours['p50_ms'] / theirs['p50_ms']:.2f}× hnswlib's "
                          f"median time at recall@10 {ours['recall_at_k']:.3f} vs {theirs['recall_at_k']:.3f}, in {ours['bytes_per_tile'] / theirs['bytes_per_tile']:.2f}× "
                          f"its bytes per tile; builds in {ours['build_s'] / theirs['build_s']:.2f}× its time (`search.json`).")
-        n, exact, flat = pair("int8 exact scan", "faiss", "IndexFlatIP")
+        n, exact, flat = pair("f16 exact scan", "faiss", "IndexFlatIP")
         if exact:
-            lines.append(f"Exact search at {n:,} tiles: Tessera's int8 scan takes {exact['p50_ms'] / flat['p50_ms']:.2f}× faiss IndexFlatIP's median time (`search.json`).")
+            lines.append(f"Exact search at {n:,} tiles: Tessera's f16 scan takes {exact['p50_ms'] / flat['p50_ms']:.2f}× faiss IndexFlatIP's median time (`search.json`).")
     graph = load(results, "graph-build")
     if graph:
         best = max(graph["rows"], key=lambda r: (r["tiles"], r.get("speedup_vs_instant_distance_1_thread") or 0))

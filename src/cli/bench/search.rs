@@ -31,8 +31,9 @@ pub struct BenchSearchArgs {
     synthetic: SyntheticArgs,
     #[command(flatten)]
     query: QueryArgs,
-    /// Index variants: QUANT[+pcaN][+rerankQUANT] (e.g. int8, f16, int8+pca64+rerankf16), comma separated.
-    #[arg(long, value_delimiter = ',', default_values_t = ["int8".to_string(), "int8+pca64".to_string(), "int8+pca32".to_string()])]
+    /// Index variants: QUANT[+pcaN][+rerankQUANT] (e.g. int8, f16, int8+pca64+rerankf16), comma
+    /// separated; the first is `tessera build`'s default (f16), the rest the smaller encodings.
+    #[arg(long, value_delimiter = ',', default_values_t = ["f16".to_string(), "int8".to_string(), "int8+pca64".to_string(), "int8+pca32".to_string()])]
     variants: Vec<String>,
     /// Above this many tiles only the first variant is built (the others are recorded as
     /// skipped): each 1M-tile graph takes minutes.
@@ -43,7 +44,7 @@ pub struct BenchSearchArgs {
     #[arg(long)]
     graphs_up_to: Option<usize>,
     /// Extra variants built only at the smallest size (bytes/tile of each encoding).
-    #[arg(long, value_delimiter = ',', default_values_t = ["f32".to_string(), "f16".to_string()])]
+    #[arg(long, value_delimiter = ',', default_values_t = ["f32".to_string()])]
     small_variants: Vec<String>,
     /// Layer-0 neighbours kept per tile.
     #[arg(long, default_value_t = HnswParams::default().max_degree)]

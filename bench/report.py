@@ -77,13 +77,18 @@ def table_head(md: list, align: str, titles: list):
     md.append("|" + "".join("---:|" if a == "r" else "---|" for a in align))
 
 
-def bar(path: Path, labels, values, ylabel, title):
+def bar(path: Path, labels, values, ylabel, title, lines=None):
+    """Horizontal bars, with labelled vertical reference lines (`{label: x}`, e.g. a peak)."""
     fig, ax = plt.subplots(figsize=(7, 3.2))
     ax.barh(labels, values, color="#4056c8")
     ax.set_xlabel(ylabel)
     ax.set_title(title)
     for i, v in enumerate(values):
         ax.text(v, i, f" {v:.1f}", va="center", fontsize=8)
+    for (name, x), style in zip((lines or {}).items(), ("--", ":")):
+        ax.axvline(x, color="#444444", linestyle=style, label=name)
+    if lines:
+        ax.legend(fontsize=7, frameon=False, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -219,6 +224,15 @@ def search_section(d, plots: Path, md: list):
             f"| {r['system']} | {r['variant']} | {r['tiles']} | {r.get('build_s', 0):.1f} | {r.get('bytes_per_tile', 0):.0f} | "
             f"{r.get('p50_ms', 0):.3f} | {r.get('p99_ms', 0):.3f} | {r.get('recall_at_k', 0):.4f} |"
         )
+    largest = max((r["tiles"] for r in rows), default=0)
+    common = max({r["tiles"] for r in rows}, key=lambda n: (len({(r["system"], r["variant"].split(" ")[0]) for r in rows if r["tiles"] == n}), n), default=largest)
+    sized = {}
+    for r in rows:
+        if r["tiles"] == common:
+            sized.setdefault(f"{r['system']} {r['variant'].split(' ef=')[0].split(' nprobe=')[0].replace(' exact scan', '').replace(' HNSW', '')}", r["bytes_per_tile"])
+    if sized:
+        bar(plots / "search-bytes.png", list(sized), list(sized.values()), f"bytes per tile at {common:,} tiles (file / tiles)", "Index size per tile")
+        md.append(f"\n![bytes per tile](plots/search-bytes.png)")
     if d.get("skipped"):
         md.append("\nNot built in this run: " + "; ".join(f"{s['variant']} at {s['tiles']} tiles ({s['reason']})" for s in d["skipped"]) + ".")
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 6))
@@ -360,6 +374,31 @@ def web_section(d, plots: Path, md: list, peak):
     md.append(f"\n`.wasm` gzipped (-9): {sizes}.")
     bar(plots / "web.png", labels, values, "ms per ViT run (median)", "Embedding in the browser")
     md.append("\n![browser embedding](plots/web.png)\n")
+    gflops = [(f"{who} {e['threads']}t", e[key]["gflops_per_s"]) for e in d["embedding"]
+              for who, key in (("Tessera", "tessera"), ("onnxruntime-web", "onnxruntime_web"))]
+    lines = {}
+    if peak[0]:
+        per_core = wasm_peak / (os.cpu_count() or 1)
+        lines = {f"WASM SIMD128 peak, 1 core, 1 FMA unit ({per_core:.0f})": per_core, f"all cores ({wasm_peak:.0f})": wasm_peak}
+    bar(plots / "web-gflops.png", [g[0] for g in gflops], [g[1] for g in gflops], "GFLOP/s achieved (median run)",
+        "Embedding in the browser against the machine's WASM peak", lines)
+    md.append("![browser GFLOP/s against the peak](plots/web-gflops.png)\n")
+    first = [(f"{ttfr[c]['runtime']['build']}, {ttfr[c]['runtime']['threads']}t, {c}", ttfr[c])
+             for ttfr in d.get("time_to_first_result", {}).values() for c in ("cold", "warm") if c in ttfr]
+    if first:
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        names = [f[0] for f in first]
+        ready = [f[1]["ready_ms"] for f in first]
+        click = [f[1].get("click_to_result_ms", 0) for f in first]
+        ax.barh(names, ready, color="#4056c8", label="page ready")
+        ax.barh(names, click, left=ready, color="#c84056", label="click to first result")
+        ax.set_xlabel("ms from navigation")
+        ax.set_title("Time to first result")
+        ax.legend(fontsize=7, frameon=False)
+        fig.tight_layout()
+        fig.savefig(plots / "first-result.png", dpi=110)
+        plt.close(fig)
+        md.append("![time to first result](plots/first-result.png)\n")
 
 
 def wasm_variants_section(d, md: list):

@@ -77,6 +77,13 @@ def table_head(md: list, align: str, titles: list):
     md.append("|" + "".join("---:|" if a == "r" else "---|" for a in align))
 
 
+def save(fig, path: Path, rect=(0, 0, 1, 1)):
+    """Lays the figure out within `rect`, writes it as a PNG and frees it."""
+    fig.tight_layout(rect=rect)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def bar(path: Path, labels, values, ylabel, title, lines=None):
     """Horizontal bars, with labelled vertical reference lines (`{label: x}`, e.g. a peak)."""
     fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -89,9 +96,7 @@ def bar(path: Path, labels, values, ylabel, title, lines=None):
         ax.axvline(x, color="#444444", linestyle=style, label=name)
     if lines:
         ax.legend(fontsize=7, frameon=False, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def headlines(results: Path) -> list:
@@ -250,9 +255,7 @@ def search_section(d, plots: Path, md: list):
     a.set_yscale("log")
     handles, names = a.get_legend_handles_labels()
     fig.legend(handles, names, loc="lower center", ncol=2, fontsize=6, frameon=False)
-    fig.tight_layout(rect=(0, 0.32, 1, 1))
-    fig.savefig(plots / "search.png", dpi=110)
-    plt.close(fig)
+    save(fig, plots / "search.png", rect=(0, 0.32, 1, 1))
     md.append("\n![search latency and recall vs size](plots/search.png)\n")
 
 
@@ -309,9 +312,7 @@ def partitioned_section(d, plots: Path, md: list):
     ax.set_xlabel("MB fetched per query (nprobe 4 … 32)")
     ax.set_ylabel("recall@10")
     ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    fig.savefig(plots / "partitioned.png", dpi=110)
-    plt.close(fig)
+    save(fig, plots / "partitioned.png")
     md.append("\n![bytes per query against recall](plots/partitioned.png)\n")
 
 
@@ -395,9 +396,7 @@ def web_section(d, plots: Path, md: list, peak):
         ax.set_xlabel("ms from navigation")
         ax.set_title("Time to first result")
         ax.legend(fontsize=7, frameon=False)
-        fig.tight_layout()
-        fig.savefig(plots / "first-result.png", dpi=110)
-        plt.close(fig)
+        save(fig, plots / "first-result.png")
         md.append("![time to first result](plots/first-result.png)\n")
 
 

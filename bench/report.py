@@ -229,8 +229,8 @@ def search_section(d, plots: Path, md: list):
             f"| {r['system']} | {r['variant']} | {r['tiles']} | {r.get('build_s', 0):.1f} | {r.get('bytes_per_tile', 0):.0f} | "
             f"{r.get('p50_ms', 0):.3f} | {r.get('p99_ms', 0):.3f} | {r.get('recall_at_k', 0):.4f} |"
         )
-    largest = max((r["tiles"] for r in rows), default=0)
-    common = max({r["tiles"] for r in rows}, key=lambda n: (len({(r["system"], r["variant"].split(" ")[0]) for r in rows if r["tiles"] == n}), n), default=largest)
+    # The size with the most index kinds (every system and encoding), the largest of those.
+    common = max({r["tiles"] for r in rows}, key=lambda n: (len({(r["system"], r["variant"].split(" ")[0]) for r in rows if r["tiles"] == n}), n), default=0)
     sized = {}
     for r in rows:
         if r["tiles"] == common:

@@ -16,6 +16,7 @@ Setup: pip install faiss-cpu hnswlib numpy
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -43,16 +44,27 @@ def row(system, variant, n, build_s, size, p50, p99, recall, **extra):
                 bytes_per_tile=size / n, p50_ms=p50, p99_ms=p99, recall_at_k=recall, **extra)
 
 
-def run_faiss_flat(base, queries, truth, k, efs, threads):
+@contextlib.contextmanager
+def build_threads(threads):
+    """faiss builds on `threads` threads inside, and searches on one after."""
     import faiss
 
     faiss.omp_set_num_threads(threads)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(1)
+
+
+def run_faiss_flat(base, queries, truth, k, efs, threads):
+    import faiss
+
     n, d = base.shape
     t0 = time.perf_counter()
-    flat = faiss.IndexFlatIP(d)
-    flat.add(base)
+    with build_threads(threads):
+        flat = faiss.IndexFlatIP(d)
+        flat.add(base)
     build = time.perf_counter() - t0
-    faiss.omp_set_num_threads(1)
     size = len(faiss.serialize_index(flat))
     p50, p99, rec = latency_and_recall(lambda q: flat.search(q, k)[1][0], queries, truth, k)
     return [row("faiss", "IndexFlatIP (exact, f32)", n, build, size, p50, p99, rec, version=faiss.__version__)]
@@ -61,15 +73,14 @@ def run_faiss_flat(base, queries, truth, k, efs, threads):
 def run_faiss_hnsw(base, queries, truth, k, efs, threads):
     import faiss
 
-    faiss.omp_set_num_threads(threads)
     n, d = base.shape
     rows = []
     t0 = time.perf_counter()
-    hnsw = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-    hnsw.hnsw.efConstruction = 100
-    hnsw.add(base)
+    with build_threads(threads):
+        hnsw = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = 100
+        hnsw.add(base)
     build = time.perf_counter() - t0
-    faiss.omp_set_num_threads(1)
     size = len(faiss.serialize_index(hnsw))
     for ef in efs:
         hnsw.hnsw.efSearch = max(ef, k)
@@ -85,18 +96,17 @@ def run_faiss_ivfpq(base, queries, truth, k, efs, threads):
     384), trained on up to 64 vectors per list; nprobe 8 and 32."""
     import faiss
 
-    faiss.omp_set_num_threads(threads)
     n, d = base.shape
     nlist = max(1, int(round(n ** 0.5)))
     m = 48 if d % 48 == 0 else next(x for x in (32, 24, 16, 8, 4, 2, 1) if d % x == 0)
     t0 = time.perf_counter()
-    quantizer = faiss.IndexFlatIP(d)
-    ivfpq = faiss.IndexIVFPQ(quantizer, d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
-    train = base[np.random.default_rng(0).choice(n, size=min(n, max(64 * nlist, 256 * 40)), replace=False)]
-    ivfpq.train(train)
-    ivfpq.add(base)
+    with build_threads(threads):
+        quantizer = faiss.IndexFlatIP(d)
+        ivfpq = faiss.IndexIVFPQ(quantizer, d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
+        train = base[np.random.default_rng(0).choice(n, size=min(n, max(64 * nlist, 256 * 40)), replace=False)]
+        ivfpq.train(train)
+        ivfpq.add(base)
     build = time.perf_counter() - t0
-    faiss.omp_set_num_threads(1)
     size = len(faiss.serialize_index(ivfpq))
     rows = []
     for nprobe in (8, 32):

@@ -367,13 +367,11 @@ impl Engine {
             }
         });
         let tract = self.describer.embedder().clone();
-        let opened = match adapter {
-            Some(OpenedGpu(opened)) => opened,
-            None if choice == BackendChoice::Cpu => Err(crate::gpu::GpuError::NoAdapter("not asked for".into())),
-            None => crate::gpu::Gpu::new().await,
+        let started = match adapter {
+            Some(OpenedGpu(opened)) => EmbeddingBackend::start_on(opened, tract, &model, choice, notice).await,
+            None => EmbeddingBackend::start(tract, &model, choice, notice).await,
         };
-        let backend = EmbeddingBackend::start_on(opened, tract, &model, choice, notice)
-            .await
+        let backend = started
             .map_err(|e| js_error(&format!("the GPU did not start: {e}"), ErrorKind::Engine))?;
         let describer = self.collection.describer(backend).map_err(into_error)?;
         Ok(Engine { describer: Rc::new(describer), ..self })

@@ -136,7 +136,7 @@ const handlers = {
         throw engineError(e, 'engine');
       }
       timings.engine_ms = performance.now() - t;
-      if (declutteredKey) storeDeclutteredWhenIdle(declutteredKey);
+      storeDeclutteredWhenIdle(declutteredKey);
       return model;
     };
     const openOrRefetch = async () => {
@@ -371,8 +371,10 @@ function storeDeclutteredWhenIdle(url) {
     declutteredStore.url = null;
     try {
       const pieces = engine.takeDeclutteredNnef();
-      const headers = { 'content-type': 'application/x-tar', [DECLUTTERED_FORMAT_HEADER]: (await wasmReady).pkg.declutteredFormat() };
-      if (pieces) await (await openCache())?.put(url, new Response(new Blob(pieces), { headers }));
+      if (pieces) {
+        const headers = { 'content-type': 'application/x-tar', [DECLUTTERED_FORMAT_HEADER]: (await wasmReady).pkg.declutteredFormat() };
+        await (await openCache())?.put(url, new Response(new Blob(pieces), { headers }));
+      }
     } catch (e) {
       // Only a faster next start is lost (unless the engine trapped: engineError notes it).
       console.warn('the decluttered model was not cached:', engineError(e, 'engine').message);

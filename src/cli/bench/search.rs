@@ -75,21 +75,21 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
         let truth = exact_truth(&data, args.query.k);
         eprintln!("data and exact ground truth: {:.1} s", started.elapsed().as_secs_f64());
         let mut variants = args.variants.clone();
-        if args.all_variants_up_to.is_some_and(|max| n > max) {
+        if let Some(max) = args.all_variants_up_to.filter(|&max| n > max) {
             for variant in variants.drain(1..) {
-                skipped.push(json!({"tiles": n, "variant": variant, "reason": format!("above --all-variants-up-to {}", args.all_variants_up_to.unwrap_or(0))}));
+                skipped.push(json!({"tiles": n, "variant": variant, "reason": format!("above --all-variants-up-to {max}")}));
             }
         }
         if n == smallest {
             variants.extend(args.small_variants.iter().cloned());
         }
-        let graphs = !args.graphs_up_to.is_some_and(|max| n > max);
-        if !graphs {
-            let reason = format!("above --graphs-up-to {}", args.graphs_up_to.unwrap_or(0));
+        let graphs_skipped = args.graphs_up_to.filter(|&max| n > max);
+        if let Some(max) = graphs_skipped {
             for variant in ["tessera HNSW (every variant)", "faiss IndexHNSWFlat", "hnswlib"] {
-                skipped.push(json!({"tiles": n, "variant": variant, "reason": reason}));
+                skipped.push(json!({"tiles": n, "variant": variant, "reason": format!("above --graphs-up-to {max}")}));
             }
         }
+        let graphs = graphs_skipped.is_none();
         for variant in variants.iter().filter(|v| !v.is_empty()) {
             rows.extend(bench_tessera(&args, &data, &truth, variant, graphs)?);
         }

@@ -154,6 +154,9 @@ impl GpuPath {
 }
 
 #[cfg(feature = "gpu")]
+pub use start::gpu_needs_model;
+
+#[cfg(feature = "gpu")]
 mod start {
     use super::*;
     use crate::gpu::{Gpu, GpuEmbedder, GpuError, DEFAULT_MAX_BATCH};
@@ -207,9 +210,20 @@ mod start {
         }
     }
 
+    /// Whether starting `choice` on `opened` reads the model file: not without an adapter,
+    /// nor when `auto` leaves a software adapter to tract (a page then need not fetch it).
+    pub fn gpu_needs_model(opened: &Result<Gpu, GpuError>, choice: BackendChoice) -> bool {
+        matches!(opened, Ok(gpu) if choice != BackendChoice::Cpu && !left_to_tract(gpu, choice))
+    }
+
+    /// A software adapter runs no faster than tract: `auto` does not use one.
+    fn left_to_tract(gpu: &Gpu, choice: BackendChoice) -> bool {
+        gpu.is_software() && choice == BackendChoice::Auto
+    }
+
     async fn open_gpu(opened: Result<Gpu, GpuError>, model: &[u8], manifest: &ModelManifest, choice: BackendChoice) -> Result<GpuEmbedder, GpuError> {
         let gpu = opened?;
-        if gpu.is_software() && choice == BackendChoice::Auto {
+        if left_to_tract(&gpu, choice) {
             return Err(GpuError::NoAdapter(format!("only {}, a software adapter, which is no faster than tract", gpu.adapter_name())));
         }
         GpuEmbedder::new(gpu, model, manifest.clone(), DEFAULT_MAX_BATCH).await

@@ -504,6 +504,19 @@ impl std::io::Write for JsPieces {
 #[wasm_bindgen]
 pub struct OpenedGpu(Result<crate::gpu::Gpu, crate::gpu::GpuError>);
 
+#[cfg(feature = "gpu")]
+#[wasm_bindgen]
+impl OpenedGpu {
+    /// Whether `useGpu(model, backend, this)` reads `model`: not without an adapter, nor
+    /// when `auto` leaves a software one to tract (then the page passes an empty array
+    /// instead of fetching the model file).
+    #[wasm_bindgen(js_name = needsModel)]
+    pub fn needs_model(&self, backend: &str) -> Result<bool, Error> {
+        let choice: crate::backend::BackendChoice = backend.parse().map_err(|e: String| js_error(&e, ErrorKind::Engine))?;
+        Ok(crate::backend::gpu_needs_model(&self.0, choice))
+    }
+}
+
 /// Opens the WebGPU adapter and device that `useGpu` will check and use, so that a page
 /// can do it while the model loads. Never rejects: a missing adapter is `useGpu`'s to
 /// report (a note with `auto`, an error with `gpu`).

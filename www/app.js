@@ -88,6 +88,8 @@ const el = {
 
 const state = {
   info: null,
+  /** What the last load read, by name: { what, loaded, total, cached } (the worker's progress). */
+  downloads: new Map(),
   mode: 'new',
   /** Examples: { kind: 'vector', vector, preview, caption, box? } | { kind: 'tile', id, preview, caption }. */
   positives: [],
@@ -149,6 +151,7 @@ async function start() {
       showProgress(downloads);
     });
     state.info = info;
+    state.downloads = downloads;
     onReady(info, [...downloads.values()].every((d) => d.cached));
   } catch (error) {
     el.progress.hidden = true;

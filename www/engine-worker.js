@@ -7,7 +7,7 @@
 // each against the SHA-256 the page pins, when it pins one: on every load and cache hit),
 // and kept in the Cache API so a second visit starts offline. After a first load the model
 // as tract decluttered it is cached too (NNEF), and later loads read it instead of
-// decluttering again (most of starting the engine).
+// decluttering again (most of starting the engine), and read the ONNX file only for a GPU.
 //
 // Two builds of the engine sit beside this file: pkg/ (one thread) and pkg-threads/
 // (shared memory: tract's matmuls on a pool of Web Workers, wasm-bindgen-rayon). The
@@ -85,20 +85,26 @@ const handlers = {
     const wasm = timed('wasm_ms', (wasmReady ??= initWasm(threads, engineSha256)));
     servedFromCache.clear();
     const fetchData = async (fresh) => {
-      const manifestBytes = await fetchCached(manifestUrl, 'manifest', { fresh });
+      const manifestBytes = await timed('manifest_ms', fetchCached(manifestUrl, 'manifest', { fresh }));
       const manifest = parseManifest(manifestBytes, manifestUrl);
       // The manifest names the model's hash; a pinned model needs the manifest to name the pin.
       if (modelSha256 && manifest.sha256.toLowerCase() !== modelSha256.toLowerCase()) {
         throw new WorkerError('integrity', `${manifestUrl} describes a model with SHA-256 ${manifest.sha256}, but the page pins ${modelSha256}`);
       }
       const declutteredKey = declutteredUrl(modelUrl, manifest);
-      const [model, index, decluttered] = await Promise.all([
-        fetchVerified(modelUrl, 'model', manifest.sha256),
-        isPartitioned(indexUrl, partitioned) ? fetchDirectory(indexUrl, indexSha256) : fetchVerified(indexUrl, 'index', indexSha256, { fresh }),
+      // The ONNX file makes the engine only when there is no decluttered copy of it, and
+      // feeds a GPU: fetched (and hashed) when one of them asks, not on every visit.
+      let modelFetch = null;
+      const modelBytes = () => (modelFetch ??= fetchVerified(modelUrl, 'model', manifest.sha256));
+      const [index, decluttered] = await Promise.all([
+        timed('index_ms', isPartitioned(indexUrl, partitioned) ? fetchDirectory(indexUrl, indexSha256) : fetchVerified(indexUrl, 'index', indexSha256, { fresh })),
         // Read while the .wasm compiles; its format is checked once the engine is there.
-        cachedDecluttered(declutteredKey).catch(() => null),
+        timed('model_ms', cachedDecluttered(declutteredKey).catch(() => null).then(async (copy) => {
+          if (!copy) await modelBytes();
+          return copy;
+        })),
       ]);
-      return { manifestBytes, model, index, decluttered, declutteredKey };
+      return { manifestBytes, modelBytes, index, decluttered, declutteredKey };
     };
     const data = timed('data_ms', fetchData(false));
     await wasm.catch((e) => {
@@ -108,10 +114,10 @@ const handlers = {
     const { pkg, fallback } = await wasm;
     // The adapter opens while the model loads (useGpu checks and uses it below).
     const gpuOpening = backend !== 'wasm' && self.navigator.gpu ? pkg.openGpu() : null;
-    /** The engine over the fetched files; resolves to the model's bytes (the GPU path's). */
+    /** The engine over the fetched files; resolves to `modelBytes` (the GPU path's). */
     const open = async (fetched) => {
-      const { manifestBytes, model, index, decluttered, declutteredKey } = await fetched;
-      const t = performance.now();
+      const { manifestBytes, modelBytes, index, decluttered, declutteredKey } = await fetched;
+      let t = performance.now();
       if (decluttered && decluttered.format !== pkg.declutteredFormat()) {
         // Written by an engine of another tract version: this one makes its own.
         await dropCached(decluttered.url);
@@ -121,7 +127,7 @@ const handlers = {
         try {
           engine = new pkg.Engine(decluttered.bytes, manifestBytes, index, { model_format: 'decluttered-nnef' });
           timings.engine_ms = performance.now() - t;
-          return model;
+          return modelBytes;
         } catch (e) {
           const error = engineError(e, 'engine');
           if (error.kind === 'crashed') throw error;
@@ -129,15 +135,17 @@ const handlers = {
           await dropCached(decluttered.url);
         }
       }
+      // fetchVerified checks the model against the manifest's SHA-256 (WebCrypto).
+      const model = await modelBytes();
+      t = performance.now();
       try {
-        // fetchVerified checked the model against the manifest's SHA-256 (WebCrypto).
         engine = new pkg.Engine(model, manifestBytes, index, { model_verified: true, keep_decluttered: true });
       } catch (e) {
         throw engineError(e, 'engine');
       }
       timings.engine_ms = performance.now() - t;
       storeDeclutteredWhenIdle(declutteredKey);
-      return model;
+      return modelBytes;
     };
     const openOrRefetch = async () => {
       try {
@@ -152,7 +160,7 @@ const handlers = {
         return open(fetchData(true));
       }
     };
-    const model = await openOrRefetch().catch(async (e) => {
+    const modelBytes = await openOrRefetch().catch(async (e) => {
       (await gpuOpening)?.free();
       throw e;
     });
@@ -163,9 +171,16 @@ const handlers = {
         gpuNotes.push('this browser has no WebGPU');
       } else {
         const g = performance.now();
+        const choice = backend === 'webgpu' ? 'gpu' : 'auto';
+        const opened = await gpuOpening;
+        // No adapter, or a software one that 'auto' leaves to tract: the model is not read.
+        const model = opened.needsModel(choice) ? await modelBytes().catch((e) => {
+          opened.free();
+          throw e;
+        }) : new Uint8Array(0);
         try {
           // Consumes the engine: it resolves to the same engine with the GPU in front.
-          engine = await engine.useGpu(model, backend === 'webgpu' ? 'gpu' : 'auto', await gpuOpening);
+          engine = await engine.useGpu(model, choice, opened);
         } catch (e) {
           engine = null;
           throw engineError(e, 'engine');

@@ -356,6 +356,10 @@ describe('the decluttered model', () => {
       await waitReady(page);
       assert.equal(await modelSource(page), 'decluttered-nnef');
       assert.deepEqual(await describeTile(page), first, 'the same descriptor, bit for bit');
+      // No GPU runs here (none, or SwiftShader, which `auto` leaves to tract): the ONNX file
+      // is not even read.
+      const read = await page.evaluate(() => [...window.tessera.state.downloads.keys()]);
+      assert.ok(read.includes('index') && !read.includes('model'), `read: ${read}`);
 
       // A copy cut short in the cache, then one another tract version wrote: each dropped,
       // the ONNX file loaded, a new whole copy written in this version's format.

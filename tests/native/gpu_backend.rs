@@ -8,10 +8,10 @@ use crate::common;
 use std::sync::{Arc, Mutex};
 
 use common::{cosine, data, embedder};
-use tessera::backend::{BackendChoice, EmbeddingBackend, Notice};
+use tessera::backend::{gpu_needs_model, BackendChoice, EmbeddingBackend, Notice};
 use tessera::describer::TileDescriber;
 use tessera::descriptor::DescriptorKind;
-use tessera::gpu::{GpuEmbedder, GpuError, DEFAULT_MAX_BATCH};
+use tessera::gpu::{Gpu, GpuEmbedder, GpuError, DEFAULT_MAX_BATCH};
 use tessera::model::Embedder;
 use tessera::preprocess::{self, RgbImage};
 
@@ -56,6 +56,24 @@ fn auto_takes_a_hardware_gpu_only_and_cpu_never_tries() {
     let (backend, said) = start(BackendChoice::Cpu, embedder().clone());
     assert_eq!(backend.unwrap().name(), "tract");
     assert!(said.is_empty());
+}
+
+/// The page fetches the model file for `useGpu` only when `needsModel` says so, and passes
+/// an empty one otherwise: that must start exactly as with the file.
+#[test]
+fn auto_reads_the_model_only_for_a_gpu_it_will_use() {
+    let opened = pollster::block_on(Gpu::new());
+    let software = opened.as_ref().expect("an adapter (lavapipe in CI)").is_software();
+    assert_eq!(gpu_needs_model(&opened, BackendChoice::Auto), !software);
+    assert!(gpu_needs_model(&opened, BackendChoice::Gpu));
+    assert!(!gpu_needs_model(&opened, BackendChoice::Cpu));
+    assert!(!gpu_needs_model(&Err(GpuError::NoAdapter("none".into())), BackendChoice::Gpu));
+    if software {
+        let (notice, said) = recorder();
+        let backend = pollster::block_on(EmbeddingBackend::start_on(opened, embedder().clone(), &[], BackendChoice::Auto, notice));
+        assert_eq!(backend.unwrap().name(), "tract");
+        assert!(said.lock().unwrap()[0].contains("software adapter"));
+    }
 }
 
 #[test]

@@ -25,7 +25,7 @@ def main() -> None:
     report = {
         "benchmark": "run-times",
         "provenance": provenance(a.command),
-        "notes": "wall time of each benchmark step of one bench/run (a step includes installing what it needs, e.g. the Python references the first time); the CLI build before them is not counted",
+        "notes": "wall time of each step of one bench/run, from its start to the report: the CLI build, then each benchmark (which includes installing and building what it needs the first time: the Python references, the WebAssembly builds and npm packages in bench/web.sh)",
         "started": a.started,
         "steps": steps,
         "skipped": skipped,

@@ -83,6 +83,13 @@ const handlers = {
       return value;
     };
     const wasm = timed('wasm_ms', (wasmReady ??= initWasm(threads, engineSha256)));
+    // `auto` leaves a software adapter to tract (wgpu's Cpu type is WebGPU's fallback
+    // adapter): asked here, while the .wasm compiles, so that such a browser never waits
+    // for wgpu to open it (about 90 ms here, unhidden: new Engine blocks this thread).
+    const softwareAdapter = backend === 'auto' && self.navigator.gpu
+      ? self.navigator.gpu.requestAdapter({ powerPreference: 'high-performance' })
+        .then((a) => (a?.info?.isFallbackAdapter ? `${a.info.vendor} ${a.info.architecture}`.trim() || 'unnamed' : null), () => null)
+      : null;
     servedFromCache.clear();
     const fetchData = async (fresh) => {
       const manifestBytes = await timed('manifest_ms', fetchCached(manifestUrl, 'manifest', { fresh }));
@@ -112,8 +119,9 @@ const handlers = {
       throw e;
     });
     const { pkg, fallback } = await wasm;
+    const software = await softwareAdapter;
     // The adapter opens while the model loads (useGpu checks and uses it below).
-    const gpuOpening = backend !== 'wasm' && self.navigator.gpu ? pkg.openGpu() : null;
+    const gpuOpening = backend !== 'wasm' && self.navigator.gpu && !software ? pkg.openGpu() : null;
     /** The engine over the fetched files; resolves to `modelBytes` (the GPU path's). */
     const open = async (fetched) => {
       const { manifestBytes, modelBytes, index, decluttered, declutteredKey } = await fetched;
@@ -169,6 +177,8 @@ const handlers = {
       if (!self.navigator.gpu) {
         if (backend === 'webgpu') throw new WorkerError('unsupported', 'this browser has no WebGPU (navigator.gpu), which backend "webgpu" needs');
         gpuNotes.push('this browser has no WebGPU');
+      } else if (software) {
+        gpuNotes.push(`no GPU adapter: only ${software}, a software adapter, which is no faster than tract; embedding with tract (CPU)`);
       } else {
         const g = performance.now();
         const choice = backend === 'webgpu' ? 'gpu' : 'auto';

@@ -144,14 +144,13 @@ window.tessera = { client, state, viewer, ready, basket };
 
 async function start() {
   setStatus('loading', 'Loading…');
-  const downloads = new Map();
+  const downloads = (state.downloads = new Map());
   try {
     const info = await client.load(config, (p) => {
       downloads.set(p.what, p);
       showProgress(downloads);
     });
     state.info = info;
-    state.downloads = downloads;
     onReady(info, [...downloads.values()].every((d) => d.cached));
   } catch (error) {
     el.progress.hidden = true;

@@ -92,7 +92,7 @@ const handlers = {
       : null;
     servedFromCache.clear();
     const fetchData = async (fresh) => {
-      const manifestBytes = await timed('manifest_ms', fetchCached(manifestUrl, 'manifest', { fresh }));
+      const manifestBytes = await timed('manifest_read_ms', fetchCached(manifestUrl, 'manifest', { fresh }));
       const manifest = parseManifest(manifestBytes, manifestUrl);
       // The manifest names the model's hash; a pinned model needs the manifest to name the pin.
       if (modelSha256 && manifest.sha256.toLowerCase() !== modelSha256.toLowerCase()) {
@@ -104,9 +104,9 @@ const handlers = {
       let modelFetch = null;
       const modelBytes = () => (modelFetch ??= fetchVerified(modelUrl, 'model', manifest.sha256));
       const [index, decluttered] = await Promise.all([
-        timed('index_ms', isPartitioned(indexUrl, partitioned) ? fetchDirectory(indexUrl, indexSha256) : fetchVerified(indexUrl, 'index', indexSha256, { fresh })),
+        timed('index_read_ms', isPartitioned(indexUrl, partitioned) ? fetchDirectory(indexUrl, indexSha256) : fetchVerified(indexUrl, 'index', indexSha256, { fresh })),
         // Read while the .wasm compiles; its format is checked once the engine is there.
-        timed('model_ms', cachedDecluttered(declutteredKey).catch(() => null).then(async (copy) => {
+        timed('model_read_ms', cachedDecluttered(declutteredKey).catch(() => null).then(async (copy) => {
           if (!copy) await modelBytes();
           return copy;
         })),

@@ -84,11 +84,17 @@ const handlers = {
     };
     const wasm = timed('wasm_ms', (wasmReady ??= initWasm(threads, engineSha256)));
     // `auto` leaves a software adapter to tract (wgpu's Cpu type is WebGPU's fallback
-    // adapter): asked here, while the .wasm compiles, so that such a browser never waits
-    // for wgpu to open it (about 90 ms here, unhidden: new Engine blocks this thread).
-    const softwareAdapter = backend === 'auto' && self.navigator.gpu
-      ? self.navigator.gpu.requestAdapter({ powerPreference: 'high-performance' })
-        .then((a) => (a?.info?.isFallbackAdapter ? `${a.info.vendor} ${a.info.architecture}`.trim() || 'unnamed' : null), () => null)
+    // adapter), and there is nothing to open when WebGPU offers no adapter: asked here,
+    // while the .wasm compiles, so that such a browser never waits for wgpu to find that
+    // out (15-140 ms here, unhidden: new Engine blocks this thread). Resolves to why not
+    // to open one, or null.
+    const noGpuFor = backend === 'auto' && self.navigator.gpu
+      ? self.navigator.gpu.requestAdapter({ powerPreference: 'high-performance' }).then((a) => {
+        if (!a) return "the browser's WebGPU offers none";
+        if (!a.info?.isFallbackAdapter) return null;
+        const name = `${a.info.vendor} ${a.info.architecture}`.trim() || 'unnamed';
+        return `only ${name}, a software adapter, which is no faster than tract`;
+      }, () => null)
       : null;
     servedFromCache.clear();
     const fetchData = async (fresh) => {
@@ -119,9 +125,9 @@ const handlers = {
       throw e;
     });
     const { pkg, fallback } = await wasm;
-    const software = await softwareAdapter;
+    const noGpu = await noGpuFor;
     // The adapter opens while the model loads (useGpu checks and uses it below).
-    const gpuOpening = backend !== 'wasm' && self.navigator.gpu && !software ? pkg.openGpu() : null;
+    const gpuOpening = backend !== 'wasm' && self.navigator.gpu && !noGpu ? pkg.openGpu() : null;
     /** The engine over the fetched files; resolves to `modelBytes` (the GPU path's). */
     const open = async (fetched) => {
       const { manifestBytes, modelBytes, index, decluttered, declutteredKey } = await fetched;
@@ -177,8 +183,8 @@ const handlers = {
       if (!self.navigator.gpu) {
         if (backend === 'webgpu') throw new WorkerError('unsupported', 'this browser has no WebGPU (navigator.gpu), which backend "webgpu" needs');
         gpuNotes.push('this browser has no WebGPU');
-      } else if (software) {
-        gpuNotes.push(`no GPU adapter: only ${software}, a software adapter, which is no faster than tract; embedding with tract (CPU)`);
+      } else if (noGpu) {
+        gpuNotes.push(`no GPU adapter: ${noGpu}; embedding with tract (CPU)`);
       } else {
         const g = performance.now();
         const choice = backend === 'webgpu' ? 'gpu' : 'auto';
@@ -470,24 +476,30 @@ async function instantiate({ js, wasm }, sha256) {
   return pkg;
 }
 
-/** The .wasm as its Cache API response, up to date: a streaming compile of a cached
- *  response lets V8 reuse its compiled code next time. Unpinned, it is not read here (the
- *  compiler reads it once); pinned by `sha256`, it is checked like every pinned file
- *  (`fetchVerified`: a cached copy with the pin needs no round trip). Its bytes when there
- *  is no Cache API. */
+/** The .wasm, compiled from its Cache API copy when that copy is current, else its Cache
+ *  API response (or its bytes when there is no Cache API) for the glue to compile. Current:
+ *  its SHA-256 is `sha256` when pinned (no round trip, as `fetchVerified`), else the
+ *  server's validators match (`changedOnServer`). */
 async function wasmSource(url, sha256) {
-  let bytes;
-  if (sha256) {
-    bytes = await fetchVerified(url, 'engine', sha256);
-  } else {
-    const cached = await currentCopy(url);
-    if (cached) {
-      const size = Number(cached.headers.get('content-length')) || 0;
-      progress('engine', size, size, true);
-      return cached;
+  const cached = await (await openCache())?.match(url);
+  if (cached) {
+    // Compiled while the copy is checked: compiling runs none of its code, and the module
+    // is used only if these very bytes pass. A streaming compile of a cached response lets
+    // V8 reuse its compiled code next time.
+    const compiling = WebAssembly.compileStreaming(cached.clone()).catch(() => null);
+    const current = sha256 ? await verifiedBytes(cached, 'engine', sha256) : !(await changedOnServer(url, cached)) && cached;
+    if (current) {
+      if (!sha256) {
+        const size = Number(cached.headers.get('content-length')) || 0;
+        progress('engine', size, size, true);
+      }
+      return (await compiling) ?? current;
     }
-    bytes = await fetchCached(url, 'engine', { fresh: true });
   }
+  // A pinned copy that failed its check is not read again: straight to the network.
+  const bytes = sha256
+    ? await fetchVerified(url, 'engine', sha256, { fresh: Boolean(cached) })
+    : await fetchCached(url, 'engine', { fresh: true });
   return (await (await openCache())?.match(url)) ?? bytes;
 }
 
@@ -528,11 +540,8 @@ async function fetchVerified(url, what, sha256, { fresh = false } = {}) {
   // A cached copy pinned by its hash needs no round trip to ask the server whether it changed.
   const cached = fresh ? undefined : await (await openCache())?.match(url);
   if (cached) {
-    const bytes = new Uint8Array(await cached.arrayBuffer());
-    if ((await sha256Hex(bytes)) === sha256.toLowerCase()) {
-      progress(what, bytes.length, bytes.length, true);
-      return bytes;
-    }
+    const bytes = await verifiedBytes(cached, what, sha256);
+    if (bytes) return bytes;
   }
   // A pinned copy that failed its check is not read again: straight to the network.
   for (const network of cached || fresh ? [true] : [false, true]) {
@@ -544,6 +553,14 @@ async function fetchVerified(url, what, sha256, { fresh = false } = {}) {
       throw new WorkerError('integrity', `${what} ${url}: SHA-256 is ${actual}, expected ${sha256}`);
     }
   }
+}
+
+/** The bytes of a cached `response` when their SHA-256 is `sha256`, else null. */
+async function verifiedBytes(response, what, sha256) {
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  if ((await sha256Hex(bytes)) !== sha256.toLowerCase()) return null;
+  progress(what, bytes.length, bytes.length, true);
+  return bytes;
 }
 
 // --- Partitioned indexes (src/partitioned): the directory first, then one HTTP Range

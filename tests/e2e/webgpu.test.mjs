@@ -71,3 +71,32 @@ describe('WebGPU (SwiftShader)', () => {
     assert.equal(run.info.load_timings.gpu_ms, undefined);
   });
 });
+
+describe('WebGPU without an adapter (no --enable-unsafe-webgpu)', () => {
+  let env;
+  before(async () => {
+    env = await start();
+  });
+  after(async () => {
+    await env?.stop();
+  });
+
+  test('backend=auto learns there is no adapter before new Engine and never opens wgpu', async (t) => {
+    const { context, page } = await newPage(env.browser);
+    try {
+      await page.goto(`${env.url}index.html?threads=1`);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
+      const { info, adapter } = await page.evaluate(async () => ({
+        info: window.tessera.state.info,
+        adapter: navigator.gpu ? Boolean(await navigator.gpu.requestAdapter()) : 'no navigator.gpu',
+      }));
+      if (adapter !== false) return t.skip(`this Chromium has ${adapter === true ? 'an adapter' : adapter}`);
+      assert.equal(info.runtime.embedding, 'tract');
+      assert.match(info.runtime.gpu_notes.join(' '), /no GPU adapter: the browser's WebGPU offers none/);
+      assert.equal(info.load_timings.gpu_ms, undefined, 'wgpu was not opened');
+      assert.deepEqual(page.consoleErrors, [], 'no console errors');
+    } finally {
+      await context.close();
+    }
+  });
+});

@@ -98,6 +98,10 @@ const handlers = {
       : null;
     servedFromCache.clear();
     const fetchData = async (fresh) => {
+      // The index needs nothing from the manifest: read beside it (a failed manifest is
+      // the error reported; the index's, if any, is then not awaited).
+      const indexRead = timed('index_read_ms', isPartitioned(indexUrl, partitioned) ? fetchDirectory(indexUrl, indexSha256) : fetchVerified(indexUrl, 'index', indexSha256, { fresh }));
+      indexRead.catch(() => {});
       const manifestBytes = await timed('manifest_read_ms', fetchCached(manifestUrl, 'manifest', { fresh }));
       const manifest = parseManifest(manifestBytes, manifestUrl);
       // The manifest names the model's hash; a pinned model needs the manifest to name the pin.
@@ -110,7 +114,7 @@ const handlers = {
       let modelFetch = null;
       const modelBytes = () => (modelFetch ??= fetchVerified(modelUrl, 'model', manifest.sha256));
       const [index, decluttered] = await Promise.all([
-        timed('index_read_ms', isPartitioned(indexUrl, partitioned) ? fetchDirectory(indexUrl, indexSha256) : fetchVerified(indexUrl, 'index', indexSha256, { fresh })),
+        indexRead,
         // Read while the .wasm compiles; its format is checked once the engine is there.
         timed('model_read_ms', cachedDecluttered(declutteredKey).catch(() => null).then(async (copy) => {
           if (!copy) await modelBytes();

@@ -62,8 +62,8 @@ async function timeToFirstResult(page, url, reload) {
   const timings = Object.fromEntries(Object.entries(info.load_timings).map(([k, v]) => [k, round(v)]));
   const clickToResult = marks.result - marks.click;
   // engine_load: the worker's steps (wasm compile + thread pool, downloads/cache reads and
-  // hashing — data_ms: manifest_read_ms, then index_read_ms and model_read_ms (the
-  // decluttered copy, else the ONNX file) in parallel — new Engine, the GPU's start);
+  // hashing — data_ms: index_read_ms beside manifest_read_ms then model_read_ms (the
+  // decluttered copy, else the ONNX file) — new Engine, the GPU's start);
   // engine_phases: inside new Engine; click_to_result: the tile's pixels, its description in
   // the worker (embed_ms), the search and the cards.
   return {

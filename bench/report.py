@@ -344,7 +344,15 @@ def web_section(d, plots: Path, md: list, peak):
     md.append(f"\nPer view: a query descriptor is {views} ViT runs (the tile's rotations) plus the colour histogram and "
               "the adapter; the figure divides the whole descriptor's time by the views, so it slightly over-counts Tessera.")
     sc = d.get("thread_scaling", {})
-    md.append(f"The second thread: Tessera ×{sc.get('tessera')}, onnxruntime-web ×{sc.get('onnxruntime_web')}.\n")
+    md.append(f"The second thread: Tessera ×{sc.get('tessera')}, onnxruntime-web ×{sc.get('onnxruntime_web')}.")
+    relaxed = [e for e in d["embedding"] if e.get("relaxed_over_plain_time")]
+    if relaxed:
+        md.append("Relaxed SIMD (fused multiply-add in tract's matrix kernel): " + "; ".join(
+            f"at {e['threads']} thread{'s' if e['threads'] > 1 else ''} {e['tessera']['embed_ms_per_view']:.1f} ms per view against "
+            f"{e['tessera_plain_simd']['embed_ms_per_view']:.1f} for the plain SIMD build ({e['tessera_plain_simd']['runtime']['build']}), "
+            f"×{e['relaxed_over_plain_time']:.2f} the time; the plain build is {e['tessera_plain_simd']['speedup_over_onnxruntime_web']:.2f}× onnxruntime-web"
+            for e in relaxed) + ".")
+    md.append("")
     table_head(md, "lrrlll", ["build", "time to first result, cold ms", "warm ms: median visit (min–max)", "warm: page ready + click to result (of it embedding)",
                              "warm engine load ms (wasm / data / engine)", "in `new Engine`: model (parse / declutter / optimize) / index"])
     for name, ttfr in d.get("time_to_first_result", {}).items():

@@ -2,6 +2,7 @@
 # Builds the browser side into www/ (all of it gitignored, rebuilt from the repository):
 #   www/pkg/     the WASM engine (cargo --target wasm32-unknown-unknown + wasm-bindgen CLI)
 #   www/pkg-threads/  the same with threads (shared memory, wasm-bindgen-rayon; target/wasm-threads)
+#   www/pkg-relaxed/, www/pkg-relaxed-threads/  both again with relaxed SIMD (fused multiply-add)
 #   www/model/   the model and its manifest, copied from models/
 #   www/vendor/  OpenSeadragon, from npm
 #   www/demo/slide.dzi, slide_files/  the demo slide's Deep Zoom pyramid (tessera dzi)
@@ -59,13 +60,24 @@ THREADS_RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+simd128 \
 RUSTC_BOOTSTRAP=1 RUSTFLAGS="$THREADS_RUSTFLAGS" \
     wasm_build www/pkg-threads "$target_dir/wasm-threads" --features threads,gpu -Z build-std=panic_abort,std
 
+# Relaxed SIMD: tract's 8x8 GEMM kernel fuses its multiply-adds (f32x4.relaxed_madd) when
+# built with +relaxed-simd, ×0.83 the time per view in Chromium (bench/wasm-variants.sh).
+# Not every browser has relaxed SIMD, so both builds are made again with it, and the worker
+# picks these where the browser validates a relaxed-SIMD module. Own target dirs again.
+step "one-thread engine with relaxed SIMD → www/pkg-relaxed/"
+RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
+    wasm_build www/pkg-relaxed "$target_dir/wasm-relaxed" --features gpu
+step "threaded engine with relaxed SIMD → www/pkg-relaxed-threads/"
+RUSTC_BOOTSTRAP=1 RUSTFLAGS="${THREADS_RUSTFLAGS/+simd128/+simd128,+relaxed-simd}" \
+    wasm_build www/pkg-relaxed-threads "$target_dir/wasm-relaxed-threads" --features threads,gpu -Z build-std=panic_abort,std
+
 step "model and viewer → www/model/, www/vendor/"
 mkdir -p www/model www/vendor
 cp -u models/vit-s14-int8.onnx models/vit-s14-int8.json www/model/
 cp -u node_modules/openseadragon/build/openseadragon/openseadragon.min.js www/vendor/
 cp -u node_modules/openseadragon/LICENSE.txt www/vendor/openseadragon-LICENSE.txt
 
-for wasm in www/pkg/tessera_bg.wasm www/pkg-threads/tessera_bg.wasm; do
+for wasm in www/pkg{,-threads,-relaxed,-relaxed-threads}/tessera_bg.wasm; do
     raw=$(stat -c %s "$wasm")
     gz=$(gzip -9 -c "$wasm" | wc -c)
     awk -v f="$wasm" -v raw="$raw" -v gz="$gz" -v budget="$WASM_BUDGET_GZIP" 'BEGIN {

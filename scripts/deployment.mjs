@@ -45,7 +45,8 @@ function sha256Of(relative) {
 }
 
 // The model's manifest needs no pin of its own: it must name the pinned model's hash.
-const pinned = [opts.model, opts.index, 'pkg/tessera_bg.wasm', 'pkg-threads/tessera_bg.wasm'];
+const engines = ['pkg', 'pkg-threads', 'pkg-relaxed', 'pkg-relaxed-threads'].map((dir) => `${dir}/tessera_bg.wasm`);
+const pinned = [opts.model, opts.index, ...engines];
 const deployment = {
   data: {
     model: opts.model,

@@ -10,6 +10,7 @@
 //     engine-worker.js         the worker that owns the engine
 //     pkg/                     the wasm-bindgen output (tessera.js, .wasm, .d.ts)
 //     pkg-threads/             the same with threads (shared memory; runs when isolated)
+//     pkg-relaxed/, pkg-relaxed-threads/  both with relaxed SIMD (run where the browser has it)
 //     model/                   the ONNX model and its manifest
 //     README.md                docs/embedding.md
 // A portal copies the folder behind its CDN or runs `npm publish` in it. Fails when a file
@@ -42,6 +43,8 @@ const SOURCES = {
   'pkg/tessera_bg.wasm': 'www/pkg/tessera_bg.wasm',
   'pkg/tessera_bg.wasm.d.ts': 'www/pkg/tessera_bg.wasm.d.ts',
   'pkg-threads/': 'www/pkg-threads',
+  'pkg-relaxed/': 'www/pkg-relaxed',
+  'pkg-relaxed-threads/': 'www/pkg-relaxed-threads',
   'model/vit-s14-int8.onnx': 'www/model/vit-s14-int8.onnx',
   'model/vit-s14-int8.json': 'www/model/vit-s14-int8.json',
   'README.md': 'docs/embedding.md',

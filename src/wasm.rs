@@ -47,12 +47,14 @@ struct Runtime {
 
 impl Runtime {
     fn of(engine: &Engine) -> Runtime {
+        // Relaxed SIMD: tract's GEMM fuses its multiply-adds (scripts/build-web.sh).
+        let relaxed = cfg!(target_feature = "relaxed-simd");
         #[cfg(feature = "threads")]
         // Engines exist only after the pool: asking earlier would create rayon's global
         // pool with one thread and make `initThreadPool` fail.
-        let (build, threads) = ("simd+threads", rayon::current_num_threads());
+        let (build, threads) = (if relaxed { "simd+relaxed+threads" } else { "simd+threads" }, rayon::current_num_threads());
         #[cfg(not(feature = "threads"))]
-        let (build, threads) = ("simd", 1);
+        let (build, threads) = (if relaxed { "simd+relaxed" } else { "simd" }, 1);
         let gpu_notes = engine.gpu_notes.lock().map(|n| n.clone()).unwrap_or_default();
         Runtime { build, threads, embedding: engine.describer.backend().name(), gpu_notes }
     }
@@ -108,7 +110,7 @@ export interface EngineOptions {
   keep_decluttered?: boolean; // keep the decluttered graph for takeDeclutteredNnef
 }
 export interface EngineInfo {
-  runtime: { build: 'simd' | 'simd+threads'; threads: number;  // which .wasm runs, on how many threads
+  runtime: { build: 'simd' | 'simd+threads' | 'simd+relaxed' | 'simd+relaxed+threads'; threads: number;  // which .wasm runs, on how many threads
              embedding: string; gpu_notes: string[] };          // 'tract' or 'gpu: <adapter>'; why not the GPU
   load_phases: { model_ms: number; model: { source: 'onnx' | 'decluttered-nnef'; parse_ms: number; declutter_ms: number; optimize_ms: number }; index_ms: number; describer_ms: number };  // where new Engine spent its time
   model: { id: string; embedding_id: string; input_size: number; dim: number; sha256: string };

@@ -106,9 +106,13 @@ export class TesseraClient {
    *  `partitioned`: the index is a partitioned one (`tessera partition`), read by HTTP Range
    *  requests a partition at a time; default: when its URL ends in `.tsp`. `stallMs`: a
    *  download that delivers nothing for this long fails with kind `fetch` (default 30 s).
-   *  `modelSha256`, `indexSha256`, `engineSha256` ({ single, threads }: the two builds'
-   *  .wasm): SHA-256s (hex) pinned by the deployment, checked on every load and cache hit. */
-  load({ model, manifest, index, modelSha256, indexSha256, engineSha256, threads, backend, partitioned }, onProgress, { timeoutMs = LOAD_TIMEOUT_MS, stallMs } = {}) {
+   *  `relaxedSimd`: true (default: the builds with relaxed SIMD where the browser has it,
+   *  faster; their fused multiply-adds round like the host's FMA) or false (the plain SIMD
+   *  builds, whose results are the same on every host).
+   *  `modelSha256`, `indexSha256`, `engineSha256` ({ single, threads, relaxed, relaxedThreads }:
+   *  the builds' .wasm): SHA-256s (hex) pinned by the deployment, checked on every load and
+   *  cache hit. */
+  load({ model, manifest, index, modelSha256, indexSha256, engineSha256, threads, relaxedSimd, backend, partitioned }, onProgress, { timeoutMs = LOAD_TIMEOUT_MS, stallMs } = {}) {
     const missing = missingFeatures();
     if (missing) return Promise.reject(new TesseraError('unsupported', `This browser does not support ${missing}, which the search engine needs.`));
     this.onProgress = onProgress ?? null;
@@ -121,6 +125,7 @@ export class TesseraClient {
       indexSha256,
       engineSha256,
       threads,
+      relaxedSimd,
       backend,
       partitioned,
       stallMs,

@@ -13,9 +13,14 @@ import { TesseraError } from './client.js';
 /** Query-string keys that name files: allowed only under a prefix of `links.allow`. */
 const LINK_FILES = ['model', 'manifest', 'index', 'slide', 'dzi'];
 /** Query-string keys that are settings, not data: any link may set them. */
-const LINK_SETTINGS = { 'slide-id': 'slideId', mag: 'scanMagnification', 'unique-by': 'uniqueBy', threads: 'threads', backend: 'backend' };
+const LINK_SETTINGS = { 'slide-id': 'slideId', mag: 'scanMagnification', 'unique-by': 'uniqueBy', threads: 'threads', 'relaxed-simd': 'relaxedSimd', backend: 'backend' };
 /** Where each engine build's .wasm is, relative to the page (beside engine-worker.js). */
-const ENGINE_FILES = { single: 'pkg/tessera_bg.wasm', threads: 'pkg-threads/tessera_bg.wasm' };
+const ENGINE_FILES = {
+  single: 'pkg/tessera_bg.wasm',
+  threads: 'pkg-threads/tessera_bg.wasm',
+  relaxed: 'pkg-relaxed/tessera_bg.wasm',
+  relaxedThreads: 'pkg-relaxed-threads/tessera_bg.wasm',
+};
 
 /** The page's configuration: the deployment's data, changed by the link where allowed, and
  *  the pinned SHA-256s of what it loads (`modelSha256`, `indexSha256`, `engineSha256`).
@@ -41,11 +46,13 @@ export async function loadDeployment(url = 'deployment.json', search = location.
     if (params.has(key)) config[name] = params.get(key);
   }
   config.scanMagnification = Number(config.scanMagnification ?? 20);
+  // `relaxed-simd=0` (or `false`) runs the plain SIMD builds.
+  if (typeof config.relaxedSimd === 'string') config.relaxedSimd = !['0', 'false'].includes(config.relaxedSimd);
   const pins = new Map(Object.entries(deployment.sha256 ?? {}).map(([path, hex]) => [abs(path), hex]));
   const pinOf = (u) => (u ? pins.get(abs(u)) : undefined);
   config.modelSha256 = pinOf(config.model);
   config.indexSha256 = pinOf(config.index);
-  config.engineSha256 = { single: pinOf(ENGINE_FILES.single), threads: pinOf(ENGINE_FILES.threads) };
+  config.engineSha256 = Object.fromEntries(Object.entries(ENGINE_FILES).map(([build, file]) => [build, pinOf(file)]));
   return config;
 }
 

@@ -13,13 +13,26 @@
 // (shared memory: tract's matmuls on a pool of Web Workers, wasm-bindgen-rayon). The
 // threaded one runs when the page is cross-origin isolated (COOP/COEP, which shared
 // memory needs) and more than one thread is wanted; anything that stops it falls back to
-// pkg/ and says why in `info.runtime.fallback`.
+// pkg/ and says why in `info.runtime.fallback`. Each is there twice: pkg-relaxed/ and
+// pkg-relaxed-threads/ fuse the matmuls' multiply-adds (relaxed SIMD) and run where the
+// browser has relaxed SIMD.
 
 const CACHE_NAME = 'tessera-data-v1';
+const buildIn = (dir) => ({ js: `./${dir}/tessera.js`, wasm: new URL(`./${dir}/tessera_bg.wasm`, import.meta.url).href });
+/** The builds by `engineSha256` key (their pins' names). */
 const BUILDS = {
-  single: { js: './pkg/tessera.js', wasm: new URL('./pkg/tessera_bg.wasm', import.meta.url).href },
-  threads: { js: './pkg-threads/tessera.js', wasm: new URL('./pkg-threads/tessera_bg.wasm', import.meta.url).href },
+  single: buildIn('pkg'),
+  threads: buildIn('pkg-threads'),
+  relaxed: buildIn('pkg-relaxed'),
+  relaxedThreads: buildIn('pkg-relaxed-threads'),
 };
+/** A module whose one function is f32x4.relaxed_madd: valid where the browser has relaxed SIMD. */
+const RELAXED_SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+  0x01, 0x08, 0x01, 0x60, 0x03, 0x7b, 0x7b, 0x7b, 0x01, 0x7b, // type: (v128 v128 v128) -> v128
+  0x03, 0x02, 0x01, 0x00, // function 0 has that type
+  0x0a, 0x0d, 0x01, 0x0b, 0x00, 0x20, 0x00, 0x20, 0x01, 0x20, 0x02, 0xfd, 0x85, 0x02, 0x0b, // local.get 0..2, f32x4.relaxed_madd
+]);
 /** Threads beyond this buy little for one tile's matmuls and cost a worker each. */
 const MAX_THREADS = 8;
 /** Starting the pool's workers takes well under a second; past this, give up on threads. */
@@ -58,10 +71,10 @@ const handlers = {
   /** `threads`: 'auto' (default: every core when isolated) or a count; 1 forces pkg/.
    *  `backend`: 'auto' (default: WebGPU on a hardware adapter that passes the self-check,
    *  else the CPU), 'webgpu' (any WebGPU adapter, software ones too, or an error) or 'wasm'.
-   *  `modelSha256`, `indexSha256`, `engineSha256: { single, threads }`: the SHA-256 (hex) the
+   *  `modelSha256`, `indexSha256`, `engineSha256: { single, threads, relaxed, relaxedThreads }`: the SHA-256 (hex) the
    *  page pins for the model, the index and each build's .wasm (the deployment's, like
    *  subresource integrity); a cached copy is checked against it before use. */
-  async load({ modelUrl, manifestUrl, indexUrl, modelSha256, indexSha256, engineSha256 = {}, threads = 'auto', backend = 'auto', partitioned, stallMs: stall }) {
+  async load({ modelUrl, manifestUrl, indexUrl, modelSha256, indexSha256, engineSha256 = {}, threads = 'auto', relaxedSimd = true, backend = 'auto', partitioned, stallMs: stall }) {
     if (!['auto', 'webgpu', 'wasm'].includes(backend)) {
       throw new WorkerError('usage', `backend must be 'auto', 'webgpu' or 'wasm', not ${JSON.stringify(backend)}`);
     }
@@ -82,7 +95,8 @@ const handlers = {
       timings[name] = performance.now() - t;
       return value;
     };
-    const wasm = timed('wasm_ms', (wasmReady ??= initWasm(threads, engineSha256)));
+    if (typeof relaxedSimd !== 'boolean') throw new WorkerError('usage', `relaxedSimd must be true or false, not ${JSON.stringify(relaxedSimd)}`);
+    const wasm = timed('wasm_ms', (wasmReady ??= initWasm(threads, relaxedSimd, engineSha256)));
     // `auto` leaves a software adapter to tract (wgpu's Cpu type is WebGPU's fallback
     // adapter), and there is nothing to open when WebGPU offers no adapter: asked here,
     // while the .wasm compiles, so that such a browser never waits for wgpu to find that
@@ -419,11 +433,13 @@ function storeDeclutteredWhenIdle(url) {
 
 /** The build to run (see the top of this file) and, when threads were wanted but do not
  *  run, why. */
-async function initWasm(threads, sha256) {
+async function initWasm(threads, relaxedSimd, sha256) {
   const wanted = threads === 'auto' ? Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS) : Number(threads);
   if (!Number.isInteger(wanted) || wanted < 1) {
     throw new WorkerError('usage', `threads must be 'auto' or a positive integer, not ${JSON.stringify(threads)}`);
   }
+  const relaxed = relaxedSimd && WebAssembly.validate(RELAXED_SIMD_PROBE);
+  const [single, threaded] = relaxed ? ['relaxed', 'relaxedThreads'] : ['single', 'threads'];
   let fallback = null;
   if (wanted > 1 && !self.crossOriginIsolated) {
     fallback = 'the page is not cross-origin isolated (no COOP/COEP headers), so there is no shared memory';
@@ -432,14 +448,14 @@ async function initWasm(threads, sha256) {
     fallback = "the page's Content-Security-Policy does not allow blob: workers (worker-src blob:), which threads start from";
   } else if (wanted > 1) {
     try {
-      const pkg = await instantiate(BUILDS.threads, sha256.threads);
+      const pkg = await instantiate(BUILDS[threaded], sha256[threaded]);
       await withTimeout(pkg.initThreadPool(wanted), POOL_TIMEOUT_MS, `the thread pool did not start within ${POOL_TIMEOUT_MS / 1000} s`);
       return { pkg, fallback: null };
     } catch (e) {
       fallback = `the threaded engine did not start: ${e.message ?? e}`;
     }
   }
-  return { pkg: await instantiate(BUILDS.single, sha256.single), fallback };
+  return { pkg: await instantiate(BUILDS[single], sha256[single]), fallback };
 }
 
 /** Whether this worker may start a Worker from a blob: URL. */

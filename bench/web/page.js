@@ -29,11 +29,11 @@ async function slideTiles(client, info, n) {
 let shared = null;
 
 /** Tessera: load, per-tile embedding (worker-side compute and round trip), search.
- *  `threads`: as for `client.load` (1: the one-thread build). */
-async function tessera({ n = 24, passes = 2, searches = 50, threads = 1, backend = 'wasm' } = {}) {
+ *  `threads`, `relaxedSimd`: as for `client.load` (1: the one-thread build). */
+async function tessera({ n = 24, passes = 2, searches = 50, threads = 1, relaxedSimd = true, backend = 'wasm' } = {}) {
   const client = new TesseraClient();
   const t0 = performance.now();
-  const info = await client.load({ model: MODEL, manifest: MANIFEST, index: INDEX, threads, backend });
+  const info = await client.load({ model: MODEL, manifest: MANIFEST, index: INDEX, threads, relaxedSimd, backend });
   const loadMs = performance.now() - t0;
   const tiles = await slideTiles(client, info, n);
   for (let i = 0; i < (backend === 'webgpu' ? 1 : WARMUP); i++) await client.embedPixels(tiles[i % tiles.length]);
@@ -60,7 +60,7 @@ async function tessera({ n = 24, passes = 2, searches = 50, threads = 1, backend
     search.push(ms);
   }
   client.terminate();
-  shared = { tiles, vectors };
+  if (relaxedSimd) shared = { tiles, vectors };
   return { runtime: info.runtime, tiles: tiles.length, tileSide: tiles[0].width, indexTiles: info.index.tiles, views: info.index.model.views, loadMs, embedPasses, roundTrip, search, searchRoundTrip, vectors };
 }
 

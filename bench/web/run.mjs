@@ -96,11 +96,14 @@ async function embedAt(browser, url, threads) {
   try {
     await page.goto(`${url}bench/page.html`);
     await page.waitForSelector('body[data-ready="true"]');
+    // The plain SIMD build too, for what relaxed SIMD buys where the browser has it.
+    const plain = await page.evaluate((threads) => window.bench.tessera({ n: 24, passes: 2, searches: 0, threads, relaxedSimd: false }), threads);
     const t = await page.evaluate((threads) => window.bench.tessera({ n: 24, passes: 2, searches: 50, threads }), threads);
     const o = await page.evaluate((threads) => window.bench.ort({ threads, passes: 2 }), threads);
     if (t.runtime.threads !== threads) throw new Error(`asked Tessera for ${threads} threads, got ${JSON.stringify(t.runtime)}`);
     const embed = stats(t.embedPasses.flat());
     const perView = embed.median / t.views;
+    const plainPerView = median(plain.embedPasses.flat()) / plain.views;
     const ort = stats(o.passes.flat());
     return {
       threads,
@@ -134,6 +137,10 @@ async function embedAt(browser, url, threads) {
       },
       // > 1: Tessera is faster per ViT run than onnxruntime-web at the same thread count.
       speedup_over_onnxruntime_web: ratio(ort.median / perView),
+      tessera_plain_simd: { runtime: plain.runtime, embed_ms_per_view: round(plainPerView), speedup_over_onnxruntime_web: ratio(ort.median / plainPerView) },
+      // < 1: the relaxed-SIMD build takes that fraction of the plain one's time (null when
+      // this browser has no relaxed SIMD and both runs were the plain build).
+      relaxed_over_plain_time: t.runtime.build.includes('relaxed') ? ratio(perView / plainPerView) : null,
     };
   } finally {
     await context.close();
@@ -161,7 +168,8 @@ try {
     cpus: os.cpus().length,
     cpu: os.cpus()[0]?.model,
   };
-  results.wasm = { single: wasmSize('www/pkg/tessera_bg.wasm'), threads: wasmSize('www/pkg-threads/tessera_bg.wasm') };
+  results.wasm = Object.fromEntries(Object.entries({ single: 'pkg', threads: 'pkg-threads', relaxed: 'pkg-relaxed', relaxed_threads: 'pkg-relaxed-threads' })
+    .map(([build, dir]) => [build, wasmSize(`www/${dir}/tessera_bg.wasm`)]));
   results.index_bytes = statSync(path.join(REPO, 'www/demo/index.tsi')).size;
 
   // Time to first result per build: a fresh context (nothing cached), then a second visit.

@@ -73,13 +73,17 @@ export interface LoadUrls {
    *  against it on every load and cache hit. */
   modelSha256?: string;
   /** The SHA-256 (hex) of each engine build's .wasm (`pkg/tessera_bg.wasm`,
-   *  `pkg-threads/tessera_bg.wasm`), checked before it is compiled, cached copies too. */
-  engineSha256?: { single?: string; threads?: string };
+   *  `pkg-threads/…`, `pkg-relaxed/…`, `pkg-relaxed-threads/…`), checked before it is
+   *  compiled, cached copies too. */
+  engineSha256?: { single?: string; threads?: string; relaxed?: string; relaxedThreads?: string };
   /** The index is partitioned (`tessera partition`); default: its URL ends in `.tsp`. */
   partitioned?: boolean;
   /** `'auto'` (default: the threaded engine on every core, up to 8, when the page is
    *  cross-origin isolated; else one thread) or a thread count (1: the one-thread engine). */
   threads?: 'auto' | number | string;
+  /** true (default: the builds with relaxed SIMD where the browser has it, faster; their
+   *  fused multiply-adds round like the host's FMA) or false (the plain SIMD builds). */
+  relaxedSimd?: boolean;
   /** `'auto'` (default: WebGPU on a hardware adapter whose embedding of a test tile matches
    *  the CPU's, else the CPU), `'webgpu'` (any adapter, software ones too, or an error), `'wasm'`. */
   backend?: 'auto' | 'webgpu' | 'wasm';

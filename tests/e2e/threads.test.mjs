@@ -1,7 +1,9 @@
-// The two engine builds in headless Chromium: served with COOP/COEP (cross-origin
-// isolated) the worker runs www/pkg-threads/ on a pool of Web Workers; served without, it
-// runs www/pkg/ on one thread and says why. Both embed the fixture tile as the native
-// build does (tests/fixtures/wasm/expected.json) and answer its search with its hits.
+// The engine builds in headless Chromium: served with COOP/COEP (cross-origin isolated)
+// the worker runs www/pkg-relaxed-threads/ on a pool of Web Workers; served without, it
+// runs www/pkg-relaxed/ on one thread and says why; with relaxed-simd=0, www/pkg-threads/
+// and www/pkg/ (the builds for browsers without relaxed SIMD, which this Chromium has).
+// All four embed the fixture tile as the native build does
+// (tests/fixtures/wasm/expected.json) and answer its search with its hits.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -62,7 +64,7 @@ describe('engine builds', () => {
     assert.equal(threaded.isolated, true);
     assert.deepEqual(
       { build: threaded.info.runtime.build, threads: threaded.info.runtime.threads, fallback: threaded.info.runtime.fallback },
-      { build: 'simd+threads', threads: 2, fallback: undefined },
+      { build: 'simd+relaxed+threads', threads: 2, fallback: undefined },
     );
     assert.match(threaded.status, /· 2 threads/);
     console.log(`# threaded: cosine to native ${assertNativeParity(threaded).toFixed(6)}`);
@@ -71,7 +73,7 @@ describe('engine builds', () => {
   test('not isolated: the one-thread build, saying why, same embedding as native', async () => {
     single = await runDemo(plain, '');
     assert.equal(single.isolated, false);
-    assert.equal(single.info.runtime.build, 'simd');
+    assert.equal(single.info.runtime.build, 'simd+relaxed');
     assert.equal(single.info.runtime.threads, 1);
     assert.match(single.info.runtime.fallback, /not cross-origin isolated/);
     console.log(`# single: cosine to native ${assertNativeParity(single).toFixed(6)}`);
@@ -85,7 +87,17 @@ describe('engine builds', () => {
 
   test('threads=1 runs the one-thread build even when isolated', async () => {
     const run = await runDemo(isolated, '?threads=1');
-    assert.deepEqual([run.info.runtime.build, run.info.runtime.threads], ['simd', 1]);
+    assert.deepEqual([run.info.runtime.build, run.info.runtime.threads], ['simd+relaxed', 1]);
     assert.equal(run.info.runtime.fallback, undefined);
+  });
+
+  test('relaxed-simd=0: the plain SIMD builds, threaded and not, same embedding as native and as the relaxed ones', async () => {
+    for (const [env, query, build, relaxedRun] of [[isolated, '?threads=2&relaxed-simd=0', 'simd+threads', threaded], [plain, '?relaxed-simd=0', 'simd', single]]) {
+      const run = await runDemo(env, query);
+      assert.equal(run.info.runtime.build, build);
+      console.log(`# ${build}: cosine to native ${assertNativeParity(run).toFixed(6)}`);
+      assert.ok(cosine(run.vector, relaxedRun.vector) > 0.99999, `${build} vs its relaxed build`);
+      assert.deepEqual(run.ids, relaxedRun.ids);
+    }
   });
 });

@@ -96,7 +96,7 @@ if [ ! -f www/demo/slide.dzi ] || [ www/demo/slide.jpg -nt www/demo/slide.dzi ];
     "$target_dir/release/tessera" dzi www/demo/slide.jpg -o www/demo/slide
 fi
 
-# The demo page's deployment: its data, the SHA-256 of model, index and both .wasm builds
+# The demo page's deployment: its data, the SHA-256 of model, index and the four .wasm builds
 # (checked on every load and cache hit), and links allowed to name other data in demo/ only.
 step "deployment → www/deployment.json (pins, allowed links)"
 node scripts/deployment.mjs

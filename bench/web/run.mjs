@@ -8,7 +8,8 @@
 //     warm visit reads the model as the first one's worker cached it, decluttered);
 //   - per-tile embedding (median of 2 passes over 24 slide tiles, after 3 warm-up runs)
 //     and search latency (50 searches, k = 24, over the demo index), inside the worker
-//     and as the page sees them (round trip), at 1 and 2 threads;
+//     and as the page sees them (round trip), at 1 and 2 threads — the builds the browser
+//     picks (relaxed SIMD where it has it) and, beside them, the plain SIMD builds;
 //   - onnxruntime-web (WASM backend) on the same model and tiles in the same page at the
 //     same thread count, as the reference: the ratio at equal threads is the result;
 //   - the WebGPU path on the browser's adapter (SwiftShader without a GPU), a few tiles;

@@ -438,7 +438,7 @@ async function initWasm(threads, relaxedSimd, sha256) {
   if (!Number.isInteger(wanted) || wanted < 1) {
     throw new WorkerError('usage', `threads must be 'auto' or a positive integer, not ${JSON.stringify(threads)}`);
   }
-  const relaxed = relaxedSimd && WebAssembly.validate(RELAXED_SIMD_PROBE);
+  const relaxed = relaxedSimd && relaxedSimdValid();
   const [single, threaded] = relaxed ? ['relaxed', 'relaxedThreads'] : ['single', 'threads'];
   let fallback = null;
   if (wanted > 1 && !self.crossOriginIsolated) {
@@ -456,6 +456,15 @@ async function initWasm(threads, relaxedSimd, sha256) {
     }
   }
   return { pkg: await instantiate(BUILDS[single], sha256[single]), fallback };
+}
+
+/** Whether this browser has relaxed SIMD (false when it cannot even say). */
+function relaxedSimdValid() {
+  try {
+    return WebAssembly.validate(RELAXED_SIMD_PROBE);
+  } catch {
+    return false;
+  }
 }
 
 /** Whether this worker may start a Worker from a blob: URL. */

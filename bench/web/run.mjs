@@ -97,14 +97,16 @@ async function embedAt(browser, url, threads) {
   try {
     await page.goto(`${url}bench/page.html`);
     await page.waitForSelector('body[data-ready="true"]');
-    // The plain SIMD build too, for what relaxed SIMD buys where the browser has it.
-    const plain = await page.evaluate((threads) => window.bench.tessera({ n: 24, passes: 2, searches: 0, threads, relaxedSimd: false }), threads);
     const t = await page.evaluate((threads) => window.bench.tessera({ n: 24, passes: 2, searches: 50, threads }), threads);
+    // Where the browser ran a relaxed-SIMD build, the plain one too: what relaxed SIMD buys.
+    const plain = t.runtime.build.includes('relaxed')
+      ? await page.evaluate((threads) => window.bench.tessera({ n: 24, passes: 2, searches: 0, threads, relaxedSimd: false }), threads)
+      : null;
     const o = await page.evaluate((threads) => window.bench.ort({ threads, passes: 2 }), threads);
     if (t.runtime.threads !== threads) throw new Error(`asked Tessera for ${threads} threads, got ${JSON.stringify(t.runtime)}`);
     const embed = stats(t.embedPasses.flat());
     const perView = embed.median / t.views;
-    const plainPerView = median(plain.embedPasses.flat()) / plain.views;
+    const plainPerView = plain && median(plain.embedPasses.flat()) / plain.views;
     const ort = stats(o.passes.flat());
     return {
       threads,
@@ -138,10 +140,10 @@ async function embedAt(browser, url, threads) {
       },
       // > 1: Tessera is faster per ViT run than onnxruntime-web at the same thread count.
       speedup_over_onnxruntime_web: ratio(ort.median / perView),
-      tessera_plain_simd: { runtime: plain.runtime, embed_ms_per_view: round(plainPerView), speedup_over_onnxruntime_web: ratio(ort.median / plainPerView) },
-      // < 1: the relaxed-SIMD build takes that fraction of the plain one's time (null when
-      // this browser has no relaxed SIMD and both runs were the plain build).
-      relaxed_over_plain_time: t.runtime.build.includes('relaxed') ? ratio(perView / plainPerView) : null,
+      // Both null where the browser has no relaxed SIMD (the row above is the plain build).
+      tessera_plain_simd: plain && { runtime: plain.runtime, embed_ms_per_view: round(plainPerView), speedup_over_onnxruntime_web: ratio(ort.median / plainPerView) },
+      // < 1: the relaxed-SIMD build takes that fraction of the plain one's time.
+      relaxed_over_plain_time: plain && ratio(perView / plainPerView),
     };
   } finally {
     await context.close();

@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { ENGINE_FILES } from '../www/deployment.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -45,8 +46,7 @@ function sha256Of(relative) {
 }
 
 // The model's manifest needs no pin of its own: it must name the pinned model's hash.
-const engines = ['pkg', 'pkg-threads', 'pkg-relaxed', 'pkg-relaxed-threads'].map((dir) => `${dir}/tessera_bg.wasm`);
-const pinned = [opts.model, opts.index, ...engines];
+const pinned = [opts.model, opts.index, ...Object.values(ENGINE_FILES)];
 const deployment = {
   data: {
     model: opts.model,

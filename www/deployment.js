@@ -15,7 +15,7 @@ const LINK_FILES = ['model', 'manifest', 'index', 'slide', 'dzi'];
 /** Query-string keys that are settings, not data: any link may set them. */
 const LINK_SETTINGS = { 'slide-id': 'slideId', mag: 'scanMagnification', 'unique-by': 'uniqueBy', threads: 'threads', 'relaxed-simd': 'relaxedSimd', backend: 'backend' };
 /** Where each engine build's .wasm is, relative to the page (beside engine-worker.js). */
-const ENGINE_FILES = {
+export const ENGINE_FILES = {
   single: 'pkg/tessera_bg.wasm',
   threads: 'pkg-threads/tessera_bg.wasm',
   relaxed: 'pkg-relaxed/tessera_bg.wasm',

@@ -63,8 +63,23 @@ def block_output(block: int) -> str:
     return f"/backbone/encoder/layer.{block}/Add_1_output_0"
 
 
-def cut_and_pool(model: onnx.ModelProto, block: int, pooling: str) -> onnx.ModelProto:
-    """Keep the graph from the image input to block `block`'s output, then pool tokens."""
+def attention_probs(block: int) -> str:
+    return f"/backbone/encoder/layer.{block}/attention/attention/Softmax_output_0"
+
+
+POOLINGS = ["patch-mean", "cls", "gem", "cls-attention"]
+
+
+def cut_and_pool(model: onnx.ModelProto, block: int, pooling: str, concat_block: int | None = None) -> onnx.ModelProto:
+    """Keep the graph from the image input to block `block`'s output, then pool tokens:
+    - patch-mean: the mean of the patch tokens (what ships);
+    - cls: the CLS token;
+    - gem: the generalized mean of the patch tokens with p = 3, sign kept (the cube root of
+      the mean of x³: large activations weigh more than in the mean);
+    - cls-attention: the patch tokens weighted by the attention the CLS token pays them in
+      that block (mean over heads, weights summing to 1).
+    `concat_block`: also the mean of block `concat_block`'s patch tokens, concatenated after
+    (twice the dimension)."""
     graph = model.graph
     # tract refuses the exporter's stale shape annotations once shapes change.
     del graph.value_info[:]
@@ -75,23 +90,58 @@ def cut_and_pool(model: onnx.ModelProto, block: int, pooling: str) -> onnx.Model
     g = graph
     del g.output[:]
 
-    def const(name, values):
-        g.initializer.append(numpy_helper.from_array(np.array(values, dtype=np.int64), name))
+    def const(name, values, dtype=np.int64):
+        g.initializer.append(numpy_helper.from_array(np.array(values, dtype=dtype), name))
+
+    def node(op, inputs, output, name=None, **attrs):
+        g.node.append(helper.make_node(op, inputs, [output], name=name or f"pool/{output}", **attrs))
+        return output
+
+    # (The shipped patch-mean's node names are the ones it has always had: the same
+    # options export the same file.)
+    def patch_tokens(of, suffix=""):
+        if not any(t.name == "pool_starts" for t in g.initializer):
+            const("pool_starts", [1])
+            const("pool_ends", [2**62])
+            const("pool_axes", [1])
+        return node("Slice", [of, "pool_starts", "pool_ends", "pool_axes"], f"patch_tokens{suffix}", name=f"pool/slice{suffix}")
 
     # tokens: [batch, 1 + patches, dim]; token 0 is CLS.
+    pooled = EMBEDDING_OUTPUT if concat_block is None else "pooled_last"
     if pooling == "patch-mean":
-        const("pool_starts", [1])
-        const("pool_ends", [2**62])
-        const("pool_axes", [1])
-        g.node.append(helper.make_node("Slice", [tokens, "pool_starts", "pool_ends", "pool_axes"], ["patch_tokens"], name="pool/slice"))
-        g.node.append(helper.make_node("ReduceMean", ["patch_tokens"], [EMBEDDING_OUTPUT], axes=[1], keepdims=0, name="pool/mean"))
+        node("ReduceMean", [patch_tokens(tokens)], pooled, name="pool/mean", axes=[1], keepdims=0)
     elif pooling == "cls":
         const("pool_index", 0)
-        g.node.append(helper.make_node("Gather", [tokens, "pool_index"], [EMBEDDING_OUTPUT], axis=1, name="pool/cls"))
+        node("Gather", [tokens, "pool_index"], pooled, name="pool/cls", axis=1)
+    elif pooling == "gem":
+        x = patch_tokens(tokens)
+        cube = node("Mul", [node("Mul", [x, x], "gem_square"), x], "gem_cube")
+        mean = node("ReduceMean", [cube], "gem_mean", axes=[1], keepdims=0)
+        const("gem_third", 1 / 3, np.float32)
+        root = node("Pow", [node("Abs", [mean], "gem_abs"), "gem_third"], "gem_root")
+        node("Mul", [node("Sign", [mean], "gem_sign"), root], pooled)
+    elif pooling == "cls-attention":
+        probs = attention_probs(block)  # [batch, heads, 1 + patches, 1 + patches]
+        const("cls_row", [0, 1])
+        const("cls_row_axes", [2, 3])
+        const("cls_row_ends", [1, 2**62])
+        row = node("Slice", [probs, "cls_row", "cls_row_ends", "cls_row_axes"], "cls_attention")  # [b, h, 1, patches]
+        weights = node("ReduceMean", [row], "cls_attention_heads", axes=[1], keepdims=0)  # [b, 1, patches]
+        const("sum_axes", [2])
+        total = node("ReduceSum", [weights, "sum_axes"], "cls_attention_total", keepdims=1)
+        weights = node("Div", [weights, total], "cls_attention_weights")
+        weighted = node("MatMul", [weights, patch_tokens(tokens)], "cls_attention_pooled")  # [b, 1, dim]
+        node("ReduceMean", [weighted], pooled, axes=[1], keepdims=0)
     else:
         raise ValueError(f"unknown pooling {pooling!r}")
 
     dim = 384
+    if concat_block is not None:
+        if not 0 <= concat_block < block:
+            raise ValueError(f"--concat-block {concat_block} must come before block {block}")
+        earlier = node("ReduceMean", [patch_tokens(block_output(concat_block), f"_b{concat_block}")], "pooled_earlier", axes=[1], keepdims=0)
+        node("Concat", [pooled, earlier], EMBEDDING_OUTPUT, axis=1)
+        dim *= 2
     g.output.append(helper.make_tensor_value_info(EMBEDDING_OUTPUT, TensorProto.FLOAT, ["batch_size", dim]))
     return model
 
@@ -267,7 +317,9 @@ def embed(path: Path, inputs: np.ndarray, threads: int = 0) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--block", type=int, default=5, help="0-based block whose output is pooled (0..11)")
-    ap.add_argument("--pooling", choices=["patch-mean", "cls"], default="patch-mean")
+    ap.add_argument("--pooling", choices=POOLINGS, default="patch-mean")
+    ap.add_argument("--concat-block", type=int, default=None,
+                    help="also the mean of this earlier block's patch tokens, concatenated (twice the dimension)")
     ap.add_argument("--input-size", type=int, default=224, help="px; a multiple of 14")
     ap.add_argument("--out", type=Path, default=REPO / "models")
     ap.add_argument("--weights", type=Path, default=None, help="fine-tuned initializers (.npz from models/finetune.py)")
@@ -279,7 +331,7 @@ def main() -> None:
     src = source_model_path()
     source = onnx.load(src)
     replaced = replace_weights(source, args.weights) if args.weights else 0
-    fp32 = cut_and_pool(source, args.block, args.pooling)
+    fp32 = cut_and_pool(source, args.block, args.pooling, args.concat_block)
     int8 = onnx.ModelProto()
     int8.CopyFrom(fp32)
     quantized = quantize_matmul_weights(int8)
@@ -313,16 +365,18 @@ def main() -> None:
     }
     (ref_dir / "embeddings.json").write_text(json.dumps(reference))
 
+    pooled_with = f"+b{args.concat_block}-patch-mean" if args.concat_block is not None else ""
+    dim = fp32.graph.output[0].type.tensor_type.shape.dim[1].dim_value
     manifest = {
-        "id": f"dinov2-vits14-b{args.block}-{args.pooling}{'-ft' if args.weights else ''}-int8",
+        "id": f"dinov2-vits14-b{args.block}-{args.pooling}{pooled_with}{'-ft' if args.weights else ''}-int8",
         "file": model_path.name,
         "sha256": digest,
         "bytes": model_path.stat().st_size,
         "input": {"name": fp32.graph.input[0].name, "layout": "NCHW", "size": args.input_size, "scale": 1 / 255,
                   "mean": MEAN, "std": STD, "resize": "centre square crop, then bilinear (antialiased)"},
-        "output": {"name": EMBEDDING_OUTPUT, "dim": 384, "normalize": "l2"},
+        "output": {"name": EMBEDDING_OUTPUT, "dim": dim, "normalize": "l2"},
         "block": args.block,
-        "pooling": args.pooling,
+        "pooling": args.pooling + pooled_with,
         "quantization": f"weight-only symmetric per-output-channel int8 on {quantized} MatMul weights (DequantizeLinear -> fp32 MatMul); activations fp32",
         "source": {"package": SOURCE_PACKAGE, "file": SOURCE_FILE, "sha256": sha256(src),
                    "backbone": "DINOv2 ViT-S/14 (facebook/dinov2-small)"},

@@ -467,6 +467,30 @@ def eval_section(d, md: list, name: str, title: str):
         md.append(f"| {r['dataset']} | {r['report']['protocol']} | {r['descriptor']} | {r['report']['overall']['p_at_5']:.3f} |")
 
 
+def pooling_section(results: Path, md: list):
+    """`bench/eval-pooling.sh`: one `eval-pooling-<pooling>.json` per pooling of the same
+    frozen backbone, the shipped one (patch-mean) first."""
+    runs = sorted(results.glob("eval-pooling-*.json"), key=lambda p: (p.stem != "eval-pooling-patch-mean", p.stem))
+    if not runs:
+        return
+    md.append("\n## Other poolings of the frozen backbone (`bench/eval-pooling.sh`)\n")
+    runs = [(p.stem.removeprefix("eval-pooling-"), json.loads(p.read_text())) for p in runs]
+    md.append("P@5, plain descriptors (4 views; fused with the √histogram at 0.3; no adapter), exact search. "
+              "Sources: " + "; ".join(f"{name}: {provenance(d)}" for name, d in runs) + ".\n")
+    rows = {}
+    for name, d in runs:
+        for r in d["results"]:
+            if r["report"]["protocol"] == "all_others" or r["descriptor"] == "hist":
+                continue
+            kind = "fused" if r["descriptor"].startswith("fused") else "vit"
+            rows.setdefault((r["dataset"], r["report"]["protocol"], kind), {})[name] = r["report"]["overall"]["p_at_5"]
+    names = [name for name, _ in runs]
+    table_head(md, "lll" + "r" * len(names), ["dataset", "protocol", "descriptor", *names])
+    for (dataset, protocol, kind), values in rows.items():
+        md.append(f"| {dataset} | {protocol} | {kind} | " + " | ".join(f"{values[n]:.3f}" if n in values else "–" for n in names) + " |")
+    md.append("")
+
+
 def run_times_section(d, md: list):
     if not begin(md, "Where the run's time goes (`bench/run`)", d, "no `run-times.json` (written by `bench/run` since it times its steps)"):
         return
@@ -519,6 +543,7 @@ def main():
     eval_section(load(args.results, "eval-shipped"), md, "eval-shipped",
                  "Retrieval quality of the shipped descriptor (`tessera eval --views 4 --adapters auto`)")
     eval_section(load(args.results, "eval"), md, "eval", "Retrieval quality, every descriptor (`tessera eval`)")
+    pooling_section(args.results, md)
     run_times_section(run_times, md)
     md.append("\n## Skipped\n\nonnxruntime-web's WebGPU backend; WebGPU on a hardware GPU (none on these machines: the browser's "
               "adapter is SwiftShader); Tessera and onnxruntime-web beyond 2 threads (the benchmark runs 1 and 2).\n")

@@ -261,6 +261,20 @@ def search_section(d, plots: Path, md: list):
     md.append("\n![search latency and recall vs size](plots/search.png)\n")
 
 
+def search_vectors_section(d, md: list):
+    """`tessera bench search --vectors`: real embeddings beside the generator at the same size."""
+    if not begin(md, "Search on real embeddings beside the generator (`tessera bench search --vectors`)", d, "no `search-vectors.json`"):
+        return
+    md.append(f"Source: {provenance(d)}. {d.get('data', '')}; {d.get('recall', '')}.\n")
+    recall = {}
+    for r in d["rows"]:
+        recall.setdefault((r["system"], r["variant"]), {})[r["data"]] = r.get("recall_at_k", 0)
+    table_head(md, "llrr", ["system", "variant", "recall@10, real", "recall@10, generator"])
+    for (system, variant), by in recall.items():
+        md.append(f"| {system} | {variant} | {by.get('vectors', 0):.4f} | {by.get('synthetic', 0):.4f} |")
+    md.append("")
+
+
 def graph_section(d, md: list):
     if not begin(md, "HNSW graph build: instant-distance vs the batched build (`tessera bench graph`)", d, "no `graph-build.json`"):
         return
@@ -533,6 +547,7 @@ def main():
     embed_section(load(args.results, "embed-native"), plots, md, peak)
     gpu_section(load(args.results, "gpu"), plots, md)
     search_section(load(args.results, "search"), plots, md)
+    search_vectors_section(load(args.results, "search-vectors"), md)
     graph_section(load(args.results, "graph-build"), md)
     partitioned_section(load(args.results, "partitioned"), plots, md)
     ray_build_section(load(args.results, "ray-build"), md)

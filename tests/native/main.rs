@@ -9,6 +9,7 @@ mod index_support;
 
 mod adapter;
 mod bad_input;
+mod bench_search_vectors;
 mod build_resume;
 mod build_shards;
 mod demo_index;

@@ -14,7 +14,7 @@ use tessera::descriptor::DescriptorKind;
 use tessera::index::{BuildOptions, GraphConstruction, HnswParams, Index, IndexBuilder, ModelRef, Quantization};
 use tessera::search::SearchOptions;
 
-use super::search::{exact_truth, time_queries, QueryArgs, Synthetic, SyntheticArgs};
+use super::search::{exact_truth, time_queries, QueryArgs, BenchVectors, SyntheticArgs};
 
 #[derive(clap::Args)]
 pub struct BenchGraphArgs {
@@ -40,7 +40,7 @@ pub fn run(args: BenchGraphArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for &n in &args.sizes {
         eprintln!("== {n} tiles × {} dims", args.synthetic.dim);
-        let data = Synthetic::generate(n, args.query.queries, &args.synthetic, 42);
+        let data = BenchVectors::generate(n, args.query.queries, &args.synthetic, 42);
         let truth = exact_truth(&data, args.query.k);
         let mut baseline_s = None;
         for &(construction, threads) in &builds {
@@ -88,7 +88,7 @@ fn parse_build(text: &str) -> anyhow::Result<(GraphConstruction, usize)> {
 
 fn bench_build(
     args: &BenchGraphArgs,
-    data: &Synthetic,
+    data: &BenchVectors,
     truth: &[Vec<u32>],
     construction: GraphConstruction,
     threads: usize,

@@ -16,7 +16,7 @@ use tessera::index::{BuildOptions, IndexBuilder, ModelRef, Quantization};
 use tessera::partitioned::{PartitionOptions, PartitionedIndex};
 use tessera::search::{Query, SearchOptions};
 
-use super::search::{exact_truth, Synthetic, SyntheticArgs};
+use super::search::{exact_truth, BenchVectors, SyntheticArgs};
 use crate::cli::remote::{Source, Transfer};
 
 #[derive(clap::Args)]
@@ -67,7 +67,7 @@ pub fn run(args: BenchPartitionedArgs) -> anyhow::Result<()> {
             continue;
         }
         eprintln!("== {n} tiles × {} dims", args.synthetic.dim);
-        let data = Synthetic::generate(n, args.queries, &args.synthetic, 42);
+        let data = BenchVectors::generate(n, args.queries, &args.synthetic, 42);
         let truth = exact_truth(&data, args.k);
         for quantization in &args.quantizations {
             let quantization: Quantization = quantization.parse().map_err(anyhow::Error::msg)?;
@@ -94,7 +94,7 @@ pub fn run(args: BenchPartitionedArgs) -> anyhow::Result<()> {
 
 fn bench_size(
     args: &BenchPartitionedArgs,
-    data: &Synthetic,
+    data: &BenchVectors,
     truth: &[Vec<u32>],
     quantization: Quantization,
     path: &std::path::Path,

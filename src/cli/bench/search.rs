@@ -58,6 +58,11 @@ pub struct BenchSearchArgs {
     /// Above this many tiles, skip faiss's HNSW (its build takes longest).
     #[arg(long, default_value_t = 100_000)]
     faiss_hnsw_max: usize,
+    /// Real vectors instead of sizes: an N × dim float32 .npy (e.g. `tessera embed-dir`),
+    /// every ⌈N / queries⌉-th row a query and the others the index, measured beside the
+    /// generator at the same count and dim (how representative the synthetic rows are).
+    #[arg(long, conflicts_with = "sizes")]
+    vectors: Option<PathBuf>,
     #[arg(long, default_value = "bench/results/search.json")]
     output: PathBuf,
 }
@@ -66,37 +71,16 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
     if args.sizes.is_empty() || args.query.queries == 0 || args.query.k == 0 || args.synthetic.dim == 0 || args.build_threads == 0 {
         bail!("need at least one size, query, dim, k and build thread");
     }
+    if let Some(path) = &args.vectors {
+        return run_on_vectors(&args, path);
+    }
     let (mut rows, mut skipped) = (Vec::new(), Vec::new());
     let smallest = args.sizes.iter().copied().min().unwrap_or(0);
     for &n in &args.sizes {
         eprintln!("== {n} tiles × {} dims", args.synthetic.dim);
         let started = Instant::now();
-        let data = Synthetic::generate(n, args.query.queries, &args.synthetic, 42);
-        let truth = exact_truth(&data, args.query.k);
-        eprintln!("data and exact ground truth: {:.1} s", started.elapsed().as_secs_f64());
-        let mut variants = args.variants.clone();
-        if let Some(max) = args.all_variants_up_to.filter(|&max| n > max) {
-            for variant in variants.drain(1..) {
-                skipped.push(json!({"tiles": n, "variant": variant, "reason": format!("above --all-variants-up-to {max}")}));
-            }
-        }
-        if n == smallest {
-            variants.extend(args.small_variants.iter().cloned());
-        }
-        let graphs_skipped = args.graphs_up_to.filter(|&max| n > max);
-        if let Some(max) = graphs_skipped {
-            for variant in ["tessera HNSW (every variant)", "faiss IndexHNSWFlat", "hnswlib"] {
-                skipped.push(json!({"tiles": n, "variant": variant, "reason": format!("above --graphs-up-to {max}")}));
-            }
-        }
-        let graphs = graphs_skipped.is_none();
-        for variant in variants.iter().filter(|v| !v.is_empty()) {
-            rows.extend(bench_tessera(&args, &data, &truth, variant, graphs)?);
-        }
-        if !args.no_reference {
-            rows.extend(reference(&args, &data, &truth, graphs)?);
-        }
-        print_rows(&rows.iter().filter(|r| r["tiles"] == n).cloned().collect::<Vec<_>>());
+        let data = BenchVectors::generate(n, args.query.queries, &args.synthetic, 42);
+        bench_size(&args, &data, n == smallest, &mut rows, &mut skipped, started)?;
     }
     let report = json!({
         "benchmark": "search",
@@ -115,6 +99,80 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
         "skipped": skipped,
     });
     super::write_results(&args.output, &report)
+}
+
+/// `--vectors`: the file's vectors, then the generator at the same count and dim; each
+/// row says which (`data`).
+fn run_on_vectors(args: &BenchSearchArgs, path: &std::path::Path) -> anyhow::Result<()> {
+    let real = BenchVectors::from_npy(path, args.query.queries)?;
+    let shape = SyntheticArgs { dim: real.dim, ..args.synthetic };
+    let synthetic = BenchVectors::generate(real.len(), args.query.queries, &shape, 42);
+    let (mut rows, mut skipped) = (Vec::new(), Vec::new());
+    for (name, data) in [("vectors", &real), ("synthetic", &synthetic)] {
+        eprintln!("== {name}: {} tiles × {} dims", data.len(), data.dim);
+        let first = rows.len();
+        bench_size(args, data, true, &mut rows, &mut skipped, Instant::now())?;
+        rows[first..].iter_mut().for_each(|r: &mut serde_json::Value| r["data"] = json!(name));
+    }
+    let report = json!({
+        "benchmark": "search-vectors",
+        "dim": real.dim,
+        "queries": real.queries.len() / real.dim,
+        "k": args.query.k,
+        "data": format!(
+            "`vectors` rows: {} (unit length), every ⌈N / queries⌉-th row a query and the rest the index; `synthetic` rows: \
+             the generator of the scale rows (typical cosine {}, eigenvalues (1+i)^-{}) at the same count and dim, queries fresh draws",
+            path.display(), shape.mean_cos, shape.decay
+        ),
+        "threads": format!("builds on {} threads, queries on one, for every system", args.build_threads),
+        "build_threads": args.build_threads,
+        "recall": "recall@k against exact float32 inner-product search on the unquantized vectors",
+        "provenance": crate::cli::Provenance::now(),
+        "rows": rows,
+        "skipped": skipped,
+    });
+    super::write_results(&args.output, &report)
+}
+
+/// Every variant (and the references) on `data`; `smallest`: the extra small-size variants too.
+fn bench_size(
+    args: &BenchSearchArgs,
+    data: &BenchVectors,
+    smallest: bool,
+    rows: &mut Vec<serde_json::Value>,
+    skipped: &mut Vec<serde_json::Value>,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let n = data.len();
+    {
+        let truth = exact_truth(data, args.query.k);
+        eprintln!("data and exact ground truth: {:.1} s", started.elapsed().as_secs_f64());
+        let mut variants = args.variants.clone();
+        if let Some(max) = args.all_variants_up_to.filter(|&max| n > max) {
+            for variant in variants.drain(1..) {
+                skipped.push(json!({"tiles": n, "variant": variant, "reason": format!("above --all-variants-up-to {max}")}));
+            }
+        }
+        if smallest {
+            variants.extend(args.small_variants.iter().cloned());
+        }
+        let graphs_skipped = args.graphs_up_to.filter(|&max| n > max);
+        if let Some(max) = graphs_skipped {
+            for variant in ["tessera HNSW (every variant)", "faiss IndexHNSWFlat", "hnswlib"] {
+                skipped.push(json!({"tiles": n, "variant": variant, "reason": format!("above --graphs-up-to {max}")}));
+            }
+        }
+        let graphs = graphs_skipped.is_none();
+        let first = rows.len();
+        for variant in variants.iter().filter(|v| !v.is_empty()) {
+            rows.extend(bench_tessera(args, data, &truth, variant, graphs)?);
+        }
+        if !args.no_reference {
+            rows.extend(reference(args, data, &truth, graphs)?);
+        }
+        print_rows(&rows[first..]);
+    }
+    Ok(())
 }
 
 /// The queries a benchmark times and scores (`bench search`, `bench graph`).
@@ -143,14 +201,40 @@ pub(super) struct SyntheticArgs {
     pub(super) mean_cos: f32,
 }
 
-pub(super) struct Synthetic {
+/// A benchmark's index vectors and queries, unit length, row-major: generated
+/// ([`BenchVectors::generate`]) or read from a file ([`BenchVectors::from_npy`]).
+pub(super) struct BenchVectors {
     pub(super) dim: usize,
     pub(super) base: Vec<f32>,
     queries: Vec<f32>,
 }
 
-impl Synthetic {
-    pub(super) fn generate(n: usize, queries: usize, shape: &SyntheticArgs, seed: u64) -> Synthetic {
+impl BenchVectors {
+    /// The rows of an N × dim float32 .npy at unit length: every ⌈N / queries⌉-th a query,
+    /// the others the index.
+    fn from_npy(path: &std::path::Path, queries: usize) -> anyhow::Result<BenchVectors> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let npy = npyz::NpyFile::new(&bytes[..]).with_context(|| format!("{}: not a .npy file", path.display()))?;
+        let &[n, dim] = npy.shape() else { bail!("{}: shape {:?}, expected N × dim", path.display(), npy.shape()) };
+        let (n, dim) = (n as usize, dim as usize);
+        if dim == 0 || n <= 2 * queries {
+            bail!("{}: {n} × {dim} vectors, need more than twice the {queries} queries", path.display());
+        }
+        let flat: Vec<f32> = npy.into_vec().with_context(|| format!("{}: expected float32 values", path.display()))?;
+        let step = n.div_ceil(queries);
+        let (mut base, mut held_out) = (Vec::with_capacity(flat.len()), Vec::new());
+        for (i, row) in flat.chunks_exact(dim).enumerate() {
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if !(norm > 0.0 && norm.is_finite()) {
+                bail!("{}: row {i} has length {norm}", path.display());
+            }
+            let target = if i % step == 0 { &mut held_out } else { &mut base };
+            target.extend(row.iter().map(|x| x / norm));
+        }
+        Ok(BenchVectors { dim, base, queries: held_out })
+    }
+
+    pub(super) fn generate(n: usize, queries: usize, shape: &SyntheticArgs, seed: u64) -> BenchVectors {
         let SyntheticArgs { dim, decay, mean_cos } = *shape;
         let mut rng = Gaussian::new(seed);
         let spectrum: Vec<f32> = (0..dim).map(|i| (1.0 + i as f32).powf(-decay / 2.0)).collect();
@@ -173,7 +257,7 @@ impl Synthetic {
         };
         let base = (0..n).flat_map(|_| draw(&mut rng)).collect();
         let queries = (0..queries).flat_map(|_| draw(&mut rng)).collect();
-        Synthetic { dim, base, queries }
+        BenchVectors { dim, base, queries }
     }
 
     pub(super) fn len(&self) -> usize {
@@ -219,7 +303,7 @@ impl Gaussian {
 }
 
 /// Exact top-k ids per query by float32 inner product over the raw vectors (all cores).
-pub(super) fn exact_truth(data: &Synthetic, k: usize) -> Vec<Vec<u32>> {
+pub(super) fn exact_truth(data: &BenchVectors, k: usize) -> Vec<Vec<u32>> {
     let nq = data.queries.len() / data.dim;
     (0..nq)
         .into_par_iter()
@@ -259,7 +343,7 @@ fn parse_variant(v: &str) -> anyhow::Result<(Quantization, Option<usize>, Option
 
 fn bench_tessera(
     args: &BenchSearchArgs,
-    data: &Synthetic,
+    data: &BenchVectors,
     truth: &[Vec<u32>],
     variant: &str,
     graph: bool,
@@ -337,7 +421,7 @@ fn bench_tessera(
 /// Single-thread latency percentiles (ms) and recall@k of `search` over all queries.
 pub(super) fn time_queries(
     index: &Index,
-    data: &Synthetic,
+    data: &BenchVectors,
     truth: &[Vec<u32>],
     options: &SearchOptions,
 ) -> anyhow::Result<(f64, f64, f64)> {
@@ -357,7 +441,7 @@ pub(super) fn time_queries(
 }
 
 /// Runs `bench/search_reference.py` on the same vectors, queries and ground truth.
-fn reference(args: &BenchSearchArgs, data: &Synthetic, truth: &[Vec<u32>], graphs: bool) -> anyhow::Result<Vec<serde_json::Value>> {
+fn reference(args: &BenchSearchArgs, data: &BenchVectors, truth: &[Vec<u32>], graphs: bool) -> anyhow::Result<Vec<serde_json::Value>> {
     let dir = tempfile::tempdir()?;
     let write = |name: &str, values: &[f32], rows: usize, cols: usize| -> anyhow::Result<PathBuf> {
         let path = dir.path().join(name);

@@ -86,23 +86,11 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<()> {
         let data = BenchVectors::generate(n, args.query.queries, &args.synthetic, 42);
         bench_size(&args, &data, n == smallest, &mut rows, &mut skipped, started)?;
     }
-    let report = json!({
-        "benchmark": "search",
-        "dim": args.synthetic.dim,
-        "queries": args.query.queries,
-        "k": args.query.k,
-        "data": format!(
-            "synthetic clustered: shared mean direction (typical cosine {}), sqrt(n) clusters, eigenvalues (1+i)^-{}; queries are fresh draws",
-            args.synthetic.mean_cos, args.synthetic.decay
-        ),
-        "threads": format!("builds on {} threads, queries on one, for every system", args.build_threads),
-        "build_threads": args.build_threads,
-        "recall": "recall@k against exact float32 inner-product search on the unquantized vectors",
-        "provenance": crate::cli::Provenance::now(),
-        "rows": rows,
-        "skipped": skipped,
-    });
-    super::write_results(&args.output, &report)
+    let data = format!(
+        "synthetic clustered: shared mean direction (typical cosine {}), sqrt(n) clusters, eigenvalues (1+i)^-{}; queries are fresh draws",
+        args.synthetic.mean_cos, args.synthetic.decay
+    );
+    write_report(&args, "search", args.synthetic.dim, args.query.queries, data, rows, skipped)
 }
 
 /// `--vectors`: the file's vectors, then the generator at the same count and dim; each
@@ -118,16 +106,30 @@ fn run_on_vectors(args: &BenchSearchArgs, path: &std::path::Path) -> anyhow::Res
         bench_size(args, data, true, &mut rows, &mut skipped, Instant::now())?;
         rows[first..].iter_mut().for_each(|r: &mut serde_json::Value| r["data"] = json!(name));
     }
+    let data = format!(
+        "`vectors` rows: {} (unit length), every ⌈N / queries⌉-th row a query and the rest the index; `synthetic` rows: \
+         the generator of the scale rows (typical cosine {}, eigenvalues (1+i)^-{}) at the same count and dim, queries fresh draws",
+        path.display(), shape.mean_cos, shape.decay
+    );
+    write_report(args, "search-vectors", real.dim, real.queries.len() / real.dim, data, rows, skipped)
+}
+
+/// `args.output`: the rows and what they were measured on.
+fn write_report(
+    args: &BenchSearchArgs,
+    benchmark: &str,
+    dim: usize,
+    queries: usize,
+    data: String,
+    rows: Vec<serde_json::Value>,
+    skipped: Vec<serde_json::Value>,
+) -> anyhow::Result<()> {
     let report = json!({
-        "benchmark": "search-vectors",
-        "dim": real.dim,
-        "queries": real.queries.len() / real.dim,
+        "benchmark": benchmark,
+        "dim": dim,
+        "queries": queries,
         "k": args.query.k,
-        "data": format!(
-            "`vectors` rows: {} (unit length), every ⌈N / queries⌉-th row a query and the rest the index; `synthetic` rows: \
-             the generator of the scale rows (typical cosine {}, eigenvalues (1+i)^-{}) at the same count and dim, queries fresh draws",
-            path.display(), shape.mean_cos, shape.decay
-        ),
+        "data": data,
         "threads": format!("builds on {} threads, queries on one, for every system", args.build_threads),
         "build_threads": args.build_threads,
         "recall": "recall@k against exact float32 inner-product search on the unquantized vectors",

@@ -26,15 +26,17 @@ evaluate() {
         --no-adapter --no-recall --json "bench/results/eval-pooling-$1.json" > /dev/null
 }
 
-evaluate patch-mean models/vit-s14-int8.onnx models/vit-s14-int8.json
-for variant in "gem" "cls-attention" "patch-mean+b4:--concat-block 4"; do
-    name=${variant%%:*}
-    # shellcheck disable=SC2086 # the variant's extra arguments, split on purpose
-    extra=$([ "$variant" != "$name" ] && echo "${variant#*:}" || true)
-    out=target/pool-exp/$name
-    step "models/export.py --pooling ${name%%+*} $extra → $out"
+# variant NAME POOLING [EXPORT_ARGS...]: the model exported into target/pool-exp/NAME, evaluated.
+variant() {
+    local name=$1 pooling=$2 out=target/pool-exp/$1
+    shift 2
+    step "models/export.py --pooling $pooling $* → $out"
     mkdir -p "$out"
-    # shellcheck disable=SC2086
-    target/bench-venv/bin/python models/export.py --input-size 112 --pooling "${name%%+*}" $extra --out "$out"
+    target/bench-venv/bin/python models/export.py --input-size 112 --pooling "$pooling" "$@" --out "$out"
     evaluate "$name" "$out/vit-s14-int8.onnx" "$out/vit-s14-int8.json"
-done
+}
+
+evaluate patch-mean models/vit-s14-int8.onnx models/vit-s14-int8.json
+variant gem gem
+variant cls-attention cls-attention
+variant patch-mean+b4 patch-mean --concat-block 4

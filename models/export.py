@@ -80,6 +80,8 @@ def cut_and_pool(model: onnx.ModelProto, block: int, pooling: str, concat_block:
       that block (mean over heads, weights summing to 1).
     `concat_block`: also the mean of block `concat_block`'s patch tokens, concatenated after
     (twice the dimension)."""
+    if concat_block is not None and not 0 <= concat_block < block:
+        raise ValueError(f"--concat-block {concat_block} must come before block {block}")
     graph = model.graph
     # tract refuses the exporter's stale shape annotations once shapes change.
     del graph.value_info[:]
@@ -137,8 +139,6 @@ def cut_and_pool(model: onnx.ModelProto, block: int, pooling: str, concat_block:
 
     dim = 384
     if concat_block is not None:
-        if not 0 <= concat_block < block:
-            raise ValueError(f"--concat-block {concat_block} must come before block {block}")
         earlier = node("ReduceMean", [patch_tokens(block_output(concat_block), f"_b{concat_block}")], "pooled_earlier", axes=[1], keepdims=0)
         node("Concat", [pooled, earlier], EMBEDDING_OUTPUT, axis=1)
         dim *= 2

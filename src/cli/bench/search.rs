@@ -150,34 +150,32 @@ fn bench_size(
     started: Instant,
 ) -> anyhow::Result<()> {
     let n = data.len();
-    {
-        let truth = exact_truth(data, args.query.k);
-        eprintln!("data and exact ground truth: {:.1} s", started.elapsed().as_secs_f64());
-        let mut variants = args.variants.clone();
-        if let Some(max) = args.all_variants_up_to.filter(|&max| n > max) {
-            for variant in variants.drain(1..) {
-                skipped.push(json!({"tiles": n, "variant": variant, "reason": format!("above --all-variants-up-to {max}")}));
-            }
+    let truth = exact_truth(data, args.query.k);
+    eprintln!("data and exact ground truth: {:.1} s", started.elapsed().as_secs_f64());
+    let mut variants = args.variants.clone();
+    if let Some(max) = args.all_variants_up_to.filter(|&max| n > max) {
+        for variant in variants.drain(1..) {
+            skipped.push(json!({"tiles": n, "variant": variant, "reason": format!("above --all-variants-up-to {max}")}));
         }
-        if smallest {
-            variants.extend(args.small_variants.iter().cloned());
-        }
-        let graphs_skipped = args.graphs_up_to.filter(|&max| n > max);
-        if let Some(max) = graphs_skipped {
-            for variant in ["tessera HNSW (every variant)", "faiss IndexHNSWFlat", "hnswlib"] {
-                skipped.push(json!({"tiles": n, "variant": variant, "reason": format!("above --graphs-up-to {max}")}));
-            }
-        }
-        let graphs = graphs_skipped.is_none();
-        let first = rows.len();
-        for variant in variants.iter().filter(|v| !v.is_empty()) {
-            rows.extend(bench_tessera(args, data, &truth, variant, graphs)?);
-        }
-        if !args.no_reference {
-            rows.extend(reference(args, data, &truth, graphs)?);
-        }
-        print_rows(&rows[first..]);
     }
+    if smallest {
+        variants.extend(args.small_variants.iter().cloned());
+    }
+    let graphs_skipped = args.graphs_up_to.filter(|&max| n > max);
+    if let Some(max) = graphs_skipped {
+        for variant in ["tessera HNSW (every variant)", "faiss IndexHNSWFlat", "hnswlib"] {
+            skipped.push(json!({"tiles": n, "variant": variant, "reason": format!("above --graphs-up-to {max}")}));
+        }
+    }
+    let graphs = graphs_skipped.is_none();
+    let first = rows.len();
+    for variant in variants.iter().filter(|v| !v.is_empty()) {
+        rows.extend(bench_tessera(args, data, &truth, variant, graphs)?);
+    }
+    if !args.no_reference {
+        rows.extend(reference(args, data, &truth, graphs)?);
+    }
+    print_rows(&rows[first..]);
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use crate::backend::EmbeddingBackend;
 #[cfg(feature = "model")]
 use crate::describer::{DescribeError, TileDescriber};
 use crate::index::{Census, Index, IndexError, IndexInfo};
-use crate::partitioned::{PartitionedIndex, PartitionedInfo};
+use crate::partitioned::{Fetch, PartitionedIndex, PartitionedInfo};
 use crate::search::{self, Hit, Query, SearchError, SearchOptions, SlideHit, SlideOptions};
 
 pub enum Collection {
@@ -45,9 +45,9 @@ impl Collection {
         }
     }
 
-    /// The partitions a query needs that are not loaded yet (none for a whole index):
-    /// load them with `add_partition` and ask again until none are left.
-    pub fn needed(&mut self, query: &Query, options: &SearchOptions) -> Result<Vec<usize>, SearchError> {
+    /// What a query needs that is not loaded yet (nothing for a whole index): load it with
+    /// [`PartitionedIndex::add`] and ask again until nothing is left.
+    pub fn needed(&mut self, query: &Query, options: &SearchOptions) -> Result<Vec<Fetch>, SearchError> {
         match self {
             Collection::Whole(_) => Ok(Vec::new()),
             Collection::Partitioned(index) => index.needed(query, options),

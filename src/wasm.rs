@@ -77,8 +77,10 @@ export interface SearchOptions {
   exact_below?: number;
   nprobe?: number | null;     // partitions a partitioned index probes (default: the index's)
 }
-/** A partition a query needs (`Engine.neededPartitions`): fetch bytes [start, end) of the index file. */
-export interface PartitionSpan { partition: number; start: number; end: number; }
+/** What a query needs (`Engine.neededPartitions`): fetch bytes [start, end) of the index file and
+ *  hand them to `addPartition`, or, when `rows` is set ([first, count] of the partition's
+ *  re-ranking rows), to `addRows`. */
+export interface PartitionSpan { partition: number; start: number; end: number; rows: [number, number] | null; }
 export interface Hit {
   rank: number;               // 1-based
   id: number;                 // tile id in the index
@@ -228,6 +230,7 @@ struct PartitionSpan {
     partition: usize,
     start: u64,
     end: u64,
+    rows: Option<(u32, u32)>,
 }
 
 #[wasm_bindgen]
@@ -379,10 +382,11 @@ impl Engine {
         Ok(Engine { describer: Rc::new(describer), ..self })
     }
 
-    /// The partitions of a partitioned index that `search(query, options)` needs and that
-    /// are not loaded yet: `PartitionSpan[]` (empty for a whole index). Fetch each range,
-    /// hand it to `addPartition`, and ask again until none are left (a query by tile ids
-    /// first needs those tiles' partitions).
+    /// The partitions (and re-ranking rows) of a partitioned index that `search(query,
+    /// options)` needs and that are not loaded yet: `PartitionSpan[]` (empty for a whole
+    /// index). Fetch each range, hand it to `addPartition` (or `addRows`), and ask again
+    /// until none are left (a query by tile ids first needs those tiles' partitions; rows
+    /// are named once the probed partitions are scanned).
     #[wasm_bindgen(js_name = neededPartitions)]
     pub fn needed_partitions(&mut self, query: JsValue, options: JsValue) -> Result<JsValue, Error> {
         let query: Query = from_js(&query, "query")?;
@@ -391,7 +395,7 @@ impl Engine {
         let Collection::Partitioned(index) = &self.collection else { return to_js(&Vec::<PartitionSpan>::new()) };
         let spans: Vec<PartitionSpan> = needed
             .into_iter()
-            .filter_map(|p| index.span(p).map(|r| PartitionSpan { partition: p, start: r.start, end: r.end }))
+            .filter_map(|f| index.range(&f).map(|r| PartitionSpan { partition: f.partition, start: r.start, end: r.end, rows: f.rows }))
             .collect();
         to_js(&spans)
     }
@@ -402,6 +406,16 @@ impl Engine {
     pub fn add_partition(&mut self, partition: usize, bytes: &[u8]) -> Result<(), Error> {
         match &mut self.collection {
             Collection::Partitioned(index) => index.add_partition(partition, bytes).map_err(into_error),
+            Collection::Whole(_) => Err(js_error("this index is not partitioned", ErrorKind::Search)),
+        }
+    }
+
+    /// Verifies rows `first..first + count` of partition `partition`'s re-ranking vectors
+    /// (against the loaded partition's stored vectors) and keeps them for searches.
+    #[wasm_bindgen(js_name = addRows)]
+    pub fn add_rows(&mut self, partition: usize, first: u32, count: u32, bytes: &[u8]) -> Result<(), Error> {
+        match &mut self.collection {
+            Collection::Partitioned(index) => index.add_rows(partition, first, count, bytes).map_err(into_error),
             Collection::Whole(_) => Err(js_error("this index is not partitioned", ErrorKind::Search)),
         }
     }

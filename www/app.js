@@ -623,7 +623,7 @@ function renderResults(hits, searchMs, transfer) {
     return;
   }
   const parts = [`${hits.length} tiles`, `search ${searchMs.toFixed(1)} ms`];
-  if (transfer?.partitions) parts.push(`fetched ${transfer.partitions} index partitions (${Math.round(transfer.bytes / 1024)} kB)`);
+  if (transfer?.partitions || transfer?.rows) parts.push(`fetched ${transfer.partitions} index partitions${transfer.rows ? ` and ${transfer.rows} re-ranking rows` : ''} (${Math.round(transfer.bytes / 1024)} kB)`);
   if (state.embedMs !== null) parts.push(`last embedding ${Math.round(state.embedMs)} ms`);
   if (state.negatives.length) parts.push(`${state.positives.length} positive, ${state.negatives.length} negative`);
   el.summary.textContent = parts.join(' · ');

@@ -251,7 +251,7 @@ const handlers = {
     return { vector, ms: performance.now() - started };
   },
 
-  /** `transfer`: what a partitioned index fetched for this query (`{ partitions, bytes,
+  /** `transfer`: what a partitioned index fetched for this query (`{ partitions, rows, bytes,
    *  cached, ms }`; zeros for a whole index). */
   async search({ query, options }) {
     const e = requireEngine();
@@ -650,7 +650,7 @@ async function fetchDirectory(url, sha256) {
 /** Loads into the engine every partition `query` needs (in parallel, from the Cache API
  *  when there); a cached copy the engine refuses is dropped and fetched again once. */
 async function loadPartitions(e, query, options) {
-  const transfer = { partitions: 0, bytes: 0, cached: 0, ms: 0 };
+  const transfer = { partitions: 0, rows: 0, bytes: 0, cached: 0, ms: 0 };
   if (!partitionSource) return transfer;
   const started = performance.now();
   const { url } = partitionSource;
@@ -662,7 +662,9 @@ async function loadPartitions(e, query, options) {
       throw engineError(err, 'search');
     }
     if (spans.length === 0) break;
-    await Promise.all(spans.map(async ({ partition, start, end }) => {
+    await Promise.all(spans.map(async ({ partition, start, end, rows }) => {
+      const add = (bytes) => (rows ? e.addRows(partition, rows[0], rows[1], bytes) : e.addPartition(partition, bytes));
+      const what = rows ? `partition ${partition} rows ${rows[0]}+${rows[1]}` : `partition ${partition}`;
       // A changed file at the same URL may put other bytes at this range: the engine's
       // check (the directory's SHA-256) refuses them, and they are fetched again.
       const key = `${url}#bytes=${start}-${end}`;
@@ -670,7 +672,7 @@ async function loadPartitions(e, query, options) {
       const cached = await cache?.match(key);
       if (cached) {
         try {
-          e.addPartition(partition, new Uint8Array(await cached.arrayBuffer()));
+          add(new Uint8Array(await cached.arrayBuffer()));
           transfer.cached += 1;
           return;
         } catch {
@@ -679,13 +681,14 @@ async function loadPartitions(e, query, options) {
       }
       const { bytes } = partitionSource.whole
         ? { bytes: partitionSource.whole.subarray(start, end) }
-        : await fetchRange(url, start, end, 'index partition');
+        : await fetchRange(url, start, end, rows ? 'index rows' : 'index partition');
       try {
-        e.addPartition(partition, bytes);
+        add(bytes);
       } catch (err) {
-        throw engineError(err, 'integrity', `${url} partition ${partition}: `);
+        throw engineError(err, 'integrity', `${url} ${what}: `);
       }
-      transfer.partitions += 1;
+      if (rows) transfer.rows += rows[1];
+      else transfer.partitions += 1;
       transfer.bytes += bytes.length;
       await cache?.put(key, new Response(bytes)).catch(() => {});
     }));

@@ -10,7 +10,9 @@ use tessera::partitioned::{partition, PartitionOptions};
 
 #[derive(clap::Args)]
 pub struct PartitionArgs {
-    /// Index written by `tessera build` (without --pca).
+    /// Index written by `tessera build`. One built with `--rerank f16` (and `--quant int8`,
+    /// `--pca N` for fewer bytes per tile) keeps its re-ranking vectors beside the partitions,
+    /// fetched only for each search's shortlist.
     index: PathBuf,
     /// The partitioned index to write.
     #[arg(short, long)]
@@ -25,13 +27,17 @@ pub struct PartitionArgs {
     iterations: usize,
     #[arg(long, default_value_t = PartitionOptions::default().seed)]
     seed: u64,
+    /// For an index with re-ranking vectors: candidates whose rows each search fetches and
+    /// re-scores.
+    #[arg(long, default_value_t = PartitionOptions::default().shortlist)]
+    shortlist: usize,
 }
 
 pub fn run(args: PartitionArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.index).with_context(|| format!("{}: cannot read", args.index.display()))?;
     let index = Index::from_bytes(&bytes, None).with_context(|| format!("{}: cannot load the index", args.index.display()))?;
     drop(bytes);
-    let options = PartitionOptions { partitions: args.partitions, nprobe: args.nprobe, iterations: args.iterations, seed: args.seed };
+    let options = PartitionOptions { partitions: args.partitions, nprobe: args.nprobe, iterations: args.iterations, seed: args.seed, shortlist: args.shortlist };
     let summary = write(&index, &options, &args.output)?;
     println!(
         "{}: {} tiles in {} partitions (largest {} tiles), directory {} bytes, partitions {} bytes",

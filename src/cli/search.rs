@@ -107,7 +107,8 @@ impl Opened {
         Ok(Opened { collection, source })
     }
 
-    /// Reads the partitions `query` needs (none for a whole index); returns how many.
+    /// Reads the partitions (and re-ranking rows) `query` needs (none for a whole index);
+    /// returns how many partitions.
     pub fn fetch_for(&mut self, query: &Query, options: &SearchOptions, transfer: &mut Transfer) -> anyhow::Result<usize> {
         let mut fetched = 0;
         loop {
@@ -116,11 +117,15 @@ impl Opened {
             if needed.is_empty() {
                 return Ok(fetched);
             }
-            for p in needed {
-                let span = index.span(p).expect("needed names existing partitions");
-                let bytes = self.source.read_range(span, transfer)?;
-                index.add_partition(p, &bytes).with_context(|| format!("{}: partition {p}", self.source.name()))?;
-                fetched += 1;
+            for fetch in needed {
+                let range = index.range(&fetch).expect("needed names existing ranges");
+                let bytes = self.source.read_range(range, transfer)?;
+                let what = match fetch.rows {
+                    None => format!("partition {}", fetch.partition),
+                    Some((first, count)) => format!("partition {} rows {first}+{count}", fetch.partition),
+                };
+                index.add(&fetch, &bytes).with_context(|| format!("{}: {what}", self.source.name()))?;
+                fetched += usize::from(fetch.rows.is_none());
             }
         }
     }

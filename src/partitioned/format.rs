@@ -8,14 +8,21 @@
 //! numbers against each other (tiles, partitions, byte ranges tile the file), then the
 //! centroids and the adapter; a partition is checked when it arrives (its SHA-256 from the
 //! directory, then its own index checks).
+//!
+//! Version 2 adds **row ranges**: when the source index keeps full-dimension re-ranking
+//! vectors, a partition's scan part holds only the compact stored vectors (possibly
+//! projected by a PCA the directory holds once), and its re-ranking rows follow it in the
+//! file, fetched a shortlist at a time. A file without them is still written as version 1.
 
 use serde::{Deserialize, Serialize};
 
 use crate::adapter::{Adapter, AdapterInfo};
-use crate::index::{Census, IndexError, ModelRef, Quantization};
+use crate::index::{Census, IndexError, ModelRef, Pca, Quantization};
 
 pub const PARTITIONED_MAGIC: [u8; 8] = *b"TESSIVF\x1a";
-pub const PARTITIONED_VERSION: u32 = 1;
+/// The newest version written (a file without row ranges is written as version 1).
+pub const PARTITIONED_VERSION: u32 = 2;
+const PLAIN_VERSION: u32 = 1;
 
 /// Magic, version, header length (u32), directory length (u64).
 pub const PRELUDE: usize = 24;
@@ -35,7 +42,26 @@ pub struct PartitionEntry {
     pub offset: u64,
     pub length: u64,
     /// SHA-256 (hex) of the partition's bytes: a range is verified before it is read.
+    /// With row ranges, of its scan part (`length` bytes); its rows follow that part.
     pub sha256: String,
+}
+
+/// The projection the partitions' stored vectors went through (its matrix follows the
+/// centroids in the directory).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProjectionInfo {
+    pub dim_out: usize,
+    pub energy_kept: f32,
+}
+
+/// Full-dimension re-ranking rows stored after each partition's scan part.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RowsInfo {
+    /// f16 or f32.
+    pub quantization: Quantization,
+    /// Candidates (best by the stored vectors, over the probed partitions) whose rows a
+    /// search fetches and re-scores.
+    pub shortlist: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +73,13 @@ pub(crate) struct Header {
     pub tiles: u64,
     pub quantization: Quantization,
     pub rerank: Option<Quantization>,
+    /// Version 2: the PCA the stored vectors were projected by (queries are projected the
+    /// same way to scan them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pca: Option<ProjectionInfo>,
+    /// Version 2: re-ranking rows after each partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<RowsInfo>,
     pub thumbnails: bool,
     /// Every partition has every one of these metadata columns (values may be empty).
     pub columns: Vec<String>,
@@ -70,23 +103,27 @@ pub(crate) struct Directory {
     pub header: Header,
     /// `partitions × model.dim` unit vectors, row-major.
     pub centroids: Vec<f32>,
+    pub pca: Option<Pca>,
     pub adapter: Option<Adapter>,
     /// Bytes of the directory in the file (where partition 0 starts).
     pub length: usize,
 }
 
 impl Directory {
-    pub(crate) fn to_bytes(header: &Header, centroids: &[f32], adapter: Option<&Adapter>) -> Vec<u8> {
+    pub(crate) fn to_bytes(header: &Header, centroids: &[f32], pca: Option<&Pca>, adapter: Option<&Adapter>) -> Vec<u8> {
         let json = serde_json::to_vec(header).expect("header serializes: plain data");
+        let pca = pca.map(Pca::to_bytes).unwrap_or_default();
         let adapter = adapter.map(Adapter::to_bytes).unwrap_or_default();
-        let length = PRELUDE + json.len() + centroids.len() * 4 + adapter.len() + CHECKSUM;
+        let length = PRELUDE + json.len() + centroids.len() * 4 + pca.len() + adapter.len() + CHECKSUM;
+        let version = if header.rows.is_some() { PARTITIONED_VERSION } else { PLAIN_VERSION };
         let mut out = Vec::with_capacity(length);
         out.extend_from_slice(&PARTITIONED_MAGIC);
-        out.extend_from_slice(&PARTITIONED_VERSION.to_le_bytes());
+        out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&(json.len() as u32).to_le_bytes());
         out.extend_from_slice(&(length as u64).to_le_bytes());
         out.extend_from_slice(&json);
         out.extend(centroids.iter().flat_map(|c| c.to_le_bytes()));
+        out.extend_from_slice(&pca);
         out.extend_from_slice(&adapter);
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -103,7 +140,7 @@ impl Directory {
             return Err(IndexError::Truncated { section: "directory prelude", offset: prefix.len(), needed: PRELUDE - prefix.len() });
         }
         let version = u32::from_le_bytes(prefix[8..12].try_into().expect("4 bytes"));
-        if version != PARTITIONED_VERSION {
+        if !(PLAIN_VERSION..=PARTITIONED_VERSION).contains(&version) {
             return Err(IndexError::UnsupportedVersion { found: version, supported: PARTITIONED_VERSION });
         }
         let length = u64::from_le_bytes(prefix[16..24].try_into().expect("8 bytes"));
@@ -139,17 +176,26 @@ impl Directory {
         if rest.len() < centroid_bytes {
             return Err(IndexError::SectionLength { section: "centroids", expected: centroid_bytes, found: rest.len() });
         }
-        let (centroid_bytes, adapter_bytes) = rest.split_at(centroid_bytes);
+        let (centroid_bytes, rest) = rest.split_at(centroid_bytes);
         let centroids: Vec<f32> = centroid_bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         if centroids.iter().any(|c| !c.is_finite()) {
             return Err(IndexError::BadValue { section: "centroids", offset: 0, what: "non-finite centroid value" });
         }
+        let pca_bytes = header.pca.map_or(0, |p| p.dim_out * header.model.dim * 4);
+        if rest.len() < pca_bytes {
+            return Err(IndexError::SectionLength { section: "PCA", expected: pca_bytes, found: rest.len() });
+        }
+        let (pca_bytes, adapter_bytes) = rest.split_at(pca_bytes);
+        let pca = match header.pca {
+            Some(p) => Some(Pca::from_bytes(pca_bytes, header.model.dim, p.dim_out, p.energy_kept)?),
+            None => None,
+        };
         let adapter = match &header.adapter {
             Some(info) => Some(Adapter::from_bytes(info.clone(), adapter_bytes).map_err(|e| IndexError::BadAdapter(e.to_string()))?),
             None if adapter_bytes.is_empty() => None,
             None => return Err(IndexError::SectionLength { section: "adapter", expected: 0, found: adapter_bytes.len() }),
         };
-        Ok(Directory { header, centroids, adapter, length })
+        Ok(Directory { header, centroids, pca, adapter, length })
     }
 }
 
@@ -171,6 +217,17 @@ fn check_header(h: &Header) -> Result<(), IndexError> {
     if h.nprobe == 0 {
         return bad("nprobe is 0".into());
     }
+    if let Some(p) = h.pca {
+        if h.rows.is_none() || p.dim_out == 0 || p.dim_out >= h.model.dim {
+            return bad(format!("a PCA to {} dims needs re-ranking rows and fewer dims than the model's {}", p.dim_out, h.model.dim));
+        }
+    }
+    if let Some(r) = h.rows {
+        if r.quantization == Quantization::Int8 || r.shortlist == 0 || h.rerank.is_some() {
+            return bad(format!("re-ranking rows must be f16 or f32 with a shortlist, not {:?} × {}", r.quantization, r.shortlist));
+        }
+    }
+    let row_bytes = h.rows.map_or(0, |r| (h.model.dim * r.quantization.bytes_per_value()) as u64);
     let (mut tile, mut offset) = (0u64, 0u64);
     for (i, p) in h.partitions.iter().enumerate() {
         if u64::from(p.first_tile) != tile || p.tiles == 0 {
@@ -183,7 +240,7 @@ fn check_header(h: &Header) -> Result<(), IndexError> {
             return bad(format!("partition {i} has no SHA-256"));
         }
         tile += u64::from(p.tiles);
-        offset = match offset.checked_add(p.length) {
+        offset = match offset.checked_add(p.length).and_then(|o| o.checked_add(row_bytes * u64::from(p.tiles))) {
             Some(end) => end,
             None => return bad(format!("partition {i} runs past 2⁶⁴ bytes")),
         };

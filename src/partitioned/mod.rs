@@ -10,6 +10,12 @@
 //! can (a file, HTTP Range, the browser's Cache API) and hands the bytes to
 //! [`PartitionedIndex::add_partition`], which verifies them. Tile ids are positions in the
 //! partitioned file: partition `p` holds ids `first_tile..first_tile + tiles`.
+//!
+//! When the source index keeps full-dimension re-ranking vectors, its partitions hold only
+//! the compact stored vectors (int8, possibly PCA-projected: a few dozen bytes a tile) and
+//! each partition's re-ranking rows follow it in the file. A search then scans the probed
+//! partitions' compact vectors for a shortlist and fetches just the shortlist's rows to
+//! re-score it — far fewer bytes per query than fetching full vectors for every tile probed.
 
 mod format;
 mod kmeans;
@@ -22,10 +28,10 @@ use serde::Serialize;
 use crate::adapter::Adapter;
 #[cfg(feature = "model")]
 use crate::describer::{DescribeError, TileDescriber};
-use crate::index::{BuildOptions, Census, Index, IndexBuilder, IndexError, ModelRef};
+use crate::index::{dot_f32, normalize, BuildOptions, Census, Index, IndexBuilder, IndexError, ModelRef, VectorStore};
 use crate::search::{self, Example, Hit, Query, SearchError, SearchOptions, SlideHit, SlideOptions};
 
-pub use format::{KmeansInfo, PartitionEntry, PARTITIONED_MAGIC, PARTITIONED_VERSION, PRELUDE};
+pub use format::{KmeansInfo, PartitionEntry, ProjectionInfo, RowsInfo, PARTITIONED_MAGIC, PARTITIONED_VERSION, PRELUDE};
 use format::{Directory, Header};
 
 /// How [`partition`] splits an index.
@@ -37,11 +43,18 @@ pub struct PartitionOptions {
     pub nprobe: usize,
     pub iterations: usize,
     pub seed: u64,
+    /// For an index with re-ranking vectors: candidates whose rows a search fetches.
+    #[serde(default = "default_shortlist")]
+    pub shortlist: usize,
+}
+
+fn default_shortlist() -> usize {
+    PartitionOptions::default().shortlist
 }
 
 impl Default for PartitionOptions {
     fn default() -> Self {
-        PartitionOptions { partitions: 0, nprobe: 8, iterations: 10, seed: 0x7e55_e7a1 }
+        PartitionOptions { partitions: 0, nprobe: 8, iterations: 10, seed: 0x7e55_e7a1, shortlist: 64 }
     }
 }
 
@@ -55,23 +68,24 @@ pub struct PartitionSummary {
     pub largest_partition_tiles: usize,
 }
 
-/// Splits `index` into partitions by spherical k-means on its stored vectors and writes
-/// the partitioned file: each partition's bytes go to `sink` in order (it appends them to
-/// the file's tail), and the directory, which goes at the file's start, is returned.
-/// The same index and options always give the same bytes.
+/// Splits `index` into partitions by spherical k-means on its vectors (the re-ranking ones
+/// when it keeps them) and writes the partitioned file: each partition's bytes (and, for an
+/// index with re-ranking vectors, its rows after them) go to `sink` in order (it appends
+/// them to the file's tail), and the directory, which goes at the file's start, is
+/// returned. The same index and options always give the same bytes.
 pub fn partition(
     index: &Index,
     options: &PartitionOptions,
     mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(Vec<u8>, PartitionSummary), IndexError> {
-    if index.pca.is_some() {
-        return Err(IndexError::BadOptions("an index with PCA cannot be partitioned (its partitions are searched in the model's space); build it without --pca".into()));
+    if index.pca.is_some() && index.rerank.is_none() {
+        return Err(IndexError::BadOptions("an index with PCA can be partitioned only when it keeps re-ranking vectors (the partitions are probed in the model's space); build it with --rerank f16".into()));
     }
     if index.is_empty() {
         return Err(IndexError::BadOptions("the index has no tiles to partition".into()));
     }
-    if options.nprobe == 0 || options.iterations == 0 {
-        return Err(IndexError::BadOptions("nprobe and k-means iterations must be positive".into()));
+    if options.nprobe == 0 || options.iterations == 0 || options.shortlist == 0 {
+        return Err(IndexError::BadOptions("nprobe, k-means iterations and the shortlist must be positive".into()));
     }
     let n = index.len();
     let dim = index.model.dim;
@@ -86,10 +100,14 @@ pub fn partition(
         members[c as usize].push(id);
     }
     let columns: Vec<String> = index.metadata.column_names().map(str::to_string).collect();
+    // With re-ranking vectors, a partition holds the stored (compact) vectors and its rows
+    // follow it; its index is of the stored space (the PCA's output when there is one).
+    let rows = index.rerank.as_ref().map(|r| RowsInfo { quantization: r.quantization(), shortlist: options.shortlist });
+    let part_model = ModelRef { dim: index.vectors.dim(), ..index.model.clone() };
     let build = BuildOptions {
         quantization: index.vectors.quantization(),
         pca_dim: None,
-        rerank: index.rerank.as_ref().map(|r| r.quantization()),
+        rerank: None,
         // Partitions are small and searched exactly: no graph.
         graph_min_tiles: usize::MAX,
         ..BuildOptions::default()
@@ -97,14 +115,26 @@ pub fn partition(
     let (mut entries, mut kept_centroids) = (Vec::new(), Vec::new());
     let (mut first_tile, mut offset) = (0u32, 0u64);
     for (c, ids) in members.iter().enumerate().filter(|(_, ids)| !ids.is_empty()) {
-        let mut builder = IndexBuilder::new(index.model.clone(), build.clone())?;
+        let mut builder = IndexBuilder::new(part_model.clone(), build.clone())?;
         builder.keep_int8_grid(index.vectors.int8_params());
         for &id in ids {
             let row = columns.iter().map(|k| (k.clone(), index.metadata_value(id, k).unwrap_or("").to_string())).collect();
-            builder.add_stored(&vectors[id * dim..(id + 1) * dim], row, index.thumbnail(id).map(<[u8]>::to_vec))?;
+            let stored = match rows {
+                Some(_) => index.vectors.decode(id),
+                None => vectors[id * dim..(id + 1) * dim].to_vec(),
+            };
+            builder.add_stored(&stored, row, index.thumbnail(id).map(<[u8]>::to_vec))?;
         }
         let bytes = builder.build()?.to_bytes();
-        sink(&bytes).map_err(|e| IndexError::Build(format!("writing partition {}: {e}", entries.len())))?;
+        let written = |e: std::io::Error| IndexError::Build(format!("writing partition {}: {e}", entries.len()));
+        sink(&bytes).map_err(written)?;
+        let mut row_bytes = 0;
+        if let Some(rows) = rows {
+            let full: Vec<f32> = ids.iter().flat_map(|&id| vectors[id * dim..(id + 1) * dim].iter().copied()).collect();
+            let encoded = VectorStore::encode(&full, dim, rows.quantization).codes_to_bytes();
+            sink(&encoded).map_err(written)?;
+            row_bytes = encoded.len() as u64;
+        }
         entries.push(PartitionEntry {
             first_tile,
             tiles: ids.len() as u32,
@@ -114,14 +144,16 @@ pub fn partition(
         });
         kept_centroids.extend_from_slice(&centroids[c * dim..(c + 1) * dim]);
         first_tile += ids.len() as u32;
-        offset += bytes.len() as u64;
+        offset += bytes.len() as u64 + row_bytes;
     }
     let header = Header {
         model: index.model.clone(),
         adapter: index.adapter.as_ref().map(|a| a.info().clone()),
         tiles: n as u64,
         quantization: index.vectors.quantization(),
-        rerank: index.rerank.as_ref().map(|r| r.quantization()),
+        rerank: None,
+        pca: index.pca.as_ref().map(|p| ProjectionInfo { dim_out: p.dim_out(), energy_kept: p.energy_kept() }),
+        rows,
         thumbnails: index.thumbnails.is_some(),
         columns,
         census: index.census(),
@@ -129,7 +161,7 @@ pub fn partition(
         kmeans: KmeansInfo { seed: options.seed, iterations: options.iterations },
         partitions: entries,
     };
-    let directory = Directory::to_bytes(&header, &kept_centroids, index.adapter.as_ref());
+    let directory = Directory::to_bytes(&header, &kept_centroids, index.pca.as_ref(), index.adapter.as_ref());
     let summary = PartitionSummary {
         tiles: n,
         partitions: header.partitions.len(),
@@ -153,11 +185,25 @@ pub struct PartitionedInfo {
     pub loaded_bytes: u64,
 }
 
+/// Something a search needs fetched: a partition, or a run of its re-ranking rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Fetch {
+    pub partition: usize,
+    /// Rows `(first, count)` of the partition (positions in it), or `None` for the
+    /// partition itself.
+    pub rows: Option<(u32, u32)>,
+}
+
+/// Re-ranking rows kept in memory: past this many, those of earlier rounds are dropped.
+const ROW_BUDGET: usize = 1 << 16;
+
 /// The directory of a partitioned index and the partitions fetched so far.
 #[derive(Debug, Clone)]
 pub struct PartitionedIndex {
     directory: Directory,
     loaded: BTreeMap<usize, Index>,
+    /// Re-ranking rows fetched so far, by tile id, and the round each was last used in.
+    rows: BTreeMap<u32, (Vec<f32>, u64)>,
     /// Loaded partitions, oldest first, and the round (see `needed`) each arrived in.
     arrivals: VecDeque<(usize, u64)>,
     round: u64,
@@ -197,6 +243,7 @@ impl PartitionedIndex {
         Ok(PartitionedIndex {
             directory,
             loaded: BTreeMap::new(),
+            rows: BTreeMap::new(),
             arrivals: VecDeque::new(),
             round: 0,
             loaded_bytes: 0,
@@ -233,11 +280,89 @@ impl PartitionedIndex {
         self.directory.length
     }
 
-    /// Partition `p`'s byte range in the file.
+    /// Partition `p`'s byte range in the file (without its rows).
     pub fn span(&self, p: usize) -> Option<Range<u64>> {
         let entry = self.partitions().get(p)?;
         let start = self.directory.length as u64 + entry.offset;
         Some(start..start + entry.length)
+    }
+
+    /// The re-ranking rows, when the file has them.
+    pub fn rows_info(&self) -> Option<RowsInfo> {
+        self.directory.header.rows
+    }
+
+    fn row_bytes(&self) -> u64 {
+        self.rows_info().map_or(0, |r| (self.model().dim * r.quantization.bytes_per_value()) as u64)
+    }
+
+    /// Where `fetch`'s bytes are in the file.
+    pub fn range(&self, fetch: &Fetch) -> Option<Range<u64>> {
+        let span = self.span(fetch.partition)?;
+        let Some((first, count)) = fetch.rows else { return Some(span) };
+        let tiles = self.partitions()[fetch.partition].tiles;
+        if self.rows_info().is_none() || count == 0 || first.checked_add(count)? > tiles {
+            return None;
+        }
+        let start = span.end + u64::from(first) * self.row_bytes();
+        Some(start..start + u64::from(count) * self.row_bytes())
+    }
+
+    /// Verifies and keeps what `fetch` names ([`Self::add_partition`] or [`Self::add_rows`]).
+    pub fn add(&mut self, fetch: &Fetch, bytes: &[u8]) -> Result<(), IndexError> {
+        match fetch.rows {
+            None => self.add_partition(fetch.partition, bytes),
+            Some((first, count)) => self.add_rows(fetch.partition, first, count, bytes),
+        }
+    }
+
+    /// Verifies rows `first..first + count` of partition `p` (loaded first) and keeps them:
+    /// each must be a finite unit vector whose projection (PCA, when the file has one) is
+    /// the stored vector the partition holds for that tile, to within the stored encoding's
+    /// step — a row from another tile, another build or a damaged range is refused.
+    pub fn add_rows(&mut self, p: usize, first: u32, count: u32, bytes: &[u8]) -> Result<(), IndexError> {
+        let fetch = Fetch { partition: p, rows: Some((first, count)) };
+        let (Some(info), Some(range)) = (self.rows_info(), self.range(&fetch)) else {
+            return Err(IndexError::BadOptions(format!("partition {p} has no rows {first}..{}", u64::from(first) + u64::from(count))));
+        };
+        if bytes.len() as u64 != range.end - range.start {
+            return Err(IndexError::SectionLength { section: "rows", expected: (range.end - range.start) as usize, found: bytes.len() });
+        }
+        let index = self.loaded.get(&p).ok_or_else(|| IndexError::BadOptions(format!("partition {p} must be loaded before its rows")))?;
+        let dim = self.model().dim;
+        let store = VectorStore::from_sections("rows", info.quantization, dim, count as usize, bytes, None)?;
+        let steps = index.vectors.int8_params().map(|(_, scale)| scale);
+        let mut arrived = Vec::with_capacity(count as usize);
+        for i in 0..count as usize {
+            let local = first as usize + i;
+            let row = store.decode(i);
+            let bad = |what: String| IndexError::BadPartition { partition: p, what: format!("re-ranking row {local}: {what}") };
+            let norm = dot_f32(&row, &row);
+            if !(0.98..=1.02).contains(&norm) {
+                return Err(bad(format!("squared norm {norm} where a unit vector was stored")));
+            }
+            let expected = self.directory.pca.as_ref().map_or_else(|| row.clone(), |pca| pca.project(&row));
+            let stored = index.vectors.decode(local);
+            let off = expected.iter().zip(&stored).enumerate().find(|&(d, (e, s))| (e - s).abs() > steps.as_ref().map_or(0.0, |st| st[d]) + 4e-3);
+            if let Some((d, (e, s))) = off {
+                return Err(bad(format!("dimension {d} projects to {e}, the partition stores {s}")));
+            }
+            arrived.push(row);
+        }
+        let first_tile = self.partitions()[p].first_tile + first;
+        for (i, row) in arrived.into_iter().enumerate() {
+            self.rows.insert(first_tile + i as u32, (row, self.round));
+        }
+        if self.rows.len() > ROW_BUDGET {
+            let round = self.round;
+            self.rows.retain(|_, (_, r)| *r >= round);
+        }
+        Ok(())
+    }
+
+    /// The model as each partition's index records it: of the stored (PCA's) dimension.
+    fn part_model(&self) -> ModelRef {
+        ModelRef { dim: self.directory.header.pca.map_or(self.model().dim, |p| p.dim_out), ..self.model().clone() }
     }
 
     pub fn is_loaded(&self, p: usize) -> bool {
@@ -275,10 +400,10 @@ impl PartitionedIndex {
             tiles: self.len(),
             model: h.model.clone(),
             quantization: h.quantization,
-            vector_dim: h.model.dim,
+            vector_dim: h.pca.map_or(h.model.dim, |p| p.dim_out),
             adapter: h.adapter.clone(),
-            pca_energy_kept: None,
-            rerank: h.rerank,
+            pca_energy_kept: h.pca.map(|p| p.energy_kept),
+            rerank: h.rerank.or(h.rows.map(|r| r.quantization)),
             graph_layers: 0,
             graph_mean_degree: 0.0,
             hnsw: None,
@@ -301,7 +426,7 @@ impl PartitionedIndex {
         if sha != entry.sha256 {
             return Err(IndexError::BadPartition { partition: p, what: format!("SHA-256 {sha} differs from the directory's {}", entry.sha256) });
         }
-        let index = Index::from_bytes(bytes, Some(self.model()))?;
+        let index = Index::from_bytes(bytes, Some(&self.part_model()))?;
         if index.len() != entry.tiles as usize || index.adapter.is_some() || index.pca.is_some() {
             return Err(IndexError::BadPartition { partition: p, what: format!("{} tiles where the directory says {}", index.len(), entry.tiles) });
         }
@@ -335,28 +460,38 @@ impl PartitionedIndex {
         Some((self.loaded.get(&p)?, local))
     }
 
-    /// The partitions a search for `query` needs that are not loaded yet, nearest first.
-    /// Tile examples need their own partitions before the probe can be chosen, so call
-    /// this until it returns nothing, loading what it names each time. Starts a new round:
-    /// partitions loaded from now on are kept until the next call.
-    pub fn needed(&mut self, query: &Query, options: &SearchOptions) -> Result<Vec<usize>, SearchError> {
+    /// What a search for `query` needs that is not loaded yet: partitions nearest first,
+    /// then runs of re-ranking rows. Tile examples need their own partitions (and rows)
+    /// before the probe can be chosen, and the rows to fetch are known only once the probed
+    /// partitions are scanned, so call this until it returns nothing, loading what it names
+    /// each time ([`Self::range`], [`Self::add`]). Starts a new round: what is loaded from
+    /// now on is kept until the next call.
+    pub fn needed(&mut self, query: &Query, options: &SearchOptions) -> Result<Vec<Fetch>, SearchError> {
         self.round += 1;
-        let mut used = Vec::new();
+        let has_rows = self.rows_info().is_some();
+        let (mut used, mut rows) = (Vec::new(), Vec::new());
         for e in query.positives.iter().chain(&query.negatives) {
             if let Example::Tile(id) = e {
                 let (p, _) = self.locate(*id).ok_or_else(|| self.tile_not_found(*id))?;
                 if !used.contains(&p) {
                     used.push(p);
                 }
+                if has_rows {
+                    rows.push(*id);
+                }
             }
         }
-        // The probe needs the tile examples' vectors: once their partitions are here.
-        if used.iter().all(|&p| self.is_loaded(p)) {
-            let probed = self.probe(&self.resolved(query)?, options)?;
-            for p in probed {
+        // The probe needs the tile examples' vectors: once their partitions (and rows) are
+        // here; the shortlist, once the probed partitions are.
+        if used.iter().all(|&p| self.is_loaded(p)) && rows.iter().all(|id| self.rows.contains_key(id)) {
+            let query = self.resolved(query)?;
+            for p in self.probe(&query, options)? {
                 if !used.contains(&p) {
                     used.push(p);
                 }
+            }
+            if has_rows && used.iter().all(|&p| self.is_loaded(p)) {
+                rows.extend(self.shortlist(&query, options)?.iter().map(|h| h.id));
             }
         }
         // What is already loaded belongs to this round too: the search about to run uses it.
@@ -366,7 +501,31 @@ impl PartitionedIndex {
                 *r = round;
             }
         }
-        Ok(used.into_iter().filter(|&p| !self.is_loaded(p)).collect())
+        for id in &rows {
+            if let Some((_, r)) = self.rows.get_mut(id) {
+                *r = round;
+            }
+        }
+        let mut fetch: Vec<Fetch> = used.into_iter().filter(|&p| !self.is_loaded(p)).map(|p| Fetch { partition: p, rows: None }).collect();
+        // Rows are verified against their partition, so only those of loaded ones.
+        rows.retain(|id| !self.rows.contains_key(id));
+        fetch.extend(self.row_runs(rows).into_iter().filter(|f| self.is_loaded(f.partition)));
+        Ok(fetch)
+    }
+
+    /// Tiles' rows as runs of consecutive rows of one partition: one range each.
+    fn row_runs(&self, mut ids: Vec<u32>) -> Vec<Fetch> {
+        ids.sort_unstable();
+        ids.dedup();
+        let mut runs: Vec<Fetch> = Vec::new();
+        for (p, local) in ids.into_iter().filter_map(|id| self.locate(id)) {
+            let local = local as u32;
+            match runs.last_mut() {
+                Some(Fetch { partition, rows: Some((first, count)) }) if *partition == p && *first + *count == local => *count += 1,
+                _ => runs.push(Fetch { partition: p, rows: Some((local, 1)) }),
+            }
+        }
+        runs
     }
 
     fn tile_not_found(&self, id: u32) -> SearchError {
@@ -379,6 +538,9 @@ impl PartitionedIndex {
             Example::Vector(v) => Ok(Example::Vector(v.clone())),
             Example::Tile(id) => {
                 let (p, local) = self.locate(*id).ok_or_else(|| self.tile_not_found(*id))?;
+                if self.rows_info().is_some() {
+                    return self.rows.get(id).map(|(row, _)| Example::Vector(row.clone())).ok_or(SearchError::RowNotLoaded { tile: *id });
+                }
                 let index = self.loaded.get(&p).ok_or(SearchError::NotLoaded { partition: p })?;
                 let v = index.rerank_vector(local).unwrap_or_else(|| index.vectors.decode(local));
                 Ok(Example::Vector(v))
@@ -393,6 +555,16 @@ impl PartitionedIndex {
     /// The partitions a search probes: the `nprobe` centroids nearest the query's
     /// direction (Rocchio's point, as the graph search uses). `query` is [`Self::resolved`].
     fn probe(&self, query: &Query, options: &SearchOptions) -> Result<Vec<usize>, SearchError> {
+        let (positives, negatives) = self.units(query)?;
+        let (positives, negatives): (Vec<&[f32]>, Vec<&[f32]>) =
+            (positives.iter().map(Vec::as_slice).collect(), negatives.iter().map(Vec::as_slice).collect());
+        let direction = search::rocchio(self.model().dim, &positives, &negatives, options.negative_weight);
+        let nprobe = options.nprobe.unwrap_or(self.directory.header.nprobe).clamp(1, self.partitions().len());
+        Ok(kmeans::nearest_centroids(&self.directory.centroids, self.model().dim, &direction, nprobe))
+    }
+
+    /// A resolved query's examples as unit vectors of the model's space: positives, negatives.
+    fn units(&self, query: &Query) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>), SearchError> {
         if query.positives.is_empty() {
             return Err(SearchError::NoPositive);
         }
@@ -402,39 +574,80 @@ impl PartitionedIndex {
                 .iter()
                 .enumerate()
                 .map(|(i, e)| match e {
-                    Example::Vector(v) => crate::index::normalize(v, dim).map_err(|what| SearchError::BadExample { which, index: i, what }),
+                    Example::Vector(v) => normalize(v, dim).map_err(|what| SearchError::BadExample { which, index: i, what }),
                     Example::Tile(_) => unreachable!("the query is resolved"),
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
-        let (positives, negatives) = (units(&query.positives, "positive")?, units(&query.negatives, "negative")?);
-        let (positives, negatives): (Vec<&[f32]>, Vec<&[f32]>) =
-            (positives.iter().map(Vec::as_slice).collect(), negatives.iter().map(Vec::as_slice).collect());
-        let direction = search::rocchio(dim, &positives, &negatives, options.negative_weight);
-        let nprobe = options.nprobe.unwrap_or(self.directory.header.nprobe).clamp(1, self.partitions().len());
-        Ok(kmeans::nearest_centroids(&self.directory.centroids, dim, &direction, nprobe))
+        Ok((units(&query.positives, "positive")?, units(&query.negatives, "negative")?))
     }
 
-    /// Searches the probed partitions (every one must be loaded: see `needed`) and merges
-    /// their hits: the same ranking as searching those partitions' tiles as one index.
-    pub fn search(&self, query: &Query, options: &SearchOptions) -> Result<Vec<Hit>, SearchError> {
-        search::check_mmr(options)?;
-        self.check_columns(options)?;
-        let query = self.resolved(query)?;
-        let probed = self.probe(&query, options)?;
-        if options.k == 0 {
-            return Ok(Vec::new());
-        }
-        let want = if options.mmr.is_some() { options.k * 4 } else { options.k };
-        // Each partition's best `want` (one per unique-by value) contain the merged best `want`.
-        let local = SearchOptions { k: want, mmr: None, exact: true, ..options.clone() };
+    /// Each probed partition's best `k` hits under `options` (tile ids of the file), merged
+    /// and best first. `query` is resolved; with a PCA it is projected to scan the stored vectors.
+    fn probed_hits(&self, query: &Query, options: &SearchOptions, k: usize) -> Result<Vec<Hit>, SearchError> {
+        let probed = self.probe(query, options)?;
+        let scan_query = match &self.directory.pca {
+            None => query.clone(),
+            Some(pca) => {
+                let (positives, negatives) = self.units(query)?;
+                let project = |units: Vec<Vec<f32>>| units.iter().map(|u| Example::Vector(pca.project(u))).collect();
+                Query { positives: project(positives), negatives: project(negatives) }
+            }
+        };
+        let local = SearchOptions { k, mmr: None, exact: true, ..options.clone() };
         let mut merged = Vec::new();
         for &p in &probed {
             let index = self.loaded.get(&p).ok_or(SearchError::NotLoaded { partition: p })?;
             let first = self.partitions()[p].first_tile;
-            merged.extend(search::search(index, &query, &local)?.into_iter().map(|h| Hit { id: h.id + first, ..h }));
+            merged.extend(search::search(index, &scan_query, &local)?.into_iter().map(|h| Hit { id: h.id + first, ..h }));
         }
         merged.sort_by(|a, b| search::ranked_order(&(a.score, a.id), &(b.score, b.id)));
+        Ok(merged)
+    }
+
+    /// The candidates whose rows re-score a search (a file with rows): the best
+    /// `shortlist` by the stored vectors over the probed partitions, filters applied.
+    fn shortlist(&self, query: &Query, options: &SearchOptions) -> Result<Vec<Hit>, SearchError> {
+        let size = self.rows_info().map_or(0, |r| r.shortlist).max(options.k * 4);
+        let mut hits = self.probed_hits(query, &SearchOptions { unique_by: None, ..options.clone() }, size)?;
+        hits.truncate(size);
+        Ok(hits)
+    }
+
+    /// Tile `id`'s full-dimension vector for re-scoring: its row, or its stored vector.
+    fn full_vector(&self, id: u32) -> Vec<f32> {
+        match self.rows.get(&id) {
+            Some((row, _)) => row.clone(),
+            None => self.loaded_tile(id).map(|(index, local)| index.vectors.decode(local)).unwrap_or_default(),
+        }
+    }
+
+    /// Searches the probed partitions (every one must be loaded, and with rows the
+    /// shortlist's rows: see `needed`) and merges their hits: the same ranking as searching
+    /// those partitions' tiles as one index; with rows, the shortlist re-scored on them.
+    pub fn search(&self, query: &Query, options: &SearchOptions) -> Result<Vec<Hit>, SearchError> {
+        search::check_mmr(options)?;
+        self.check_columns(options)?;
+        let query = self.resolved(query)?;
+        if options.k == 0 {
+            self.probe(&query, options)?;
+            return Ok(Vec::new());
+        }
+        let want = if options.mmr.is_some() { options.k * 4 } else { options.k };
+        let mut merged = match self.rows_info() {
+            // Each partition's best `want` (one per unique-by value) contain the merged best `want`.
+            None => self.probed_hits(&query, options, want)?,
+            Some(_) => {
+                let (positives, negatives) = self.units(&query)?;
+                let mut rescored = self.shortlist(&query, options)?;
+                for hit in &mut rescored {
+                    let (row, _) = self.rows.get(&hit.id).ok_or(SearchError::RowNotLoaded { tile: hit.id })?;
+                    hit.score = search::combine(&positives, &negatives, options.negative_weight, |e| dot_f32(e, row));
+                }
+                rescored.sort_by(|a, b| search::ranked_order(&(a.score, a.id), &(b.score, b.id)));
+                rescored
+            }
+        };
         if let Some(key) = &options.unique_by {
             let mut seen = std::collections::BTreeSet::new();
             merged.retain(|h| h.metadata.get(key).is_none_or(|v| seen.insert(v.clone())));
@@ -442,9 +655,7 @@ impl PartitionedIndex {
         merged.truncate(want);
         if let Some(lambda) = options.mmr {
             let candidates: Vec<(f32, u32)> = merged.iter().map(|h| (h.score, h.id)).collect();
-            let order = search::mmr_order(&candidates, lambda, options.k, |id| {
-                self.loaded_tile(id).map(|(index, local)| index.vectors.decode(local)).unwrap_or_default()
-            });
+            let order = search::mmr_order(&candidates, lambda, options.k, |id| self.full_vector(id));
             let mut by_id: BTreeMap<u32, Hit> = merged.into_iter().map(|h| (h.id, h)).collect();
             merged = order.into_iter().filter_map(|(_, id)| by_id.remove(&id)).collect();
         }
@@ -473,11 +684,28 @@ impl PartitionedIndex {
         search::vote_slides(slides, options, |tile_options| self.search(query, tile_options))
     }
 
-    /// [`search::score_descriptors`] for this index (its tile examples must be loaded).
+    /// [`search::score_descriptors`] for this index (its tile examples must be loaded);
+    /// with rows, in the model's space, as the rows re-score.
     pub fn score_descriptors(&self, query: &Query, negative_weight: f32, descriptors: &[f32]) -> Result<Vec<f32>, SearchError> {
         let query = self.resolved(query)?;
-        let any = self.loaded.values().next().ok_or(SearchError::NothingLoaded)?;
-        search::score_descriptors(any, &query, negative_weight, descriptors)
+        if self.rows_info().is_none() {
+            let any = self.loaded.values().next().ok_or(SearchError::NothingLoaded)?;
+            return search::score_descriptors(any, &query, negative_weight, descriptors);
+        }
+        search::check_scoring(&query, negative_weight)?;
+        let (positives, negatives) = self.units(&query)?;
+        let dim = self.model().dim;
+        if descriptors.len() % dim != 0 {
+            return Err(SearchError::BadOption(format!("{} descriptor values are not a whole number of {dim}-d descriptors", descriptors.len())));
+        }
+        descriptors
+            .chunks_exact(dim)
+            .enumerate()
+            .map(|(i, d)| {
+                let unit = normalize(d, dim).map_err(|what| SearchError::BadOption(format!("descriptor {i}: {what}")))?;
+                Ok(search::combine(&positives, &negatives, negative_weight, |e| dot_f32(e, &unit)))
+            })
+            .collect()
     }
 
     /// Tile `id`'s metadata, when its partition is loaded (empty otherwise).

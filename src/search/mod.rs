@@ -115,6 +115,8 @@ pub enum SearchError {
     NotLoaded { partition: usize },
     #[error("no partition of the index is loaded yet (load the partitions a query needs first)")]
     NothingLoaded,
+    #[error("the re-ranking row of tile {tile} is not loaded yet (ask what a query needs first)")]
+    RowNotLoaded { tile: u32 },
 }
 
 /// Runs a search; hits are sorted by descending score (or MMR order when `mmr` is set).
@@ -198,7 +200,7 @@ pub fn score_descriptors(index: &Index, query: &Query, negative_weight: f32, des
 }
 
 /// What every scoring needs of a query: a positive example and a usable β.
-fn check_scoring(query: &Query, negative_weight: f32) -> Result<(), SearchError> {
+pub(crate) fn check_scoring(query: &Query, negative_weight: f32) -> Result<(), SearchError> {
     if query.positives.is_empty() {
         return Err(SearchError::NoPositive);
     }
@@ -210,7 +212,7 @@ fn check_scoring(query: &Query, negative_weight: f32) -> Result<(), SearchError>
 
 /// A candidate's score from its similarity to each example (the module docs): the mean
 /// over the positives − β · the maximum over the negatives.
-fn combine<P>(positives: &[P], negatives: &[P], beta: f32, similarity: impl Fn(&P) -> f32) -> f32 {
+pub(crate) fn combine<P>(positives: &[P], negatives: &[P], beta: f32, similarity: impl Fn(&P) -> f32) -> f32 {
     let pos = positives.iter().map(&similarity).sum::<f32>() / positives.len() as f32;
     if negatives.is_empty() {
         return pos;

@@ -3,12 +3,15 @@
 //! the whole index; fewer partitions return a subset from the probed ones; damaged
 //! directories and partitions are refused; `tessera search` reads it from a file, over
 //! HTTP Range (`tessera serve`) and from a server that ignores Range, with equal hits.
+//! An index with int8 + PCA vectors and f16 re-ranking vectors is partitioned with its rows
+//! beside the partitions: a search fetches only its shortlist's rows, ranks like the whole
+//! index when the shortlist holds every tile, and refuses rows that are not the tile's.
 
 use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use tessera::index::{Index, IndexError};
+use tessera::index::{BuildOptions, Index, IndexBuilder, IndexError, Quantization};
 use tessera::partitioned::{partition, PartitionOptions, PartitionedIndex};
 use tessera::search::{search, Example, Filter, Hit, Query, SearchOptions, SlideOptions};
 
@@ -33,20 +36,42 @@ fn open(file: &[u8]) -> PartitionedIndex {
     PartitionedIndex::from_directory(file, None).unwrap()
 }
 
-/// Loads what `query` needs, as a client would, from the file's bytes.
-fn load_for(p: &mut PartitionedIndex, file: &[u8], query: &Query, options: &SearchOptions) -> usize {
-    let mut loaded = 0;
+/// Loads what `query` needs, as a client would, from the file's bytes; returns the
+/// partitions and the rows it loaded.
+fn load_for_rows(p: &mut PartitionedIndex, file: &[u8], query: &Query, options: &SearchOptions) -> (usize, usize) {
+    let (mut partitions, mut rows) = (0, 0);
     loop {
         let needed = p.needed(query, options).unwrap();
         if needed.is_empty() {
-            return loaded;
+            return (partitions, rows);
         }
-        for part in needed {
-            let span = p.span(part).unwrap();
-            p.add_partition(part, &file[span.start as usize..span.end as usize]).unwrap();
-            loaded += 1;
+        for fetch in needed {
+            let range = p.range(&fetch).unwrap();
+            p.add(&fetch, &file[range.start as usize..range.end as usize]).unwrap();
+            match fetch.rows {
+                None => partitions += 1,
+                Some((_, count)) => rows += count as usize,
+            }
         }
     }
+}
+
+fn load_for(p: &mut PartitionedIndex, file: &[u8], query: &Query, options: &SearchOptions) -> usize {
+    load_for_rows(p, file, query, options).0
+}
+
+/// The demo's tiles again, stored as int8 codes of a 16-d PCA with f16 re-ranking vectors:
+/// the first 96 of their 960 values (a PCA of all 960 takes a minute to fit).
+fn compact_index() -> Index {
+    let demo = demo_index();
+    let model = tessera::index::ModelRef { dim: 96, ..demo.model().clone() };
+    let options = BuildOptions { quantization: Quantization::Int8, pca_dim: Some(16), rerank: Some(Quantization::F16), graph_min_tiles: usize::MAX, ..BuildOptions::default() };
+    let mut builder = IndexBuilder::new(model, options).unwrap();
+    for id in 0..demo.len() {
+        let vector = demo.stored_vector(id).unwrap()[..96].to_vec();
+        builder.add(&vector, demo.metadata(id).into_iter().collect(), demo.thumbnail(id).map(<[u8]>::to_vec)).unwrap();
+    }
+    builder.build().unwrap()
 }
 
 /// Hits by what identifies a tile across the two files (ids differ: the partitioned file
@@ -209,4 +234,89 @@ fn the_cli_searches_a_partitioned_file_locally_and_over_http_range() {
     let missing = tessera().args(["search", &format!("{}/nothing.tsp", server.1), query.to_str().unwrap()]).output().unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("404"), "{}", String::from_utf8_lossy(&missing.stderr));
+}
+
+#[test]
+fn rows_beside_compact_partitions_rerank_a_shortlist() {
+    let index = compact_index();
+    let whole_probe = PartitionOptions { partitions: 6, shortlist: index.len(), ..PartitionOptions::default() };
+    let file = partitioned_bytes(&index, &whole_probe);
+    assert_eq!(u32::from_le_bytes(file[8..12].try_into().unwrap()), 2, "a file with rows is version 2");
+    let mut p = open(&file);
+    let info = p.index_info();
+    assert_eq!((info.vector_dim, info.rerank), (16, Some(Quantization::F16)));
+    // With every partition probed and every tile shortlisted: the whole index's exact ranking
+    // (which scores every tile on its re-ranking vector).
+    let label_filter = Filter { key: "label".into(), include: vec!["lung_scc".into()], exclude: vec![] };
+    let cases = [
+        SearchOptions { k: 10, exact: true, nprobe: Some(6), ..SearchOptions::default() },
+        SearchOptions { k: 5, exact: true, nprobe: Some(6), filters: vec![label_filter], ..SearchOptions::default() },
+    ];
+    for query in queries(&index) {
+        for options in &cases {
+            let (partitions, rows) = load_for_rows(&mut p, &file, &query, options);
+            assert!(partitions <= 6 && rows <= index.len());
+            let whole = search(&index, &query, options).unwrap();
+            let parts = p.search(&query, options).unwrap();
+            let paths = |hits: &[Hit]| hits.iter().map(|h| h.metadata["path"].clone()).collect::<Vec<_>>();
+            assert_eq!(paths(&parts), paths(&whole), "{options:?}");
+            for (a, b) in parts.iter().zip(&whole) {
+                assert!((a.score - b.score).abs() < 1e-4, "{} vs {}", a.score, b.score);
+            }
+        }
+    }
+
+    // The default shortlist: only its rows are fetched, and the query tile still comes first.
+    let file = partitioned_bytes(&index, &PartitionOptions { partitions: 16, nprobe: 3, ..PartitionOptions::default() });
+    let mut p = open(&file);
+    let shortlist = p.rows_info().unwrap().shortlist;
+    let options = SearchOptions { k: 10, ..SearchOptions::default() };
+    for query in queries(&index) {
+        let mut fresh = open(&file);
+        let (partitions, rows) = load_for_rows(&mut fresh, &file, &query, &options);
+        assert!(partitions <= 3 && rows <= shortlist, "{partitions} partitions, {rows} rows");
+        let hits = fresh.search(&query, &options).unwrap();
+        assert_eq!(hits.len(), 10);
+        assert!(hits[0].score > 0.999, "{}", hits[0].score);
+        load_for(&mut p, &file, &query, &options);
+    }
+    // A hit as a tile example: its partition, then its row, then the probe and the shortlist.
+    let query = &queries(&index)[2];
+    let first = p.search(query, &options).unwrap();
+    let by_tile = Query { positives: vec![Example::Tile(first[0].id)], negatives: vec![Example::Tile(first[3].id)] };
+    let mut fresh = open(&file);
+    load_for(&mut fresh, &file, &by_tile, &options);
+    let again = fresh.search(&by_tile, &options).unwrap();
+    assert_eq!(again[0].id, first[0].id);
+    let descriptor = index.rerank_vector(0).unwrap();
+    assert_eq!(fresh.score_descriptors(&by_tile, 0.0, &descriptor).unwrap().len(), 1);
+
+    // Rows are checked against the partition's stored codes.
+    let mut p = open(&file);
+    let fetch = tessera::partitioned::Fetch { partition: 1, rows: None };
+    let span = p.range(&fetch).unwrap();
+    let rows_of = |first: u32| p.range(&tessera::partitioned::Fetch { partition: 1, rows: Some((first, 1)) }).unwrap();
+    let (row0, row1) = (rows_of(0), rows_of(1));
+    assert_eq!(row0.start, span.end, "a partition's rows follow it");
+    assert!(matches!(p.add_rows(1, 0, 1, &file[row0.start as usize..row0.end as usize]), Err(IndexError::BadOptions(_))), "its partition first");
+    p.add(&fetch, &file[span.start as usize..span.end as usize]).unwrap();
+    let e = p.add_rows(1, 0, 1, &file[row1.start as usize..row1.end as usize]).unwrap_err();
+    assert!(matches!(e, IndexError::BadPartition { partition: 1, .. }), "another tile's row: {e}");
+    assert_eq!(tessera::error::Kinded::kind(&e).as_str(), "integrity");
+    let mut damaged = file[row0.start as usize..row0.end as usize].to_vec();
+    damaged[1] = 0x7c;
+    let e = p.add_rows(1, 0, 1, &damaged).unwrap_err();
+    assert!(matches!(e, IndexError::BadPartition { .. } | IndexError::BadValue { .. }), "a non-finite value: {e}");
+    assert!(matches!(p.add_rows(1, 0, 1, &damaged[1..]), Err(IndexError::SectionLength { .. })));
+    p.add_rows(1, 0, 1, &file[row0.start as usize..row0.end as usize]).unwrap();
+    let tiles = p.partitions()[1].tiles;
+    assert!(p.range(&tessera::partitioned::Fetch { partition: 1, rows: Some((tiles, 1)) }).is_none(), "no row past the partition's tiles");
+
+    // PCA without re-ranking vectors cannot be probed in the model's space.
+    let mut builder = IndexBuilder::new(index.model().clone(), BuildOptions { pca_dim: Some(16), graph_min_tiles: usize::MAX, ..BuildOptions::default() }).unwrap();
+    for id in 0..50 {
+        builder.add(&index.rerank_vector(id).unwrap(), vec![], None).unwrap();
+    }
+    let pca_only = builder.build().unwrap();
+    assert!(matches!(partition(&pca_only, &PartitionOptions::default(), |_| Ok(())), Err(IndexError::BadOptions(_))));
 }

@@ -139,9 +139,9 @@ fn bench_size(
                 if needed.is_empty() {
                     break;
                 }
-                for p in needed {
-                    let part = source.read_range(reader.span(p).expect("a partition"), &mut transfer)?;
-                    reader.add_partition(p, &part)?;
+                for fetch in needed {
+                    let bytes = source.read_range(reader.range(&fetch).expect("a range of the file"), &mut transfer)?;
+                    reader.add(&fetch, &bytes)?;
                 }
             }
             let hits = reader.search(&query, &search_options)?;

@@ -307,12 +307,16 @@ def partitioned_section(d, plots: Path, md: list):
     if not begin(md, "Partitioned index over HTTP Range (`tessera bench partitioned`)", d, "no `partitioned.json`"):
         return
     md.append(f"Source: {provenance(d)}. {d.get('data', '')}; {d.get('served', '')}; latency: {d.get('latency', '')}; {d.get('recall', '')}.\n")
-    table_head(md, "rlrrrrrrrrr", ["tiles", "encoding", "partitions", "nprobe", "file MB", "directory kB", "fetched kB/query", "fetched / file", "p50 ms", "p99 ms", "recall@10"])
+    md.append("An encoding with `+rerank` keeps its re-ranking vectors as row ranges beside the compact partitions: "
+              "a query fetches its probed partitions, then the rows of its shortlist (one request per run of adjacent rows).\n")
+    table_head(md, "rlrrrrrrrrrr", ["tiles", "encoding", "partitions", "nprobe", "file MB", "directory kB", "fetched kB/query", "requests/query", "fetched / file", "p50 ms", "p99 ms", "recall@10"])
     rows = d["rows"]
     for r in rows:
+        r["encoding"] = r.get("encoding", r.get("quantization"))
+        requests = r.get("requests_per_query")
         md.append(
-            f"| {r['tiles']} | {r['quantization']} | {r['partitions']} | {r['nprobe']} | {r['file_bytes'] / 1e6:.1f} | "
-            f"{r['directory_bytes'] / 1e3:.0f} | {r['bytes_per_query'] / 1e3:.0f} | {r['bytes_per_query'] / r['file_bytes']:.4f} | "
+            f"| {r['tiles']} | {r['encoding']} | {r['partitions']} | {r['nprobe']} | {r['file_bytes'] / 1e6:.1f} | "
+            f"{r['directory_bytes'] / 1e3:.0f} | {r['bytes_per_query'] / 1e3:.0f} | {'' if requests is None else f'{requests:.1f}'} | {r['bytes_per_query'] / r['file_bytes']:.4f} | "
             f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['recall_at_k']:.4f} |"
         )
     for s in d.get("skipped", []):
@@ -320,7 +324,7 @@ def partitioned_section(d, plots: Path, md: list):
     fig, ax = plt.subplots(figsize=(7, 3.5))
     series = {}
     for r in rows:
-        series.setdefault(f"{r['tiles']} tiles {r['quantization']}", []).append((r["bytes_per_query"] / 1e6, r["recall_at_k"]))
+        series.setdefault(f"{r['tiles']} tiles {r['encoding']}", []).append((r["bytes_per_query"] / 1e6, r["recall_at_k"]))
     for name, pts in series.items():
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)

@@ -37,6 +37,8 @@ step "a partitioned demo index for the e2e tests (tessera partition → target/e
 cargo build --release --bin tessera
 mkdir -p target/e2e
 target/release/tessera partition www/demo/index.tsi -o target/e2e/demo.tsp --partitions 12 --nprobe 3
+step "the same with int8 codes of a 64-d PCA and the vectors as re-ranking rows (→ target/e2e/demo-rows.tsp)"
+target/release/tessera partition www/demo/index.tsi -o target/e2e/demo-rows.tsp --partitions 12 --nprobe 3 --pca 64
 
 step "Playwright end to end (tests/e2e, two files at a time)"
 # Each file has its own server and browser. Two at a time on 2 cores: 4 min 13 s against

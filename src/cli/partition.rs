@@ -31,13 +31,17 @@ pub struct PartitionArgs {
     /// re-scores.
     #[arg(long, default_value_t = PartitionOptions::default().shortlist)]
     shortlist: usize,
+    /// For an index without re-ranking vectors: store int8 codes of a PCA to this many dims
+    /// in the partitions and its vectors as f16 rows beside them (few bytes per probed tile).
+    #[arg(long)]
+    pca: Option<usize>,
 }
 
 pub fn run(args: PartitionArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.index).with_context(|| format!("{}: cannot read", args.index.display()))?;
     let index = Index::from_bytes(&bytes, None).with_context(|| format!("{}: cannot load the index", args.index.display()))?;
     drop(bytes);
-    let options = PartitionOptions { partitions: args.partitions, nprobe: args.nprobe, iterations: args.iterations, seed: args.seed, shortlist: args.shortlist };
+    let options = PartitionOptions { partitions: args.partitions, nprobe: args.nprobe, iterations: args.iterations, seed: args.seed, shortlist: args.shortlist, pca: args.pca };
     let summary = write(&index, &options, &args.output)?;
     println!(
         "{}: {} tiles in {} partitions (largest {} tiles), directory {} bytes, partitions {} bytes",

@@ -464,4 +464,28 @@ impl Index {
     pub fn rerank_vector(&self, id: usize) -> Option<Vec<f32>> {
         (id < self.len()).then(|| self.rerank.as_ref().map(|r| r.decode(id))).flatten()
     }
+
+    /// The same tiles (metadata, thumbnails, adapter) stored compactly: int8 codes of a
+    /// `pca_dim`-d PCA, with this index's vectors kept as f16 re-ranking vectors. For an
+    /// index that keeps only its full vectors (no PCA, no re-ranking vectors); no graph.
+    pub(crate) fn compacted(&self, pca_dim: usize) -> Result<Index, IndexError> {
+        if self.pca.is_some() || self.rerank.is_some() {
+            return Err(IndexError::BadOptions("this index already has PCA or re-ranking vectors: partition it as it is".into()));
+        }
+        let options = BuildOptions {
+            quantization: Quantization::Int8,
+            pca_dim: Some(pca_dim),
+            rerank: Some(Quantization::F16),
+            graph_min_tiles: usize::MAX,
+            ..BuildOptions::default()
+        };
+        let mut builder = IndexBuilder::new(self.model.clone(), options)?;
+        builder.reserve(self.len());
+        for id in 0..self.len() {
+            builder.add(&self.vectors.decode(id), self.metadata(id).into_iter().collect(), self.thumbnail(id).map(<[u8]>::to_vec))?;
+        }
+        // The vectors are adapted already: the adapter goes along for the queries.
+        builder.adapter = self.adapter.clone();
+        builder.build()
+    }
 }

@@ -46,6 +46,10 @@ pub struct PartitionOptions {
     /// For an index with re-ranking vectors: candidates whose rows a search fetches.
     #[serde(default = "default_shortlist")]
     pub shortlist: usize,
+    /// For an index that keeps only its full vectors: store int8 codes of a PCA to this
+    /// many dims in the partitions and the full vectors as f16 rows beside them.
+    #[serde(default)]
+    pub pca: Option<usize>,
 }
 
 fn default_shortlist() -> usize {
@@ -54,7 +58,7 @@ fn default_shortlist() -> usize {
 
 impl Default for PartitionOptions {
     fn default() -> Self {
-        PartitionOptions { partitions: 0, nprobe: 8, iterations: 10, seed: 0x7e55_e7a1, shortlist: 64 }
+        PartitionOptions { partitions: 0, nprobe: 8, iterations: 10, seed: 0x7e55_e7a1, shortlist: 64, pca: None }
     }
 }
 
@@ -78,6 +82,9 @@ pub fn partition(
     options: &PartitionOptions,
     mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(Vec<u8>, PartitionSummary), IndexError> {
+    if let Some(pca_dim) = options.pca {
+        return partition(&index.compacted(pca_dim)?, &PartitionOptions { pca: None, ..options.clone() }, sink);
+    }
     if index.pca.is_some() && index.rerank.is_none() {
         return Err(IndexError::BadOptions("an index with PCA can be partitioned only when it keeps re-ranking vectors (the partitions are probed in the model's space); build it with --rerank f16".into()));
     }
@@ -98,6 +105,11 @@ pub fn partition(
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); centroids.len() / dim];
     for (id, &c) in assigned.iter().enumerate() {
         members[c as usize].push(id);
+    }
+    if index.rerank.is_some() {
+        for (c, ids) in members.iter_mut().enumerate() {
+            order_by_neighbourhood(ids, &vectors, dim, options.seed ^ c as u64);
+        }
     }
     let columns: Vec<String> = index.metadata.column_names().map(str::to_string).collect();
     // With re-ranking vectors, a partition holds the stored (compact) vectors and its rows
@@ -172,6 +184,23 @@ pub fn partition(
     Ok((directory, summary))
 }
 
+/// Tiles per neighbourhood when a partition's tiles are ordered for its rows.
+const NEIGHBOURHOOD_TILES: usize = 16;
+
+/// Orders a partition's tiles (ids into `vectors`) so that near tiles are next to each
+/// other: grouped by a small k-means inside the partition, each group in id order. A
+/// query's shortlist then falls into a few runs of adjacent rows, fetched with few requests.
+fn order_by_neighbourhood(ids: &mut [usize], vectors: &[f32], dim: usize, seed: u64) {
+    if ids.len() <= NEIGHBOURHOOD_TILES {
+        return;
+    }
+    let points: Vec<f32> = ids.iter().flat_map(|&id| vectors[id * dim..(id + 1) * dim].iter().copied()).collect();
+    let (_, group) = kmeans::spherical_kmeans(&points, dim, ids.len().div_ceil(NEIGHBOURHOOD_TILES), 4, seed);
+    let mut keyed: Vec<(u32, usize)> = group.into_iter().zip(ids.iter().copied()).collect();
+    keyed.sort_unstable();
+    ids.iter_mut().zip(keyed).for_each(|(id, (_, sorted))| *id = sorted);
+}
+
 /// What a page shows about a partitioned index (beside [`crate::index::IndexInfo`]'s
 /// figures for the whole collection).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -193,6 +222,10 @@ pub struct Fetch {
     /// partition itself.
     pub rows: Option<(u32, u32)>,
 }
+
+/// Rows between two wanted rows of a partition that are fetched rather than start another
+/// request.
+const ROW_GAP: u32 = 8;
 
 /// Re-ranking rows kept in memory: past this many, those of earlier rounds are dropped.
 const ROW_BUDGET: usize = 1 << 16;
@@ -330,7 +363,8 @@ impl PartitionedIndex {
         }
         let index = self.loaded.get(&p).ok_or_else(|| IndexError::BadOptions(format!("partition {p} must be loaded before its rows")))?;
         let dim = self.model().dim;
-        let store = VectorStore::from_sections("rows", info.quantization, dim, count as usize, bytes, None)?;
+        let store = VectorStore::from_sections("rows", info.quantization, dim, count as usize, bytes, None)
+            .map_err(|e| IndexError::BadPartition { partition: p, what: format!("re-ranking rows {first}+{count}: {e}") })?;
         let steps = index.vectors.int8_params().map(|(_, scale)| scale);
         let mut arrived = Vec::with_capacity(count as usize);
         for i in 0..count as usize {
@@ -513,7 +547,8 @@ impl PartitionedIndex {
         Ok(fetch)
     }
 
-    /// Tiles' rows as runs of consecutive rows of one partition: one range each.
+    /// Tiles' rows as runs of rows of one partition, one range each: rows up to
+    /// [`ROW_GAP`] apart share a run (the rows between come along).
     fn row_runs(&self, mut ids: Vec<u32>) -> Vec<Fetch> {
         ids.sort_unstable();
         ids.dedup();
@@ -521,7 +556,9 @@ impl PartitionedIndex {
         for (p, local) in ids.into_iter().filter_map(|id| self.locate(id)) {
             let local = local as u32;
             match runs.last_mut() {
-                Some(Fetch { partition, rows: Some((first, count)) }) if *partition == p && *first + *count == local => *count += 1,
+                Some(Fetch { partition, rows: Some((first, count)) }) if *partition == p && local <= *first + *count + ROW_GAP => {
+                    *count = local + 1 - *first;
+                }
                 _ => runs.push(Fetch { partition: p, rows: Some((local, 1)) }),
             }
         }
@@ -606,9 +643,11 @@ impl PartitionedIndex {
     }
 
     /// The candidates whose rows re-score a search (a file with rows): the best
-    /// `shortlist` by the stored vectors over the probed partitions, filters applied.
+    /// `shortlist` (at least k) by the stored vectors over the probed partitions, filters applied.
     fn shortlist(&self, query: &Query, options: &SearchOptions) -> Result<Vec<Hit>, SearchError> {
-        let size = self.rows_info().map_or(0, |r| r.shortlist).max(options.k * 4);
+        // Unique-by and MMR drop candidates after the re-scoring: keep room for them.
+        let floor = if options.unique_by.is_some() || options.mmr.is_some() { options.k * 4 } else { options.k };
+        let size = self.rows_info().map_or(0, |r| r.shortlist).max(floor);
         let mut hits = self.probed_hits(query, &SearchOptions { unique_by: None, ..options.clone() }, size)?;
         hits.truncate(size);
         Ok(hits)

@@ -3,7 +3,9 @@
 // page: the worker fetches the directory, then one HTTP Range request per probed
 // partition, verifies each, and the hits equal the whole index's when every partition is
 // probed. A server that ignores Range still works for a small file; a damaged partition is
-// refused with a visible integrity error.
+// refused with a visible integrity error. The version-2 file (target/e2e/demo-rows.tsp:
+// int8 codes of a 64-d PCA in the partitions, the vectors as re-ranking rows beside them)
+// fetches the probed partitions, then its shortlist's rows by Range, and refuses bad rows.
 
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -14,6 +16,7 @@ import { REPO, newPage, start } from './harness.mjs';
 const LOAD_TIMEOUT = 180_000;
 const DATA = path.join(REPO, 'target/e2e');
 const FILE = path.join(DATA, 'demo.tsp');
+const ROWS_FILE = path.join(DATA, 'demo-rows.tsp');
 const FIXTURE = path.join(REPO, 'tests/fixtures/wasm');
 const expected = JSON.parse(readFileSync(path.join(FIXTURE, 'expected.json'), 'utf8'));
 const QUERY = expected.searches[0].query;
@@ -78,6 +81,17 @@ describe('partitioned index over HTTP Range', () => {
     mkdirSync(path.join(DATA, 'damaged'), { recursive: true });
     writeFileSync(path.join(DATA, 'damaged/demo.tsp'), damaged);
     copyFileSync(FILE, path.join(DATA, 'damaged/whole.tsp'));
+    // A copy of the rows file with the first value of every row made infinite.
+    assert.ok(existsSync(ROWS_FILE), `${ROWS_FILE} is made by scripts/test-web.sh`);
+    const rows = Buffer.from(readFileSync(ROWS_FILE));
+    const rowsDirectory = Number(rows.readBigUInt64LE(16));
+    const header = JSON.parse(rows.subarray(24, 24 + rows.readUInt32LE(12)).toString('utf8'));
+    const rowBytes = header.model.dim * 2;
+    for (const p of header.partitions) {
+      const start = rowsDirectory + p.offset + p.length;
+      for (let t = 0; t < p.tiles; t += 1) rows[start + t * rowBytes + 1] = 0x7c;
+    }
+    writeFileSync(path.join(DATA, 'damaged/demo-rows.tsp'), rows);
     [env, noRange] = await Promise.all([
       start({ mounts: { '/e2e/': DATA } }),
       start({ mounts: { '/e2e/': DATA }, ranges: false }),
@@ -152,6 +166,45 @@ describe('partitioned index over HTTP Range', () => {
       const [result] = run.results;
       assert.equal(result.error?.kind, 'integrity', JSON.stringify(result));
       assert.match(result.error.message, /partition 0.*SHA-256/);
+    } finally {
+      await run.context.close();
+    }
+  });
+
+  test('re-ranking rows: the probed partitions, then the shortlist\'s rows by Range; the whole index\'s top hits', async () => {
+    const whole = await runDemo(env, 'demo/index.tsi', [{ options: { k: 5, exact: true } }]);
+    await whole.context.close();
+    const run = await runDemo(env, 'e2e/demo-rows.tsp', [
+      { options: { k: 5, nprobe: 12 } },
+      { options: { k: 10 } },
+      { options: { k: 10 } },
+    ]);
+    try {
+      const [all, first, again] = run.results;
+      const paths = (hits) => hits.map((h) => h[0]);
+      assert.deepEqual(paths(all.hits), paths(whole.results[0].hits), 'every partition probed: the whole index\'s top 5');
+      all.hits.forEach((h, i) => assert.ok(Math.abs(h[1] - whole.results[0].hits[i][1]) < 2e-3, 're-scored on the f16 rows'));
+      assert.equal(all.transfer.partitions, 12);
+      assert.ok(all.transfer.rows >= 64 && all.transfer.rows < 3004, `${all.transfer.rows} rows: the shortlist's, not every tile's`);
+      assert.equal(first.hits.length, 10);
+      assert.ok(first.hits[0][1] > 0.999, 'the query tile is found');
+      assert.equal(again.transfer.partitions + again.transfer.rows, 0, 'already loaded: nothing fetched again');
+      assert.equal(run.info.index.vector_dim, 64);
+      assert.ok(run.requests.every((r) => r.range && r.status === 206), JSON.stringify(run.requests));
+      const fetched = run.requests.reduce((n, r) => n + r.bytes, 0);
+      console.log(`# rows file: ${run.requests.length} Range requests, ${fetched} of ${statSync(ROWS_FILE).size} bytes`);
+      assert.deepEqual(run.page.consoleErrors, []);
+    } finally {
+      await run.context.close();
+    }
+  });
+
+  test('a damaged re-ranking row is refused with an integrity error', async () => {
+    const run = await runDemo(env, 'e2e/damaged/demo-rows.tsp', [{ options: { k: 10 } }]);
+    try {
+      const [result] = run.results;
+      assert.equal(result.error?.kind, 'integrity', JSON.stringify(result));
+      assert.match(result.error.message, /partition \d+ rows \d+\+\d+.*re-ranking row/);
     } finally {
       await run.context.close();
     }

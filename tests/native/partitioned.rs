@@ -274,7 +274,9 @@ fn rows_beside_compact_partitions_rerank_a_shortlist() {
     for query in queries(&index) {
         let mut fresh = open(&file);
         let (partitions, rows) = load_for_rows(&mut fresh, &file, &query, &options);
-        assert!(partitions <= 3 && rows <= shortlist, "{partitions} partitions, {rows} rows");
+        // The shortlist's rows and the few between them that share a range.
+        let probed_tiles: u32 = (0..16).filter(|&i| fresh.is_loaded(i)).map(|i| fresh.partitions()[i].tiles).sum();
+        assert!(partitions <= 3 && rows >= shortlist && (rows as u32) < probed_tiles / 2, "{partitions} partitions ({probed_tiles} tiles), {rows} rows");
         let hits = fresh.search(&query, &options).unwrap();
         assert_eq!(hits.len(), 10);
         assert!(hits[0].score > 0.999, "{}", hits[0].score);
@@ -306,7 +308,7 @@ fn rows_beside_compact_partitions_rerank_a_shortlist() {
     let mut damaged = file[row0.start as usize..row0.end as usize].to_vec();
     damaged[1] = 0x7c;
     let e = p.add_rows(1, 0, 1, &damaged).unwrap_err();
-    assert!(matches!(e, IndexError::BadPartition { .. } | IndexError::BadValue { .. }), "a non-finite value: {e}");
+    assert!(matches!(e, IndexError::BadPartition { .. }), "a non-finite value: {e}");
     assert!(matches!(p.add_rows(1, 0, 1, &damaged[1..]), Err(IndexError::SectionLength { .. })));
     p.add_rows(1, 0, 1, &file[row0.start as usize..row0.end as usize]).unwrap();
     let tiles = p.partitions()[1].tiles;

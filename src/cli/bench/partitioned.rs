@@ -3,7 +3,9 @@
 //! a cold reader per query: the directory is fetched once per size, then each query fetches
 //! the partitions it probes by Range requests. Per size and nprobe: bytes fetched per
 //! query, latency (fetch + verify + search) and recall@10 against exact float32 search on
-//! the same synthetic vectors as `tessera bench search`.
+//! the same synthetic vectors as `tessera bench search`. An encoding with re-ranking vectors
+//! (`int8+pca64+rerankf16`) keeps them as row ranges: a query fetches its probed partitions'
+//! compact vectors, then its shortlist's rows.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -12,11 +14,11 @@ use std::time::Instant;
 use anyhow::bail;
 use serde_json::json;
 
-use tessera::index::{BuildOptions, IndexBuilder, ModelRef, Quantization};
+use tessera::index::{BuildOptions, IndexBuilder, ModelRef};
 use tessera::partitioned::{PartitionOptions, PartitionedIndex};
 use tessera::search::{Query, SearchOptions};
 
-use super::search::{exact_truth, BenchVectors, SyntheticArgs};
+use super::search::{exact_truth, parse_variant, BenchVectors, SyntheticArgs};
 use crate::cli::remote::{Source, Transfer};
 
 #[derive(clap::Args)]
@@ -37,9 +39,13 @@ pub struct BenchPartitionedArgs {
     /// Partitions probed per query, comma separated.
     #[arg(long, value_delimiter = ',', default_values_t = [4usize, 8, 16, 32])]
     nprobe: Vec<usize>,
-    /// Stored encodings, comma separated.
-    #[arg(long, value_delimiter = ',', default_values_t = ["f16".to_string(), "int8".to_string()])]
-    quantizations: Vec<String>,
+    /// Encodings, comma separated: QUANT[+pcaN][+rerankQUANT], as `bench search --variants`;
+    /// with re-ranking vectors they are row ranges fetched for each query's shortlist.
+    #[arg(long, alias = "quantizations", value_delimiter = ',', default_values_t = ["f16".to_string(), "int8".to_string(), "int8+pca64+rerankf16".to_string()])]
+    encodings: Vec<String>,
+    /// Candidates whose rows an encoding with re-ranking vectors fetches per query.
+    #[arg(long, default_value_t = PartitionOptions::default().shortlist)]
+    shortlist: usize,
     /// Partitions per index (0: √tiles).
     #[arg(long, default_value_t = 0)]
     partitions: usize,
@@ -69,9 +75,8 @@ pub fn run(args: BenchPartitionedArgs) -> anyhow::Result<()> {
         eprintln!("== {n} tiles × {} dims", args.synthetic.dim);
         let data = BenchVectors::generate(n, args.queries, &args.synthetic, 42);
         let truth = exact_truth(&data, args.k);
-        for quantization in &args.quantizations {
-            let quantization: Quantization = quantization.parse().map_err(anyhow::Error::msg)?;
-            rows.extend(bench_size(&args, &data, &truth, quantization, &dir.path().join(format!("{n}.tsp")), &base)?);
+        for encoding in &args.encodings {
+            rows.extend(bench_size(&args, &data, &truth, encoding, &dir.path().join(format!("{n}.tsp")), &base)?);
         }
     }
     server.unblock();
@@ -83,7 +88,7 @@ pub fn run(args: BenchPartitionedArgs) -> anyhow::Result<()> {
         "k": args.k,
         "data": "the synthetic vectors of `tessera bench search` (same generator and seed)",
         "served": "over HTTP on 127.0.0.1 (`tessera serve`'s handler, one thread); every query starts with no partition loaded",
-        "latency": "per query: the Range requests for its probed partitions, their SHA-256 and index checks, the search; one thread",
+        "latency": "per query: the Range requests for its probed partitions (and its shortlist's rows), their checks, the search; one thread",
         "recall": "recall@k against exact float32 inner-product search on the unquantized vectors",
         "provenance": crate::cli::Provenance::now(),
         "skipped": skipped,
@@ -96,26 +101,28 @@ fn bench_size(
     args: &BenchPartitionedArgs,
     data: &BenchVectors,
     truth: &[Vec<u32>],
-    quantization: Quantization,
+    encoding: &str,
     path: &std::path::Path,
     base: &str,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
+    let (quantization, pca_dim, rerank) = parse_variant(encoding)?;
     let n = data.len();
     let model = ModelRef { views: 1, id: "synthetic".into(), sha256: "0".repeat(64), dim: data.dim, descriptor: tessera::descriptor::DescriptorKind::Vit };
     let started = Instant::now();
-    let mut builder = IndexBuilder::new(model, BuildOptions { quantization, graph_min_tiles: usize::MAX, ..BuildOptions::default() })?;
+    let build = BuildOptions { quantization, pca_dim, rerank, graph_min_tiles: usize::MAX, ..BuildOptions::default() };
+    let mut builder = IndexBuilder::new(model, build)?;
     // The source position of each tile, to score recall: partitioned ids are partition order.
     for (i, v) in data.base.chunks_exact(data.dim).enumerate() {
         builder.add(v, vec![("source".into(), i.to_string())], None)?;
     }
     let index = builder.build()?;
-    let options = PartitionOptions { partitions: args.partitions, ..PartitionOptions::default() };
+    let options = PartitionOptions { partitions: args.partitions, shortlist: args.shortlist, ..PartitionOptions::default() };
     let summary = crate::cli::partition::write(&index, &options, path)?;
     drop(index);
     let build_s = started.elapsed().as_secs_f64();
     let file_bytes = std::fs::metadata(path)?.len();
     eprintln!(
-        "{quantization:?}: {} partitions (largest {} tiles), {file_bytes} bytes, directory {} bytes, built and partitioned in {build_s:.1} s",
+        "{encoding}: {} partitions (largest {} tiles), {file_bytes} bytes, directory {} bytes, built and partitioned in {build_s:.1} s",
         summary.partitions, summary.largest_partition_tiles, summary.directory_bytes
     );
     let url = format!("{base}/{}", path.file_name().unwrap().to_string_lossy());
@@ -127,7 +134,7 @@ fn bench_size(
     for &nprobe in &args.nprobe {
         let nprobe = nprobe.min(summary.partitions);
         let search_options = SearchOptions { k: args.k, nprobe: Some(nprobe), ..SearchOptions::default() };
-        let (mut times, mut bytes, mut found) = (Vec::new(), Vec::new(), 0usize);
+        let (mut times, mut bytes, mut requests, mut found) = (Vec::new(), Vec::new(), 0usize, 0usize);
         for (qi, expected) in truth.iter().enumerate() {
             let wanted: HashSet<String> = expected.iter().map(|i| i.to_string()).collect();
             let query = Query::vector(data.query(qi).to_vec());
@@ -147,6 +154,7 @@ fn bench_size(
             let hits = reader.search(&query, &search_options)?;
             times.push(started.elapsed().as_secs_f64() * 1e3);
             bytes.push(transfer.bytes as f64);
+            requests += transfer.requests;
             found += hits.iter().filter(|h| h.metadata.get("source").is_some_and(|s| wanted.contains(s))).count();
         }
         times.sort_by(f64::total_cmp);
@@ -154,7 +162,8 @@ fn bench_size(
         let mean_bytes = bytes.iter().sum::<f64>() / bytes.len() as f64;
         rows.push(json!({
             "tiles": n,
-            "quantization": quantization,
+            "encoding": encoding,
+            "shortlist": cold.rows_info().map(|r| r.shortlist),
             "partitions": summary.partitions,
             "largest_partition_tiles": summary.largest_partition_tiles,
             "nprobe": nprobe,
@@ -162,6 +171,7 @@ fn bench_size(
             "directory_bytes": summary.directory_bytes,
             "build_and_partition_s": build_s,
             "bytes_per_query": mean_bytes,
+            "requests_per_query": requests as f64 / truth.len() as f64,
             "p50_ms": pct(0.5),
             "p99_ms": pct(0.99),
             "recall_at_k": found as f64 / (truth.len() * args.k) as f64,
@@ -177,7 +187,7 @@ fn print_rows(rows: &[serde_json::Value]) {
         println!(
             "| {} | {} | {} | {} | {:.1} | {:.0} | {:.0} | {:.2} | {:.2} | {:.4} |",
             r["tiles"],
-            r["quantization"].as_str().unwrap_or(""),
+            r["encoding"].as_str().unwrap_or(""),
             r["partitions"],
             r["nprobe"],
             r["file_bytes"].as_f64().unwrap_or(0.0) / 1e6,

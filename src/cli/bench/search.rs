@@ -329,7 +329,7 @@ pub(super) fn exact_truth(data: &BenchVectors, k: usize) -> Vec<Vec<u32>> {
 }
 
 /// `int8+pca64+rerankf16` → (int8, Some(64), Some(f16)).
-fn parse_variant(v: &str) -> anyhow::Result<(Quantization, Option<usize>, Option<Quantization>)> {
+pub(super) fn parse_variant(v: &str) -> anyhow::Result<(Quantization, Option<usize>, Option<Quantization>)> {
     let mut parts = v.split('+');
     let quant = parts.next().unwrap_or_default().parse().map_err(anyhow::Error::msg)?;
     let (mut pca, mut rerank) = (None, None);

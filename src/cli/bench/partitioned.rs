@@ -41,7 +41,7 @@ pub struct BenchPartitionedArgs {
     nprobe: Vec<usize>,
     /// Encodings, comma separated: QUANT[+pcaN][+rerankQUANT], as `bench search --variants`;
     /// with re-ranking vectors they are row ranges fetched for each query's shortlist.
-    #[arg(long, alias = "quantizations", value_delimiter = ',', default_values_t = ["f16".to_string(), "int8".to_string(), "int8+pca64+rerankf16".to_string()])]
+    #[arg(long, alias = "quantizations", value_delimiter = ',', default_values_t = ["f16".to_string(), "int8".to_string(), "int8+pca32+rerankf16".to_string()])]
     encodings: Vec<String>,
     /// Candidates whose rows an encoding with re-ranking vectors fetches per query.
     #[arg(long, default_value_t = PartitionOptions::default().shortlist)]

@@ -1,8 +1,8 @@
-//! The partitioned index's reader (`PartitionedIndex::from_directory`, then
-//! `add_partition`): the directory and every partition arrive from another origin by HTTP
-//! Range. As for `index`, each input is also read with its directory CRC recomputed, so the
+//! The partitioned index's reader (`PartitionedIndex::from_directory`, then `add` of each
+//! partition and re-ranking row range): the directory, every partition and every row range
+//! arrive from another origin by HTTP Range. As for `index`, each input is also read with its directory CRC recomputed, so the
 //! header and centroid parsers see the mutations; what parses is probed and searched, and
-//! the bytes after the directory are offered as each partition.
+//! the bytes after the directory are offered as each partition and row range.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -23,15 +23,15 @@ fuzz_target!(|data: &[u8]| {
     let dim = index.model().dim;
     let query = Query { positives: vec![Example::Vector(vec![1.0; dim]), Example::Tile(0)], negatives: vec![] };
     let options = SearchOptions { k: 5, unique_by: Some("label".into()), ..SearchOptions::default() };
-    for _ in 0..3 {
+    for _ in 0..4 {
         let Ok(needed) = index.needed(&query, &options) else { return };
         if needed.is_empty() {
             break;
         }
-        for p in needed {
-            let Some(span) = index.span(p) else { return };
-            let (start, end) = (span.start as usize, span.end as usize);
-            if end > fixed.len() || start > end || index.add_partition(p, &fixed[start..end]).is_err() {
+        for fetch in needed {
+            let Some(range) = index.range(&fetch) else { return };
+            let (start, end) = (range.start as usize, range.end as usize);
+            if end > fixed.len() || start > end || index.add(&fetch, &fixed[start..end]).is_err() {
                 return;
             }
         }

@@ -52,6 +52,7 @@ fn generated() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("index", "seed-f16.tsi", index_file(&tiles[..6], false)),
         ("index", "seed-int8-pca-graph-rerank-adapter-thumbs.tsi", index_file(&tiles, true)),
         ("partitioned", "seed-3-partitions.tsp", partitioned_file(&index_file(&tiles, false))),
+        ("partitioned", "seed-3-partitions-pca-rows-adapter-thumbs.tsp", partitioned_file(&index_file(&tiles, true))),
         ("model_manifest", "seed-vit-s14-int8.json", manifest),
         ("csv_manifest", "seed-lc25000-lung.csv", csv.into_bytes()),
         ("csv_manifest", "seed-quoted-extra-column.csv", b"path,label,group,note\n\"a,b.jpeg\",lung_n,g1,\"say \"\"hi\"\"\"\nc.png,lung_scc,g2,\n".to_vec()),
@@ -247,6 +248,11 @@ fn seeds_are_accepted_by_their_readers() {
         for p in 0..index.partitions().len() {
             let span = index.span(p).unwrap();
             index.add_partition(p, &bytes[span.start as usize..span.end as usize]).unwrap_or_else(|e| panic!("partitioned/{name}: {e}"));
+            if index.rows_info().is_some() {
+                let rows = tessera::partitioned::Fetch { partition: p, rows: Some((0, index.partitions()[p].tiles)) };
+                let range = index.range(&rows).unwrap();
+                index.add(&rows, &bytes[range.start as usize..range.end as usize]).unwrap_or_else(|e| panic!("partitioned/{name} rows: {e}"));
+            }
         }
     }
     for (name, bytes) in seeds("model_manifest") {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::collection::{Collection, CollectionInfo};
+use crate::partitioned::{Fetch, PartitionedIndex};
 use crate::describer::TileDescriber;
 use crate::error::{ErrorKind, Kinded};
 use crate::index::Census;
@@ -77,10 +78,11 @@ export interface SearchOptions {
   exact_below?: number;
   nprobe?: number | null;     // partitions a partitioned index probes (default: the index's)
 }
-/** What a query needs (`Engine.neededPartitions`): fetch bytes [start, end) of the index file and
- *  hand them to `addPartition`, or, when `rows` is set ([first, count] of the partition's
- *  re-ranking rows), to `addRows`. */
-export interface PartitionSpan { partition: number; start: number; end: number; rows: [number, number] | null; }
+/** What a query needs (`Engine.neededPartitions`, `Engine.neededThumbnails`): fetch bytes
+ *  [start, end) of the index file and hand them to `addPartition`, or, when `rows` is set
+ *  ([first, count] of the partition's re-ranking rows), to `addRows`, or when `thumbnails`
+ *  is set (the thumbnails of those tiles of the partition), to `addThumbnails`. */
+export interface PartitionSpan { partition: number; start: number; end: number; rows: [number, number] | null; thumbnails: [number, number] | null; }
 export interface Hit {
   rank: number;               // 1-based
   id: number;                 // tile id in the index
@@ -231,6 +233,19 @@ struct PartitionSpan {
     start: u64,
     end: u64,
     rows: Option<(u32, u32)>,
+    thumbnails: Option<(u32, u32)>,
+}
+
+impl PartitionSpan {
+    fn of(index: &PartitionedIndex, fetch: Fetch) -> Option<PartitionSpan> {
+        let range = index.range(&fetch)?;
+        let (rows, thumbnails) = match fetch {
+            Fetch::Partition(_) => (None, None),
+            Fetch::Rows { first, count, .. } => (Some((first, count)), None),
+            Fetch::Thumbnails { first, count, .. } => (None, Some((first, count))),
+        };
+        Some(PartitionSpan { partition: fetch.partition(), start: range.start, end: range.end, rows, thumbnails })
+    }
 }
 
 #[wasm_bindgen]
@@ -387,17 +402,40 @@ impl Engine {
     /// index). Fetch each range, hand it to `addPartition` (or `addRows`), and ask again
     /// until none are left (a query by tile ids first needs those tiles' partitions; rows
     /// are named once the probed partitions are scanned).
+    /// With `slides` (a `SlideOptions`): what `searchSlides(query, options, slides)` needs.
     #[wasm_bindgen(js_name = neededPartitions)]
-    pub fn needed_partitions(&mut self, query: JsValue, options: JsValue) -> Result<JsValue, Error> {
+    pub fn needed_partitions(&mut self, query: JsValue, options: JsValue, slides: JsValue) -> Result<JsValue, Error> {
         let query: Query = from_js(&query, "query")?;
-        let options: SearchOptions = from_js_or_default(options, "search options")?;
+        let mut options: SearchOptions = from_js_or_default(options, "search options")?;
+        if !slides.is_undefined() && !slides.is_null() {
+            let slides: SlideOptions = from_js_or_default(slides, "slide options")?;
+            options = crate::search::slide_tile_options(&slides, &options);
+        }
         let needed = self.collection.needed(&query, &options).map_err(into_error)?;
         let Collection::Partitioned(index) = &self.collection else { return to_js(&Vec::<PartitionSpan>::new()) };
-        let spans: Vec<PartitionSpan> = needed
-            .into_iter()
-            .filter_map(|f| index.range(&f).map(|r| PartitionSpan { partition: f.partition, start: r.start, end: r.end, rows: f.rows }))
-            .collect();
+        let spans: Vec<PartitionSpan> = needed.into_iter().filter_map(|f| PartitionSpan::of(index, f)).collect();
         to_js(&spans)
+    }
+
+    /// The ranges holding the thumbnails of `ids` (a search's hits) that a partitioned
+    /// index with re-ranking rows keeps apart from its partitions and has not loaded:
+    /// `PartitionSpan[]` (empty otherwise). Fetch each, hand it to `addThumbnails`.
+    #[wasm_bindgen(js_name = neededThumbnails)]
+    pub fn needed_thumbnails(&mut self, ids: Vec<u32>) -> Result<JsValue, Error> {
+        let Collection::Partitioned(index) = &mut self.collection else { return to_js(&Vec::<PartitionSpan>::new()) };
+        let needed = index.needed_thumbnails(&ids);
+        let spans: Vec<PartitionSpan> = needed.into_iter().filter_map(|f| PartitionSpan::of(index, f)).collect();
+        to_js(&spans)
+    }
+
+    /// Verifies the thumbnails of tiles `first..first + count` of partition `partition`
+    /// (against the CRC-32 their rows give) and keeps them.
+    #[wasm_bindgen(js_name = addThumbnails)]
+    pub fn add_thumbnails(&mut self, partition: usize, first: u32, count: u32, bytes: &[u8]) -> Result<(), Error> {
+        match &mut self.collection {
+            Collection::Partitioned(index) => index.add_thumbnails(partition, first, count, bytes).map_err(into_error),
+            Collection::Whole(_) => Err(js_error("this index is not partitioned", ErrorKind::Search)),
+        }
     }
 
     /// Verifies partition `partition`'s bytes (its SHA-256 in the directory, then as an

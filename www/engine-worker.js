@@ -251,8 +251,8 @@ const handlers = {
     return { vector, ms: performance.now() - started };
   },
 
-  /** `transfer`: what a partitioned index fetched for this query (`{ partitions, rows, bytes,
-   *  cached, ms }`; zeros for a whole index). */
+  /** `transfer`: what a partitioned index fetched for this query (`{ partitions, rows,
+   *  thumbnails, bytes, cached, ms }`; zeros for a whole index). */
   async search({ query, options }) {
     const e = requireEngine();
     const started = performance.now();
@@ -263,6 +263,7 @@ const handlers = {
     } catch (err) {
       throw engineError(err, 'search');
     }
+    await loadThumbnails(e, hits, transfer);
     const ms = performance.now() - started;
     for (const hit of hits) {
       const jpeg = hit.has_thumbnail ? e.thumbnail(hit.id) : undefined;
@@ -274,7 +275,7 @@ const handlers = {
   async searchSlides({ query, options, slides }) {
     const e = requireEngine();
     const started = performance.now();
-    await loadPartitions(e, query, options);
+    await loadPartitions(e, query, options, slides ?? {});
     let ranked;
     try {
       ranked = e.searchSlides(query, options, slides);
@@ -346,8 +347,10 @@ const handlers = {
     return { scores };
   },
 
-  thumbnail({ id }) {
-    const jpeg = requireEngine().thumbnail(id);
+  async thumbnail({ id }) {
+    const e = requireEngine();
+    await loadThumbnails(e, [{ id, has_thumbnail: true }]);
+    const jpeg = e.thumbnail(id);
     return jpeg ? new Blob([jpeg], { type: 'image/jpeg' }) : null;
   },
 
@@ -647,26 +650,42 @@ async function fetchDirectory(url, sha256) {
   return bytes;
 }
 
-/** Loads into the engine every partition `query` needs (in parallel, from the Cache API
- *  when there); a cached copy the engine refuses is dropped and fetched again once. */
-async function loadPartitions(e, query, options) {
-  const transfer = { partitions: 0, rows: 0, bytes: 0, cached: 0, ms: 0 };
+/** Loads into the engine every partition (and re-ranking row range) `query` needs — for
+ *  `searchSlides` when `slides` is given — in parallel, from the Cache API when there; a
+ *  cached copy the engine refuses is dropped and fetched again once. */
+function loadPartitions(e, query, options, slides) {
+  return loadRanges(e, () => e.neededPartitions(query, options, slides));
+}
+
+/** Loads the thumbnails of `hits` that a partitioned index with re-ranking rows keeps apart
+ *  from its partitions, adding to `transfer`. */
+function loadThumbnails(e, hits, transfer) {
+  const ids = Uint32Array.from(hits.filter((h) => h.has_thumbnail).map((h) => h.id));
+  return loadRanges(e, () => e.neededThumbnails(ids), transfer);
+}
+
+/** Fetches what `needed()` names (`PartitionSpan[]`) until it names nothing. */
+async function loadRanges(e, needed, transfer = { partitions: 0, rows: 0, thumbnails: 0, bytes: 0, cached: 0, ms: 0 }) {
   if (!partitionSource) return transfer;
   const started = performance.now();
   const { url } = partitionSource;
   for (;;) {
     let spans;
     try {
-      spans = e.neededPartitions(query, options);
+      spans = needed();
     } catch (err) {
       throw engineError(err, 'search');
     }
     if (spans.length === 0) break;
-    await Promise.all(spans.map(async ({ partition, start, end, rows }) => {
-      const add = (bytes) => (rows ? e.addRows(partition, rows[0], rows[1], bytes) : e.addPartition(partition, bytes));
-      const what = rows ? `partition ${partition} rows ${rows[0]}+${rows[1]}` : `partition ${partition}`;
+    await Promise.all(spans.map(async ({ partition, start, end, rows, thumbnails }) => {
+      const add = (bytes) => (rows ? e.addRows(partition, rows[0], rows[1], bytes)
+        : thumbnails ? e.addThumbnails(partition, thumbnails[0], thumbnails[1], bytes)
+          : e.addPartition(partition, bytes));
+      const what = rows ? `partition ${partition} rows ${rows[0]}+${rows[1]}`
+        : thumbnails ? `partition ${partition} thumbnails ${thumbnails[0]}+${thumbnails[1]}` : `partition ${partition}`;
       // A changed file at the same URL may put other bytes at this range: the engine's
-      // check (the directory's SHA-256) refuses them, and they are fetched again.
+      // check (the directory's SHA-256, or a row's code or CRC) refuses them, and they are
+      // fetched again.
       const key = `${url}#bytes=${start}-${end}`;
       const cache = await openCache();
       const cached = await cache?.match(key);
@@ -681,19 +700,20 @@ async function loadPartitions(e, query, options) {
       }
       const { bytes } = partitionSource.whole
         ? { bytes: partitionSource.whole.subarray(start, end) }
-        : await fetchRange(url, start, end, rows ? 'index rows' : 'index partition');
+        : await fetchRange(url, start, end, rows ? 'index rows' : thumbnails ? 'index thumbnails' : 'index partition');
       try {
         add(bytes);
       } catch (err) {
         throw engineError(err, 'integrity', `${url} ${what}: `);
       }
       if (rows) transfer.rows += rows[1];
+      else if (thumbnails) transfer.thumbnails += thumbnails[1];
       else transfer.partitions += 1;
       transfer.bytes += bytes.length;
       await cache?.put(key, new Response(bytes)).catch(() => {});
     }));
   }
-  transfer.ms = performance.now() - started;
+  transfer.ms += performance.now() - started;
   return transfer;
 }
 

@@ -56,9 +56,9 @@ export interface LoadProgress {
   cached: boolean;
 }
 
-/** Partitions and re-ranking rows fetched (and ranges taken from the Cache API) for one
+/** Partitions, re-ranking rows and thumbnails fetched (and ranges taken from the Cache API) for one
  *  search, bytes and time. */
-export interface Transfer { partitions: number; rows: number; bytes: number; cached: number; ms: number; }
+export interface Transfer { partitions: number; rows: number; thumbnails: number; bytes: number; cached: number; ms: number; }
 
 export interface LoadUrls {
   /** The ONNX model URL, resolved against the page. */

@@ -120,12 +120,8 @@ impl Opened {
             for fetch in needed {
                 let range = index.range(&fetch).expect("needed names existing ranges");
                 let bytes = self.source.read_range(range, transfer)?;
-                let what = match fetch.rows {
-                    None => format!("partition {}", fetch.partition),
-                    Some((first, count)) => format!("partition {} rows {first}+{count}", fetch.partition),
-                };
-                index.add(&fetch, &bytes).with_context(|| format!("{}: {what}", self.source.name()))?;
-                fetched += usize::from(fetch.rows.is_none());
+                index.add(&fetch, &bytes).with_context(|| format!("{}: {fetch}", self.source.name()))?;
+                fetched += usize::from(matches!(fetch, tessera::partitioned::Fetch::Partition(_)));
             }
         }
     }
@@ -146,8 +142,10 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         negatives: args.negatives.iter().map(|p| embed(p)).collect::<Result<_, _>>()?,
     };
     let options = options(&args)?;
+    let slide_options = SlideOptions { k: args.k, key: args.slide_key.clone(), neighbours: args.votes, weighted: !args.count_votes };
     let directory_transfer = transfer;
-    let fetched = index.fetch_for(&query, &options, &mut transfer)?;
+    let needs = if args.slides { tessera::search::slide_tile_options(&slide_options, &options) } else { options.clone() };
+    let fetched = index.fetch_for(&query, &needs, &mut transfer)?;
     if let Collection::Partitioned(p) = &index.collection {
         eprintln!(
             "partitioned index: {} partitions, directory {} bytes; this query read {fetched} partitions, {} bytes in {} requests",
@@ -159,8 +157,6 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     }
     let mut out = std::io::stdout().lock();
     if args.slides {
-        let slide_options =
-            SlideOptions { k: args.k, key: args.slide_key.clone(), neighbours: args.votes, weighted: !args.count_votes };
         let slides = index.collection.search_slides(&query, &options, &slide_options)?;
         if args.json {
             serde_json::to_writer_pretty(&mut out, &slides)?;

@@ -44,6 +44,23 @@ pub struct PartitionEntry {
     /// SHA-256 (hex) of the partition's bytes: a range is verified before it is read.
     /// With row ranges, of its scan part (`length` bytes); its rows follow that part.
     pub sha256: String,
+    /// Version 2 with thumbnails: the bytes of the partition's thumbnails, after its rows.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub thumbnail_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Bytes after each row's vector that locate its tile's thumbnail (version 2 with
+/// thumbnails): offset in the partition's thumbnails, length, CRC-32 (u32 each).
+pub(crate) const THUMBNAIL_REF: usize = 12;
+
+/// Bytes of one re-ranking row in the file.
+pub(crate) fn row_bytes(h: &Header) -> u64 {
+    let refs = if h.thumbnails { THUMBNAIL_REF } else { 0 };
+    h.rows.map_or(0, |r| (h.model.dim * r.quantization.bytes_per_value() + refs) as u64)
 }
 
 /// The projection the partitions' stored vectors went through (its matrix follows the
@@ -227,7 +244,7 @@ fn check_header(h: &Header) -> Result<(), IndexError> {
             return bad(format!("re-ranking rows must be f16 or f32 with a shortlist, not {:?} × {}", r.quantization, r.shortlist));
         }
     }
-    let row_bytes = h.rows.map_or(0, |r| (h.model.dim * r.quantization.bytes_per_value()) as u64);
+    let row_bytes = row_bytes(h);
     let (mut tile, mut offset) = (0u64, 0u64);
     for (i, p) in h.partitions.iter().enumerate() {
         if u64::from(p.first_tile) != tile || p.tiles == 0 {
@@ -239,8 +256,12 @@ fn check_header(h: &Header) -> Result<(), IndexError> {
         if p.sha256.len() != 64 || !p.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return bad(format!("partition {i} has no SHA-256"));
         }
+        if p.thumbnail_bytes > 0 && (h.rows.is_none() || !h.thumbnails) {
+            return bad(format!("partition {i} has thumbnails after rows the file does not have"));
+        }
         tile += u64::from(p.tiles);
-        offset = match offset.checked_add(p.length).and_then(|o| o.checked_add(row_bytes * u64::from(p.tiles))) {
+        let rows = row_bytes.checked_mul(u64::from(p.tiles)).and_then(|r| r.checked_add(p.thumbnail_bytes));
+        offset = match offset.checked_add(p.length).and_then(|o| o.checked_add(rows?)) {
             Some(end) => end,
             None => return bad(format!("partition {i} runs past 2⁶⁴ bytes")),
         };

@@ -115,6 +115,8 @@ pub fn partition(
     // With re-ranking vectors, a partition holds the stored (compact) vectors and its rows
     // follow it; its index is of the stored space (the PCA's output when there is one).
     let rows = index.rerank.as_ref().map(|r| RowsInfo { quantization: r.quantization(), shortlist: options.shortlist });
+    // With rows, thumbnails too leave the partitions: a search fetches only its hits'.
+    let thumbnails_apart = rows.is_some() && index.thumbnails.is_some();
     let part_model = ModelRef { dim: index.vectors.dim(), ..index.model.clone() };
     let build = BuildOptions {
         quantization: index.vectors.quantization(),
@@ -135,17 +137,34 @@ pub fn partition(
                 Some(_) => index.vectors.decode(id),
                 None => vectors[id * dim..(id + 1) * dim].to_vec(),
             };
-            builder.add_stored(&stored, row, index.thumbnail(id).map(<[u8]>::to_vec))?;
+            let thumbnail = if thumbnails_apart { None } else { index.thumbnail(id).map(<[u8]>::to_vec) };
+            builder.add_stored(&stored, row, thumbnail)?;
         }
         let bytes = builder.build()?.to_bytes();
         let written = |e: std::io::Error| IndexError::Build(format!("writing partition {}: {e}", entries.len()));
         sink(&bytes).map_err(written)?;
-        let mut row_bytes = 0;
+        let (mut row_bytes, mut thumbnail_bytes) = (0, 0);
         if let Some(rows) = rows {
             let full: Vec<f32> = ids.iter().flat_map(|&id| vectors[id * dim..(id + 1) * dim].iter().copied()).collect();
-            let encoded = VectorStore::encode(&full, dim, rows.quantization).codes_to_bytes();
+            let mut encoded = VectorStore::encode(&full, dim, rows.quantization).codes_to_bytes();
+            let mut thumbnails = Vec::new();
+            if thumbnails_apart {
+                // Each row ends with where its tile's thumbnail is: offset, length, CRC-32.
+                let vector_bytes = dim * rows.quantization.bytes_per_value();
+                let mut with_refs = Vec::with_capacity(encoded.len() + ids.len() * format::THUMBNAIL_REF);
+                for (row, &id) in encoded.chunks_exact(vector_bytes).zip(ids) {
+                    let jpeg = index.thumbnail(id).unwrap_or_default();
+                    with_refs.extend_from_slice(row);
+                    for field in [thumbnails.len() as u32, jpeg.len() as u32, crc32fast::hash(jpeg)] {
+                        with_refs.extend_from_slice(&field.to_le_bytes());
+                    }
+                    thumbnails.extend_from_slice(jpeg);
+                }
+                encoded = with_refs;
+            }
             sink(&encoded).map_err(written)?;
-            row_bytes = encoded.len() as u64;
+            sink(&thumbnails).map_err(written)?;
+            (row_bytes, thumbnail_bytes) = (encoded.len() as u64, thumbnails.len() as u64);
         }
         entries.push(PartitionEntry {
             first_tile,
@@ -153,10 +172,11 @@ pub fn partition(
             offset,
             length: bytes.len() as u64,
             sha256: crate::model::sha256_hex(&bytes),
+            thumbnail_bytes,
         });
         kept_centroids.extend_from_slice(&centroids[c * dim..(c + 1) * dim]);
         first_tile += ids.len() as u32;
-        offset += bytes.len() as u64 + row_bytes;
+        offset += bytes.len() as u64 + row_bytes + thumbnail_bytes;
     }
     let header = Header {
         model: index.model.clone(),
@@ -214,13 +234,48 @@ pub struct PartitionedInfo {
     pub loaded_bytes: u64,
 }
 
-/// Something a search needs fetched: a partition, or a run of its re-ranking rows.
+/// Something a search needs fetched: a partition, a run of its re-ranking rows, or the
+/// thumbnails of a run of its tiles (positions in the partition).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Fetch {
-    pub partition: usize,
-    /// Rows `(first, count)` of the partition (positions in it), or `None` for the
-    /// partition itself.
-    pub rows: Option<(u32, u32)>,
+pub enum Fetch {
+    Partition(usize),
+    Rows { partition: usize, first: u32, count: u32 },
+    Thumbnails { partition: usize, first: u32, count: u32 },
+}
+
+impl Fetch {
+    pub fn partition(&self) -> usize {
+        match *self {
+            Fetch::Partition(p) | Fetch::Rows { partition: p, .. } | Fetch::Thumbnails { partition: p, .. } => p,
+        }
+    }
+}
+
+/// `partition 3`, `partition 3 rows 40+2`, `partition 3 thumbnails 41+1`: for messages.
+impl std::fmt::Display for Fetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Fetch::Partition(p) => write!(f, "partition {p}"),
+            Fetch::Rows { partition, first, count } => write!(f, "partition {partition} rows {first}+{count}"),
+            Fetch::Thumbnails { partition, first, count } => write!(f, "partition {partition} thumbnails {first}+{count}"),
+        }
+    }
+}
+
+/// Where a tile's thumbnail is in its partition's thumbnails (a row's last bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ThumbnailRef {
+    offset: u32,
+    length: u32,
+    crc: u32,
+}
+
+/// A re-ranking row that arrived, and the round it was last used in.
+#[derive(Debug, Clone)]
+struct Row {
+    vector: Vec<f32>,
+    thumbnail: Option<ThumbnailRef>,
+    round: u64,
 }
 
 /// Rows between two wanted rows of a partition that are fetched rather than start another
@@ -229,14 +284,18 @@ const ROW_GAP: u32 = 8;
 
 /// Re-ranking rows kept in memory: past this many, those of earlier rounds are dropped.
 const ROW_BUDGET: usize = 1 << 16;
+/// Thumbnails kept in memory (fetched apart from their partitions), likewise.
+const THUMBNAIL_BUDGET: usize = 1 << 12;
 
 /// The directory of a partitioned index and the partitions fetched so far.
 #[derive(Debug, Clone)]
 pub struct PartitionedIndex {
     directory: Directory,
     loaded: BTreeMap<usize, Index>,
-    /// Re-ranking rows fetched so far, by tile id, and the round each was last used in.
-    rows: BTreeMap<u32, (Vec<f32>, u64)>,
+    /// Re-ranking rows fetched so far, by tile id.
+    rows: BTreeMap<u32, Row>,
+    /// Thumbnails fetched apart from their partitions, by tile id, and their round.
+    thumbnails: BTreeMap<u32, (Vec<u8>, u64)>,
     /// Loaded partitions, oldest first, and the round (see `needed`) each arrived in.
     arrivals: VecDeque<(usize, u64)>,
     round: u64,
@@ -277,6 +336,7 @@ impl PartitionedIndex {
             directory,
             loaded: BTreeMap::new(),
             rows: BTreeMap::new(),
+            thumbnails: BTreeMap::new(),
             arrivals: VecDeque::new(),
             round: 0,
             loaded_bytes: 0,
@@ -325,27 +385,55 @@ impl PartitionedIndex {
         self.directory.header.rows
     }
 
+    /// Bytes of one row in the file: its vector, then (with thumbnails) its thumbnail's place.
     fn row_bytes(&self) -> u64 {
-        self.rows_info().map_or(0, |r| (self.model().dim * r.quantization.bytes_per_value()) as u64)
+        format::row_bytes(&self.directory.header)
     }
 
-    /// Where `fetch`'s bytes are in the file.
+    /// Whether thumbnails are fetched apart from the partitions (a file with rows and thumbnails).
+    fn thumbnails_apart(&self) -> bool {
+        self.rows_info().is_some() && self.directory.header.thumbnails
+    }
+
+    /// Where `fetch`'s bytes are in the file (thumbnails: once their rows are loaded).
     pub fn range(&self, fetch: &Fetch) -> Option<Range<u64>> {
-        let span = self.span(fetch.partition)?;
-        let Some((first, count)) = fetch.rows else { return Some(span) };
-        let tiles = self.partitions()[fetch.partition].tiles;
-        if self.rows_info().is_none() || count == 0 || first.checked_add(count)? > tiles {
-            return None;
+        let span = self.span(fetch.partition())?;
+        let entry = &self.partitions()[fetch.partition()];
+        let rows_end = span.end + u64::from(entry.tiles) * self.row_bytes();
+        match *fetch {
+            Fetch::Partition(_) => Some(span),
+            Fetch::Rows { first, count, .. } => {
+                if self.rows_info().is_none() || count == 0 || first.checked_add(count)? > entry.tiles {
+                    return None;
+                }
+                let start = span.end + u64::from(first) * self.row_bytes();
+                Some(start..start + u64::from(count) * self.row_bytes())
+            }
+            Fetch::Thumbnails { first, count, .. } => {
+                let refs = self.thumbnail_refs(fetch.partition(), first, count)?;
+                let (start, end) = (refs.first()?.offset, refs.last().map(|r| u64::from(r.offset) + u64::from(r.length))?);
+                (end <= entry.thumbnail_bytes).then(|| rows_end + u64::from(start)..rows_end + end)
+            }
         }
-        let start = span.end + u64::from(first) * self.row_bytes();
-        Some(start..start + u64::from(count) * self.row_bytes())
     }
 
-    /// Verifies and keeps what `fetch` names ([`Self::add_partition`] or [`Self::add_rows`]).
+    /// The thumbnail places of tiles `first..first + count` of partition `p`, from their
+    /// loaded rows, when they follow each other in the file.
+    fn thumbnail_refs(&self, p: usize, first: u32, count: u32) -> Option<Vec<ThumbnailRef>> {
+        let first_tile = self.partitions().get(p)?.first_tile.checked_add(first)?;
+        let refs: Vec<ThumbnailRef> =
+            (0..count).map(|i| self.rows.get(&(first_tile + i)).and_then(|r| r.thumbnail)).collect::<Option<_>>()?;
+        let adjacent = refs.windows(2).all(|w| u64::from(w[0].offset) + u64::from(w[0].length) == u64::from(w[1].offset));
+        (count > 0 && adjacent).then_some(refs)
+    }
+
+    /// Verifies and keeps what `fetch` names ([`Self::add_partition`], [`Self::add_rows`],
+    /// [`Self::add_thumbnails`]).
     pub fn add(&mut self, fetch: &Fetch, bytes: &[u8]) -> Result<(), IndexError> {
-        match fetch.rows {
-            None => self.add_partition(fetch.partition, bytes),
-            Some((first, count)) => self.add_rows(fetch.partition, first, count, bytes),
+        match *fetch {
+            Fetch::Partition(p) => self.add_partition(p, bytes),
+            Fetch::Rows { partition, first, count } => self.add_rows(partition, first, count, bytes),
+            Fetch::Thumbnails { partition, first, count } => self.add_thumbnails(partition, first, count, bytes),
         }
     }
 
@@ -354,7 +442,7 @@ impl PartitionedIndex {
     /// the stored vector the partition holds for that tile, to within the stored encoding's
     /// step — a row from another tile, another build or a damaged range is refused.
     pub fn add_rows(&mut self, p: usize, first: u32, count: u32, bytes: &[u8]) -> Result<(), IndexError> {
-        let fetch = Fetch { partition: p, rows: Some((first, count)) };
+        let fetch = Fetch::Rows { partition: p, first, count };
         let (Some(info), Some(range)) = (self.rows_info(), self.range(&fetch)) else {
             return Err(IndexError::BadOptions(format!("partition {p} has no rows {first}..{}", u64::from(first) + u64::from(count))));
         };
@@ -363,11 +451,15 @@ impl PartitionedIndex {
         }
         let index = self.loaded.get(&p).ok_or_else(|| IndexError::BadOptions(format!("partition {p} must be loaded before its rows")))?;
         let dim = self.model().dim;
-        let store = VectorStore::from_sections("rows", info.quantization, dim, count as usize, bytes, None)
+        let vector_bytes = dim * info.quantization.bytes_per_value();
+        let row_bytes = self.row_bytes() as usize;
+        let vectors: Vec<u8> = bytes.chunks_exact(row_bytes).flat_map(|row| &row[..vector_bytes]).copied().collect();
+        let store = VectorStore::from_sections("rows", info.quantization, dim, count as usize, &vectors, None)
             .map_err(|e| IndexError::BadPartition { partition: p, what: format!("re-ranking rows {first}+{count}: {e}") })?;
         let steps = index.vectors.int8_params().map(|(_, scale)| scale);
+        let thumbnail_bytes = self.partitions()[p].thumbnail_bytes;
         let mut arrived = Vec::with_capacity(count as usize);
-        for i in 0..count as usize {
+        for (i, raw) in bytes.chunks_exact(row_bytes).enumerate() {
             let local = first as usize + i;
             let row = store.decode(i);
             let bad = |what: String| IndexError::BadPartition { partition: p, what: format!("re-ranking row {local}: {what}") };
@@ -381,15 +473,80 @@ impl PartitionedIndex {
             if let Some((d, (e, s))) = off {
                 return Err(bad(format!("dimension {d} projects to {e}, the partition stores {s}")));
             }
-            arrived.push(row);
+            let thumbnail = match self.thumbnails_apart() {
+                false => None,
+                true => {
+                    let field = |k: usize| u32::from_le_bytes(raw[vector_bytes + 4 * k..vector_bytes + 4 * k + 4].try_into().expect("4 bytes"));
+                    let r = ThumbnailRef { offset: field(0), length: field(1), crc: field(2) };
+                    if u64::from(r.offset) + u64::from(r.length) > thumbnail_bytes {
+                        return Err(bad(format!("its thumbnail at {}+{} runs past the partition's {thumbnail_bytes} bytes of thumbnails", r.offset, r.length)));
+                    }
+                    (r.length > 0).then_some(r)
+                }
+            };
+            arrived.push(Row { vector: row, thumbnail, round: self.round });
         }
         let first_tile = self.partitions()[p].first_tile + first;
         for (i, row) in arrived.into_iter().enumerate() {
-            self.rows.insert(first_tile + i as u32, (row, self.round));
+            self.rows.insert(first_tile + i as u32, row);
         }
         if self.rows.len() > ROW_BUDGET {
             let round = self.round;
-            self.rows.retain(|_, (_, r)| *r >= round);
+            self.rows.retain(|_, r| r.round >= round);
+        }
+        Ok(())
+    }
+
+    /// The thumbnails of `tiles` (hits to show) that are fetched apart from their partitions
+    /// and not loaded yet: runs of adjacent tiles, one range each. Their rows must be loaded
+    /// (a search's hits' are). Empty for a file that keeps thumbnails in its partitions.
+    pub fn needed_thumbnails(&mut self, tiles: &[u32]) -> Vec<Fetch> {
+        if !self.thumbnails_apart() {
+            return Vec::new();
+        }
+        let round = self.round;
+        let mut wanted: Vec<(usize, u32)> = Vec::new();
+        for &id in tiles {
+            if let Some((_, r)) = self.thumbnails.get_mut(&id) {
+                *r = round;
+            } else if self.rows.get(&id).is_some_and(|r| r.thumbnail.is_some()) {
+                wanted.extend(self.locate(id).map(|(p, local)| (p, local as u32)));
+            }
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut runs: Vec<Fetch> = Vec::new();
+        for (p, local) in wanted {
+            match runs.last_mut() {
+                Some(Fetch::Thumbnails { partition, first, count }) if *partition == p && *first + *count == local => *count += 1,
+                _ => runs.push(Fetch::Thumbnails { partition: p, first: local, count: 1 }),
+            }
+        }
+        runs
+    }
+
+    /// Verifies the thumbnails of tiles `first..first + count` of partition `p` (each
+    /// against the CRC-32 its row gives) and keeps them.
+    pub fn add_thumbnails(&mut self, p: usize, first: u32, count: u32, bytes: &[u8]) -> Result<(), IndexError> {
+        let (Some(refs), Some(range)) = (self.thumbnail_refs(p, first, count), self.range(&Fetch::Thumbnails { partition: p, first, count })) else {
+            return Err(IndexError::BadOptions(format!("the thumbnails of partition {p}'s tiles {first}+{count} are not known (load their rows first)")));
+        };
+        if bytes.len() as u64 != range.end - range.start {
+            return Err(IndexError::SectionLength { section: "thumbnails", expected: (range.end - range.start) as usize, found: bytes.len() });
+        }
+        let base = refs[0].offset;
+        let first_tile = self.partitions()[p].first_tile + first;
+        for (i, r) in refs.iter().enumerate() {
+            let start = (r.offset - base) as usize;
+            let jpeg = &bytes[start..start + r.length as usize];
+            if crc32fast::hash(jpeg) != r.crc {
+                return Err(IndexError::BadPartition { partition: p, what: format!("thumbnail of tile {}: CRC-32 differs from its row's", first + i as u32) });
+            }
+            self.thumbnails.insert(first_tile + i as u32, (jpeg.to_vec(), self.round));
+        }
+        if self.thumbnails.len() > THUMBNAIL_BUDGET {
+            let round = self.round;
+            self.thumbnails.retain(|_, (_, r)| *r >= round);
         }
         Ok(())
     }
@@ -536,14 +693,14 @@ impl PartitionedIndex {
             }
         }
         for id in &rows {
-            if let Some((_, r)) = self.rows.get_mut(id) {
-                *r = round;
+            if let Some(row) = self.rows.get_mut(id) {
+                row.round = round;
             }
         }
-        let mut fetch: Vec<Fetch> = used.into_iter().filter(|&p| !self.is_loaded(p)).map(|p| Fetch { partition: p, rows: None }).collect();
+        let mut fetch: Vec<Fetch> = used.into_iter().filter(|&p| !self.is_loaded(p)).map(Fetch::Partition).collect();
         // Rows are verified against their partition, so only those of loaded ones.
         rows.retain(|id| !self.rows.contains_key(id));
-        fetch.extend(self.row_runs(rows).into_iter().filter(|f| self.is_loaded(f.partition)));
+        fetch.extend(self.row_runs(rows).into_iter().filter(|f| self.is_loaded(f.partition())));
         Ok(fetch)
     }
 
@@ -556,10 +713,10 @@ impl PartitionedIndex {
         for (p, local) in ids.into_iter().filter_map(|id| self.locate(id)) {
             let local = local as u32;
             match runs.last_mut() {
-                Some(Fetch { partition, rows: Some((first, count)) }) if *partition == p && local <= *first + *count + ROW_GAP => {
+                Some(Fetch::Rows { partition, first, count }) if *partition == p && local <= *first + *count + ROW_GAP => {
                     *count = local + 1 - *first;
                 }
-                _ => runs.push(Fetch { partition: p, rows: Some((local, 1)) }),
+                _ => runs.push(Fetch::Rows { partition: p, first: local, count: 1 }),
             }
         }
         runs
@@ -576,7 +733,7 @@ impl PartitionedIndex {
             Example::Tile(id) => {
                 let (p, local) = self.locate(*id).ok_or_else(|| self.tile_not_found(*id))?;
                 if self.rows_info().is_some() {
-                    return self.rows.get(id).map(|(row, _)| Example::Vector(row.clone())).ok_or(SearchError::RowNotLoaded { tile: *id });
+                    return self.rows.get(id).map(|row| Example::Vector(row.vector.clone())).ok_or(SearchError::RowNotLoaded { tile: *id });
                 }
                 let index = self.loaded.get(&p).ok_or(SearchError::NotLoaded { partition: p })?;
                 let v = index.rerank_vector(local).unwrap_or_else(|| index.vectors.decode(local));
@@ -656,7 +813,7 @@ impl PartitionedIndex {
     /// Tile `id`'s full-dimension vector for re-scoring: its row, or its stored vector.
     fn full_vector(&self, id: u32) -> Vec<f32> {
         match self.rows.get(&id) {
-            Some((row, _)) => row.clone(),
+            Some(row) => row.vector.clone(),
             None => self.loaded_tile(id).map(|(index, local)| index.vectors.decode(local)).unwrap_or_default(),
         }
     }
@@ -680,8 +837,11 @@ impl PartitionedIndex {
                 let (positives, negatives) = self.units(&query)?;
                 let mut rescored = self.shortlist(&query, options)?;
                 for hit in &mut rescored {
-                    let (row, _) = self.rows.get(&hit.id).ok_or(SearchError::RowNotLoaded { tile: hit.id })?;
-                    hit.score = search::combine(&positives, &negatives, options.negative_weight, |e| dot_f32(e, row));
+                    let row = self.rows.get(&hit.id).ok_or(SearchError::RowNotLoaded { tile: hit.id })?;
+                    hit.score = search::combine(&positives, &negatives, options.negative_weight, |e| dot_f32(e, &row.vector));
+                    if self.thumbnails_apart() {
+                        hit.has_thumbnail = row.thumbnail.is_some();
+                    }
                 }
                 rescored.sort_by(|a, b| search::ranked_order(&(a.score, a.id), &(b.score, b.id)));
                 rescored
@@ -753,7 +913,12 @@ impl PartitionedIndex {
     }
 
     /// Tile `id`'s thumbnail, when its partition is loaded and has one.
+    /// (A file with rows keeps thumbnails apart: when [`Self::needed_thumbnails`] has
+    /// brought it.)
     pub fn thumbnail(&self, id: u32) -> Option<&[u8]> {
-        self.loaded_tile(id).and_then(|(index, local)| index.thumbnail(local))
+        match self.thumbnails_apart() {
+            true => self.thumbnails.get(&id).map(|(jpeg, _)| jpeg.as_slice()),
+            false => self.loaded_tile(id).and_then(|(index, local)| index.thumbnail(local)),
+        }
     }
 }

@@ -513,6 +513,12 @@ pub fn search_slides(
 
 /// The slide ranking from the tiles `search_tiles` finds with `options` widened to
 /// `slides.neighbours` per query (no unique-by, no MMR): each hit votes for its slide.
+/// The tile search whose hits vote in a slide search (what a partitioned index must load
+/// for it).
+pub fn slide_tile_options(slides: &SlideOptions, options: &SearchOptions) -> SearchOptions {
+    SearchOptions { k: slides.neighbours, unique_by: None, mmr: None, ..options.clone() }
+}
+
 pub(crate) fn vote_slides(
     slides: &SlideOptions,
     options: &SearchOptions,
@@ -521,8 +527,7 @@ pub(crate) fn vote_slides(
     if slides.neighbours == 0 {
         return Err(SearchError::BadOption("slide search needs at least one neighbour per query tile".into()));
     }
-    let tile_options = SearchOptions { k: slides.neighbours, unique_by: None, mmr: None, ..options.clone() };
-    let hits = search_tiles(&tile_options)?;
+    let hits = search_tiles(&slide_tile_options(slides, options))?;
     let metadata: BTreeMap<u32, &BTreeMap<String, String>> = hits.iter().map(|h| (h.id, &h.metadata)).collect();
     let votes = hits.iter().filter_map(|h| h.metadata.get(&slides.key).map(|slide| (slide.as_str(), h.score, h.id)));
     Ok(rank_votes(votes, slides.weighted)

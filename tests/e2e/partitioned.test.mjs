@@ -5,7 +5,8 @@
 // probed. A server that ignores Range still works for a small file; a damaged partition is
 // refused with a visible integrity error. The version-2 file (target/e2e/demo-rows.tsp:
 // int8 codes of a 64-d PCA in the partitions, the vectors as re-ranking rows beside them)
-// fetches the probed partitions, then its shortlist's rows by Range, and refuses bad rows.
+// fetches the probed partitions, then its shortlist's rows and its hits' thumbnails by Range,
+// and refuses bad rows.
 
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -171,7 +172,7 @@ describe('partitioned index over HTTP Range', () => {
     }
   });
 
-  test('re-ranking rows: the probed partitions, then the shortlist\'s rows by Range; the whole index\'s top hits', async () => {
+  test('re-ranking rows: the probed partitions, the shortlist\'s rows, the hits\' thumbnails; the whole index\'s top hits', async () => {
     const whole = await runDemo(env, 'demo/index.tsi', [{ options: { k: 5, exact: true } }]);
     await whole.context.close();
     const run = await runDemo(env, 'e2e/demo-rows.tsp', [
@@ -186,6 +187,8 @@ describe('partitioned index over HTTP Range', () => {
       all.hits.forEach((h, i) => assert.ok(Math.abs(h[1] - whole.results[0].hits[i][1]) < 2e-3, 're-scored on the f16 rows'));
       assert.equal(all.transfer.partitions, 12);
       assert.ok(all.transfer.rows >= 64 && all.transfer.rows < 3004, `${all.transfer.rows} rows: the shortlist's, not every tile's`);
+      assert.ok(all.hits.every((h) => h[2]), 'every hit has its thumbnail');
+      assert.equal(all.transfer.thumbnails, 5, 'the thumbnails of the 5 hits, no others');
       assert.equal(first.hits.length, 10);
       assert.ok(first.hits[0][1] > 0.999, 'the query tile is found');
       assert.equal(again.transfer.partitions + again.transfer.rows, 0, 'already loaded: nothing fetched again');
@@ -197,6 +200,17 @@ describe('partitioned index over HTTP Range', () => {
     } finally {
       await run.context.close();
     }
+    // A fresh page's first search (default nprobe 3), against the same with thumbnails and
+    // full vectors in the partitions.
+    const bytes = async (index) => {
+      const fresh = await runDemo(env, index, [{ options: { k: 10 } }]);
+      await fresh.context.close();
+      assert.ok(fresh.results[0].hits.every((h) => h[2]));
+      return fresh.requests.filter((r) => !r.range.startsWith('bytes=0-')).reduce((n, r) => n + r.bytes, 0);
+    };
+    const [plain, compact] = [await bytes('e2e/demo.tsp'), await bytes('e2e/demo-rows.tsp')];
+    console.log(`# first search past the directory: ${plain} bytes (demo.tsp), ${compact} bytes (demo-rows.tsp)`);
+    assert.ok(compact * 4 < plain, `${compact} bytes with rows against ${plain}`);
   });
 
   test('a damaged re-ranking row is refused with an integrity error', async () => {

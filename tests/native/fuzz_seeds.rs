@@ -249,7 +249,7 @@ fn seeds_are_accepted_by_their_readers() {
             let span = index.span(p).unwrap();
             index.add_partition(p, &bytes[span.start as usize..span.end as usize]).unwrap_or_else(|e| panic!("partitioned/{name}: {e}"));
             if index.rows_info().is_some() {
-                let rows = tessera::partitioned::Fetch { partition: p, rows: Some((0, index.partitions()[p].tiles)) };
+                let rows = tessera::partitioned::Fetch::Rows { partition: p, first: 0, count: index.partitions()[p].tiles };
                 let range = index.range(&rows).unwrap();
                 index.add(&rows, &bytes[range.start as usize..range.end as usize]).unwrap_or_else(|e| panic!("partitioned/{name} rows: {e}"));
             }

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use tessera::index::{BuildOptions, Index, IndexBuilder, IndexError, Quantization};
-use tessera::partitioned::{partition, PartitionOptions, PartitionedIndex};
+use tessera::partitioned::{partition, Fetch, PartitionOptions, PartitionedIndex};
 use tessera::search::{search, Example, Filter, Hit, Query, SearchOptions, SlideOptions};
 
 fn demo_index() -> Index {
@@ -48,9 +48,10 @@ fn load_for_rows(p: &mut PartitionedIndex, file: &[u8], query: &Query, options: 
         for fetch in needed {
             let range = p.range(&fetch).unwrap();
             p.add(&fetch, &file[range.start as usize..range.end as usize]).unwrap();
-            match fetch.rows {
-                None => partitions += 1,
-                Some((_, count)) => rows += count as usize,
+            match fetch {
+                Fetch::Partition(_) => partitions += 1,
+                Fetch::Rows { count, .. } => rows += count as usize,
+                Fetch::Thumbnails { .. } => unreachable!("a search's needs are partitions and rows"),
             }
         }
     }
@@ -262,6 +263,18 @@ fn rows_beside_compact_partitions_rerank_a_shortlist() {
             assert_eq!(paths(&parts), paths(&whole), "{options:?}");
             for (a, b) in parts.iter().zip(&whole) {
                 assert!((a.score - b.score).abs() < 1e-4, "{} vs {}", a.score, b.score);
+                assert_eq!(a.has_thumbnail, b.has_thumbnail);
+            }
+            // Thumbnails stay out of the partitions: fetched for the hits only, each
+            // checked against its row's CRC-32.
+            let ids: Vec<u32> = parts.iter().map(|h| h.id).collect();
+            for fetch in p.needed_thumbnails(&ids) {
+                let range = p.range(&fetch).unwrap();
+                p.add(&fetch, &file[range.start as usize..range.end as usize]).unwrap();
+            }
+            assert!(p.needed_thumbnails(&ids).is_empty());
+            for (a, b) in parts.iter().zip(&whole) {
+                assert_eq!(p.thumbnail(a.id), index.thumbnail(b.id as usize), "{}", a.metadata["path"]);
             }
         }
     }
@@ -295,9 +308,9 @@ fn rows_beside_compact_partitions_rerank_a_shortlist() {
 
     // Rows are checked against the partition's stored codes.
     let mut p = open(&file);
-    let fetch = tessera::partitioned::Fetch { partition: 1, rows: None };
+    let fetch = Fetch::Partition(1);
     let span = p.range(&fetch).unwrap();
-    let rows_of = |first: u32| p.range(&tessera::partitioned::Fetch { partition: 1, rows: Some((first, 1)) }).unwrap();
+    let rows_of = |first: u32| p.range(&Fetch::Rows { partition: 1, first, count: 1 }).unwrap();
     let (row0, row1) = (rows_of(0), rows_of(1));
     assert_eq!(row0.start, span.end, "a partition's rows follow it");
     assert!(matches!(p.add_rows(1, 0, 1, &file[row0.start as usize..row0.end as usize]), Err(IndexError::BadOptions(_))), "its partition first");
@@ -312,7 +325,19 @@ fn rows_beside_compact_partitions_rerank_a_shortlist() {
     assert!(matches!(p.add_rows(1, 0, 1, &damaged[1..]), Err(IndexError::SectionLength { .. })));
     p.add_rows(1, 0, 1, &file[row0.start as usize..row0.end as usize]).unwrap();
     let tiles = p.partitions()[1].tiles;
-    assert!(p.range(&tessera::partitioned::Fetch { partition: 1, rows: Some((tiles, 1)) }).is_none(), "no row past the partition's tiles");
+    assert!(p.range(&Fetch::Rows { partition: 1, first: tiles, count: 1 }).is_none(), "no row past the partition's tiles");
+    // A damaged thumbnail is refused; the right bytes are then taken.
+    let tile = p.partitions()[1].first_tile;
+    let needed = p.needed_thumbnails(&[tile]);
+    assert_eq!(needed, vec![Fetch::Thumbnails { partition: 1, first: 0, count: 1 }]);
+    let range = p.range(&needed[0]).unwrap();
+    assert!(range.start >= row0.start + u64::from(tiles) * (row0.end - row0.start), "thumbnails follow the rows");
+    let mut jpeg = file[range.start as usize..range.end as usize].to_vec();
+    jpeg[10] ^= 1;
+    let e = p.add(&needed[0], &jpeg).unwrap_err();
+    assert!(matches!(e, IndexError::BadPartition { partition: 1, .. }), "{e}");
+    p.add(&needed[0], &file[range.start as usize..range.end as usize]).unwrap();
+    assert!(p.thumbnail(tile).is_some());
 
     // PCA without re-ranking vectors cannot be probed in the model's space.
     let mut builder = IndexBuilder::new(index.model().clone(), BuildOptions { pca_dim: Some(16), graph_min_tiles: usize::MAX, ..BuildOptions::default() }).unwrap();

@@ -6,6 +6,7 @@
 //! [`crate::search`]. No file system access here: the browser hands us bytes.
 
 mod bytes;
+mod compact;
 mod format;
 mod graph;
 mod hnsw_batched;
@@ -18,6 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use compact::CompactIndexBuilder;
 pub use format::{FORMAT_VERSION, MAGIC};
 pub use graph::{GraphConstruction, HnswParams};
 pub use pca::Pca;

@@ -86,12 +86,25 @@ impl VectorStore {
         let len = data.len().checked_div(dim).unwrap_or(0);
         let mut codes = Vec::with_capacity(data.len());
         for row in data.chunks_exact(dim) {
-            for d in 0..dim {
-                let q = ((row[d] - min[d]) / scale[d]).round().clamp(0.0, 255.0);
-                codes.push(q as u8);
-            }
+            VectorStore::push_int8(&mut codes, row, &min, &scale);
         }
         VectorStore { dim, len, codes: Codes::Int8 { codes, min, scale } }
+    }
+
+    /// Appends one row's int8 codes on the grid `(min, scale)` to `codes` (clamped), as
+    /// [`VectorStore::encode_int8`] encodes every row.
+    pub(crate) fn push_int8(codes: &mut Vec<u8>, row: &[f32], min: &[f32], scale: &[f32]) {
+        codes.extend(row.iter().zip(min).zip(scale).map(|((x, m), s)| ((x - m) / s).round().clamp(0.0, 255.0) as u8));
+    }
+
+    /// A store of int8 codes already made on the grid `(min, scale)`.
+    pub(crate) fn from_int8(codes: Vec<u8>, dim: usize, min: Vec<f32>, scale: Vec<f32>) -> VectorStore {
+        VectorStore { dim, len: codes.len().checked_div(dim).unwrap_or(0), codes: Codes::Int8 { codes, min, scale } }
+    }
+
+    /// A store of f16 values already rounded.
+    pub(crate) fn from_f16(values: Vec<f16>, dim: usize) -> VectorStore {
+        VectorStore { dim, len: values.len().checked_div(dim).unwrap_or(0), codes: Codes::F16(values) }
     }
 
     /// The int8 grid (per-dimension minimums and scales), when the vectors are int8.
@@ -312,7 +325,7 @@ unsafe fn dot_f16_avx2(a: &[f32], b: &[f16]) -> f32 {
 }
 
 /// The per-dimension grid that covers `data`'s range in 256 steps.
-fn int8_params(data: &[f32], dim: usize, len: usize) -> (Vec<f32>, Vec<f32>) {
+pub(crate) fn int8_params(data: &[f32], dim: usize, len: usize) -> (Vec<f32>, Vec<f32>) {
     let mut min = vec![f32::INFINITY; dim];
     let mut max = vec![f32::NEG_INFINITY; dim];
     for row in data.chunks_exact(dim) {

@@ -19,10 +19,21 @@ const SAMPLE_PER_CENTROID: usize = 256;
 /// `k` unit centroids (row-major, `k × dim`) for `points` (`n × dim`, unit rows) and each
 /// point's centroid. `k` is clamped to `1..=n`; `n` must be positive.
 pub(crate) fn spherical_kmeans(points: &[f32], dim: usize, k: usize, iterations: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
-    let n = points.len() / dim;
+    spherical_kmeans_by(points.len() / dim, dim, k, iterations, seed, |i| points[i * dim..(i + 1) * dim].to_vec())
+}
+
+/// [`spherical_kmeans`] of `n` points that `row(i)` gives one at a time: only the training
+/// sample is held at once, so a collection need not fit in memory as f32.
+pub(crate) fn spherical_kmeans_by(
+    n: usize,
+    dim: usize,
+    k: usize,
+    iterations: usize,
+    seed: u64,
+    row: impl Fn(usize) -> Vec<f32> + Sync,
+) -> (Vec<f32>, Vec<u32>) {
     let k = k.clamp(1, n.max(1));
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let row = |i: usize| &points[i * dim..(i + 1) * dim];
     let sample_ids: Vec<usize> = if n > k * SAMPLE_PER_CENTROID {
         let mut ids = sample(&mut rng, n, k * SAMPLE_PER_CENTROID).into_vec();
         ids.sort_unstable();
@@ -30,9 +41,8 @@ pub(crate) fn spherical_kmeans(points: &[f32], dim: usize, k: usize, iterations:
     } else {
         (0..n).collect()
     };
-    let mut centroids: Vec<f32> =
-        sample(&mut rng, sample_ids.len(), k).into_iter().flat_map(|i| row(sample_ids[i]).to_vec()).collect();
-    let training: Vec<f32> = sample_ids.iter().flat_map(|&i| row(i).to_vec()).collect();
+    let mut centroids: Vec<f32> = sample(&mut rng, sample_ids.len(), k).into_iter().flat_map(|i| row(sample_ids[i])).collect();
+    let training: Vec<f32> = sample_ids.iter().flat_map(|&i| row(i)).collect();
     for _ in 0..iterations {
         let assigned = assign(&training, dim, &centroids);
         let mut sums = vec![0.0f64; k * dim];
@@ -53,14 +63,18 @@ pub(crate) fn spherical_kmeans(points: &[f32], dim: usize, k: usize, iterations:
             l2_normalize(centroid);
         }
     }
-    let assigned = assign(points, dim, &centroids);
+    let assigned = assign_by(n, dim, &centroids, &row);
     (centroids, assigned)
 }
 
 /// The nearest centroid (highest inner product, lowest index on ties) of every point, the
 /// points split over the machine's threads.
 fn assign(points: &[f32], dim: usize, centroids: &[f32]) -> Vec<u32> {
-    let n = points.len() / dim;
+    assign_by(points.len() / dim, dim, centroids, &|i| points[i * dim..(i + 1) * dim].to_vec())
+}
+
+/// [`assign`] of `n` points that `row(i)` gives.
+fn assign_by(n: usize, dim: usize, centroids: &[f32], row: &(impl Fn(usize) -> Vec<f32> + Sync)) -> Vec<u32> {
     let mut out = vec![0u32; n];
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
     let chunk = n.div_ceil(threads).max(1);
@@ -75,14 +89,14 @@ fn assign(points: &[f32], dim: usize, centroids: &[f32]) -> Vec<u32> {
         best.1
     };
     if threads == 1 {
-        points.chunks_exact(dim).zip(out.iter_mut()).for_each(|(p, o)| *o = nearest(p));
+        out.iter_mut().enumerate().for_each(|(i, o)| *o = nearest(&row(i)));
         return out;
     }
     std::thread::scope(|scope| {
-        for (points, out) in points.chunks(chunk * dim).zip(out.chunks_mut(chunk)) {
+        for (c, out) in out.chunks_mut(chunk).enumerate() {
             scope.spawn(move || {
-                for (p, o) in points.chunks_exact(dim).zip(out.iter_mut()) {
-                    *o = nearest(p);
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = nearest(&row(c * chunk + i));
                 }
             });
         }

@@ -11,7 +11,7 @@ use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use tessera::index::{BuildOptions, Index, IndexBuilder, IndexError, Quantization};
+use tessera::index::{BuildOptions, CompactIndexBuilder, Index, IndexBuilder, IndexError, Quantization};
 use tessera::partitioned::{partition, Fetch, PartitionOptions, PartitionedIndex};
 use tessera::search::{search, Example, Filter, Hit, Query, SearchOptions, SlideOptions};
 
@@ -346,4 +346,25 @@ fn rows_beside_compact_partitions_rerank_a_shortlist() {
     }
     let pca_only = builder.build().unwrap();
     assert!(matches!(partition(&pca_only, &PartitionOptions::default(), |_| Ok(())), Err(IndexError::BadOptions(_))));
+}
+
+#[test]
+fn the_compact_builder_fitted_on_every_tile_writes_the_whole_build() {
+    let whole = compact_index();
+    let demo = demo_index();
+    let vectors: Vec<Vec<f32>> = (0..demo.len()).map(|id| demo.stored_vector(id).unwrap()[..96].to_vec()).collect();
+    let mut builder = CompactIndexBuilder::fit(whole.model().clone(), 16, &vectors.concat()).unwrap();
+    for (id, v) in vectors.iter().enumerate() {
+        builder.add(v, demo.metadata(id).into_iter().collect()).unwrap();
+    }
+    let streamed = builder.build();
+    // The whole build keeps thumbnails; the compact builder does not.
+    let options = BuildOptions { quantization: Quantization::Int8, pca_dim: Some(16), rerank: Some(Quantization::F16), graph_min_tiles: usize::MAX, ..BuildOptions::default() };
+    let mut plain = IndexBuilder::new(whole.model().clone(), options).unwrap();
+    for (id, v) in vectors.iter().enumerate() {
+        plain.add(v, demo.metadata(id).into_iter().collect(), None).unwrap();
+    }
+    assert_eq!(streamed.to_bytes(), plain.build().unwrap().to_bytes());
+    assert!(matches!(CompactIndexBuilder::fit(whole.model().clone(), 96, &vectors[0]), Err(IndexError::BadOptions(_))));
+    assert!(matches!(CompactIndexBuilder::fit(whole.model().clone(), 16, &vectors[0][..95]), Err(IndexError::BadOptions(_))));
 }

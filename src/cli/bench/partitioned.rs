@@ -14,11 +14,12 @@ use std::time::Instant;
 use anyhow::bail;
 use serde_json::json;
 
-use tessera::index::{BuildOptions, IndexBuilder, ModelRef};
-use tessera::partitioned::{PartitionOptions, PartitionedIndex};
+use rayon::prelude::*;
+use tessera::index::{BuildOptions, CompactIndexBuilder, IndexBuilder, ModelRef, Quantization};
+use tessera::partitioned::{PartitionOptions, PartitionSummary, PartitionedIndex};
 use tessera::search::{Query, SearchOptions};
 
-use super::search::{exact_truth, parse_variant, BenchVectors, SyntheticArgs};
+use super::search::{exact_truth, parse_variant, BenchVectors, SyntheticArgs, SyntheticStream};
 use crate::cli::remote::{Source, Transfer};
 
 #[derive(clap::Args)]
@@ -26,8 +27,10 @@ pub struct BenchPartitionedArgs {
     /// Index sizes (tiles), comma separated.
     #[arg(long, value_delimiter = ',', default_values_t = [100_000usize, 1_000_000, 10_000_000])]
     sizes: Vec<usize>,
-    /// Sizes above this are recorded as skipped: the synthetic vectors, the ground truth and
-    /// the source index are all held in memory (10⁷ × 384 f32 is 15 GB).
+    /// Sizes above this are streamed: the synthetic vectors are drawn one at a time (twice:
+    /// for the index, then for the ground truth) into a compact index of int8 PCA codes
+    /// with f16 rows, so only encodings `int8+pcaN+rerankf16` are measured there (the others
+    /// hold every f32 vector in memory: 10⁷ × 384 is 15 GB) and the rest are recorded as skipped.
     #[arg(long, default_value_t = 2_000_000)]
     max_tiles: usize,
     #[command(flatten)]
@@ -67,16 +70,26 @@ pub fn run(args: BenchPartitionedArgs) -> anyhow::Result<()> {
 
     let (mut rows, mut skipped) = (Vec::new(), Vec::new());
     for &n in &args.sizes {
+        let path = dir.path().join(format!("{n}.tsp"));
         if n > args.max_tiles {
-            eprintln!("== {n} tiles: skipped (above --max-tiles {})", args.max_tiles);
-            skipped.push(json!({ "tiles": n, "why": format!("above --max-tiles {}: the vectors, the ground truth and the source index are held in memory", args.max_tiles) }));
+            let (streamable, other): (Vec<&String>, Vec<&String>) = args.encodings.iter().partition(|e| streamed_pca(e).is_some());
+            for encoding in other {
+                eprintln!("== {n} tiles, {encoding}: skipped (above --max-tiles {})", args.max_tiles);
+                skipped.push(json!({ "tiles": n, "encoding": encoding, "why": format!("above --max-tiles {}: this encoding is built from every f32 vector in memory (10⁷ × 384 is 15 GB); only int8+pcaN+rerankf16 is streamed", args.max_tiles) }));
+            }
+            for encoding in streamable {
+                eprintln!("== {n} tiles × {} dims, {encoding}: streamed", args.synthetic.dim);
+                rows.extend(bench_streamed(&args, n, encoding, &path, &base)?);
+                std::fs::remove_file(&path)?;
+            }
             continue;
         }
         eprintln!("== {n} tiles × {} dims", args.synthetic.dim);
         let data = BenchVectors::generate(n, args.queries, &args.synthetic, 42);
         let truth = exact_truth(&data, args.k);
         for encoding in &args.encodings {
-            rows.extend(bench_size(&args, &data, &truth, encoding, &dir.path().join(format!("{n}.tsp")), &base)?);
+            let built = build_in_memory(&args, &data, encoding, &path)?;
+            rows.extend(measure(&args, &built, &data.queries, &truth, &path, &base)?);
         }
     }
     server.unblock();
@@ -97,29 +110,110 @@ pub fn run(args: BenchPartitionedArgs) -> anyhow::Result<()> {
     super::write_results(&args.output, &report)
 }
 
-fn bench_size(
+/// A partitioned file written for one size and encoding.
+struct Built<'a> {
+    tiles: usize,
+    encoding: &'a str,
+    summary: PartitionSummary,
+    build_s: f64,
+}
+
+/// The synthetic model: the vectors' dimension, nothing to embed with.
+fn synthetic_model(dim: usize) -> ModelRef {
+    ModelRef { views: 1, id: "synthetic".into(), sha256: "0".repeat(64), dim, descriptor: tessera::descriptor::DescriptorKind::Vit }
+}
+
+/// The source position of each tile, to score recall: partitioned ids are partition order.
+fn source(i: usize) -> Vec<(String, String)> {
+    vec![("source".into(), i.to_string())]
+}
+
+fn partition_options(args: &BenchPartitionedArgs) -> PartitionOptions {
+    PartitionOptions { partitions: args.partitions, shortlist: args.shortlist, ..PartitionOptions::default() }
+}
+
+fn build_in_memory<'a>(args: &BenchPartitionedArgs, data: &BenchVectors, encoding: &'a str, path: &std::path::Path) -> anyhow::Result<Built<'a>> {
+    let (quantization, pca_dim, rerank) = parse_variant(encoding)?;
+    let started = Instant::now();
+    let build = BuildOptions { quantization, pca_dim, rerank, graph_min_tiles: usize::MAX, ..BuildOptions::default() };
+    let mut builder = IndexBuilder::new(synthetic_model(data.dim), build)?;
+    for (i, v) in data.base.chunks_exact(data.dim).enumerate() {
+        builder.add(v, source(i), None)?;
+    }
+    let index = builder.build()?;
+    let summary = crate::cli::partition::write(&index, &partition_options(args), path)?;
+    Ok(Built { tiles: data.len(), encoding, summary, build_s: started.elapsed().as_secs_f64() })
+}
+
+/// The PCA dims of an encoding the streamed build makes (`int8+pcaN+rerankf16`).
+fn streamed_pca(encoding: &str) -> Option<usize> {
+    match parse_variant(encoding).ok()? {
+        (Quantization::Int8, Some(dims), Some(Quantization::F16)) => Some(dims),
+        _ => None,
+    }
+}
+
+/// Tiles the streamed build fits its PCA and int8 grid on.
+const STREAMED_FIT_TILES: usize = 100_000;
+
+/// A size whose vectors do not fit in memory as f32: drawn one at a time into a
+/// [`CompactIndexBuilder`] (PCA and grid fitted on the first tiles), partitioned, then drawn
+/// again for the ground truth.
+fn bench_streamed(args: &BenchPartitionedArgs, n: usize, encoding: &str, path: &std::path::Path, base: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+    let pca_dim = streamed_pca(encoding).expect("a streamed encoding");
+    let started = Instant::now();
+    let mut stream = SyntheticStream::new(n, &args.synthetic, 42);
+    let sample: Vec<f32> = stream.base().take(STREAMED_FIT_TILES).flatten().collect();
+    let mut builder = CompactIndexBuilder::fit(synthetic_model(args.synthetic.dim), pca_dim, &sample)?;
+    drop(sample);
+    builder.reserve(n);
+    for (i, v) in stream.base().enumerate() {
+        builder.add(&v, source(i))?;
+    }
+    let queries: Vec<f32> = (0..args.queries).flat_map(|_| stream.draw()).collect();
+    let index = builder.build();
+    eprintln!("{encoding}: {n} tiles drawn and encoded in {:.1} s", started.elapsed().as_secs_f64());
+    let summary = crate::cli::partition::write(&index, &partition_options(args), path)?;
+    drop(index);
+    let built = Built { tiles: n, encoding, summary, build_s: started.elapsed().as_secs_f64() };
+    let truth = streamed_truth(&mut stream, &queries, args.synthetic.dim, args.k);
+    measure(args, &built, &queries, &truth, path, base)
+}
+
+/// Exact float32 top-k of each query over the stream's base vectors, drawn again a chunk at
+/// a time.
+fn streamed_truth(stream: &mut SyntheticStream, queries: &[f32], dim: usize, k: usize) -> Vec<Vec<u32>> {
+    const CHUNK: usize = 65_536;
+    let mut best: Vec<Vec<(f32, u32)>> = vec![Vec::new(); queries.len() / dim];
+    let mut base = stream.base();
+    let mut first = 0usize;
+    loop {
+        let chunk: Vec<f32> = base.by_ref().take(CHUNK).flatten().collect();
+        if chunk.is_empty() {
+            break;
+        }
+        best.par_iter_mut().enumerate().for_each(|(qi, top)| {
+            let q = &queries[qi * dim..(qi + 1) * dim];
+            top.extend(chunk.chunks_exact(dim).enumerate().map(|(i, v)| (tessera::index::dot_product(q, v), (first + i) as u32)));
+            top.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            top.truncate(k);
+        });
+        first += chunk.len() / dim;
+    }
+    best.into_iter().map(|top| top.into_iter().map(|(_, i)| i).collect()).collect()
+}
+
+/// Bytes, latency and recall of every nprobe for the file `built` wrote at `path`, served at `base`.
+fn measure(
     args: &BenchPartitionedArgs,
-    data: &BenchVectors,
+    built: &Built,
+    queries: &[f32],
     truth: &[Vec<u32>],
-    encoding: &str,
     path: &std::path::Path,
     base: &str,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
-    let (quantization, pca_dim, rerank) = parse_variant(encoding)?;
-    let n = data.len();
-    let model = ModelRef { views: 1, id: "synthetic".into(), sha256: "0".repeat(64), dim: data.dim, descriptor: tessera::descriptor::DescriptorKind::Vit };
-    let started = Instant::now();
-    let build = BuildOptions { quantization, pca_dim, rerank, graph_min_tiles: usize::MAX, ..BuildOptions::default() };
-    let mut builder = IndexBuilder::new(model, build)?;
-    // The source position of each tile, to score recall: partitioned ids are partition order.
-    for (i, v) in data.base.chunks_exact(data.dim).enumerate() {
-        builder.add(v, vec![("source".into(), i.to_string())], None)?;
-    }
-    let index = builder.build()?;
-    let options = PartitionOptions { partitions: args.partitions, shortlist: args.shortlist, ..PartitionOptions::default() };
-    let summary = crate::cli::partition::write(&index, &options, path)?;
-    drop(index);
-    let build_s = started.elapsed().as_secs_f64();
+    let Built { tiles: n, encoding, ref summary, build_s } = *built;
+    let dim = args.synthetic.dim;
     let file_bytes = std::fs::metadata(path)?.len();
     eprintln!(
         "{encoding}: {} partitions (largest {} tiles), {file_bytes} bytes, directory {} bytes, built and partitioned in {build_s:.1} s",
@@ -137,7 +231,7 @@ fn bench_size(
         let (mut times, mut bytes, mut requests, mut found) = (Vec::new(), Vec::new(), 0usize, 0usize);
         for (qi, expected) in truth.iter().enumerate() {
             let wanted: HashSet<String> = expected.iter().map(|i| i.to_string()).collect();
-            let query = Query::vector(data.query(qi).to_vec());
+            let query = Query::vector(queries[qi * dim..(qi + 1) * dim].to_vec());
             let mut reader = cold.clone();
             let mut transfer = Transfer::default();
             let started = Instant::now();

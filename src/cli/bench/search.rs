@@ -210,7 +210,7 @@ pub(super) struct SyntheticArgs {
 pub(super) struct BenchVectors {
     pub(super) dim: usize,
     pub(super) base: Vec<f32>,
-    queries: Vec<f32>,
+    pub(super) queries: Vec<f32>,
 }
 
 impl BenchVectors {
@@ -239,29 +239,10 @@ impl BenchVectors {
     }
 
     pub(super) fn generate(n: usize, queries: usize, shape: &SyntheticArgs, seed: u64) -> BenchVectors {
-        let SyntheticArgs { dim, decay, mean_cos } = *shape;
-        let mut rng = Gaussian::new(seed);
-        let spectrum: Vec<f32> = (0..dim).map(|i| (1.0 + i as f32).powf(-decay / 2.0)).collect();
-        let mean: Vec<f32> = (0..dim).map(|_| rng.next()).collect();
-        let mean_norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt();
-        let clusters = ((n as f64).sqrt() as usize).max(2);
-        let centres: Vec<Vec<f32>> =
-            (0..clusters).map(|_| spectrum.iter().map(|s| s * rng.next()).collect()).collect();
-        // |mean|² / (|mean|² + |centre + spread|²) is the typical cosine of unrelated vectors.
-        let spread = spectrum.iter().map(|s| s * s).sum::<f32>() * (1.0 + 0.6 * 0.6);
-        let centre_norm = (spread * mean_cos / (1.0 - mean_cos)).sqrt();
-        let draw = |rng: &mut Gaussian| {
-            let c = &centres[(rng.next_u64() % clusters as u64) as usize];
-            let mut v: Vec<f32> = (0..dim)
-                .map(|i| mean[i] / mean_norm * centre_norm + c[i] + 0.6 * spectrum[i] * rng.next())
-                .collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.iter_mut().for_each(|x| *x /= norm);
-            v
-        };
-        let base = (0..n).flat_map(|_| draw(&mut rng)).collect();
-        let queries = (0..queries).flat_map(|_| draw(&mut rng)).collect();
-        BenchVectors { dim, base, queries }
+        let mut stream = SyntheticStream::new(n, shape, seed);
+        let base = stream.base().flatten().collect();
+        let queries = (0..queries).flat_map(|_| stream.draw()).collect();
+        BenchVectors { dim: shape.dim, base, queries }
     }
 
     pub(super) fn len(&self) -> usize {
@@ -273,8 +254,65 @@ impl BenchVectors {
     }
 }
 
+/// The synthetic vectors one at a time, for sizes whose f32 vectors do not fit in memory:
+/// the same numbers as [`BenchVectors::generate`] (`n` base vectors, then the queries).
+pub(super) struct SyntheticStream {
+    n: usize,
+    dim: usize,
+    spectrum: Vec<f32>,
+    /// The shared direction every vector leans along, scaled to its norm in a vector.
+    offset: Vec<f32>,
+    centres: Vec<Vec<f32>>,
+    /// At the first base vector.
+    start: Gaussian,
+    /// Past the base vectors once [`SyntheticStream::base`] was walked to its end or
+    /// [`SyntheticStream::draw`] skipped past them.
+    rng: Gaussian,
+}
+
+impl SyntheticStream {
+    pub(super) fn new(n: usize, shape: &SyntheticArgs, seed: u64) -> SyntheticStream {
+        let SyntheticArgs { dim, decay, mean_cos } = *shape;
+        let mut rng = Gaussian::new(seed);
+        let spectrum: Vec<f32> = (0..dim).map(|i| (1.0 + i as f32).powf(-decay / 2.0)).collect();
+        let mean: Vec<f32> = (0..dim).map(|_| rng.next()).collect();
+        let mean_norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let clusters = ((n as f64).sqrt() as usize).max(2);
+        let centres: Vec<Vec<f32>> = (0..clusters).map(|_| spectrum.iter().map(|s| s * rng.next()).collect()).collect();
+        // |mean|² / (|mean|² + |centre + spread|²) is the typical cosine of unrelated vectors.
+        let spread = spectrum.iter().map(|s| s * s).sum::<f32>() * (1.0 + 0.6 * 0.6);
+        let centre_norm = (spread * mean_cos / (1.0 - mean_cos)).sqrt();
+        let offset = mean.iter().map(|m| m / mean_norm * centre_norm).collect();
+        SyntheticStream { n, dim, spectrum, offset, centres, start: rng.clone(), rng }
+    }
+
+    fn draw_from(&self, rng: &mut Gaussian) -> Vec<f32> {
+        let c = &self.centres[(rng.next_u64() % self.centres.len() as u64) as usize];
+        let mut v: Vec<f32> = (0..self.dim).map(|i| self.offset[i] + c[i] + 0.6 * self.spectrum[i] * rng.next()).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+        v
+    }
+
+    /// The `n` base vectors from the first; walked to its end, the stream's next draw is
+    /// the first query.
+    pub(super) fn base(&mut self) -> impl Iterator<Item = Vec<f32>> + '_ {
+        self.rng = self.start.clone();
+        (0..self.n).map(move |_| self.draw())
+    }
+
+    /// The next vector after the base ones (call after walking [`SyntheticStream::base`]).
+    pub(super) fn draw(&mut self) -> Vec<f32> {
+        let mut rng = std::mem::replace(&mut self.rng, Gaussian::new(0));
+        let v = self.draw_from(&mut rng);
+        self.rng = rng;
+        v
+    }
+}
+
 /// splitmix64 with Box–Muller: a seeded standard normal stream (a benchmark's data
 /// generator; no need for a crate).
+#[derive(Clone)]
 struct Gaussian {
     state: u64,
     spare: Option<f32>,

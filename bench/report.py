@@ -303,14 +303,16 @@ def ray_build_section(d, md: list):
     md.append("")
 
 
-def partitioned_section(d, plots: Path, md: list):
+def partitioned_section(d, d10m, plots: Path, md: list):
     if not begin(md, "Partitioned index over HTTP Range (`tessera bench partitioned`)", d, "no `partitioned.json`"):
         return
     md.append(f"Source: {provenance(d)}. {d.get('data', '')}; {d.get('served', '')}; latency: {d.get('latency', '')}; {d.get('recall', '')}.\n")
+    if d10m:
+        md.append(f"The 10M rows: {provenance(d10m)}; the vectors drawn one at a time into a compact index (PCA and int8 grid fitted on the first 100,000).\n")
     md.append("An encoding with `+rerank` keeps its re-ranking vectors as row ranges beside the compact partitions: "
               "a query fetches its probed partitions, then the rows of its shortlist (one request per run of adjacent rows).\n")
     table_head(md, "rlrrrrrrrrrr", ["tiles", "encoding", "partitions", "nprobe", "file MB", "directory kB", "fetched kB/query", "requests/query", "fetched / file", "p50 ms", "p99 ms", "recall@10"])
-    rows = d["rows"]
+    rows = d["rows"] + (d10m or {}).get("rows", [])
     for r in rows:
         r["encoding"] = r.get("encoding", r.get("quantization"))
         requests = r.get("requests_per_query")
@@ -319,8 +321,11 @@ def partitioned_section(d, plots: Path, md: list):
             f"{r['directory_bytes'] / 1e3:.0f} | {r['bytes_per_query'] / 1e3:.0f} | {'' if requests is None else f'{requests:.1f}'} | {r['bytes_per_query'] / r['file_bytes']:.4f} | "
             f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['recall_at_k']:.4f} |"
         )
-    for s in d.get("skipped", []):
-        md.append(f"\nSkipped: {s['tiles']} tiles ({s['why']}).")
+    # A skip of a size (or of one encoding at it) that another result file measured is not shown.
+    measured = {(r["tiles"], r["encoding"]) for r in rows} | {(r["tiles"], None) for r in rows}
+    for s in d.get("skipped", []) + (d10m or {}).get("skipped", []):
+        if (s["tiles"], s.get("encoding")) not in measured:
+            md.append(f"\nSkipped: {s['tiles']} tiles{' ' + s['encoding'] if s.get('encoding') else ''} ({s['why']}).")
     fig, ax = plt.subplots(figsize=(7, 3.5))
     series = {}
     for r in rows:
@@ -553,7 +558,7 @@ def main():
     search_section(load(args.results, "search"), plots, md)
     search_vectors_section(load(args.results, "search-vectors"), md)
     graph_section(load(args.results, "graph-build"), md)
-    partitioned_section(load(args.results, "partitioned"), plots, md)
+    partitioned_section(load(args.results, "partitioned"), load(args.results, "partitioned-10m"), plots, md)
     ray_build_section(load(args.results, "ray-build"), md)
     web_section(load(args.results, "web"), plots, md, peak)
     wasm_variants_section(load(args.results, "wasm-variants"), md)

@@ -457,7 +457,11 @@ impl PartitionedIndex {
         let vectors: Vec<u8> = bytes.chunks_exact(row_bytes).flat_map(|row| &row[..vector_bytes]).copied().collect();
         let store = VectorStore::from_sections("rows", info.quantization, dim, count as usize, &vectors, None)
             .map_err(|e| IndexError::BadPartition { partition: p, what: format!("re-ranking rows {first}+{count}: {e}") })?;
-        let steps = index.vectors.int8_params().map(|(_, scale)| scale);
+        // The int8 grid: a stored value is within one step of the projection, or at the
+        // grid's edge when the projection lies beyond it (a grid fitted on a sample clamps).
+        let grid = index.vectors.int8_params();
+        let tolerance = |d: usize| grid.as_ref().map_or(0.0, |(_, scale)| scale[d]) + 4e-3;
+        let on_grid = |d: usize, x: f32| grid.as_ref().map_or(x, |(min, scale)| x.clamp(min[d], min[d] + 255.0 * scale[d]));
         let thumbnail_bytes = self.partitions()[p].thumbnail_bytes;
         let mut arrived = Vec::with_capacity(count as usize);
         for (i, raw) in bytes.chunks_exact(row_bytes).enumerate() {
@@ -470,7 +474,7 @@ impl PartitionedIndex {
             }
             let expected = self.directory.pca.as_ref().map_or_else(|| row.clone(), |pca| pca.project(&row));
             let stored = index.vectors.decode(local);
-            let off = expected.iter().zip(&stored).enumerate().find(|&(d, (e, s))| (e - s).abs() > steps.as_ref().map_or(0.0, |st| st[d]) + 4e-3);
+            let off = expected.iter().zip(&stored).enumerate().find(|&(d, (&e, s))| (on_grid(d, e) - s).abs() > tolerance(d));
             if let Some((d, (e, s))) = off {
                 return Err(bad(format!("dimension {d} projects to {e}, the partition stores {s}")));
             }

@@ -365,6 +365,22 @@ fn the_compact_builder_fitted_on_every_tile_writes_the_whole_build() {
         plain.add(v, demo.metadata(id).into_iter().collect(), None).unwrap();
     }
     assert_eq!(streamed.to_bytes(), plain.build().unwrap().to_bytes());
+    // Fitted on a few tiles, its grid clamps the others' codes: their rows still pass the
+    // partitions' checks.
+    let mut builder = CompactIndexBuilder::fit(whole.model().clone(), 16, &vectors[..40].concat()).unwrap();
+    for (id, v) in vectors.iter().enumerate() {
+        builder.add(v, demo.metadata(id).into_iter().collect()).unwrap();
+    }
+    let clamped = builder.build();
+    let file = partitioned_bytes(&clamped, &PartitionOptions { partitions: 4, ..PartitionOptions::default() });
+    let mut p = open(&file);
+    for part in 0..p.partitions().len() {
+        let tiles = p.partitions()[part].tiles;
+        for fetch in [Fetch::Partition(part), Fetch::Rows { partition: part, first: 0, count: tiles }] {
+            let range = p.range(&fetch).unwrap();
+            p.add(&fetch, &file[range.start as usize..range.end as usize]).unwrap_or_else(|e| panic!("{fetch}: {e}"));
+        }
+    }
     assert!(matches!(CompactIndexBuilder::fit(whole.model().clone(), 96, &vectors[0]), Err(IndexError::BadOptions(_))));
     assert!(matches!(CompactIndexBuilder::fit(whole.model().clone(), 16, &vectors[0][..95]), Err(IndexError::BadOptions(_))));
 }

@@ -279,6 +279,21 @@ struct Row {
     round: u64,
 }
 
+/// `(partition, position)` pairs as runs `(partition, first, count)` of one partition each,
+/// positions up to `gap` apart sharing a run (those between come along).
+fn runs(mut positions: Vec<(usize, u32)>, gap: u32) -> Vec<(usize, u32, u32)> {
+    positions.sort_unstable();
+    positions.dedup();
+    let mut runs: Vec<(usize, u32, u32)> = Vec::new();
+    for (p, local) in positions {
+        match runs.last_mut() {
+            Some((partition, first, count)) if *partition == p && local <= *first + *count + gap => *count = local + 1 - *first,
+            _ => runs.push((p, local, 1)),
+        }
+    }
+    runs
+}
+
 /// Rows between two wanted rows of a partition that are fetched rather than start another
 /// request.
 const ROW_GAP: u32 = 8;
@@ -518,16 +533,8 @@ impl PartitionedIndex {
                 wanted.extend(self.locate(id).map(|(p, local)| (p, local as u32)));
             }
         }
-        wanted.sort_unstable();
-        wanted.dedup();
-        let mut runs: Vec<Fetch> = Vec::new();
-        for (p, local) in wanted {
-            match runs.last_mut() {
-                Some(Fetch::Thumbnails { partition, first, count }) if *partition == p && *first + *count == local => *count += 1,
-                _ => runs.push(Fetch::Thumbnails { partition: p, first: local, count: 1 }),
-            }
-        }
-        runs
+        // Thumbnails vary in size: only adjacent ones share a range.
+        runs(wanted, 0).into_iter().map(|(partition, first, count)| Fetch::Thumbnails { partition, first, count }).collect()
     }
 
     /// Verifies the thumbnails of tiles `first..first + count` of partition `p` (each
@@ -711,20 +718,9 @@ impl PartitionedIndex {
 
     /// Tiles' rows as runs of rows of one partition, one range each: rows up to
     /// [`ROW_GAP`] apart share a run (the rows between come along).
-    fn row_runs(&self, mut ids: Vec<u32>) -> Vec<Fetch> {
-        ids.sort_unstable();
-        ids.dedup();
-        let mut runs: Vec<Fetch> = Vec::new();
-        for (p, local) in ids.into_iter().filter_map(|id| self.locate(id)) {
-            let local = local as u32;
-            match runs.last_mut() {
-                Some(Fetch::Rows { partition, first, count }) if *partition == p && local <= *first + *count + ROW_GAP => {
-                    *count = local + 1 - *first;
-                }
-                _ => runs.push(Fetch::Rows { partition: p, first: local, count: 1 }),
-            }
-        }
-        runs
+    fn row_runs(&self, ids: Vec<u32>) -> Vec<Fetch> {
+        let positions = ids.into_iter().filter_map(|id| self.locate(id)).map(|(p, local)| (p, local as u32)).collect();
+        runs(positions, ROW_GAP).into_iter().map(|(partition, first, count)| Fetch::Rows { partition, first, count }).collect()
     }
 
     fn tile_not_found(&self, id: u32) -> SearchError {
@@ -898,18 +894,7 @@ impl PartitionedIndex {
         }
         search::check_scoring(&query, negative_weight)?;
         let (positives, negatives) = self.units(&query)?;
-        let dim = self.model().dim;
-        if descriptors.len() % dim != 0 {
-            return Err(SearchError::BadOption(format!("{} descriptor values are not a whole number of {dim}-d descriptors", descriptors.len())));
-        }
-        descriptors
-            .chunks_exact(dim)
-            .enumerate()
-            .map(|(i, d)| {
-                let unit = normalize(d, dim).map_err(|what| SearchError::BadOption(format!("descriptor {i}: {what}")))?;
-                Ok(search::combine(&positives, &negatives, negative_weight, |e| dot_f32(e, &unit)))
-            })
-            .collect()
+        search::score_units(&positives, &negatives, negative_weight, descriptors, self.model().dim, |unit| unit)
     }
 
     /// Tile `id`'s metadata, when its partition is loaded (empty otherwise).

@@ -179,22 +179,34 @@ pub fn search(index: &Index, query: &Query, options: &SearchOptions) -> Result<V
 /// its stored (possibly PCA-reduced) space.
 pub fn score_descriptors(index: &Index, query: &Query, negative_weight: f32, descriptors: &[f32]) -> Result<Vec<f32>, SearchError> {
     check_scoring(query, negative_weight)?;
-    let dim = index.model().dim;
-    if dim == 0 || descriptors.len() % dim != 0 {
-        return Err(SearchError::BadOption(format!("{} descriptor values are not a whole number of {dim}-d descriptors", descriptors.len())));
-    }
     let positives = resolve(index, &query.positives, "positive")?;
     let negatives = resolve(index, &query.negatives, "negative")?;
     let full = index.rerank.is_some();
     let space = |p: &Probe| if full { p.full.clone().unwrap_or_else(|| p.stored.clone()) } else { p.stored.clone() };
     let (positives, negatives): (Vec<Vec<f32>>, Vec<Vec<f32>>) = (positives.iter().map(space).collect(), negatives.iter().map(space).collect());
+    score_units(&positives, &negatives, negative_weight, descriptors, index.model().dim, |unit| if full { unit } else { index.project(&unit) })
+}
+
+/// The search's score of each `dim`-d descriptor in `descriptors` (back to back),
+/// normalized and mapped by `space` into the examples' space.
+pub(crate) fn score_units(
+    positives: &[Vec<f32>],
+    negatives: &[Vec<f32>],
+    negative_weight: f32,
+    descriptors: &[f32],
+    dim: usize,
+    space: impl Fn(Vec<f32>) -> Vec<f32>,
+) -> Result<Vec<f32>, SearchError> {
+    if dim == 0 || descriptors.len() % dim != 0 {
+        return Err(SearchError::BadOption(format!("{} descriptor values are not a whole number of {dim}-d descriptors", descriptors.len())));
+    }
     descriptors
         .chunks_exact(dim)
         .enumerate()
         .map(|(i, d)| {
             let unit = normalize(d, dim).map_err(|what| SearchError::BadOption(format!("descriptor {i}: {what}")))?;
-            let v = if full { unit } else { index.project(&unit) };
-            Ok(combine(&positives, &negatives, negative_weight, |p| dot_f32(p, &v)))
+            let v = space(unit);
+            Ok(combine(positives, negatives, negative_weight, |p| dot_f32(p, &v)))
         })
         .collect()
 }

@@ -78,17 +78,18 @@ export interface SearchOptions {
   exact_below?: number;
   nprobe?: number | null;     // partitions a partitioned index probes (default: the index's)
 }
-/** What a query needs (`Engine.neededPartitions`, `Engine.neededThumbnails`): fetch bytes
+/** What a query needs (`Engine.neededPartitions`, `Engine.neededDetails`): fetch bytes
  *  [start, end) of the index file and hand them to `addPartition`, or, when `rows` is set
- *  ([first, count] of the partition's re-ranking rows), to `addRows`, or when `thumbnails`
- *  is set (the thumbnails of those tiles of the partition), to `addThumbnails`. */
-export interface PartitionSpan { partition: number; start: number; end: number; rows: [number, number] | null; thumbnails: [number, number] | null; }
+ *  ([first, count] of the partition's re-ranking rows), to `addRows`, or when `details` is
+ *  set (the details of those tiles of the partition: thumbnails, per-tile columns), to
+ *  `addDetails`. */
+export interface PartitionSpan { partition: number; start: number; end: number; rows: [number, number] | null; details: [number, number] | null; }
 export interface Hit {
   rank: number;               // 1-based
   id: number;                 // tile id in the index
   score: number;
   metadata: Record<string, string>;  // label, group, slide, case, path, x, y, ...
-  has_thumbnail: boolean;
+  has_thumbnail: boolean;     // a partitioned index with details: whether it may have one
 }
 /** The projection `tessera build --adapter` trained on the collection's labels. */
 export interface AdapterInfo {
@@ -233,18 +234,18 @@ struct PartitionSpan {
     start: u64,
     end: u64,
     rows: Option<(u32, u32)>,
-    thumbnails: Option<(u32, u32)>,
+    details: Option<(u32, u32)>,
 }
 
 impl PartitionSpan {
     fn of(index: &PartitionedIndex, fetch: Fetch) -> Option<PartitionSpan> {
         let range = index.range(&fetch)?;
-        let (rows, thumbnails) = match fetch {
+        let (rows, details) = match fetch {
             Fetch::Partition(_) => (None, None),
             Fetch::Rows { first, count, .. } => (Some((first, count)), None),
-            Fetch::Thumbnails { first, count, .. } => (None, Some((first, count))),
+            Fetch::Details { first, count, .. } => (None, Some((first, count))),
         };
-        Some(PartitionSpan { partition: fetch.partition(), start: range.start, end: range.end, rows, thumbnails })
+        Some(PartitionSpan { partition: fetch.partition(), start: range.start, end: range.end, rows, details })
     }
 }
 
@@ -417,23 +418,24 @@ impl Engine {
         to_js(&spans)
     }
 
-    /// The ranges holding the thumbnails of `ids` (a search's hits) that a partitioned
-    /// index with re-ranking rows keeps apart from its partitions and has not loaded:
-    /// `PartitionSpan[]` (empty otherwise). Fetch each, hand it to `addThumbnails`.
-    #[wasm_bindgen(js_name = neededThumbnails)]
-    pub fn needed_thumbnails(&mut self, ids: Vec<u32>) -> Result<JsValue, Error> {
+    /// The ranges holding the details (thumbnails, per-tile columns such as names) of `ids`
+    /// (a search's hits) that a partitioned index with re-ranking rows keeps apart from its
+    /// partitions and has not loaded: `PartitionSpan[]` (empty otherwise). Fetch each, hand
+    /// it to `addDetails`; `metadata(id)` and `thumbnail(id)` then include them.
+    #[wasm_bindgen(js_name = neededDetails)]
+    pub fn needed_details(&mut self, ids: Vec<u32>) -> Result<JsValue, Error> {
         let Collection::Partitioned(index) = &mut self.collection else { return to_js(&Vec::<PartitionSpan>::new()) };
-        let needed = index.needed_thumbnails(&ids);
+        let needed = index.needed_details(&ids);
         let spans: Vec<PartitionSpan> = needed.into_iter().filter_map(|f| PartitionSpan::of(index, f)).collect();
         to_js(&spans)
     }
 
-    /// Verifies the thumbnails of tiles `first..first + count` of partition `partition`
+    /// Verifies the details of tiles `first..first + count` of partition `partition`
     /// (against the CRC-32 their rows give) and keeps them.
-    #[wasm_bindgen(js_name = addThumbnails)]
-    pub fn add_thumbnails(&mut self, partition: usize, first: u32, count: u32, bytes: &[u8]) -> Result<(), Error> {
+    #[wasm_bindgen(js_name = addDetails)]
+    pub fn add_details(&mut self, partition: usize, first: u32, count: u32, bytes: &[u8]) -> Result<(), Error> {
         match &mut self.collection {
-            Collection::Partitioned(index) => index.add_thumbnails(partition, first, count, bytes).map_err(into_error),
+            Collection::Partitioned(index) => index.add_details(partition, first, count, bytes).map_err(into_error),
             Collection::Whole(_) => Err(js_error("this index is not partitioned", ErrorKind::Search)),
         }
     }

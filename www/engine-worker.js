@@ -252,7 +252,7 @@ const handlers = {
   },
 
   /** `transfer`: what a partitioned index fetched for this query (`{ partitions, rows,
-   *  thumbnails, bytes, cached, ms }`; zeros for a whole index). */
+   *  details, bytes, cached, ms }`; zeros for a whole index). */
   async search({ query, options }) {
     const e = requireEngine();
     const started = performance.now();
@@ -263,7 +263,9 @@ const handlers = {
     } catch (err) {
       throw engineError(err, 'search');
     }
-    await loadThumbnails(e, hits, transfer);
+    if (await loadDetails(e, hits, transfer)) {
+      for (const hit of hits) hit.metadata = e.metadata(hit.id);
+    }
     const ms = performance.now() - started;
     for (const hit of hits) {
       const jpeg = hit.has_thumbnail ? e.thumbnail(hit.id) : undefined;
@@ -281,6 +283,9 @@ const handlers = {
       ranked = e.searchSlides(query, options, slides);
     } catch (err) {
       throw engineError(err, 'search');
+    }
+    if (await loadDetails(e, ranked.map((s) => ({ id: s.best_tile })))) {
+      for (const slide of ranked) slide.metadata = e.metadata(slide.best_tile);
     }
     return { slides: ranked, ms: performance.now() - started };
   },
@@ -349,7 +354,7 @@ const handlers = {
 
   async thumbnail({ id }) {
     const e = requireEngine();
-    await loadThumbnails(e, [{ id, has_thumbnail: true }]);
+    await loadDetails(e, [{ id }]);
     const jpeg = e.thumbnail(id);
     return jpeg ? new Blob([jpeg], { type: 'image/jpeg' }) : null;
   },
@@ -657,15 +662,18 @@ function loadPartitions(e, query, options, slides) {
   return loadRanges(e, () => e.neededPartitions(query, options, slides));
 }
 
-/** Loads the thumbnails of `hits` that a partitioned index with re-ranking rows keeps apart
- *  from its partitions, adding to `transfer`. */
-function loadThumbnails(e, hits, transfer) {
-  const ids = Uint32Array.from(hits.filter((h) => h.has_thumbnail).map((h) => h.id));
-  return loadRanges(e, () => e.neededThumbnails(ids), transfer);
+/** Loads the details (thumbnails, per-tile columns) of `hits` that a partitioned index with
+ *  re-ranking rows keeps apart from its partitions, adding to `transfer`; whether it
+ *  loaded any (the hits' metadata then has more columns). */
+async function loadDetails(e, hits, transfer) {
+  const ids = Uint32Array.from(hits.map((h) => h.id));
+  const before = transfer?.details ?? 0;
+  const counted = await loadRanges(e, () => e.neededDetails(ids), transfer);
+  return counted.details > before;
 }
 
 /** Fetches what `needed()` names (`PartitionSpan[]`) until it names nothing. */
-async function loadRanges(e, needed, transfer = { partitions: 0, rows: 0, thumbnails: 0, bytes: 0, cached: 0, ms: 0 }) {
+async function loadRanges(e, needed, transfer = { partitions: 0, rows: 0, details: 0, bytes: 0, cached: 0, ms: 0 }) {
   if (!partitionSource) return transfer;
   const started = performance.now();
   const { url } = partitionSource;
@@ -677,12 +685,12 @@ async function loadRanges(e, needed, transfer = { partitions: 0, rows: 0, thumbn
       throw engineError(err, 'search');
     }
     if (spans.length === 0) break;
-    await Promise.all(spans.map(async ({ partition, start, end, rows, thumbnails }) => {
+    await Promise.all(spans.map(async ({ partition, start, end, rows, details }) => {
       const add = (bytes) => (rows ? e.addRows(partition, rows[0], rows[1], bytes)
-        : thumbnails ? e.addThumbnails(partition, thumbnails[0], thumbnails[1], bytes)
+        : details ? e.addDetails(partition, details[0], details[1], bytes)
           : e.addPartition(partition, bytes));
       const what = rows ? `partition ${partition} rows ${rows[0]}+${rows[1]}`
-        : thumbnails ? `partition ${partition} thumbnails ${thumbnails[0]}+${thumbnails[1]}` : `partition ${partition}`;
+        : details ? `partition ${partition} details ${details[0]}+${details[1]}` : `partition ${partition}`;
       // A changed file at the same URL may put other bytes at this range: the engine's
       // check (the directory's SHA-256, or a row's code or CRC) refuses them, and they are
       // fetched again.
@@ -700,14 +708,14 @@ async function loadRanges(e, needed, transfer = { partitions: 0, rows: 0, thumbn
       }
       const { bytes } = partitionSource.whole
         ? { bytes: partitionSource.whole.subarray(start, end) }
-        : await fetchRange(url, start, end, rows ? 'index rows' : thumbnails ? 'index thumbnails' : 'index partition');
+        : await fetchRange(url, start, end, rows ? 'index rows' : details ? 'index details' : 'index partition');
       try {
         add(bytes);
       } catch (err) {
         throw engineError(err, 'integrity', `${url} ${what}: `);
       }
       if (rows) transfer.rows += rows[1];
-      else if (thumbnails) transfer.thumbnails += thumbnails[1];
+      else if (details) transfer.details += details[1];
       else transfer.partitions += 1;
       transfer.bytes += bytes.length;
       await cache?.put(key, new Response(bytes)).catch(() => {});

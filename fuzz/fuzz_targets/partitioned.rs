@@ -1,8 +1,8 @@
 //! The partitioned index's reader (`PartitionedIndex::from_directory`, then `add` of each
-//! partition and re-ranking row range): the directory, every partition and every row range
-//! arrive from another origin by HTTP Range. As for `index`, each input is also read with its directory CRC recomputed, so the
-//! header and centroid parsers see the mutations; what parses is probed and searched, and
-//! the bytes after the directory are offered as each partition and row range.
+//! partition, re-ranking row range and hits' detail records): all of them arrive from
+//! another origin by HTTP Range. As for `index`, each input is also read with its directory
+//! CRC recomputed, so the header and centroid parsers see the mutations; what parses is probed and searched, and
+//! the bytes after the directory are offered as each partition, row range and detail record.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -36,5 +36,17 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let _ = index.search(&query, &options);
+    let Ok(hits) = index.search(&query, &options) else { return };
+    // The hits' details (thumbnails, per-tile columns), as a page fetches them to show.
+    let ids: Vec<u32> = hits.iter().map(|h| h.id).collect();
+    for fetch in index.needed_details(&ids) {
+        let Some(range) = index.range(&fetch) else { return };
+        let (start, end) = (range.start as usize, range.end as usize);
+        if end > fixed.len() || start > end || index.add(&fetch, &fixed[start..end]).is_err() {
+            return;
+        }
+    }
+    for id in ids {
+        let _ = (index.metadata(id), index.thumbnail(id));
+    }
 });

@@ -56,9 +56,9 @@ export interface LoadProgress {
   cached: boolean;
 }
 
-/** Partitions, re-ranking rows and thumbnails fetched (and ranges taken from the Cache API) for one
- *  search, bytes and time. */
-export interface Transfer { partitions: number; rows: number; thumbnails: number; bytes: number; cached: number; ms: number; }
+/** Partitions, re-ranking rows and hits' details (thumbnails, per-tile columns) fetched (and
+ *  ranges taken from the Cache API) for one search, bytes and time. */
+export interface Transfer { partitions: number; rows: number; details: number; bytes: number; cached: number; ms: number; }
 
 export interface LoadUrls {
   /** The ONNX model URL, resolved against the page. */

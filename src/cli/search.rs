@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use tessera::collection::Collection;
-use tessera::partitioned::PartitionedIndex;
+use tessera::partitioned::{Fetch, PartitionedIndex};
 use tessera::search::{Example, Filter, Hit, Query, SearchOptions, SlideHit, SlideOptions};
 
 use super::remote::{Source, Transfer};
@@ -117,14 +117,28 @@ impl Opened {
             if needed.is_empty() {
                 return Ok(fetched);
             }
-            for fetch in needed {
-                let range = index.range(&fetch).expect("needed names existing ranges");
-                let bytes = self.source.read_range(range, transfer)?;
-                index.add(&fetch, &bytes).with_context(|| format!("{}: {fetch}", self.source.name()))?;
-                fetched += usize::from(matches!(fetch, tessera::partitioned::Fetch::Partition(_)));
-            }
+            fetched += needed.iter().filter(|f| matches!(f, Fetch::Partition(_))).count();
+            read_into(index, &mut self.source, needed, transfer)?;
         }
     }
+
+    /// Reads the details (per-tile columns, thumbnails) of tiles `ids` (hits to show) that a
+    /// partitioned index keeps apart from its partitions; `metadata(id)` then has them all.
+    pub fn fetch_details(&mut self, ids: &[u32], transfer: &mut Transfer) -> anyhow::Result<()> {
+        let Collection::Partitioned(index) = &mut self.collection else { return Ok(()) };
+        let needed = index.needed_details(ids);
+        read_into(index, &mut self.source, needed, transfer)
+    }
+}
+
+/// Reads each of `needed`'s ranges from `source` into `index`, which verifies it.
+fn read_into(index: &mut PartitionedIndex, source: &mut Source, needed: Vec<Fetch>, transfer: &mut Transfer) -> anyhow::Result<()> {
+    for fetch in needed {
+        let range = index.range(&fetch).expect("needed names existing ranges");
+        let bytes = source.read_range(range, transfer)?;
+        index.add(&fetch, &bytes).with_context(|| format!("{}: {fetch}", source.name()))?;
+    }
+    Ok(())
 }
 
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
@@ -146,18 +160,25 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let directory_transfer = transfer;
     let needs = if args.slides { tessera::search::slide_tile_options(&slide_options, &options) } else { options.clone() };
     let fetched = index.fetch_for(&query, &needs, &mut transfer)?;
-    if let Collection::Partitioned(p) = &index.collection {
-        eprintln!(
-            "partitioned index: {} partitions, directory {} bytes; this query read {fetched} partitions, {} bytes in {} requests",
-            p.partitions().len(),
-            directory_transfer.bytes,
-            transfer.bytes - directory_transfer.bytes,
-            transfer.requests - directory_transfer.requests,
-        );
-    }
+    let report = |index: &Opened, transfer: &Transfer| {
+        if let Collection::Partitioned(p) = &index.collection {
+            eprintln!(
+                "partitioned index: {} partitions, directory {} bytes; this query read {fetched} partitions, {} bytes in {} requests",
+                p.partitions().len(),
+                directory_transfer.bytes,
+                transfer.bytes - directory_transfer.bytes,
+                transfer.requests - directory_transfer.requests,
+            );
+        }
+    };
     let mut out = std::io::stdout().lock();
     if args.slides {
-        let slides = index.collection.search_slides(&query, &options, &slide_options)?;
+        let mut slides = index.collection.search_slides(&query, &options, &slide_options)?;
+        index.fetch_details(&slides.iter().map(|s| s.best_tile).collect::<Vec<_>>(), &mut transfer)?;
+        for slide in &mut slides {
+            slide.metadata = index.collection.metadata(slide.best_tile);
+        }
+        report(&index, &transfer);
         if args.json {
             serde_json::to_writer_pretty(&mut out, &slides)?;
             writeln!(out)?;
@@ -166,7 +187,12 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let hits = index.collection.search(&query, &options)?;
+    let mut hits = index.collection.search(&query, &options)?;
+    index.fetch_details(&hits.iter().map(|h| h.id).collect::<Vec<_>>(), &mut transfer)?;
+    for hit in &mut hits {
+        hit.metadata = index.collection.metadata(hit.id);
+    }
+    report(&index, &transfer);
     if args.json {
         serde_json::to_writer_pretty(&mut out, &hits)?;
         writeln!(out)?;

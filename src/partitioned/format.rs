@@ -13,6 +13,11 @@
 //! vectors, a partition's scan part holds only the compact stored vectors (possibly
 //! projected by a PCA the directory holds once), and its re-ranking rows follow it in the
 //! file, fetched a shortlist at a time. A file without them is still written as version 1.
+//!
+//! Version 3 moves **tile details** after the rows too: each tile's thumbnail and its
+//! nearly-unique metadata columns (names, paths: what a hit shows, never what a search
+//! filters by), one record per tile that a row locates; a search fetches its hits' only.
+//! Version 2 files (thumbnails only, `thumbnail_bytes`) are still read.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +26,7 @@ use crate::index::{Census, IndexError, ModelRef, Pca, Quantization};
 
 pub const PARTITIONED_MAGIC: [u8; 8] = *b"TESSIVF\x1a";
 /// The newest version written (a file without row ranges is written as version 1).
-pub const PARTITIONED_VERSION: u32 = 2;
+pub const PARTITIONED_VERSION: u32 = 3;
 const PLAIN_VERSION: u32 = 1;
 
 /// Magic, version, header length (u32), directory length (u64).
@@ -44,22 +49,29 @@ pub struct PartitionEntry {
     /// SHA-256 (hex) of the partition's bytes: a range is verified before it is read.
     /// With row ranges, of its scan part (`length` bytes); its rows follow that part.
     pub sha256: String,
-    /// Version 2 with thumbnails: the bytes of the partition's thumbnails, after its rows.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub thumbnail_bytes: u64,
+    /// With rows and tile details: the bytes of the partition's detail records, after its
+    /// rows (version 2 named them `thumbnail_bytes`: thumbnails were the only details).
+    #[serde(default, alias = "thumbnail_bytes", skip_serializing_if = "is_zero")]
+    pub detail_bytes: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// Bytes after each row's vector that locate its tile's thumbnail (version 2 with
-/// thumbnails): offset in the partition's thumbnails, length, CRC-32 (u32 each).
-pub(crate) const THUMBNAIL_REF: usize = 12;
+/// Bytes after each row's vector that locate its tile's detail record (a file with rows
+/// and details): offset in the partition's records, length, CRC-32 (u32 each).
+pub(crate) const DETAIL_REF: usize = 12;
+
+/// Whether tiles have detail records after the rows: a file with rows and thumbnails or
+/// detail columns.
+pub(crate) fn details_apart(h: &Header) -> bool {
+    h.rows.is_some() && (h.thumbnails || !h.details.is_empty())
+}
 
 /// Bytes of one re-ranking row in the file.
 pub(crate) fn row_bytes(h: &Header) -> u64 {
-    let refs = if h.thumbnails { THUMBNAIL_REF } else { 0 };
+    let refs = if details_apart(h) { DETAIL_REF } else { 0 };
     h.rows.map_or(0, |r| (h.model.dim * r.quantization.bytes_per_value() + refs) as u64)
 }
 
@@ -98,8 +110,12 @@ pub(crate) struct Header {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<RowsInfo>,
     pub thumbnails: bool,
-    /// Every partition has every one of these metadata columns (values may be empty).
+    /// Every tile has every one of these metadata columns (values may be empty).
     pub columns: Vec<String>,
+    /// Version 3: those of `columns` kept in the tiles' detail records, not in the
+    /// partitions (see the module's documentation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
     pub census: Census,
     /// Partitions a search probes unless it asks for another number.
     pub nprobe: usize,
@@ -239,6 +255,12 @@ fn check_header(h: &Header) -> Result<(), IndexError> {
             return bad(format!("a PCA to {} dims needs re-ranking rows and fewer dims than the model's {}", p.dim_out, h.model.dim));
         }
     }
+    if let Some(c) = h.details.iter().find(|c| !h.columns.contains(c)) {
+        return bad(format!("detail column '{c}' is not one of the columns"));
+    }
+    if !h.details.is_empty() && h.rows.is_none() {
+        return bad("detail columns need re-ranking rows to locate them".into());
+    }
     if let Some(r) = h.rows {
         if r.quantization == Quantization::Int8 || r.shortlist == 0 || h.rerank.is_some() {
             return bad(format!("re-ranking rows must be f16 or f32 with a shortlist, not {:?} × {}", r.quantization, r.shortlist));
@@ -256,11 +278,11 @@ fn check_header(h: &Header) -> Result<(), IndexError> {
         if p.sha256.len() != 64 || !p.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return bad(format!("partition {i} has no SHA-256"));
         }
-        if p.thumbnail_bytes > 0 && (h.rows.is_none() || !h.thumbnails) {
-            return bad(format!("partition {i} has thumbnails after rows the file does not have"));
+        if p.detail_bytes > 0 && !details_apart(h) {
+            return bad(format!("partition {i} has tile details after rows the file does not have"));
         }
         tile += u64::from(p.tiles);
-        let rows = row_bytes.checked_mul(u64::from(p.tiles)).and_then(|r| r.checked_add(p.thumbnail_bytes));
+        let rows = row_bytes.checked_mul(u64::from(p.tiles)).and_then(|r| r.checked_add(p.detail_bytes));
         offset = match offset.checked_add(p.length).and_then(|o| o.checked_add(rows?)) {
             Some(end) => end,
             None => return bad(format!("partition {i} runs past 2⁶⁴ bytes")),

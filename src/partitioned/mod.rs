@@ -115,8 +115,14 @@ pub fn partition(
     // With re-ranking vectors, a partition holds the stored (compact) vectors and its rows
     // follow it; its index is of the stored space (the PCA's output when there is one).
     let rows = index.rerank.as_ref().map(|r| RowsInfo { quantization: r.quantization(), shortlist: options.shortlist });
-    // With rows, thumbnails too leave the partitions: a search fetches only its hits'.
-    let thumbnails_apart = rows.is_some() && index.thumbnails.is_some();
+    // With rows, thumbnails and the columns of nearly one value per tile (names, paths)
+    // leave the partitions for the tiles' detail records: a search fetches only its hits'.
+    // Such a column was a quarter of the 10⁷ benchmark's partition bytes (its `source`).
+    let details: Vec<String> = match rows {
+        None => Vec::new(),
+        Some(_) => columns.iter().filter(|k| index.metadata.column(k).is_some_and(|c| c.codes() > (n / 2).max(DETAIL_MIN_VALUES))).cloned().collect(),
+    };
+    let details_apart = rows.is_some() && (index.thumbnails.is_some() || !details.is_empty());
     let part_model = ModelRef { dim: index.vectors.dim(), ..index.model.clone() };
     let build = BuildOptions {
         quantization: index.vectors.quantization(),
@@ -132,39 +138,43 @@ pub fn partition(
         let mut builder = IndexBuilder::new(part_model.clone(), build.clone())?;
         builder.keep_int8_grid(index.vectors.int8_params());
         for &id in ids {
-            let row = columns.iter().map(|k| (k.clone(), index.metadata_value(id, k).unwrap_or("").to_string())).collect();
+            let row = columns
+                .iter()
+                .filter(|k| !details.contains(k))
+                .map(|k| (k.clone(), index.metadata_value(id, k).unwrap_or("").to_string()))
+                .collect();
             let stored = match rows {
                 Some(_) => index.vectors.decode(id),
                 None => vector(id),
             };
-            let thumbnail = if thumbnails_apart { None } else { index.thumbnail(id).map(<[u8]>::to_vec) };
+            let thumbnail = if details_apart { None } else { index.thumbnail(id).map(<[u8]>::to_vec) };
             builder.add_stored(&stored, row, thumbnail)?;
         }
         let bytes = builder.build()?.to_bytes();
         let written = |e: std::io::Error| IndexError::Build(format!("writing partition {}: {e}", entries.len()));
         sink(&bytes).map_err(written)?;
-        let (mut row_bytes, mut thumbnail_bytes) = (0, 0);
+        let (mut row_bytes, mut detail_bytes) = (0, 0);
         if let Some(rows) = rows {
             let full: Vec<f32> = ids.iter().flat_map(|&id| vector(id)).collect();
             let mut encoded = VectorStore::encode(&full, dim, rows.quantization).codes_to_bytes();
-            let mut thumbnails = Vec::new();
-            if thumbnails_apart {
-                // Each row ends with where its tile's thumbnail is: offset, length, CRC-32.
+            let mut records = Vec::new();
+            if details_apart {
+                // Each row ends with where its tile's detail record is: offset, length, CRC-32.
                 let vector_bytes = dim * rows.quantization.bytes_per_value();
-                let mut with_refs = Vec::with_capacity(encoded.len() + ids.len() * format::THUMBNAIL_REF);
+                let mut with_refs = Vec::with_capacity(encoded.len() + ids.len() * format::DETAIL_REF);
                 for (row, &id) in encoded.chunks_exact(vector_bytes).zip(ids) {
-                    let jpeg = index.thumbnail(id).unwrap_or_default();
+                    let record = detail_record(index, id, &details);
                     with_refs.extend_from_slice(row);
-                    for field in [thumbnails.len() as u32, jpeg.len() as u32, crc32fast::hash(jpeg)] {
+                    for field in [records.len() as u32, record.len() as u32, crc32fast::hash(&record)] {
                         with_refs.extend_from_slice(&field.to_le_bytes());
                     }
-                    thumbnails.extend_from_slice(jpeg);
+                    records.extend_from_slice(&record);
                 }
                 encoded = with_refs;
             }
             sink(&encoded).map_err(written)?;
-            sink(&thumbnails).map_err(written)?;
-            (row_bytes, thumbnail_bytes) = (encoded.len() as u64, thumbnails.len() as u64);
+            sink(&records).map_err(written)?;
+            (row_bytes, detail_bytes) = (encoded.len() as u64, records.len() as u64);
         }
         entries.push(PartitionEntry {
             first_tile,
@@ -172,11 +182,11 @@ pub fn partition(
             offset,
             length: bytes.len() as u64,
             sha256: crate::model::sha256_hex(&bytes),
-            thumbnail_bytes,
+            detail_bytes,
         });
         kept_centroids.extend_from_slice(&centroids[c * dim..(c + 1) * dim]);
         first_tile += ids.len() as u32;
-        offset += bytes.len() as u64 + row_bytes + thumbnail_bytes;
+        offset += bytes.len() as u64 + row_bytes + detail_bytes;
     }
     let header = Header {
         model: index.model.clone(),
@@ -188,6 +198,7 @@ pub fn partition(
         rows,
         thumbnails: index.thumbnails.is_some(),
         columns,
+        details,
         census: index.census(),
         nprobe: options.nprobe.min(entries.len()),
         kmeans: KmeansInfo { seed: options.seed, iterations: options.iterations },
@@ -202,6 +213,23 @@ pub fn partition(
         largest_partition_tiles: header.partitions.iter().map(|p| p.tiles as usize).max().unwrap_or(0),
     };
     Ok((directory, summary))
+}
+
+/// A column is a detail column (see `partition`) only past this many distinct values: a
+/// small collection's labels are never one.
+const DETAIL_MIN_VALUES: usize = 256;
+
+/// Tile `id`'s detail record: each detail column's value (u32 length, UTF-8 bytes), then
+/// its JPEG thumbnail (the rest of the record; empty without one).
+fn detail_record(index: &Index, id: usize, details: &[String]) -> Vec<u8> {
+    let mut record = Vec::new();
+    for column in details {
+        let value = index.metadata_value(id, column).unwrap_or("");
+        record.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        record.extend_from_slice(value.as_bytes());
+    }
+    record.extend_from_slice(index.thumbnail(id).unwrap_or_default());
+    record
 }
 
 /// Tiles per neighbourhood when a partition's tiles are ordered for its rows.
@@ -236,36 +264,37 @@ pub struct PartitionedInfo {
 }
 
 /// Something a search needs fetched: a partition, a run of its re-ranking rows, or the
-/// thumbnails of a run of its tiles (positions in the partition).
+/// detail records (thumbnails, detail columns) of a run of its tiles (positions in the
+/// partition).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum Fetch {
     Partition(usize),
     Rows { partition: usize, first: u32, count: u32 },
-    Thumbnails { partition: usize, first: u32, count: u32 },
+    Details { partition: usize, first: u32, count: u32 },
 }
 
 impl Fetch {
     pub fn partition(&self) -> usize {
         match *self {
-            Fetch::Partition(p) | Fetch::Rows { partition: p, .. } | Fetch::Thumbnails { partition: p, .. } => p,
+            Fetch::Partition(p) | Fetch::Rows { partition: p, .. } | Fetch::Details { partition: p, .. } => p,
         }
     }
 }
 
-/// `partition 3`, `partition 3 rows 40+2`, `partition 3 thumbnails 41+1`: for messages.
+/// `partition 3`, `partition 3 rows 40+2`, `partition 3 details 41+1`: for messages.
 impl std::fmt::Display for Fetch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
             Fetch::Partition(p) => write!(f, "partition {p}"),
             Fetch::Rows { partition, first, count } => write!(f, "partition {partition} rows {first}+{count}"),
-            Fetch::Thumbnails { partition, first, count } => write!(f, "partition {partition} thumbnails {first}+{count}"),
+            Fetch::Details { partition, first, count } => write!(f, "partition {partition} details {first}+{count}"),
         }
     }
 }
 
-/// Where a tile's thumbnail is in its partition's thumbnails (a row's last bytes).
+/// Where a tile's detail record is in its partition's records (a row's last bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ThumbnailRef {
+struct DetailRef {
     offset: u32,
     length: u32,
     crc: u32,
@@ -275,8 +304,16 @@ struct ThumbnailRef {
 #[derive(Debug, Clone)]
 struct Row {
     vector: Vec<f32>,
-    thumbnail: Option<ThumbnailRef>,
+    details: Option<DetailRef>,
     round: u64,
+}
+
+/// A tile's detail record as it arrived: its detail columns' values (the header's order)
+/// and its thumbnail (empty without one).
+#[derive(Debug, Clone)]
+struct TileDetails {
+    values: Vec<String>,
+    jpeg: Vec<u8>,
 }
 
 /// `(partition, position)` pairs as runs `(partition, first, count)` of one partition each,
@@ -298,10 +335,14 @@ fn runs(mut positions: Vec<(usize, u32)>, gap: u32) -> Vec<(usize, u32, u32)> {
 /// request.
 const ROW_GAP: u32 = 8;
 
+/// Bytes of other tiles' detail records that two hits' records may have between them and
+/// still share a request.
+const DETAIL_GAP_BYTES: u64 = 2048;
+
 /// Re-ranking rows kept in memory: past this many, those of earlier rounds are dropped.
 const ROW_BUDGET: usize = 1 << 16;
-/// Thumbnails kept in memory (fetched apart from their partitions), likewise.
-const THUMBNAIL_BUDGET: usize = 1 << 12;
+/// Tiles' detail records kept in memory (fetched apart from their partitions), likewise.
+const DETAIL_BUDGET: usize = 1 << 12;
 
 /// The directory of a partitioned index and the partitions fetched so far.
 #[derive(Debug, Clone)]
@@ -310,8 +351,8 @@ pub struct PartitionedIndex {
     loaded: BTreeMap<usize, Index>,
     /// Re-ranking rows fetched so far, by tile id.
     rows: BTreeMap<u32, Row>,
-    /// Thumbnails fetched apart from their partitions, by tile id, and their round.
-    thumbnails: BTreeMap<u32, (Vec<u8>, u64)>,
+    /// Detail records fetched apart from their partitions, by tile id, and their round.
+    details: BTreeMap<u32, (TileDetails, u64)>,
     /// Loaded partitions, oldest first, and the round (see `needed`) each arrived in.
     arrivals: VecDeque<(usize, u64)>,
     round: u64,
@@ -352,7 +393,7 @@ impl PartitionedIndex {
             directory,
             loaded: BTreeMap::new(),
             rows: BTreeMap::new(),
-            thumbnails: BTreeMap::new(),
+            details: BTreeMap::new(),
             arrivals: VecDeque::new(),
             round: 0,
             loaded_bytes: 0,
@@ -401,17 +442,18 @@ impl PartitionedIndex {
         self.directory.header.rows
     }
 
-    /// Bytes of one row in the file: its vector, then (with thumbnails) its thumbnail's place.
+    /// Bytes of one row in the file: its vector, then (with details) its record's place.
     fn row_bytes(&self) -> u64 {
         format::row_bytes(&self.directory.header)
     }
 
-    /// Whether thumbnails are fetched apart from the partitions (a file with rows and thumbnails).
-    fn thumbnails_apart(&self) -> bool {
-        self.rows_info().is_some() && self.directory.header.thumbnails
+    /// Whether tiles' details are fetched apart from the partitions (a file with rows and
+    /// thumbnails or detail columns).
+    fn details_apart(&self) -> bool {
+        format::details_apart(&self.directory.header)
     }
 
-    /// Where `fetch`'s bytes are in the file (thumbnails: once their rows are loaded).
+    /// Where `fetch`'s bytes are in the file (details: once their rows are loaded).
     pub fn range(&self, fetch: &Fetch) -> Option<Range<u64>> {
         let span = self.span(fetch.partition())?;
         let entry = &self.partitions()[fetch.partition()];
@@ -425,31 +467,31 @@ impl PartitionedIndex {
                 let start = span.end + u64::from(first) * self.row_bytes();
                 Some(start..start + u64::from(count) * self.row_bytes())
             }
-            Fetch::Thumbnails { first, count, .. } => {
-                let refs = self.thumbnail_refs(fetch.partition(), first, count)?;
+            Fetch::Details { first, count, .. } => {
+                let refs = self.detail_refs(fetch.partition(), first, count)?;
                 let (start, end) = (refs.first()?.offset, refs.last().map(|r| u64::from(r.offset) + u64::from(r.length))?);
-                (end <= entry.thumbnail_bytes).then(|| rows_end + u64::from(start)..rows_end + end)
+                (end <= entry.detail_bytes).then(|| rows_end + u64::from(start)..rows_end + end)
             }
         }
     }
 
-    /// The thumbnail places of tiles `first..first + count` of partition `p`, from their
-    /// loaded rows, when they follow each other in the file.
-    fn thumbnail_refs(&self, p: usize, first: u32, count: u32) -> Option<Vec<ThumbnailRef>> {
+    /// The detail record places of tiles `first..first + count` of partition `p`, from
+    /// their loaded rows, when they follow each other in the file.
+    fn detail_refs(&self, p: usize, first: u32, count: u32) -> Option<Vec<DetailRef>> {
         let first_tile = self.partitions().get(p)?.first_tile.checked_add(first)?;
-        let refs: Vec<ThumbnailRef> =
-            (0..count).map(|i| self.rows.get(&(first_tile + i)).and_then(|r| r.thumbnail)).collect::<Option<_>>()?;
+        let refs: Vec<DetailRef> =
+            (0..count).map(|i| self.rows.get(&(first_tile + i)).and_then(|r| r.details)).collect::<Option<_>>()?;
         let adjacent = refs.windows(2).all(|w| u64::from(w[0].offset) + u64::from(w[0].length) == u64::from(w[1].offset));
         (count > 0 && adjacent).then_some(refs)
     }
 
     /// Verifies and keeps what `fetch` names ([`Self::add_partition`], [`Self::add_rows`],
-    /// [`Self::add_thumbnails`]).
+    /// [`Self::add_details`]).
     pub fn add(&mut self, fetch: &Fetch, bytes: &[u8]) -> Result<(), IndexError> {
         match *fetch {
             Fetch::Partition(p) => self.add_partition(p, bytes),
             Fetch::Rows { partition, first, count } => self.add_rows(partition, first, count, bytes),
-            Fetch::Thumbnails { partition, first, count } => self.add_thumbnails(partition, first, count, bytes),
+            Fetch::Details { partition, first, count } => self.add_details(partition, first, count, bytes),
         }
     }
 
@@ -477,7 +519,7 @@ impl PartitionedIndex {
         let grid = index.vectors.int8_params();
         let tolerance = |d: usize| grid.as_ref().map_or(0.0, |(_, scale)| scale[d]) + 4e-3;
         let on_grid = |d: usize, x: f32| grid.as_ref().map_or(x, |(min, scale)| x.clamp(min[d], min[d] + 255.0 * scale[d]));
-        let thumbnail_bytes = self.partitions()[p].thumbnail_bytes;
+        let detail_bytes = self.partitions()[p].detail_bytes;
         let mut arrived = Vec::with_capacity(count as usize);
         for (i, raw) in bytes.chunks_exact(row_bytes).enumerate() {
             let local = first as usize + i;
@@ -493,18 +535,18 @@ impl PartitionedIndex {
             if let Some((d, (e, s))) = off {
                 return Err(bad(format!("dimension {d} projects to {e}, the partition stores {s}")));
             }
-            let thumbnail = match self.thumbnails_apart() {
+            let details = match self.details_apart() {
                 false => None,
                 true => {
                     let field = |k: usize| u32::from_le_bytes(raw[vector_bytes + 4 * k..vector_bytes + 4 * k + 4].try_into().expect("4 bytes"));
-                    let r = ThumbnailRef { offset: field(0), length: field(1), crc: field(2) };
-                    if u64::from(r.offset) + u64::from(r.length) > thumbnail_bytes {
-                        return Err(bad(format!("its thumbnail at {}+{} runs past the partition's {thumbnail_bytes} bytes of thumbnails", r.offset, r.length)));
+                    let r = DetailRef { offset: field(0), length: field(1), crc: field(2) };
+                    if u64::from(r.offset) + u64::from(r.length) > detail_bytes {
+                        return Err(bad(format!("its details at {}+{} run past the partition's {detail_bytes} bytes of details", r.offset, r.length)));
                     }
                     (r.length > 0).then_some(r)
                 }
             };
-            arrived.push(Row { vector: row, thumbnail, round: self.round });
+            arrived.push(Row { vector: row, details, round: self.round });
         }
         let first_tile = self.partitions()[p].first_tile + first;
         for (i, row) in arrived.into_iter().enumerate() {
@@ -517,50 +559,86 @@ impl PartitionedIndex {
         Ok(())
     }
 
-    /// The thumbnails of `tiles` (hits to show) that are fetched apart from their partitions
-    /// and not loaded yet: runs of adjacent tiles, one range each. Their rows must be loaded
-    /// (a search's hits' are). Empty for a file that keeps thumbnails in its partitions.
-    pub fn needed_thumbnails(&mut self, tiles: &[u32]) -> Vec<Fetch> {
-        if !self.thumbnails_apart() {
+    /// The detail records (thumbnails, detail columns) of `tiles` (hits to show) that are
+    /// fetched apart from their partitions and not loaded yet: runs of adjacent tiles, one
+    /// range each. Their rows must be loaded (a search's hits' are). Empty for a file that
+    /// keeps everything in its partitions.
+    pub fn needed_details(&mut self, tiles: &[u32]) -> Vec<Fetch> {
+        if !self.details_apart() {
             return Vec::new();
         }
         let round = self.round;
         let mut wanted: Vec<(usize, u32)> = Vec::new();
         for &id in tiles {
-            if let Some((_, r)) = self.thumbnails.get_mut(&id) {
+            if let Some((_, r)) = self.details.get_mut(&id) {
                 *r = round;
-            } else if self.rows.get(&id).is_some_and(|r| r.thumbnail.is_some()) {
+            } else if self.rows.get(&id).is_some_and(|r| r.details.is_some()) {
                 wanted.extend(self.locate(id).map(|(p, local)| (p, local as u32)));
             }
         }
-        // Thumbnails vary in size: only adjacent ones share a range.
-        runs(wanted, 0).into_iter().map(|(partition, first, count)| Fetch::Thumbnails { partition, first, count }).collect()
+        // Records vary in size (a thumbnail is kilobytes, a name tens of bytes): two runs
+        // share a range when the records between them, all located, are few bytes.
+        let mut merged: Vec<(usize, u32, u32)> = Vec::new();
+        for (p, first, count) in runs(wanted, 0) {
+            if let Some(last) = merged.last_mut().filter(|last| last.0 == p) {
+                let span = self.detail_refs(p, last.1, first + count - last.1);
+                let between = span.map(|refs| refs[last.2 as usize..(first - last.1) as usize].iter().map(|r| u64::from(r.length)).sum::<u64>());
+                if between.is_some_and(|b| b <= DETAIL_GAP_BYTES) {
+                    last.2 = first + count - last.1;
+                    continue;
+                }
+            }
+            merged.push((p, first, count));
+        }
+        merged.into_iter().map(|(partition, first, count)| Fetch::Details { partition, first, count }).collect()
     }
 
-    /// Verifies the thumbnails of tiles `first..first + count` of partition `p` (each
-    /// against the CRC-32 its row gives) and keeps them.
-    pub fn add_thumbnails(&mut self, p: usize, first: u32, count: u32, bytes: &[u8]) -> Result<(), IndexError> {
-        let (Some(refs), Some(range)) = (self.thumbnail_refs(p, first, count), self.range(&Fetch::Thumbnails { partition: p, first, count })) else {
-            return Err(IndexError::BadOptions(format!("the thumbnails of partition {p}'s tiles {first}+{count} are not known (load their rows first)")));
+    /// Verifies the detail records of tiles `first..first + count` of partition `p` (each
+    /// against the CRC-32 its row gives, then its layout) and keeps them.
+    pub fn add_details(&mut self, p: usize, first: u32, count: u32, bytes: &[u8]) -> Result<(), IndexError> {
+        let (Some(refs), Some(range)) = (self.detail_refs(p, first, count), self.range(&Fetch::Details { partition: p, first, count })) else {
+            return Err(IndexError::BadOptions(format!("the details of partition {p}'s tiles {first}+{count} are not known (load their rows first)")));
         };
         if bytes.len() as u64 != range.end - range.start {
-            return Err(IndexError::SectionLength { section: "thumbnails", expected: (range.end - range.start) as usize, found: bytes.len() });
+            return Err(IndexError::SectionLength { section: "details", expected: (range.end - range.start) as usize, found: bytes.len() });
         }
         let base = refs[0].offset;
         let first_tile = self.partitions()[p].first_tile + first;
+        let mut arrived = Vec::with_capacity(refs.len());
         for (i, r) in refs.iter().enumerate() {
             let start = (r.offset - base) as usize;
-            let jpeg = &bytes[start..start + r.length as usize];
-            if crc32fast::hash(jpeg) != r.crc {
-                return Err(IndexError::BadPartition { partition: p, what: format!("thumbnail of tile {}: CRC-32 differs from its row's", first + i as u32) });
+            let record = &bytes[start..start + r.length as usize];
+            let bad = |what: String| IndexError::BadPartition { partition: p, what: format!("details of tile {}: {what}", first + i as u32) };
+            if crc32fast::hash(record) != r.crc {
+                return Err(bad("CRC-32 differs from its row's".into()));
             }
-            self.thumbnails.insert(first_tile + i as u32, (jpeg.to_vec(), self.round));
+            arrived.push(self.parse_details(record).map_err(bad)?);
         }
-        if self.thumbnails.len() > THUMBNAIL_BUDGET {
+        for (i, details) in arrived.into_iter().enumerate() {
+            self.details.insert(first_tile + i as u32, (details, self.round));
+        }
+        if self.details.len() > DETAIL_BUDGET {
             let round = self.round;
-            self.thumbnails.retain(|_, (_, r)| *r >= round);
+            self.details.retain(|_, (_, r)| *r >= round);
         }
         Ok(())
+    }
+
+    /// A detail record's values (see `detail_record`) and thumbnail.
+    fn parse_details(&self, record: &[u8]) -> Result<TileDetails, String> {
+        let mut rest = record;
+        let mut values = Vec::with_capacity(self.directory.header.details.len());
+        for column in &self.directory.header.details {
+            let length = rest.get(..4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+            let value = length.and_then(|l| rest.get(4..4usize.checked_add(l)?)).ok_or_else(|| format!("the record ends inside column '{column}'"))?;
+            let value = std::str::from_utf8(value).map_err(|_| format!("column '{column}' is not UTF-8"))?;
+            values.push(value.to_string());
+            rest = &rest[4 + value.len()..];
+        }
+        if !self.directory.header.thumbnails && !rest.is_empty() {
+            return Err(format!("{} bytes after its columns in a file without thumbnails", rest.len()));
+        }
+        Ok(TileDetails { values, jpeg: rest.to_vec() })
     }
 
     /// The model as each partition's index records it: of the stored (PCA's) dimension.
@@ -670,6 +748,7 @@ impl PartitionedIndex {
     /// each time ([`Self::range`], [`Self::add`]). Starts a new round: what is loaded from
     /// now on is kept until the next call.
     pub fn needed(&mut self, query: &Query, options: &SearchOptions) -> Result<Vec<Fetch>, SearchError> {
+        self.check_columns(options)?;
         self.round += 1;
         let has_rows = self.rows_info().is_some();
         let (mut used, mut rows) = (Vec::new(), Vec::new());
@@ -840,8 +919,9 @@ impl PartitionedIndex {
                 for hit in &mut rescored {
                     let row = self.rows.get(&hit.id).ok_or(SearchError::RowNotLoaded { tile: hit.id })?;
                     hit.score = search::combine(&positives, &negatives, options.negative_weight, |e| dot_f32(e, &row.vector));
-                    if self.thumbnails_apart() {
-                        hit.has_thumbnail = row.thumbnail.is_some();
+                    if self.details_apart() {
+                        // Known once its details arrive: whether the file has thumbnails.
+                        hit.has_thumbnail = self.directory.header.thumbnails && row.details.is_some();
                     }
                 }
                 rescored.sort_by(|a, b| search::ranked_order(&(a.score, a.id), &(b.score, b.id)));
@@ -866,8 +946,14 @@ impl PartitionedIndex {
         Ok(merged)
     }
 
-    /// A key no tile has is refused as the whole index refuses it.
+    /// A key no tile has is refused as the whole index refuses it; a detail column too (the
+    /// partitions a search scans do not hold it).
     fn check_column(&self, key: &str) -> Result<(), SearchError> {
+        if self.directory.header.details.iter().any(|c| c == key) {
+            return Err(SearchError::BadOption(format!(
+                "column '{key}' has nearly one value per tile, so this partitioned index keeps it with each hit's details, not in the partitions a search scans: it cannot filter or group a search"
+            )));
+        }
         match self.columns().iter().any(|c| c == key) {
             true => Ok(()),
             false => Err(search::unknown_column(key, self.columns().iter().map(String::as_str))),
@@ -897,17 +983,23 @@ impl PartitionedIndex {
         search::score_units(&positives, &negatives, negative_weight, descriptors, self.model().dim, |unit| unit)
     }
 
-    /// Tile `id`'s metadata, when its partition is loaded (empty otherwise).
+    /// Tile `id`'s metadata, when its partition is loaded (empty otherwise); its detail
+    /// columns once [`Self::needed_details`] has brought them.
     pub fn metadata(&self, id: u32) -> BTreeMap<String, String> {
-        self.loaded_tile(id).map(|(index, local)| index.metadata(local)).unwrap_or_default()
+        let mut metadata = self.loaded_tile(id).map(|(index, local)| index.metadata(local)).unwrap_or_default();
+        if let Some((details, _)) = self.details.get(&id) {
+            let columns = self.directory.header.details.iter().zip(&details.values).filter(|(_, v)| !v.is_empty());
+            metadata.extend(columns.map(|(k, v)| (k.clone(), v.clone())));
+        }
+        metadata
     }
 
     /// Tile `id`'s thumbnail, when its partition is loaded and has one.
-    /// (A file with rows keeps thumbnails apart: when [`Self::needed_thumbnails`] has
+    /// (A file with rows keeps thumbnails apart: when [`Self::needed_details`] has
     /// brought it.)
     pub fn thumbnail(&self, id: u32) -> Option<&[u8]> {
-        match self.thumbnails_apart() {
-            true => self.thumbnails.get(&id).map(|(jpeg, _)| jpeg.as_slice()),
+        match self.details_apart() {
+            true => self.details.get(&id).map(|(d, _)| d.jpeg.as_slice()).filter(|jpeg| !jpeg.is_empty()),
             false => self.loaded_tile(id).and_then(|(index, local)| index.thumbnail(local)),
         }
     }

@@ -3,9 +3,9 @@
 // page: the worker fetches the directory, then one HTTP Range request per probed
 // partition, verifies each, and the hits equal the whole index's when every partition is
 // probed. A server that ignores Range still works for a small file; a damaged partition is
-// refused with a visible integrity error. The version-2 file (target/e2e/demo-rows.tsp:
+// refused with a visible integrity error. The version-3 file (target/e2e/demo-rows.tsp:
 // int8 codes of a 64-d PCA in the partitions, the vectors as re-ranking rows beside them)
-// fetches the probed partitions, then its shortlist's rows and its hits' thumbnails by Range,
+// fetches the probed partitions, then its shortlist's rows and its hits' details by Range,
 // and refuses bad rows.
 
 import assert from 'node:assert/strict';
@@ -172,7 +172,7 @@ describe('partitioned index over HTTP Range', () => {
     }
   });
 
-  test('re-ranking rows: the probed partitions, the shortlist\'s rows, the hits\' thumbnails; the whole index\'s top hits', async () => {
+  test('re-ranking rows: the probed partitions, the shortlist\'s rows, the hits\' details (thumbnails, paths); the whole index\'s top hits', async () => {
     const whole = await runDemo(env, 'demo/index.tsi', [{ options: { k: 5, exact: true } }]);
     await whole.context.close();
     const run = await runDemo(env, 'e2e/demo-rows.tsp', [
@@ -183,12 +183,12 @@ describe('partitioned index over HTTP Range', () => {
     try {
       const [all, first, again] = run.results;
       const paths = (hits) => hits.map((h) => h[0]);
-      assert.deepEqual(paths(all.hits), paths(whole.results[0].hits), 'every partition probed: the whole index\'s top 5');
+      assert.deepEqual(paths(all.hits), paths(whole.results[0].hits), 'every partition probed: the whole index\'s top 5, paths from the hits\' details');
       all.hits.forEach((h, i) => assert.ok(Math.abs(h[1] - whole.results[0].hits[i][1]) < 2e-3, 're-scored on the f16 rows'));
       assert.equal(all.transfer.partitions, 12);
       assert.ok(all.transfer.rows >= 64 && all.transfer.rows < 3004, `${all.transfer.rows} rows: the shortlist's, not every tile's`);
       assert.ok(all.hits.every((h) => h[2]), 'every hit has its thumbnail');
-      assert.equal(all.transfer.thumbnails, 5, 'the thumbnails of the 5 hits, no others');
+      assert.equal(all.transfer.details, 5, 'the details of the 5 hits, no others');
       assert.equal(first.hits.length, 10);
       assert.ok(first.hits[0][1] > 0.999, 'the query tile is found');
       assert.equal(again.transfer.partitions + again.transfer.rows, 0, 'already loaded: nothing fetched again');

@@ -5,7 +5,8 @@
 //! HTTP Range (`tessera serve`) and from a server that ignores Range, with equal hits.
 //! An index with int8 + PCA vectors and f16 re-ranking vectors is partitioned with its rows
 //! beside the partitions: a search fetches only its shortlist's rows, ranks like the whole
-//! index when the shortlist holds every tile, and refuses rows that are not the tile's.
+//! index when the shortlist holds every tile, and refuses rows that are not the tile's; the
+//! hits' details (thumbnails, the per-tile `path` column) come after, checked per tile.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -51,7 +52,7 @@ fn load_for_rows(p: &mut PartitionedIndex, file: &[u8], query: &Query, options: 
             match fetch {
                 Fetch::Partition(_) => partitions += 1,
                 Fetch::Rows { count, .. } => rows += count as usize,
-                Fetch::Thumbnails { .. } => unreachable!("a search's needs are partitions and rows"),
+                Fetch::Details { .. } => unreachable!("a search's needs are partitions and rows"),
             }
         }
     }
@@ -242,8 +243,13 @@ fn rows_beside_compact_partitions_rerank_a_shortlist() {
     let index = compact_index();
     let whole_probe = PartitionOptions { partitions: 6, shortlist: index.len(), ..PartitionOptions::default() };
     let file = partitioned_bytes(&index, &whole_probe);
-    assert_eq!(u32::from_le_bytes(file[8..12].try_into().unwrap()), 2, "a file with rows is version 2");
+    assert_eq!(u32::from_le_bytes(file[8..12].try_into().unwrap()), 3, "a file with rows and detail columns is version 3");
     let mut p = open(&file);
+    // `path` (one value per tile) lives with each hit's details, not in the partitions: it
+    // cannot filter a search; `label` stays.
+    let by_path = SearchOptions { filters: vec![Filter { key: "path".into(), include: vec!["x".into()], exclude: vec![] }], ..SearchOptions::default() };
+    let e = p.needed(&queries(&index)[0], &by_path).unwrap_err();
+    assert!(matches!(e, tessera::search::SearchError::BadOption(_)) && e.to_string().contains("'path'"), "{e}");
     let info = p.index_info();
     assert_eq!((info.vector_dim, info.rerank), (16, Some(Quantization::F16)));
     // With every partition probed and every tile shortlisted: the whole index's exact ranking
@@ -259,22 +265,22 @@ fn rows_beside_compact_partitions_rerank_a_shortlist() {
             assert!(partitions <= 6 && rows <= index.len());
             let whole = search(&index, &query, options).unwrap();
             let parts = p.search(&query, options).unwrap();
-            let paths = |hits: &[Hit]| hits.iter().map(|h| h.metadata["path"].clone()).collect::<Vec<_>>();
-            assert_eq!(paths(&parts), paths(&whole), "{options:?}");
+            assert!(parts.iter().all(|h| !h.metadata.contains_key("path") && h.metadata.contains_key("label")));
             for (a, b) in parts.iter().zip(&whole) {
                 assert!((a.score - b.score).abs() < 1e-4, "{} vs {}", a.score, b.score);
                 assert_eq!(a.has_thumbnail, b.has_thumbnail);
             }
-            // Thumbnails stay out of the partitions: fetched for the hits only, each
-            // checked against its row's CRC-32.
+            // Thumbnails and detail columns stay out of the partitions: fetched for the hits
+            // only, each checked against its row's CRC-32.
             let ids: Vec<u32> = parts.iter().map(|h| h.id).collect();
-            for fetch in p.needed_thumbnails(&ids) {
+            for fetch in p.needed_details(&ids) {
                 let range = p.range(&fetch).unwrap();
                 p.add(&fetch, &file[range.start as usize..range.end as usize]).unwrap();
             }
-            assert!(p.needed_thumbnails(&ids).is_empty());
+            assert!(p.needed_details(&ids).is_empty());
             for (a, b) in parts.iter().zip(&whole) {
-                assert_eq!(p.thumbnail(a.id), index.thumbnail(b.id as usize), "{}", a.metadata["path"]);
+                assert_eq!(p.metadata(a.id), b.metadata, "{options:?}");
+                assert_eq!(p.thumbnail(a.id), index.thumbnail(b.id as usize), "{}", b.metadata["path"]);
             }
         }
     }
@@ -326,18 +332,18 @@ fn rows_beside_compact_partitions_rerank_a_shortlist() {
     p.add_rows(1, 0, 1, &file[row0.start as usize..row0.end as usize]).unwrap();
     let tiles = p.partitions()[1].tiles;
     assert!(p.range(&Fetch::Rows { partition: 1, first: tiles, count: 1 }).is_none(), "no row past the partition's tiles");
-    // A damaged thumbnail is refused; the right bytes are then taken.
+    // A damaged detail record is refused; the right bytes are then taken.
     let tile = p.partitions()[1].first_tile;
-    let needed = p.needed_thumbnails(&[tile]);
-    assert_eq!(needed, vec![Fetch::Thumbnails { partition: 1, first: 0, count: 1 }]);
+    let needed = p.needed_details(&[tile]);
+    assert_eq!(needed, vec![Fetch::Details { partition: 1, first: 0, count: 1 }]);
     let range = p.range(&needed[0]).unwrap();
-    assert!(range.start >= row0.start + u64::from(tiles) * (row0.end - row0.start), "thumbnails follow the rows");
+    assert!(range.start >= row0.start + u64::from(tiles) * (row0.end - row0.start), "details follow the rows");
     let mut jpeg = file[range.start as usize..range.end as usize].to_vec();
     jpeg[10] ^= 1;
     let e = p.add(&needed[0], &jpeg).unwrap_err();
     assert!(matches!(e, IndexError::BadPartition { partition: 1, .. }), "{e}");
     p.add(&needed[0], &file[range.start as usize..range.end as usize]).unwrap();
-    assert!(p.thumbnail(tile).is_some());
+    assert!(p.thumbnail(tile).is_some() && p.metadata(tile).contains_key("path"));
 
     // PCA without re-ranking vectors cannot be probed in the model's space.
     let mut builder = IndexBuilder::new(index.model().clone(), BuildOptions { pca_dim: Some(16), graph_min_tiles: usize::MAX, ..BuildOptions::default() }).unwrap();

@@ -40,7 +40,7 @@ pub struct BenchPartitionedArgs {
     #[arg(long, default_value_t = 10)]
     k: usize,
     /// Partitions probed per query, comma separated.
-    #[arg(long, value_delimiter = ',', default_values_t = [4usize, 8, 16, 32])]
+    #[arg(long, value_delimiter = ',', default_values_t = [4usize, 8, 12, 16, 32])]
     nprobe: Vec<usize>,
     /// Encodings, comma separated: QUANT[+pcaN][+rerankQUANT], as `bench search --variants`;
     /// with re-ranking vectors they are row ranges fetched for each query's shortlist.
@@ -101,7 +101,7 @@ pub fn run(args: BenchPartitionedArgs) -> anyhow::Result<()> {
         "k": args.k,
         "data": "the synthetic vectors of `tessera bench search` (same generator and seed)",
         "served": "over HTTP on 127.0.0.1 (`tessera serve`'s handler, one thread); every query starts with no partition loaded",
-        "latency": "per query: the Range requests for its probed partitions (and its shortlist's rows), their checks, the search; one thread",
+        "latency": "per query: the Range requests for its probed partitions (and its shortlist's rows, then its hits' details), their checks, the search; one thread",
         "recall": "recall@k against exact float32 inner-product search on the unquantized vectors",
         "provenance": crate::cli::Provenance::now(),
         "skipped": skipped,
@@ -245,11 +245,17 @@ fn measure(
                     reader.add(&fetch, &bytes)?;
                 }
             }
+            // The hits' details (here the per-tile `source` column) as a page shows them.
             let hits = reader.search(&query, &search_options)?;
+            let ids: Vec<u32> = hits.iter().map(|h| h.id).collect();
+            for fetch in reader.needed_details(&ids) {
+                let bytes = source.read_range(reader.range(&fetch).expect("a range of the file"), &mut transfer)?;
+                reader.add(&fetch, &bytes)?;
+            }
             times.push(started.elapsed().as_secs_f64() * 1e3);
             bytes.push(transfer.bytes as f64);
             requests += transfer.requests;
-            found += hits.iter().filter(|h| h.metadata.get("source").is_some_and(|s| wanted.contains(s))).count();
+            found += ids.iter().filter(|&&id| reader.metadata(id).get("source").is_some_and(|s| wanted.contains(s))).count();
         }
         times.sort_by(f64::total_cmp);
         let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];

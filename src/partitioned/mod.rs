@@ -122,71 +122,29 @@ pub fn partition(
         None => Vec::new(),
         Some(_) => columns.iter().filter(|k| index.metadata.column(k).is_some_and(|c| c.codes() > (n / 2).max(DETAIL_MIN_VALUES))).cloned().collect(),
     };
-    let details_apart = rows.is_some() && (index.thumbnails.is_some() || !details.is_empty());
-    let part_model = ModelRef { dim: index.vectors.dim(), ..index.model.clone() };
-    let build = BuildOptions {
-        quantization: index.vectors.quantization(),
-        pca_dim: None,
-        rerank: None,
-        // Partitions are small and searched exactly: no graph.
-        graph_min_tiles: usize::MAX,
-        ..BuildOptions::default()
+    let layout = PartitionLayout {
+        index,
+        kept: columns.iter().filter(|k| !details.contains(k)).cloned().collect(),
+        details: &details,
+        rows,
+        details_apart: rows.is_some() && (index.thumbnails.is_some() || !details.is_empty()),
+        model: ModelRef { dim: index.vectors.dim(), ..index.model.clone() },
     };
     let (mut entries, mut kept_centroids) = (Vec::new(), Vec::new());
     let (mut first_tile, mut offset) = (0u32, 0u64);
     for (c, ids) in members.iter().enumerate().filter(|(_, ids)| !ids.is_empty()) {
-        let mut builder = IndexBuilder::new(part_model.clone(), build.clone())?;
-        builder.keep_int8_grid(index.vectors.int8_params());
-        for &id in ids {
-            let row = columns
-                .iter()
-                .filter(|k| !details.contains(k))
-                .map(|k| (k.clone(), index.metadata_value(id, k).unwrap_or("").to_string()))
-                .collect();
-            let stored = match rows {
-                Some(_) => index.vectors.decode(id),
-                None => vector(id),
-            };
-            let thumbnail = if details_apart { None } else { index.thumbnail(id).map(<[u8]>::to_vec) };
-            builder.add_stored(&stored, row, thumbnail)?;
-        }
-        let bytes = builder.build()?.to_bytes();
-        let written = |e: std::io::Error| IndexError::Build(format!("writing partition {}: {e}", entries.len()));
-        sink(&bytes).map_err(written)?;
-        let (mut row_bytes, mut detail_bytes) = (0, 0);
-        if let Some(rows) = rows {
-            let full: Vec<f32> = ids.iter().flat_map(|&id| vector(id)).collect();
-            let mut encoded = VectorStore::encode(&full, dim, rows.quantization).codes_to_bytes();
-            let mut records = Vec::new();
-            if details_apart {
-                // Each row ends with where its tile's detail record is: offset, length, CRC-32.
-                let vector_bytes = dim * rows.quantization.bytes_per_value();
-                let mut with_refs = Vec::with_capacity(encoded.len() + ids.len() * format::DETAIL_REF);
-                for (row, &id) in encoded.chunks_exact(vector_bytes).zip(ids) {
-                    let record = detail_record(index, id, &details);
-                    with_refs.extend_from_slice(row);
-                    for field in [records.len() as u32, record.len() as u32, crc32fast::hash(&record)] {
-                        with_refs.extend_from_slice(&field.to_le_bytes());
-                    }
-                    records.extend_from_slice(&record);
-                }
-                encoded = with_refs;
-            }
-            sink(&encoded).map_err(written)?;
-            sink(&records).map_err(written)?;
-            (row_bytes, detail_bytes) = (encoded.len() as u64, records.len() as u64);
-        }
+        let written = layout.write(entries.len(), ids, &vector, &mut sink)?;
         entries.push(PartitionEntry {
             first_tile,
             tiles: ids.len() as u32,
             offset,
-            length: bytes.len() as u64,
-            sha256: crate::model::sha256_hex(&bytes),
-            detail_bytes,
+            length: written.length,
+            sha256: written.sha256,
+            detail_bytes: written.detail_bytes,
         });
         kept_centroids.extend_from_slice(&centroids[c * dim..(c + 1) * dim]);
         first_tile += ids.len() as u32;
-        offset += bytes.len() as u64 + row_bytes + detail_bytes;
+        offset += written.length + written.row_bytes + written.detail_bytes;
     }
     let header = Header {
         model: index.model.clone(),
@@ -213,6 +171,89 @@ pub fn partition(
         largest_partition_tiles: header.partitions.iter().map(|p| p.tiles as usize).max().unwrap_or(0),
     };
     Ok((directory, summary))
+}
+
+/// How every partition of one file is written (see [`partition`]).
+struct PartitionLayout<'a> {
+    index: &'a Index,
+    /// The metadata columns kept in the partitions; `details`, in the detail records.
+    kept: Vec<String>,
+    details: &'a [String],
+    rows: Option<RowsInfo>,
+    /// Whether tiles have detail records (thumbnails, detail columns) after the rows.
+    details_apart: bool,
+    /// The partitions' model: of the stored vectors' dimension.
+    model: ModelRef,
+}
+
+/// What one partition took in the file.
+struct WrittenPartition {
+    length: u64,
+    sha256: String,
+    row_bytes: u64,
+    detail_bytes: u64,
+}
+
+impl PartitionLayout<'_> {
+    /// Writes partition `number`, the tiles `ids` of the source index (whose full vectors
+    /// `vector` gives), to `sink`: its index file, then with rows its rows and its tiles'
+    /// detail records.
+    fn write(
+        &self,
+        number: usize,
+        ids: &[usize],
+        vector: &impl Fn(usize) -> Vec<f32>,
+        sink: &mut impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<WrittenPartition, IndexError> {
+        let index = self.index;
+        let build = BuildOptions {
+            quantization: index.vectors.quantization(),
+            pca_dim: None,
+            rerank: None,
+            // Partitions are small and searched exactly: no graph.
+            graph_min_tiles: usize::MAX,
+            ..BuildOptions::default()
+        };
+        let mut builder = IndexBuilder::new(self.model.clone(), build)?;
+        builder.keep_int8_grid(index.vectors.int8_params());
+        for &id in ids {
+            let row = self.kept.iter().map(|k| (k.clone(), index.metadata_value(id, k).unwrap_or("").to_string())).collect();
+            let stored = match self.rows {
+                Some(_) => index.vectors.decode(id),
+                None => vector(id),
+            };
+            let thumbnail = if self.details_apart { None } else { index.thumbnail(id).map(<[u8]>::to_vec) };
+            builder.add_stored(&stored, row, thumbnail)?;
+        }
+        let bytes = builder.build()?.to_bytes();
+        let written = |e: std::io::Error| IndexError::Build(format!("writing partition {number}: {e}"));
+        sink(&bytes).map_err(written)?;
+        let (mut row_bytes, mut detail_bytes) = (0, 0);
+        if let Some(rows) = self.rows {
+            let dim = index.model.dim;
+            let full: Vec<f32> = ids.iter().flat_map(|&id| vector(id)).collect();
+            let mut encoded = VectorStore::encode(&full, dim, rows.quantization).codes_to_bytes();
+            let mut records = Vec::new();
+            if self.details_apart {
+                // Each row ends with where its tile's detail record is: offset, length, CRC-32.
+                let vector_bytes = dim * rows.quantization.bytes_per_value();
+                let mut with_refs = Vec::with_capacity(encoded.len() + ids.len() * format::DETAIL_REF);
+                for (row, &id) in encoded.chunks_exact(vector_bytes).zip(ids) {
+                    let record = detail_record(index, id, self.details);
+                    with_refs.extend_from_slice(row);
+                    for field in [records.len() as u32, record.len() as u32, crc32fast::hash(&record)] {
+                        with_refs.extend_from_slice(&field.to_le_bytes());
+                    }
+                    records.extend_from_slice(&record);
+                }
+                encoded = with_refs;
+            }
+            sink(&encoded).map_err(written)?;
+            sink(&records).map_err(written)?;
+            (row_bytes, detail_bytes) = (encoded.len() as u64, records.len() as u64);
+        }
+        Ok(WrittenPartition { length: bytes.len() as u64, sha256: crate::model::sha256_hex(&bytes), row_bytes, detail_bytes })
+    }
 }
 
 /// A column is a detail column (see `partition`) only past this many distinct values: a

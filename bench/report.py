@@ -310,7 +310,8 @@ def partitioned_section(d, d10m, plots: Path, md: list):
     if d10m:
         md.append(f"The 10M rows: {provenance(d10m)}; the vectors drawn one at a time into a compact index (PCA and int8 grid fitted on the first 100,000).\n")
     md.append("An encoding with `+rerank` keeps its re-ranking vectors as row ranges beside the compact partitions: "
-              "a query fetches its probed partitions, then the rows of its shortlist (one request per run of adjacent rows).\n")
+              "a query fetches its probed partitions, then the rows of its shortlist (one request per run of adjacent rows), "
+              "then its hits' details (the per-tile `source` column here; thumbnails in a real index).\n")
     table_head(md, "rlrrrrrrrrrr", ["tiles", "encoding", "partitions", "nprobe", "file MB", "directory kB", "fetched kB/query", "requests/query", "fetched / file", "p50 ms", "p99 ms", "recall@10"])
     rows = d["rows"] + (d10m or {}).get("rows", [])
     for r in rows:

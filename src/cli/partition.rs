@@ -52,6 +52,13 @@ pub fn run(args: PartitionArgs) -> anyhow::Result<()> {
         summary.directory_bytes,
         summary.partition_bytes
     );
+    if !summary.detail_columns.is_empty() {
+        // They can no longer filter or group a search: say so where the file is made.
+        println!(
+            "kept with each tile's details, fetched per hit (one value per tile, not searchable by filter or unique-by): {}",
+            summary.detail_columns.join(", ")
+        );
+    }
     Ok(())
 }
 

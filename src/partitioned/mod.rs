@@ -70,6 +70,8 @@ pub struct PartitionSummary {
     pub directory_bytes: usize,
     pub partition_bytes: u64,
     pub largest_partition_tiles: usize,
+    /// The metadata columns kept with each tile's details, fetched per hit (see [`partition`]).
+    pub detail_columns: Vec<String>,
 }
 
 /// Splits `index` into partitions by spherical k-means on its vectors (the re-ranking ones
@@ -169,6 +171,7 @@ pub fn partition(
         directory_bytes: directory.len(),
         partition_bytes: offset,
         largest_partition_tiles: header.partitions.iter().map(|p| p.tiles as usize).max().unwrap_or(0),
+        detail_columns: header.details.clone(),
     };
     Ok((directory, summary))
 }

@@ -340,6 +340,15 @@ def partitioned_section(d, d10m, plots: Path, md: list):
     ax.legend(fontsize=7, frameon=False)
     save(fig, plots / "partitioned.png")
     md.append("\n![bytes per query against recall](plots/partitioned.png)\n")
+    held = d.get("held_rows", [])
+    if held:
+        md.append(f"\nHeld in memory ({d.get('held', '')}): the in-memory trade-off.\n")
+        table_head(md, "rlrrrrrrr", ["tiles", "encoding", "nprobe", "held MB", "file MB", "read kB/query", "p50 ms", "p99 ms", "recall@10"])
+        for r in held:
+            md.append(
+                f"| {r['tiles']} | {r['encoding']} | {r['nprobe']} | {r['held_bytes'] / 1e6:.1f} | {r['file_bytes'] / 1e6:.1f} | "
+                f"{r['read_bytes_per_query'] / 1e3:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['recall_at_k']:.4f} |"
+            )
 
 
 def web_section(d, plots: Path, md: list, peak):

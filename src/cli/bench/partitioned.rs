@@ -5,7 +5,8 @@
 //! query, latency (fetch + verify + search) and recall@10 against exact float32 search on
 //! the same synthetic vectors as `tessera bench search`. An encoding with re-ranking vectors
 //! (`int8+pca64+rerankf16`) keeps them as row ranges: a query fetches its probed partitions'
-//! compact vectors, then its shortlist's rows.
+//! compact vectors, then its shortlist's rows; such a file is also measured held in memory
+//! (directory and partitions, the rows read from the local file): the in-memory trade-off.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -68,7 +69,7 @@ pub fn run(args: BenchPartitionedArgs) -> anyhow::Result<()> {
     let serving = std::sync::Arc::clone(&server);
     std::thread::spawn(move || crate::cli::serve::serve(&serving, &root, false));
 
-    let (mut rows, mut skipped) = (Vec::new(), Vec::new());
+    let (mut rows, mut held, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
     for &n in &args.sizes {
         let path = dir.path().join(format!("{n}.tsp"));
         if n > args.max_tiles {
@@ -90,10 +91,17 @@ pub fn run(args: BenchPartitionedArgs) -> anyhow::Result<()> {
         for encoding in &args.encodings {
             let built = build_in_memory(&args, &data, encoding, &path)?;
             rows.extend(measure(&args, &built, &data.queries, &truth, &path, &base)?);
+            if parse_variant(encoding)?.2.is_some() {
+                held.extend(measure_held(&args, &built, &data.queries, &truth, &path)?);
+            }
         }
     }
     server.unblock();
     print_rows(&rows);
+    if !held.is_empty() {
+        println!();
+        print_held(&held);
+    }
     let report = json!({
         "benchmark": "partitioned",
         "dim": args.synthetic.dim,
@@ -106,6 +114,8 @@ pub fn run(args: BenchPartitionedArgs) -> anyhow::Result<()> {
         "provenance": crate::cli::Provenance::now(),
         "skipped": skipped,
         "rows": rows,
+        "held": "encodings with rows, sizes built in memory (not streamed): the directory and every partition held in memory, a fresh copy per query that reads only its shortlist's rows and its hits' details from the local file",
+        "held_rows": held,
     });
     super::write_results(&args.output, &report)
 }
@@ -235,23 +245,7 @@ fn measure(
             let mut reader = cold.clone();
             let mut transfer = Transfer::default();
             let started = Instant::now();
-            loop {
-                let needed = reader.needed(&query, &search_options)?;
-                if needed.is_empty() {
-                    break;
-                }
-                for fetch in needed {
-                    let bytes = source.read_range(reader.range(&fetch).expect("a range of the file"), &mut transfer)?;
-                    reader.add(&fetch, &bytes)?;
-                }
-            }
-            // The hits' details (here the per-tile `source` column) as a page shows them.
-            let hits = reader.search(&query, &search_options)?;
-            let ids: Vec<u32> = hits.iter().map(|h| h.id).collect();
-            for fetch in reader.needed_details(&ids) {
-                let bytes = source.read_range(reader.range(&fetch).expect("a range of the file"), &mut transfer)?;
-                reader.add(&fetch, &bytes)?;
-            }
+            let ids = search_fetching(&mut reader, &mut source, &query, &search_options, &mut transfer)?;
             times.push(started.elapsed().as_secs_f64() * 1e3);
             bytes.push(transfer.bytes as f64);
             requests += transfer.requests;
@@ -278,6 +272,97 @@ fn measure(
         }));
     }
     Ok(rows)
+}
+
+/// One search as a client runs it: what it needs fetched from `source` until nothing is
+/// left, the search, then its hits' details (here the per-tile `source` column) as a page
+/// shows them; the hits' ids.
+fn search_fetching(reader: &mut PartitionedIndex, source: &mut Source, query: &Query, options: &SearchOptions, transfer: &mut Transfer) -> anyhow::Result<Vec<u32>> {
+    loop {
+        let needed = reader.needed(query, options)?;
+        if needed.is_empty() {
+            break;
+        }
+        for fetch in needed {
+            let bytes = source.read_range(reader.range(&fetch).expect("a range of the file"), transfer)?;
+            reader.add(&fetch, &bytes)?;
+        }
+    }
+    let ids: Vec<u32> = reader.search(query, options)?.iter().map(|h| h.id).collect();
+    for fetch in reader.needed_details(&ids) {
+        let bytes = source.read_range(reader.range(&fetch).expect("a range of the file"), transfer)?;
+        reader.add(&fetch, &bytes)?;
+    }
+    Ok(ids)
+}
+
+/// The file of an encoding with rows held the way a server (or a long-lived page) would hold
+/// it: the directory and every compact partition in memory, each query reading only its
+/// shortlist's rows and its hits' details from the local file (a fresh copy of that reader
+/// per query, so no query finds another's rows). Per nprobe: the bytes held, the bytes read
+/// per query, latency and recall.
+fn measure_held(args: &BenchPartitionedArgs, built: &Built, queries: &[f32], truth: &[Vec<u32>], path: &std::path::Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let dim = args.synthetic.dim;
+    let mut source = Source::File(path.to_path_buf());
+    let mut ignored = Transfer::default();
+    let mut held = PartitionedIndex::from_directory(&source.read_range(0..built.summary.directory_bytes as u64, &mut ignored)?, None)?;
+    held.set_budget_bytes(u64::MAX);
+    for p in 0..held.partitions().len() {
+        let fetch = tessera::partitioned::Fetch::Partition(p);
+        let bytes = source.read_range(held.range(&fetch).expect("a partition of the file"), &mut ignored)?;
+        held.add(&fetch, &bytes)?;
+    }
+    let held_bytes = held.directory_bytes() as u64 + held.info().loaded_bytes;
+    let mut rows = Vec::new();
+    for &nprobe in &args.nprobe {
+        let nprobe = nprobe.min(held.partitions().len());
+        let options = SearchOptions { k: args.k, nprobe: Some(nprobe), ..SearchOptions::default() };
+        let (mut times, mut read, mut found) = (Vec::new(), 0u64, 0usize);
+        for (qi, expected) in truth.iter().enumerate() {
+            let wanted: HashSet<String> = expected.iter().map(|i| i.to_string()).collect();
+            let query = Query::vector(queries[qi * dim..(qi + 1) * dim].to_vec());
+            let mut reader = held.clone();
+            let mut transfer = Transfer::default();
+            let started = Instant::now();
+            let ids = search_fetching(&mut reader, &mut source, &query, &options, &mut transfer)?;
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+            read += transfer.bytes;
+            found += ids.iter().filter(|&&id| reader.metadata(id).get("source").is_some_and(|s| wanted.contains(s))).count();
+        }
+        times.sort_by(f64::total_cmp);
+        let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+        rows.push(json!({
+            "tiles": built.tiles,
+            "encoding": built.encoding,
+            "nprobe": nprobe,
+            "held_bytes": held_bytes,
+            "file_bytes": std::fs::metadata(path)?.len(),
+            "read_bytes_per_query": read as f64 / truth.len() as f64,
+            "p50_ms": pct(0.5),
+            "p99_ms": pct(0.99),
+            "recall_at_k": found as f64 / (truth.len() * args.k) as f64,
+        }));
+    }
+    Ok(rows)
+}
+
+fn print_held(rows: &[serde_json::Value]) {
+    println!("| tiles | encoding | nprobe | held MB | file MB | read kB/query | p50 ms | p99 ms | recall@10 |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.2} | {:.2} | {:.4} |",
+            r["tiles"],
+            r["encoding"].as_str().unwrap_or(""),
+            r["nprobe"],
+            r["held_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+            r["file_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+            r["read_bytes_per_query"].as_f64().unwrap_or(0.0) / 1e3,
+            r["p50_ms"].as_f64().unwrap_or(0.0),
+            r["p99_ms"].as_f64().unwrap_or(0.0),
+            r["recall_at_k"].as_f64().unwrap_or(0.0),
+        );
+    }
 }
 
 fn print_rows(rows: &[serde_json::Value]) {

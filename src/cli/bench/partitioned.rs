@@ -97,10 +97,10 @@ pub fn run(args: BenchPartitionedArgs) -> anyhow::Result<()> {
         }
     }
     server.unblock();
-    print_rows(&rows);
+    print_table(&COLUMNS, &rows);
     if !held.is_empty() {
         println!();
-        print_held(&held);
+        print_table(&HELD_COLUMNS, &held);
     }
     let report = json!({
         "benchmark": "partitioned",
@@ -346,41 +346,49 @@ fn measure_held(args: &BenchPartitionedArgs, built: &Built, queries: &[f32], tru
     Ok(rows)
 }
 
-fn print_held(rows: &[serde_json::Value]) {
-    println!("| tiles | encoding | nprobe | held MB | file MB | read kB/query | p50 ms | p99 ms | recall@10 |");
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
-    for r in rows {
-        println!(
-            "| {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.2} | {:.2} | {:.4} |",
-            r["tiles"],
-            r["encoding"].as_str().unwrap_or(""),
-            r["nprobe"],
-            r["held_bytes"].as_f64().unwrap_or(0.0) / 1e6,
-            r["file_bytes"].as_f64().unwrap_or(0.0) / 1e6,
-            r["read_bytes_per_query"].as_f64().unwrap_or(0.0) / 1e3,
-            r["p50_ms"].as_f64().unwrap_or(0.0),
-            r["p99_ms"].as_f64().unwrap_or(0.0),
-            r["recall_at_k"].as_f64().unwrap_or(0.0),
-        );
-    }
-}
+/// A printed column: title, the row's field, and for a number its divisor and decimals
+/// (`None`: the field as it is, left-aligned when it is text).
+type Column = (&'static str, &'static str, Option<(f64, usize)>);
 
-fn print_rows(rows: &[serde_json::Value]) {
-    println!("| tiles | encoding | partitions | nprobe | file MB | directory kB | fetched kB/query | p50 ms | p99 ms | recall@10 |");
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+const COLUMNS: [Column; 10] = [
+    ("tiles", "tiles", None),
+    ("encoding", "encoding", None),
+    ("partitions", "partitions", None),
+    ("nprobe", "nprobe", None),
+    ("file MB", "file_bytes", Some((1e6, 1))),
+    ("directory kB", "directory_bytes", Some((1e3, 0))),
+    ("fetched kB/query", "bytes_per_query", Some((1e3, 0))),
+    ("p50 ms", "p50_ms", Some((1.0, 2))),
+    ("p99 ms", "p99_ms", Some((1.0, 2))),
+    ("recall@10", "recall_at_k", Some((1.0, 4))),
+];
+
+const HELD_COLUMNS: [Column; 9] = [
+    ("tiles", "tiles", None),
+    ("encoding", "encoding", None),
+    ("nprobe", "nprobe", None),
+    ("held MB", "held_bytes", Some((1e6, 1))),
+    ("file MB", "file_bytes", Some((1e6, 1))),
+    ("read kB/query", "read_bytes_per_query", Some((1e3, 0))),
+    ("p50 ms", "p50_ms", Some((1.0, 2))),
+    ("p99 ms", "p99_ms", Some((1.0, 2))),
+    ("recall@10", "recall_at_k", Some((1.0, 4))),
+];
+
+/// `rows` as a Markdown table of `columns`.
+fn print_table(columns: &[Column], rows: &[serde_json::Value]) {
+    let text = |key: &str| rows.first().is_some_and(|r| r[key].is_string());
+    println!("| {} |", columns.iter().map(|c| c.0).collect::<Vec<_>>().join(" | "));
+    println!("|{}", columns.iter().map(|c| if text(c.1) { "---|" } else { "---:|" }).collect::<String>());
     for r in rows {
-        println!(
-            "| {} | {} | {} | {} | {:.1} | {:.0} | {:.0} | {:.2} | {:.2} | {:.4} |",
-            r["tiles"],
-            r["encoding"].as_str().unwrap_or(""),
-            r["partitions"],
-            r["nprobe"],
-            r["file_bytes"].as_f64().unwrap_or(0.0) / 1e6,
-            r["directory_bytes"].as_f64().unwrap_or(0.0) / 1e3,
-            r["bytes_per_query"].as_f64().unwrap_or(0.0) / 1e3,
-            r["p50_ms"].as_f64().unwrap_or(0.0),
-            r["p99_ms"].as_f64().unwrap_or(0.0),
-            r["recall_at_k"].as_f64().unwrap_or(0.0),
-        );
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|&(_, key, number)| match (number, &r[key]) {
+                (Some((divisor, decimals)), v) => format!("{:.*}", decimals, v.as_f64().unwrap_or(0.0) / divisor),
+                (None, serde_json::Value::String(s)) => s.clone(),
+                (None, v) => v.to_string(),
+            })
+            .collect();
+        println!("| {} |", cells.join(" | "));
     }
 }

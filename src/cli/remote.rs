@@ -8,6 +8,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use tessera::partitioned::{Fetch, PartitionedIndex};
 
 /// A whole file smaller than this may come back from a server that ignores Range (200
 /// instead of 206) and is then used whole; a larger one is an error.
@@ -64,6 +65,16 @@ impl Source {
         };
         transfer.record(bytes.len());
         Ok(bytes)
+    }
+
+    /// Reads each of `needed`'s ranges into `index`, which verifies it.
+    pub fn read_into(&mut self, index: &mut PartitionedIndex, needed: Vec<Fetch>, transfer: &mut Transfer) -> anyhow::Result<()> {
+        for fetch in needed {
+            let range = index.range(&fetch).expect("needed names existing ranges");
+            let bytes = self.read_range(range, transfer)?;
+            index.add(&fetch, &bytes).with_context(|| format!("{}: {fetch}", self.name()))?;
+        }
+        Ok(())
     }
 
     /// Bytes `range` of the file (fewer at its end). A server that ignores Range and sends

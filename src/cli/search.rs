@@ -118,7 +118,7 @@ impl Opened {
                 return Ok(fetched);
             }
             fetched += needed.iter().filter(|f| matches!(f, Fetch::Partition(_))).count();
-            read_into(index, &mut self.source, needed, transfer)?;
+            self.source.read_into(index, needed, transfer)?;
         }
     }
 
@@ -127,18 +127,8 @@ impl Opened {
     pub fn fetch_details(&mut self, ids: &[u32], transfer: &mut Transfer) -> anyhow::Result<()> {
         let Collection::Partitioned(index) = &mut self.collection else { return Ok(()) };
         let needed = index.needed_details(ids);
-        read_into(index, &mut self.source, needed, transfer)
+        self.source.read_into(index, needed, transfer)
     }
-}
-
-/// Reads each of `needed`'s ranges from `source` into `index`, which verifies it.
-fn read_into(index: &mut PartitionedIndex, source: &mut Source, needed: Vec<Fetch>, transfer: &mut Transfer) -> anyhow::Result<()> {
-    for fetch in needed {
-        let range = index.range(&fetch).expect("needed names existing ranges");
-        let bytes = source.read_range(range, transfer)?;
-        index.add(&fetch, &bytes).with_context(|| format!("{}: {fetch}", source.name()))?;
-    }
-    Ok(())
 }
 
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {

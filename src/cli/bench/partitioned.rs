@@ -283,16 +283,11 @@ fn search_fetching(reader: &mut PartitionedIndex, source: &mut Source, query: &Q
         if needed.is_empty() {
             break;
         }
-        for fetch in needed {
-            let bytes = source.read_range(reader.range(&fetch).expect("a range of the file"), transfer)?;
-            reader.add(&fetch, &bytes)?;
-        }
+        source.read_into(reader, needed, transfer)?;
     }
     let ids: Vec<u32> = reader.search(query, options)?.iter().map(|h| h.id).collect();
-    for fetch in reader.needed_details(&ids) {
-        let bytes = source.read_range(reader.range(&fetch).expect("a range of the file"), transfer)?;
-        reader.add(&fetch, &bytes)?;
-    }
+    let details = reader.needed_details(&ids);
+    source.read_into(reader, details, transfer)?;
     Ok(ids)
 }
 

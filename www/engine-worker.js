@@ -263,9 +263,8 @@ const handlers = {
     } catch (err) {
       throw engineError(err, 'search');
     }
-    if (await loadDetails(e, hits, transfer)) {
-      for (const hit of hits) hit.metadata = e.metadata(hit.id);
-    }
+    await loadDetails(e, hits, transfer);
+    if (partitionSource) for (const hit of hits) hit.metadata = e.metadata(hit.id);
     const ms = performance.now() - started;
     for (const hit of hits) {
       const jpeg = hit.has_thumbnail ? e.thumbnail(hit.id) : undefined;
@@ -284,9 +283,8 @@ const handlers = {
     } catch (err) {
       throw engineError(err, 'search');
     }
-    if (await loadDetails(e, ranked.map((s) => ({ id: s.best_tile })))) {
-      for (const slide of ranked) slide.metadata = e.metadata(slide.best_tile);
-    }
+    await loadDetails(e, ranked.map((s) => ({ id: s.best_tile })));
+    if (partitionSource) for (const slide of ranked) slide.metadata = e.metadata(slide.best_tile);
     return { slides: ranked, ms: performance.now() - started };
   },
 
@@ -663,13 +661,11 @@ function loadPartitions(e, query, options, slides) {
 }
 
 /** Loads the details (thumbnails, per-tile columns) of `hits` that a partitioned index with
- *  re-ranking rows keeps apart from its partitions, adding to `transfer`; whether it
- *  loaded any (the hits' metadata then has more columns). */
-async function loadDetails(e, hits, transfer) {
+ *  re-ranking rows keeps apart from its partitions, adding to `transfer`; `metadata(id)`
+ *  then has every column (from the network, the Cache API or an earlier search). */
+function loadDetails(e, hits, transfer) {
   const ids = Uint32Array.from(hits.map((h) => h.id));
-  const before = transfer?.details ?? 0;
-  const counted = await loadRanges(e, () => e.neededDetails(ids), transfer);
-  return counted.details > before;
+  return loadRanges(e, () => e.neededDetails(ids), transfer);
 }
 
 /** Fetches what `needed()` names (`PartitionSpan[]`) until it names nothing. */

@@ -986,6 +986,10 @@ impl PartitionedIndex {
         merged.truncate(options.k);
         for (i, h) in merged.iter_mut().enumerate() {
             h.rank = i + 1;
+            if self.details.contains_key(&h.id) {
+                // Details loaded by an earlier search: the hit shows them at once.
+                h.metadata = self.metadata(h.id);
+            }
         }
         Ok(merged)
     }

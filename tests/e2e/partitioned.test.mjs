@@ -191,7 +191,8 @@ describe('partitioned index over HTTP Range', () => {
       assert.equal(all.transfer.details, 5, 'the details of the 5 hits, no others');
       assert.equal(first.hits.length, 10);
       assert.ok(first.hits[0][1] > 0.999, 'the query tile is found');
-      assert.equal(again.transfer.partitions + again.transfer.rows, 0, 'already loaded: nothing fetched again');
+      assert.equal(again.transfer.partitions + again.transfer.rows + again.transfer.details, 0, 'already loaded: nothing fetched again');
+      assert.deepEqual(paths(again.hits), paths(first.hits), 'a repeated search\'s hits have their paths (details loaded before)');
       assert.equal(run.info.index.vector_dim, 64);
       assert.ok(run.requests.every((r) => r.range && r.status === 206), JSON.stringify(run.requests));
       const fetched = run.requests.reduce((n, r) => n + r.bytes, 0);

@@ -265,7 +265,11 @@ fn rows_beside_compact_partitions_rerank_a_shortlist() {
             assert!(partitions <= 6 && rows <= index.len());
             let whole = search(&index, &query, options).unwrap();
             let parts = p.search(&query, options).unwrap();
-            assert!(parts.iter().all(|h| !h.metadata.contains_key("path") && h.metadata.contains_key("label")));
+            // `path` is in a hit's metadata once its details are loaded (by an earlier search).
+            for h in &parts {
+                let loaded = p.needed_details(&[h.id]).is_empty();
+                assert!(h.metadata.contains_key("label") && h.metadata.contains_key("path") == loaded);
+            }
             for (a, b) in parts.iter().zip(&whole) {
                 assert!((a.score - b.score).abs() < 1e-4, "{} vs {}", a.score, b.score);
                 assert_eq!(a.has_thumbnail, b.has_thumbnail);
@@ -278,8 +282,10 @@ fn rows_beside_compact_partitions_rerank_a_shortlist() {
                 p.add(&fetch, &file[range.start as usize..range.end as usize]).unwrap();
             }
             assert!(p.needed_details(&ids).is_empty());
-            for (a, b) in parts.iter().zip(&whole) {
+            let again = p.search(&query, options).unwrap();
+            for ((a, b), c) in parts.iter().zip(&whole).zip(&again) {
                 assert_eq!(p.metadata(a.id), b.metadata, "{options:?}");
+                assert_eq!(c.metadata, b.metadata, "a hit whose details are loaded shows them at once");
                 assert_eq!(p.thumbnail(a.id), index.thumbnail(b.id as usize), "{}", b.metadata["path"]);
             }
         }

@@ -124,12 +124,28 @@ pub fn partition(
         None => Vec::new(),
         Some(_) => columns.iter().filter(|k| index.metadata.column(k).is_some_and(|c| c.codes() > (n / 2).max(DETAIL_MIN_VALUES))).cloned().collect(),
     };
+    // The header as written, less the partitions (filled in once they are): what each
+    // partition's layout follows.
+    let mut header = Header {
+        model: index.model.clone(),
+        adapter: index.adapter.as_ref().map(|a| a.info().clone()),
+        tiles: n as u64,
+        quantization: index.vectors.quantization(),
+        rerank: None,
+        pca: index.pca.as_ref().map(|p| ProjectionInfo { dim_out: p.dim_out(), energy_kept: p.energy_kept() }),
+        rows,
+        thumbnails: index.thumbnails.is_some(),
+        columns,
+        details,
+        census: index.census(),
+        nprobe: options.nprobe,
+        kmeans: KmeansInfo { seed: options.seed, iterations: options.iterations },
+        partitions: Vec::new(),
+    };
     let layout = PartitionLayout {
         index,
-        kept: columns.iter().filter(|k| !details.contains(k)).cloned().collect(),
-        details: &details,
-        rows,
-        details_apart: rows.is_some() && (index.thumbnails.is_some() || !details.is_empty()),
+        kept: header.columns.iter().filter(|k| !header.details.contains(k)).cloned().collect(),
+        header: &header,
         model: ModelRef { dim: index.vectors.dim(), ..index.model.clone() },
     };
     let (mut entries, mut kept_centroids) = (Vec::new(), Vec::new());
@@ -148,22 +164,8 @@ pub fn partition(
         first_tile += ids.len() as u32;
         offset += written.length + written.row_bytes + written.detail_bytes;
     }
-    let header = Header {
-        model: index.model.clone(),
-        adapter: index.adapter.as_ref().map(|a| a.info().clone()),
-        tiles: n as u64,
-        quantization: index.vectors.quantization(),
-        rerank: None,
-        pca: index.pca.as_ref().map(|p| ProjectionInfo { dim_out: p.dim_out(), energy_kept: p.energy_kept() }),
-        rows,
-        thumbnails: index.thumbnails.is_some(),
-        columns,
-        details,
-        census: index.census(),
-        nprobe: options.nprobe.min(entries.len()),
-        kmeans: KmeansInfo { seed: options.seed, iterations: options.iterations },
-        partitions: entries,
-    };
+    header.nprobe = options.nprobe.min(entries.len());
+    header.partitions = entries;
     let directory = Directory::to_bytes(&header, &kept_centroids, index.pca.as_ref(), index.adapter.as_ref());
     let summary = PartitionSummary {
         tiles: n,
@@ -179,12 +181,11 @@ pub fn partition(
 /// How every partition of one file is written (see [`partition`]).
 struct PartitionLayout<'a> {
     index: &'a Index,
-    /// The metadata columns kept in the partitions; `details`, in the detail records.
+    /// The file's header (its rows, detail columns, thumbnails), partitions aside.
+    header: &'a Header,
+    /// The metadata columns kept in the partitions (the header's detail columns go to the
+    /// detail records).
     kept: Vec<String>,
-    details: &'a [String],
-    rows: Option<RowsInfo>,
-    /// Whether tiles have detail records (thumbnails, detail columns) after the rows.
-    details_apart: bool,
     /// The partitions' model: of the stored vectors' dimension.
     model: ModelRef,
 }
@@ -208,7 +209,7 @@ impl PartitionLayout<'_> {
         vector: &impl Fn(usize) -> Vec<f32>,
         sink: &mut impl FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<WrittenPartition, IndexError> {
-        let index = self.index;
+        let (index, details_apart) = (self.index, format::details_apart(self.header));
         let build = BuildOptions {
             quantization: index.vectors.quantization(),
             pca_dim: None,
@@ -221,28 +222,28 @@ impl PartitionLayout<'_> {
         builder.keep_int8_grid(index.vectors.int8_params());
         for &id in ids {
             let row = self.kept.iter().map(|k| (k.clone(), index.metadata_value(id, k).unwrap_or("").to_string())).collect();
-            let stored = match self.rows {
+            let stored = match self.header.rows {
                 Some(_) => index.vectors.decode(id),
                 None => vector(id),
             };
-            let thumbnail = if self.details_apart { None } else { index.thumbnail(id).map(<[u8]>::to_vec) };
+            let thumbnail = if details_apart { None } else { index.thumbnail(id).map(<[u8]>::to_vec) };
             builder.add_stored(&stored, row, thumbnail)?;
         }
         let bytes = builder.build()?.to_bytes();
         let written = |e: std::io::Error| IndexError::Build(format!("writing partition {number}: {e}"));
         sink(&bytes).map_err(written)?;
         let (mut row_bytes, mut detail_bytes) = (0, 0);
-        if let Some(rows) = self.rows {
+        if let Some(rows) = self.header.rows {
             let dim = index.model.dim;
             let full: Vec<f32> = ids.iter().flat_map(|&id| vector(id)).collect();
             let mut encoded = VectorStore::encode(&full, dim, rows.quantization).codes_to_bytes();
             let mut records = Vec::new();
-            if self.details_apart {
+            if details_apart {
                 // Each row ends with where its tile's detail record is: offset, length, CRC-32.
                 let vector_bytes = dim * rows.quantization.bytes_per_value();
                 let mut with_refs = Vec::with_capacity(encoded.len() + ids.len() * format::DETAIL_REF);
                 for (row, &id) in encoded.chunks_exact(vector_bytes).zip(ids) {
-                    let record = detail_record(index, id, self.details);
+                    let record = detail_record(index, id, &self.header.details);
                     with_refs.extend_from_slice(row);
                     for field in [records.len() as u32, record.len() as u32, crc32fast::hash(&record)] {
                         with_refs.extend_from_slice(&field.to_le_bytes());

@@ -223,7 +223,6 @@ fn measure(
     base: &str,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
     let Built { tiles: n, encoding, ref summary, build_s } = *built;
-    let dim = args.synthetic.dim;
     let file_bytes = std::fs::metadata(path)?.len();
     eprintln!(
         "{encoding}: {} partitions (largest {} tiles), {file_bytes} bytes, directory {} bytes, built and partitioned in {build_s:.1} s",
@@ -237,23 +236,7 @@ fn measure(
     let mut rows = Vec::new();
     for &nprobe in &args.nprobe {
         let nprobe = nprobe.min(summary.partitions);
-        let search_options = SearchOptions { k: args.k, nprobe: Some(nprobe), ..SearchOptions::default() };
-        let (mut times, mut bytes, mut requests, mut found) = (Vec::new(), Vec::new(), 0usize, 0usize);
-        for (qi, expected) in truth.iter().enumerate() {
-            let wanted: HashSet<String> = expected.iter().map(|i| i.to_string()).collect();
-            let query = Query::vector(queries[qi * dim..(qi + 1) * dim].to_vec());
-            let mut reader = cold.clone();
-            let mut transfer = Transfer::default();
-            let started = Instant::now();
-            let ids = search_fetching(&mut reader, &mut source, &query, &search_options, &mut transfer)?;
-            times.push(started.elapsed().as_secs_f64() * 1e3);
-            bytes.push(transfer.bytes as f64);
-            requests += transfer.requests;
-            found += ids.iter().filter(|&&id| reader.metadata(id).get("source").is_some_and(|s| wanted.contains(s))).count();
-        }
-        times.sort_by(f64::total_cmp);
-        let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
-        let mean_bytes = bytes.iter().sum::<f64>() / bytes.len() as f64;
+        let run = run_queries(args, &cold, &mut source, nprobe, queries, truth)?;
         rows.push(json!({
             "tiles": n,
             "encoding": encoding,
@@ -264,14 +247,51 @@ fn measure(
             "file_bytes": file_bytes,
             "directory_bytes": summary.directory_bytes,
             "build_and_partition_s": build_s,
-            "bytes_per_query": mean_bytes,
-            "requests_per_query": requests as f64 / truth.len() as f64,
-            "p50_ms": pct(0.5),
-            "p99_ms": pct(0.99),
-            "recall_at_k": found as f64 / (truth.len() * args.k) as f64,
+            "bytes_per_query": run.bytes_per_query,
+            "requests_per_query": run.requests_per_query,
+            "p50_ms": run.p50_ms,
+            "p99_ms": run.p99_ms,
+            "recall_at_k": run.recall_at_k,
         }));
     }
     Ok(rows)
+}
+
+/// What the queries of one nprobe measured.
+struct QueryRun {
+    bytes_per_query: f64,
+    requests_per_query: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    recall_at_k: f64,
+}
+
+/// Every query at `nprobe`, each on a fresh copy of `start` (so none finds another's
+/// partitions or rows), fetching what it needs from `source`; recall against `truth`.
+fn run_queries(args: &BenchPartitionedArgs, start: &PartitionedIndex, source: &mut Source, nprobe: usize, queries: &[f32], truth: &[Vec<u32>]) -> anyhow::Result<QueryRun> {
+    let dim = args.synthetic.dim;
+    let options = SearchOptions { k: args.k, nprobe: Some(nprobe), ..SearchOptions::default() };
+    let (mut times, mut total) = (Vec::new(), Transfer::default());
+    let mut found = 0usize;
+    for (qi, expected) in truth.iter().enumerate() {
+        let wanted: HashSet<String> = expected.iter().map(|i| i.to_string()).collect();
+        let query = Query::vector(queries[qi * dim..(qi + 1) * dim].to_vec());
+        let mut reader = start.clone();
+        let started = Instant::now();
+        let ids = search_fetching(&mut reader, source, &query, &options, &mut total)?;
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        found += ids.iter().filter(|&&id| reader.metadata(id).get("source").is_some_and(|s| wanted.contains(s))).count();
+    }
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+    let per_query = |x: f64| x / truth.len() as f64;
+    Ok(QueryRun {
+        bytes_per_query: per_query(total.bytes as f64),
+        requests_per_query: per_query(total.requests as f64),
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+        recall_at_k: found as f64 / (truth.len() * args.k) as f64,
+    })
 }
 
 /// One search as a client runs it: what it needs fetched from `source` until nothing is
@@ -297,45 +317,28 @@ fn search_fetching(reader: &mut PartitionedIndex, source: &mut Source, query: &Q
 /// per query, so no query finds another's rows). Per nprobe: the bytes held, the bytes read
 /// per query, latency and recall.
 fn measure_held(args: &BenchPartitionedArgs, built: &Built, queries: &[f32], truth: &[Vec<u32>], path: &std::path::Path) -> anyhow::Result<Vec<serde_json::Value>> {
-    let dim = args.synthetic.dim;
     let mut source = Source::File(path.to_path_buf());
     let mut ignored = Transfer::default();
     let mut held = PartitionedIndex::from_directory(&source.read_range(0..built.summary.directory_bytes as u64, &mut ignored)?, None)?;
     held.set_budget_bytes(u64::MAX);
-    for p in 0..held.partitions().len() {
-        let fetch = tessera::partitioned::Fetch::Partition(p);
-        let bytes = source.read_range(held.range(&fetch).expect("a partition of the file"), &mut ignored)?;
-        held.add(&fetch, &bytes)?;
-    }
+    let every_partition = (0..held.partitions().len()).map(tessera::partitioned::Fetch::Partition).collect();
+    source.read_into(&mut held, every_partition, &mut ignored)?;
     let held_bytes = held.directory_bytes() as u64 + held.info().loaded_bytes;
+    let file_bytes = std::fs::metadata(path)?.len();
     let mut rows = Vec::new();
     for &nprobe in &args.nprobe {
         let nprobe = nprobe.min(held.partitions().len());
-        let options = SearchOptions { k: args.k, nprobe: Some(nprobe), ..SearchOptions::default() };
-        let (mut times, mut read, mut found) = (Vec::new(), 0u64, 0usize);
-        for (qi, expected) in truth.iter().enumerate() {
-            let wanted: HashSet<String> = expected.iter().map(|i| i.to_string()).collect();
-            let query = Query::vector(queries[qi * dim..(qi + 1) * dim].to_vec());
-            let mut reader = held.clone();
-            let mut transfer = Transfer::default();
-            let started = Instant::now();
-            let ids = search_fetching(&mut reader, &mut source, &query, &options, &mut transfer)?;
-            times.push(started.elapsed().as_secs_f64() * 1e3);
-            read += transfer.bytes;
-            found += ids.iter().filter(|&&id| reader.metadata(id).get("source").is_some_and(|s| wanted.contains(s))).count();
-        }
-        times.sort_by(f64::total_cmp);
-        let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+        let run = run_queries(args, &held, &mut source, nprobe, queries, truth)?;
         rows.push(json!({
             "tiles": built.tiles,
             "encoding": built.encoding,
             "nprobe": nprobe,
             "held_bytes": held_bytes,
-            "file_bytes": std::fs::metadata(path)?.len(),
-            "read_bytes_per_query": read as f64 / truth.len() as f64,
-            "p50_ms": pct(0.5),
-            "p99_ms": pct(0.99),
-            "recall_at_k": found as f64 / (truth.len() * args.k) as f64,
+            "file_bytes": file_bytes,
+            "read_bytes_per_query": run.bytes_per_query,
+            "p50_ms": run.p50_ms,
+            "p99_ms": run.p99_ms,
+            "recall_at_k": run.recall_at_k,
         }));
     }
     Ok(rows)

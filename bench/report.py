@@ -54,6 +54,26 @@ def cpu_peak_gflops():
     return peak, f"{cores} cores × {lanes} f32 lanes × {fma} (FMA) × {clock:.2f} GHz = {peak:.0f} GFLOP/s"
 
 
+def cpu_model():
+    try:
+        m = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return None
+    return m.group(1).strip() if m else None
+
+
+def peak_of_run(d, peak, md):
+    """`peak` (this machine's) when `d` was measured on a CPU of this model, else (None, why),
+    said in `md`: a result from another machine is not compared with this one's peak."""
+    machine = d["provenance"].get("machine", "")
+    here = cpu_model()
+    if peak[0] and here and machine.startswith(here):
+        return peak
+    md.append(f"\nNo peak comparison: measured on {machine or 'an unnamed machine'}, while this report was written on "
+              f"{here or 'an unknown CPU'}; run the benchmark here for it.\n")
+    return None, "another machine"
+
+
 # When the last `bench/run` began (run-times.json), to mark results it did not regenerate.
 RUN_STARTED = None
 
@@ -179,6 +199,7 @@ def embed_section(d, plots: Path, md: list, peak):
         )
         labels += [f"tract {r['model']} 1t", f"onnxruntime {r['model']} 1t"]
         values += [t["single_thread_median_ms"], o.get("single_thread_median_ms") or 0]
+    peak = peak_of_run(d, peak, md)
     if peak[0]:
         best = max(GFLOP_PER_TILE_112 / (r["tract"]["single_thread_median_ms"] / 1000) for r in d["results"])
         per_core = peak[0] / (os.cpu_count() or 1)
@@ -359,6 +380,7 @@ def web_section(d, plots: Path, md: list, peak):
         return
     md.append(f"Source: {provenance(d)}; {d.get('browser')}, {d.get('cpus')} CPUs ({d.get('cpu')}). "
               f"onnxruntime-web {d['provenance'].get('onnxruntime_web')} (WASM backend) runs in the same page at the same thread count.\n")
+    peak = peak_of_run(d, peak, md)
     if peak[0]:
         lanes = int(re.search(r"× (\d+) f32 lanes", peak[1]).group(1))
         wasm_peak = peak[0] * 4 / lanes

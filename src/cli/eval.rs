@@ -88,12 +88,22 @@ pub struct EvalArgs {
     no_cache: bool,
     #[command(flatten)]
     model: ModelArgs,
+    /// A fine-tuned network of the same graph shape (`models/finetune.sh` exports one),
+    /// evaluated side by side with the model: every ViT and fused row again on it, marked
+    /// `ft:`, and paired against the same row on the model.
+    #[arg(long, value_name = "ONNX")]
+    finetuned: Option<PathBuf>,
+    /// The fine-tuned network's manifest. Default: its ONNX file with `.json` for `.onnx`.
+    #[arg(long, value_name = "FILE", requires = "finetuned")]
+    finetuned_manifest: Option<PathBuf>,
 }
 
 /// One descriptor evaluated: a kind, the model input size and views for those that use
 /// the ViT, and which adapter (trained on the other folds) transforms it, if any.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Descriptor {
+    /// Described by the `--finetuned` network instead of the model.
+    pub finetuned: bool,
     pub kind: DescriptorKind,
     pub input_size: Option<u32>,
     pub views: u32,
@@ -110,16 +120,17 @@ pub struct Expansion {
 
 impl Descriptor {
     pub(super) fn plain(kind: DescriptorKind, input_size: Option<u32>, views: u32) -> Descriptor {
-        Descriptor { kind, input_size, views, adapter: None, expansion: None }
+        Descriptor { finetuned: false, kind, input_size, views, adapter: None, expansion: None }
     }
 
     /// `fused:0.3@112`, `fused:0.3@112×4` (four views), `…+adapter` (adapted as `auto`
-    /// chooses; `+lda`, `+mlp`: forced), `…+expand:3/rrf`.
+    /// chooses; `+lda`, `+mlp`: forced), `…+expand:3/rrf`; `ft:…` on the fine-tuned network.
     pub fn label(&self) -> String {
-        let mut label = match self.input_size {
+        let mut label = if self.finetuned { String::from("ft:") } else { String::new() };
+        label.push_str(&match self.input_size {
             Some(size) => format!("{}@{size}", self.kind),
             None => self.kind.to_string(),
-        };
+        });
         if self.views > 1 {
             label.push_str(&format!("×{}", self.views));
         }
@@ -147,14 +158,22 @@ struct DescribedSet<'a> {
     vectors: Vec<f32>,
 }
 
-/// The descriptors of every tile of one dataset, per input size and views.
+/// The descriptors of every tile of one dataset, per network, input size and views.
 struct DatasetVectors<'a> {
     dataset: &'a Dataset,
     hist: Vec<Vec<f32>>,
-    vit: Vec<(u32, u32, Vec<Vec<f32>>)>,
+    vit: Vec<VitSet>,
     /// For query expansion: at one input size and views, each variant's histogram and
     /// pooled ViT embedding of every tile.
     variants: Option<VariantVectors>,
+}
+
+/// Every tile's ViT embedding by one network at one input size, pooled over `views`.
+pub(super) struct VitSet {
+    pub finetuned: bool,
+    pub input_size: u32,
+    pub views: u32,
+    pub tiles: Vec<Vec<f32>>,
 }
 
 struct VariantVectors {
@@ -167,6 +186,7 @@ struct VariantVectors {
 /// How long embedding took at one input size.
 #[derive(Debug, Serialize)]
 pub struct EmbedTiming {
+    pub finetuned: bool,
     pub input_size: u32,
     pub tiles: usize,
     pub threads: usize,
@@ -220,7 +240,7 @@ pub struct RecallRow {
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     check_args(&args)?;
     let datasets = [load_lc25000(&args.data)?, load_monuseg(&args.data)?];
-    let (all, timings, model_info) = embed_datasets(&args, &datasets)?;
+    let (all, timings, model_info, finetuned_info) = embed_datasets(&args, &datasets)?;
 
     let described: Vec<DescribedSet> = all
         .iter()
@@ -249,6 +269,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         provenance: super::Provenance::now(),
         data: args.data.display().to_string(),
         model: model_info,
+        finetuned_model: finetuned_info,
         tiling: report::TILING,
         definitions: report::DEFINITIONS,
         datasets: datasets.iter().map(report::DatasetInfo::of).collect(),
@@ -288,13 +309,23 @@ fn check_args(args: &EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every dataset's histograms, and its ViT embeddings at each input size and view count
-/// (from the cache when there), with the expansion variants at the first size.
-fn embed_datasets<'a>(
-    args: &EvalArgs,
-    datasets: &'a [Dataset],
-) -> anyhow::Result<(Vec<DatasetVectors<'a>>, Vec<EmbedTiming>, Option<report::ModelInfo>)> {
+/// What [`embed_datasets`] returns: the vectors, the embedding times, and what the model
+/// and the fine-tuned network are.
+type Embedded<'a> = (Vec<DatasetVectors<'a>>, Vec<EmbedTiming>, Option<report::ModelInfo>, Option<report::ModelInfo>);
+
+/// Every dataset's histograms, and its ViT embeddings by the model (and the fine-tuned
+/// network) at each input size and view count (from the cache when there), with the
+/// expansion variants at the first size (the model's only).
+fn embed_datasets<'a>(args: &EvalArgs, datasets: &'a [Dataset]) -> anyhow::Result<Embedded<'a>> {
     let (model_path, manifest_path) = args.model.paths();
+    let mut networks = vec![(false, model_path.clone(), manifest_path.clone())];
+    if let Some(onnx) = &args.finetuned {
+        if args.hist_only {
+            bail!("--finetuned needs a model to compare with, and --hist-only evaluates none");
+        }
+        let manifest = args.finetuned_manifest.clone().unwrap_or_else(|| onnx.with_extension("json"));
+        networks.push((true, onnx.clone(), manifest));
+    }
     let sizes = if args.hist_only {
         Vec::new()
     } else if args.input_sizes.is_empty() {
@@ -307,21 +338,25 @@ fn embed_datasets<'a>(
         .map(|dataset| Ok(DatasetVectors { dataset, hist: histograms(dataset, None)?, vit: Vec::new(), variants: None }))
         .collect::<anyhow::Result<_>>()?;
     let mut timings = Vec::new();
-    let mut model_info = None;
+    let (mut model_info, mut finetuned_info) = (None, None);
     let max_views = args.views.iter().copied().max().unwrap_or(1);
     let expand_variants = expand::variants(args.expand.iter().copied().max().unwrap_or(0))?;
-    for &size in &sizes {
-        let embedder =
-            Embedder::from_files_with(&model_path, &manifest_path, |m| m.input.size = size)
-                .with_context(|| format!("cannot load the model at input size {size}"))?;
-        model_info.get_or_insert_with(|| report::ModelInfo::of(&embedder));
+    for (&size, (finetuned, model_path, manifest_path)) in
+        sizes.iter().flat_map(|size| networks.iter().map(move |n| (size, n)))
+    {
+        let finetuned = *finetuned;
+        let embedder = Embedder::from_files_with(model_path, manifest_path, |m| m.input.size = size)
+            .with_context(|| format!("cannot load {} at input size {size}", model_path.display()))?;
+        let info = if finetuned { &mut finetuned_info } else { &mut model_info };
+        info.get_or_insert_with(|| report::ModelInfo::of(&embedder));
         let mut spent = EmbedSpent::default();
         for vectors in &mut all {
             let rotations = embed_rotations(&embedder, vectors.dataset, args, max_views, None, &mut spent)?;
             for &views in &args.views {
-                vectors.vit.push((size, views, pool_rotations(&rotations[..views as usize])));
+                let tiles = pool_rotations(&rotations[..views as usize]);
+                vectors.vit.push(VitSet { finetuned, input_size: size, views, tiles });
             }
-            if size == sizes[0] && !expand_variants.is_empty() {
+            if size == sizes[0] && !finetuned && !expand_variants.is_empty() {
                 let mut sets = Vec::new();
                 for &variant in expand_variants {
                     let rotations = embed_rotations(&embedder, vectors.dataset, args, max_views, Some(variant), &mut spent)?;
@@ -332,13 +367,14 @@ fn embed_datasets<'a>(
         }
         let EmbedSpent { tiles, computed_secs } = spent;
         timings.push(EmbedTiming {
+            finetuned,
             input_size: size,
             tiles,
             threads: rayon::current_num_threads(),
             wall_ms_per_tile: computed_secs.map(|s| 1000.0 * s / tiles as f64),
         });
     }
-    Ok((all, timings, model_info))
+    Ok((all, timings, model_info, finetuned_info))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -503,7 +539,7 @@ fn describe<'a>(
         dim: HIST_DIM,
         vectors: vectors.hist.concat(),
     }];
-    for (size, views, vit) in &vectors.vit {
+    for VitSet { finetuned, input_size, views, tiles: vit } in &vectors.vit {
         let kinds = std::iter::once(DescriptorKind::Vit).chain(
             weights
                 .iter()
@@ -518,7 +554,7 @@ fn describe<'a>(
                     .with_context(|| vectors.dataset.tiles[i].name())?;
                 flat.extend(composed);
             }
-            let descriptor = Descriptor::plain(kind, Some(*size), *views);
+            let descriptor = Descriptor { finetuned: *finetuned, ..Descriptor::plain(kind, Some(*input_size), *views) };
             sets.push(DescribedSet {
                 dataset: vectors.dataset,
                 descriptor,
@@ -616,7 +652,10 @@ fn evaluate_expansions(all: &[DatasetVectors], args: &EvalArgs) -> anyhow::Resul
     let mut jobs = Vec::new();
     for vectors in all {
         let Some(variants) = &vectors.variants else { continue };
-        let Some((_, _, vit)) = vectors.vit.iter().find(|(s, v, _)| (*s, *v) == (variants.input_size, variants.views))
+        let Some(VitSet { tiles: vit, .. }) = vectors
+            .vit
+            .iter()
+            .find(|v| !v.finetuned && (v.input_size, v.views) == (variants.input_size, variants.views))
         else {
             continue;
         };
@@ -720,8 +759,8 @@ fn report_dim(dim: usize, dataset: &Dataset, params: &[AdapterParams]) -> usize 
 /// Paired bootstrap intervals for the headline differences: on each dataset's protocols,
 /// the best adapted row (queries not expanded) against the histogram and against the same
 /// descriptor unadapted; the `auto` adapter of every descriptor against each kind forced and
-/// against no adapter; and each expanded fused adapted row against the same row without
-/// expansion.
+/// against no adapter; every fine-tuned row against the same descriptor on the model; and
+/// each expanded fused adapted row against the same row without expansion.
 fn compare(results: &[ResultRow], datasets: &[Dataset], resamples: usize) -> Vec<Comparison> {
     let mut out = Vec::new();
     for dataset in datasets {
@@ -772,6 +811,13 @@ fn compare(results: &[ResultRow], datasets: &[Dataset], resamples: usize) -> Vec
                 });
                 for base in siblings {
                     pair(auto_row, base);
+                }
+            }
+            // The fine-tuned network against the model, descriptor for descriptor.
+            for tuned in rows.iter().filter(|r| r.spec.finetuned) {
+                let model = Descriptor { finetuned: false, ..tuned.spec };
+                if let Some(base) = rows.iter().find(|r| r.spec == model) {
+                    pair(tuned, base);
                 }
             }
             for expanded in rows.iter().filter(|r| {

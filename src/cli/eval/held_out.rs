@@ -13,7 +13,7 @@ use tessera::index::{BuildOptions, IndexBuilder};
 use tessera::search::{search, Query, SearchOptions};
 
 use super::datasets::Dataset;
-use super::Descriptor;
+use super::{Descriptor, VitSet};
 
 const K: usize = 5;
 const BOOTSTRAP: usize = 2000;
@@ -30,12 +30,12 @@ pub struct HeldOutRow {
     pub vs_hist: Option<Interval>,
 }
 
-/// Rows for the histogram, and per (input size, views) the first fused weight without
-/// and with the adapter.
+/// Rows for the histogram, and per (network, input size, views) the first fused weight
+/// without and with the adapter.
 pub fn held_out_collection(
     dataset: &Dataset,
     hist: &[Vec<f32>],
-    vit: &[(u32, u32, Vec<Vec<f32>>)],
+    vit: &[VitSet],
     weights: &[f32],
 ) -> anyhow::Result<Vec<HeldOutRow>> {
     let mut groups: Vec<&str> = dataset.meta.iter().map(|m| m.group.as_str()).collect();
@@ -49,11 +49,15 @@ pub fn held_out_collection(
         vec![(Descriptor::plain(DescriptorKind::Hist, None, 1), hist.to_vec(), AdapterChoice::None)];
     if let Some(&weight) = weights.first() {
         let kind = DescriptorKind::Fused { weight };
-        for (size, views, vit) in vit {
+        for VitSet { finetuned, input_size, views, tiles } in vit {
             let fused: Vec<Vec<f32>> =
-                vit.iter().zip(hist).map(|(v, h)| kind.compose(v, h)).collect::<Result<_, _>>()?;
+                tiles.iter().zip(hist).map(|(v, h)| kind.compose(v, h)).collect::<Result<_, _>>()?;
             for adapter in [None, Some(AdapterChoice::Auto)] {
-                let spec = Descriptor { adapter, ..Descriptor::plain(kind, Some(*size), *views) };
+                let spec = Descriptor {
+                    finetuned: *finetuned,
+                    adapter,
+                    ..Descriptor::plain(kind, Some(*input_size), *views)
+                };
                 runs.push((spec, fused.clone(), adapter.unwrap_or(AdapterChoice::None)));
             }
         }

@@ -1,5 +1,4 @@
-//! What `tessera eval` reports: the JSON document and its markdown tables, and the
-//! reference figures measured outside Rust that the tables compare against.
+//! What `tessera eval` reports: the JSON document and its markdown tables.
 
 use std::fmt::Write;
 
@@ -82,6 +81,8 @@ pub struct EvalOutput {
     pub provenance: crate::cli::Provenance,
     pub data: String,
     pub model: Option<ModelInfo>,
+    /// `--finetuned`: the network the `ft:` rows use.
+    pub finetuned_model: Option<ModelInfo>,
     pub tiling: &'static str,
     pub definitions: &'static str,
     pub datasets: Vec<DatasetInfo>,
@@ -105,16 +106,18 @@ pub fn markdown(out: &EvalOutput) -> String {
 
 /// Model, data, definitions, the legend of descriptor names, embedding times.
 fn intro(out: &EvalOutput, md: &mut String) {
-    if let Some(m) = &out.model {
-        let _ = writeln!(
-            md,
-            "Model `{}` (SHA-256 `{}…`), block {}, {} pooling, {}-d; int8 weights run by tract.",
-            m.id,
-            &m.sha256[..12],
-            m.block,
-            m.pooling,
-            m.dim
-        );
+    for (what, model) in [("Model", &out.model), ("Fine-tuned network (the `ft:` rows)", &out.finetuned_model)] {
+        if let Some(m) = model {
+            let _ = writeln!(
+                md,
+                "{what} `{}` (SHA-256 `{}…`), block {}, {} pooling, {}-d; int8 weights run by tract.\n",
+                m.id,
+                &m.sha256[..12],
+                m.block,
+                m.pooling,
+                m.dim
+            );
+        }
     }
     let _ = writeln!(
         md,
@@ -131,17 +134,19 @@ fn intro(out: &EvalOutput, md: &mut String) {
          trained, with its own kind, hyper-parameter and keep-or-skip choice, only on folds that hold none \
          of the tiles sharing the query's group / slide / case / site (the column the protocol excludes); \
          `+expand:n/mean` or `/rrf` expands each query by its first n variants (mirror image, then \
-         haematoxylin ×1.2 and ×0.8), fused by mean cosine or reciprocal rank.\n"
+         haematoxylin ×1.2 and ×0.8), fused by mean cosine or reciprocal rank; `ft:` the same \
+         descriptor with the fine-tuned network in place of the model.\n"
     );
     if !out.embedding.is_empty() {
-        md.push_str("| input px | tiles | threads | wall ms/tile |\n|---:|---:|---:|---:|\n");
+        md.push_str("| network | input px | tiles | threads | wall ms/tile |\n|---|---:|---:|---:|---:|\n");
         for t in &out.embedding {
             let ms = t
                 .wall_ms_per_tile
                 .map_or("cached".to_string(), |ms| format!("{ms:.1}"));
+            let network = if t.finetuned { "fine-tuned" } else { "model" };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {ms} |",
+                "| {network} | {} | {} | {} | {ms} |",
                 t.input_size, t.tiles, t.threads
             );
         }
@@ -212,7 +217,7 @@ fn datasets(out: &EvalOutput, md: &mut String) {
 fn comparisons(out: &EvalOutput, md: &mut String) {
     if !out.comparisons.is_empty() {
         md.push_str(
-            "## Paired differences\n\nP@5 of a descriptor minus a baseline, over the same queries (the best adapted row against the histogram and the same descriptor unadapted, every `auto` row against each adapter kind forced and against no adapter, expanded queries against unexpanded); \
+            "## Paired differences\n\nP@5 of a descriptor minus a baseline, over the same queries (the best adapted row against the histogram and the same descriptor unadapted, every `auto` row against each adapter kind forced and against no adapter, fine-tuned rows against the model's, expanded queries against unexpanded); \
              95% interval from a bootstrap that resamples whole clusters (the protocol's fold column).\n\n\
              | dataset | protocol | descriptor | against | clusters | ΔP@5 | 95% interval |\n|---|---|---|---|---|---:|---|\n",
         );

@@ -324,6 +324,9 @@ fn embed_datasets<'a>(args: &EvalArgs, datasets: &'a [Dataset]) -> anyhow::Resul
             bail!("--finetuned needs a model to compare with, and --hist-only evaluates none");
         }
         let manifest = args.finetuned_manifest.clone().unwrap_or_else(|| onnx.with_extension("json"));
+        // Refused now, not after the model's embeddings (minutes).
+        Embedder::from_files(onnx, &manifest)
+            .with_context(|| format!("--finetuned {}: cannot load the network", onnx.display()))?;
         networks.push((true, onnx.clone(), manifest));
     }
     let sizes = if args.hist_only {
@@ -782,7 +785,7 @@ fn compare(results: &[ResultRow], datasets: &[Dataset], resamples: usize) -> Vec
                     protocol,
                     descriptor: row.descriptor.clone(),
                     against: base.descriptor.clone(),
-                    clustered_by: row.adapter.as_ref().map_or("group", |a| a.folds_by),
+                    clustered_by: tessera::eval::folds_by(&dataset.meta, protocol),
                     p_at_5_difference: tessera::eval::paired_bootstrap(
                         &row.report.per_query_p_at_5,
                         &base.report.per_query_p_at_5,

@@ -97,6 +97,7 @@ pub fn evaluate_adapted(
     Ok(AdaptedReport { report: tally.report(protocol, &keys), folds_by: folds_by(meta, protocol), folds, folds_adapted, params })
 }
 
-fn folds_by(meta: &[TileMeta], protocol: Protocol) -> &'static str {
+/// The name of the column [`fold_keys`] takes its values from.
+pub fn folds_by(meta: &[TileMeta], protocol: Protocol) -> &'static str {
     fold_field(meta, protocol).map_or("group", MetaField::name)
 }

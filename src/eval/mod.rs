@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-pub use adapted::{evaluate_adapted, fold_keys, AdaptedReport};
+pub use adapted::{evaluate_adapted, fold_keys, folds_by, AdaptedReport};
 pub use bootstrap::{paired_bootstrap, Interval};
 pub use exact::VectorSet;
 pub use expanded::{evaluate_expanded, QueryVariants};

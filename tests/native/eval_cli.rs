@@ -90,4 +90,13 @@ fn bad_arguments_are_reported() {
     ]);
     assert!(!weight.status.success());
     assert!(String::from_utf8_lossy(&weight.stderr).contains("1.5"));
+    // A fine-tuned network is compared with the model: refused without one, and refused
+    // before any embedding when it cannot be loaded.
+    let hist_only = run(&["eval", "--hist-only", "--data", DATA, "--finetuned", "ft.onnx"]);
+    assert!(!hist_only.status.success());
+    assert!(String::from_utf8_lossy(&hist_only.stderr).contains("--hist-only"));
+    let missing_network = run(&["eval", "--data", DATA, "--finetuned", "/nonexistent/ft.onnx"]);
+    assert!(!missing_network.status.success());
+    let stderr = String::from_utf8_lossy(&missing_network.stderr);
+    assert!(stderr.contains("/nonexistent/ft.onnx") && !stderr.contains("embedding at"), "{stderr}");
 }

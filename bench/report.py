@@ -433,7 +433,14 @@ def web_section(d, plots: Path, md: list, peak):
     if g and not g.get("skipped"):
         md.append(f"WebGPU ({g['runtime']['embedding']}): {g['embed_ms']['median']:.0f} ms per descriptor, {g['embed_ms_per_view']:.0f} ms per view, "
                   f"×{g['over_wasm_1_thread']} the one-thread WASM time in this run. Without a GPU the adapter is SwiftShader, a GPU "
-                  "emulated on the CPU: this row shows the path runs in the browser, not how fast a GPU is.\n")
+                  "emulated on the CPU: this row shows the path runs in the browser, not how fast a GPU is.")
+        o = g.get("onnxruntime_web")
+        if o and not o.get("skipped"):
+            md.append(f"onnxruntime-web's WebGPU backend on the same adapter and tiles: {o['run_ms']['median']:.0f} ms per ViT run; "
+                      f"Tessera's WebGPU path is {g['speedup_over_onnxruntime_web']:.2f}× faster per view.")
+        elif o:
+            md.append(f"onnxruntime-web's WebGPU backend: skipped ({o['skipped']}).")
+        md.append("")
     elif g:
         md.append(f"WebGPU: skipped ({g['skipped']}).\n")
     for sc in d.get("slide_scan", []):

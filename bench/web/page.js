@@ -82,16 +82,17 @@ function preprocess(tile, input) {
   return out;
 }
 
-/** onnxruntime-web (WASM backend) on the same model file; `threads` > 1 needs
- *  cross-origin isolation (the server sends COOP/COEP). */
-async function ort({ threads = 1, passes = 2 } = {}) {
+/** onnxruntime-web on the same model file: its WASM backend (`threads` > 1 needs
+ *  cross-origin isolation, which the server sends) or its WebGPU one (`backend: 'webgpu'`,
+ *  in a page of its own: each backend is a separate bundle with its own settings). */
+async function ort({ threads = 1, passes = 2, backend = 'wasm' } = {}) {
   if (!shared) throw new Error('run tessera() first: it picks the tiles');
-  const ortModule = await import('/ort/ort.wasm.min.mjs');
+  const ortModule = await import(backend === 'webgpu' ? '/ort/ort.webgpu.min.mjs' : '/ort/ort.wasm.min.mjs');
   ortModule.env.wasm.wasmPaths = '/ort/';
   ortModule.env.wasm.numThreads = threads;
   const manifest = await (await fetch(MANIFEST)).json();
   const t0 = performance.now();
-  const session = await ortModule.InferenceSession.create(MODEL, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+  const session = await ortModule.InferenceSession.create(MODEL, { executionProviders: [backend], graphOptimizationLevel: 'all' });
   const loadMs = performance.now() - t0;
   const s = manifest.input.size;
   const run = async (tile) => {
@@ -100,7 +101,7 @@ async function ort({ threads = 1, passes = 2 } = {}) {
     const out = await session.run({ [manifest.input.name]: new ortModule.Tensor('float32', data, [1, 3, s, s]) });
     return { ms: performance.now() - t, vector: out[manifest.output.name].data };
   };
-  for (let i = 0; i < WARMUP; i++) await run(shared.tiles[i % shared.tiles.length]);
+  for (let i = 0; i < (backend === 'webgpu' ? 1 : WARMUP); i++) await run(shared.tiles[i % shared.tiles.length]);
   const passesMs = [];
   const cosines = [];
   for (let p = 0; p < passes; p++) {
@@ -114,7 +115,7 @@ async function ort({ threads = 1, passes = 2 } = {}) {
     passesMs.push(times);
   }
   await session.release();
-  return { threads, crossOriginIsolated: self.crossOriginIsolated, loadMs, passes: passesMs, cosineToTessera: cosines };
+  return { backend, threads, crossOriginIsolated: self.crossOriginIsolated, loadMs, passes: passesMs, cosineToTessera: cosines };
 }
 
 function cosine(a, b) {

@@ -12,7 +12,8 @@
 //     picks (relaxed SIMD where it has it) and, beside them, the plain SIMD builds;
 //   - onnxruntime-web (WASM backend) on the same model and tiles in the same page at the
 //     same thread count, as the reference: the ratio at equal threads is the result;
-//   - the WebGPU path on the browser's adapter (SwiftShader without a GPU), a few tiles;
+//   - the WebGPU path on the browser's adapter (SwiftShader without a GPU), a few tiles,
+//     and onnxruntime-web's WebGPU backend on the same adapter and tiles;
 //   - "Search this slide" on the demo slide: tissue tiles described per second.
 // Prints a summary and writes bench/results/web.json. Run through bench/web.sh.
 
@@ -210,6 +211,16 @@ try {
         // Against the one-thread WASM build of this run.
         over_wasm_1_thread: ratio(embed.median / t.views / results.embedding[0].tessera.embed_ms_per_view),
       };
+      // onnxruntime-web's WebGPU backend on the same adapter and tiles, per ViT run.
+      try {
+        const o = await page.evaluate(() => window.bench.ort({ backend: 'webgpu', passes: 1 }));
+        const run = stats(o.passes.flat());
+        results.webgpu.onnxruntime_web = { backend: o.backend, session_load_ms: round(o.loadMs), run_ms: run, cosine_to_tessera: null };
+        // > 1: Tessera's WebGPU path is faster per ViT run than onnxruntime-web's.
+        results.webgpu.speedup_over_onnxruntime_web = ratio(run.median / (embed.median / t.views));
+      } catch (e) {
+        results.webgpu.onnxruntime_web = { skipped: `onnxruntime-web's WebGPU backend did not run: ${e.message}` };
+      }
     } catch (e) {
       results.webgpu = { skipped: `no WebGPU run: ${e.message}` };
     }
@@ -258,7 +269,11 @@ try {
   }
   console.log(`second thread: tessera ×${r.thread_scaling.tessera}, onnxruntime-web ×${r.thread_scaling.onnxruntime_web}`);
   if (r.webgpu.skipped) console.log(`webgpu: ${r.webgpu.skipped}`);
-  else console.log(`webgpu (${r.webgpu.runtime.embedding}): ${ms(r.webgpu.embed_ms)} per descriptor, ${r.webgpu.embed_ms_per_view} ms per view, ×${r.webgpu.over_wasm_1_thread} the one-thread WASM time`);
+  else {
+    console.log(`webgpu (${r.webgpu.runtime.embedding}): ${ms(r.webgpu.embed_ms)} per descriptor, ${r.webgpu.embed_ms_per_view} ms per view, ×${r.webgpu.over_wasm_1_thread} the one-thread WASM time`);
+    const o = r.webgpu.onnxruntime_web;
+    console.log(o.skipped ? `  onnxruntime-web webgpu: ${o.skipped}` : `  onnxruntime-web webgpu: ${ms(o.run_ms)} per run; tessera ${r.webgpu.speedup_over_onnxruntime_web}× faster`);
+  }
   for (const sc of r.slide_scan) console.log(`search this slide, ${sc.threads} thread(s): ${sc.tiles} tiles of ${sc.side_px} px in ${sc.ms} ms, ${sc.tiles_per_s} tiles/s; scoring ${sc.score_ms} ms`);
   mkdirSync(path.join(REPO, 'bench/results'), { recursive: true });
   writeFileSync(path.join(REPO, 'bench/results/web.json'), `${JSON.stringify(results, null, 2)}\n`);

@@ -608,8 +608,9 @@ def main():
     eval_section(load(args.results, "eval"), md, "eval", "Retrieval quality, every descriptor (`tessera eval`)")
     pooling_section(args.results, md)
     run_times_section(run_times, md)
-    md.append("\n## Skipped\n\nonnxruntime-web's WebGPU backend; WebGPU on a hardware GPU (none on these machines: the browser's "
-              "adapter is SwiftShader); Tessera and onnxruntime-web beyond 2 threads (the benchmark runs 1 and 2).\n")
+    md.append("\n## Skipped\n\nWebGPU on a hardware GPU (none on these machines: the browser's adapter is SwiftShader, on "
+              "which both Tessera's WebGPU path and onnxruntime-web's WebGPU backend are measured); Tessera and onnxruntime-web "
+              "beyond 2 threads (the benchmark runs 1 and 2).\n")
     args.out.write_text("\n".join(md) + "\n")
     print(f"wrote {args.out} and {plots}/")
 

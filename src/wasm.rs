@@ -23,17 +23,24 @@ use crate::search::{Query, SearchOptions, SlideOptions};
 fn start() {
     // A Rust panic would otherwise surface as a bare "unreachable" trap.
     console_error_panic_hook::set_once();
-    // tract cannot build its own pool on wasm32 (no std::thread::spawn): it runs on rayon's
-    // global pool, the one `initThreadPool` fills with Web Workers. Until then (or if it is
-    // never called) rayon runs the work on the calling thread.
-    #[cfg(feature = "threads")]
-    tract_linalg::multithread::set_default_executor(tract_linalg::multithread::Executor::RayonGlobal);
 }
 
 /// `initThreadPool(n)` (the `threads` build only): starts `n` Web Workers on this module's
-/// shared memory for tract's matmuls. Call it once, after `init` and before `new Engine`.
+/// shared memory. Call it once, after `init`; `new Engine` may run while it starts.
 #[cfg(feature = "threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// `useThreadPool()` (the `threads` build only): tract's matmuls run on rayon's global
+/// pool from now on — call it once `initThreadPool` has resolved. tract cannot build a pool
+/// of its own on wasm32 (no std::thread::spawn). Until then it runs on the calling thread:
+/// on rayon's, packing the weights in `new Engine` would create rayon's global pool with
+/// one thread and make `initThreadPool` fail, so the engine could not be made while the
+/// pool's workers start.
+#[cfg(feature = "threads")]
+#[wasm_bindgen(js_name = useThreadPool)]
+pub fn use_thread_pool() {
+    tract_linalg::multithread::set_default_executor(tract_linalg::multithread::Executor::RayonGlobal);
+}
 
 /// Which build runs, on how many threads, and what embeds: `EngineInfo.runtime`.
 #[derive(Serialize)]
@@ -51,8 +58,8 @@ impl Runtime {
         // Relaxed SIMD: tract's GEMM fuses its multiply-adds (scripts/build-web.sh).
         let relaxed = cfg!(target_feature = "relaxed-simd");
         #[cfg(feature = "threads")]
-        // Engines exist only after the pool: asking earlier would create rayon's global
-        // pool with one thread and make `initThreadPool` fail.
+        // Asked only once the pool is up (the worker awaits it before `info`): asking
+        // earlier would create rayon's global pool with one thread.
         let (build, threads) = (if relaxed { "simd+relaxed+threads" } else { "simd+threads" }, rayon::current_num_threads());
         #[cfg(not(feature = "threads"))]
         let (build, threads) = (if relaxed { "simd+relaxed" } else { "simd" }, 1);

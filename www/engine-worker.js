@@ -74,7 +74,8 @@ const handlers = {
    *  `modelSha256`, `indexSha256`, `engineSha256: { single, threads, relaxed, relaxedThreads }`: the SHA-256 (hex) the
    *  page pins for the model, the index and each build's .wasm (the deployment's, like
    *  subresource integrity); a cached copy is checked against it before use. */
-  async load({ modelUrl, manifestUrl, indexUrl, modelSha256, indexSha256, engineSha256 = {}, threads = 'auto', relaxedSimd = true, backend = 'auto', partitioned, stallMs: stall }) {
+  async load(options) {
+    const { modelUrl, manifestUrl, indexUrl, modelSha256, indexSha256, engineSha256 = {}, threads = 'auto', relaxedSimd = true, backend = 'auto', partitioned, stallMs: stall } = options;
     if (!['auto', 'webgpu', 'wasm'].includes(backend)) {
       throw new WorkerError('usage', `backend must be 'auto', 'webgpu' or 'wasm', not ${JSON.stringify(backend)}`);
     }
@@ -142,7 +143,7 @@ const handlers = {
       wasmReady = null;
       throw e;
     });
-    const { pkg, fallback } = await wasm;
+    const { pkg, fallback, pool, fallBack } = await wasm;
     const noGpu = await noGpuFor;
     // The adapter opens while the model loads (useGpu checks and uses it below).
     const gpuOpening = backend !== 'wasm' && self.navigator.gpu && !noGpu ? pkg.openGpu() : null;
@@ -196,6 +197,20 @@ const handlers = {
       (await gpuOpening)?.free();
       throw e;
     });
+    if (pool) {
+      // The pool's workers started beside the making of the engine; nothing has run on
+      // them yet, and nothing may before they are up (the GPU's check below embeds a tile).
+      const t = performance.now();
+      const failed = await pool.then(() => null, (e) => e);
+      timings.pool_wait_ms = performance.now() - t;
+      if (failed) {
+        (await gpuOpening)?.free();
+        engine.free();
+        engine = null;
+        wasmReady = fallBack(`the threaded engine did not start: ${failed.message ?? failed}`);
+        return handlers.load(options);
+      }
+    }
     const gpuNotes = [];
     if (backend !== 'wasm') {
       if (!self.navigator.gpu) {
@@ -446,6 +461,8 @@ async function initWasm(threads, relaxedSimd, sha256) {
   }
   const relaxed = relaxedSimd && relaxedSimdValid();
   const [single, threaded] = relaxed ? ['relaxed', 'relaxedThreads'] : ['single', 'threads'];
+  /** The one-thread build, and why it runs instead of the threaded one. */
+  const fallBack = async (why) => ({ pkg: await instantiate(BUILDS[single], sha256[single]), fallback: why, pool: null });
   let fallback = null;
   if (wanted > 1 && !self.crossOriginIsolated) {
     fallback = 'the page is not cross-origin isolated (no COOP/COEP headers), so there is no shared memory';
@@ -455,13 +472,18 @@ async function initWasm(threads, relaxedSimd, sha256) {
   } else if (wanted > 1) {
     try {
       const pkg = await instantiate(BUILDS[threaded], sha256[threaded]);
-      await withTimeout(pkg.initThreadPool(wanted), POOL_TIMEOUT_MS, `the thread pool did not start within ${POOL_TIMEOUT_MS / 1000} s`);
-      return { pkg, fallback: null };
+      // Its Web Workers start while `load` makes the engine (on this thread: tract runs
+      // nothing on the pool before useThreadPool), and `load` waits for them before anything
+      // can run there: 100-200 ms off a 2-core start-up.
+      const pool = withTimeout(pkg.initThreadPool(wanted), POOL_TIMEOUT_MS, `the thread pool did not start within ${POOL_TIMEOUT_MS / 1000} s`)
+        .then(() => pkg.useThreadPool());
+      pool.catch(() => {});
+      return { pkg, fallback: null, pool, fallBack };
     } catch (e) {
       fallback = `the threaded engine did not start: ${e.message ?? e}`;
     }
   }
-  return { pkg: await instantiate(BUILDS[single], sha256[single]), fallback };
+  return fallBack(fallback);
 }
 
 /** Whether this browser has relaxed SIMD (false when it cannot even say). */

@@ -19,10 +19,12 @@ const tileBytes = [...readFileSync(path.join(FIXTURE, 'tile.jpeg'))];
 const NATIVE_SEARCH = expected.searches[0];
 
 /** Opens the demo with `query`, waits until it is ready, and embeds and searches the
- *  fixture tile: { info, status, vector, ids }. */
-async function runDemo(env, query) {
+ *  fixture tile: { info, status, vector, ids }. `prepare(context)` runs first (routes);
+ *  console errors matching `expectedErrors` are allowed. */
+async function runDemo(env, query, { prepare, expectedErrors } = {}) {
   const { context, page } = await newPage(env.browser);
   try {
+    await prepare?.(context);
     await page.goto(`${env.url}index.html${query}`);
     await page.waitForSelector('body[data-ready="true"]', { timeout: LOAD_TIMEOUT });
     const status = await page.textContent('#status');
@@ -32,7 +34,7 @@ async function runDemo(env, query) {
       const { hits } = await client.search(search.query, search.options);
       return { info: state.info, vector: Array.from(vector), ids: hits.map((h) => h.id), isolated: self.crossOriginIsolated };
     }, { bytes: tileBytes, search: NATIVE_SEARCH });
-    assert.deepEqual(page.consoleErrors, [], 'no console errors');
+    assert.deepEqual(page.consoleErrors.filter((e) => !expectedErrors?.test(e)), [], 'no console errors');
     return { status, ...result };
   } finally {
     await context.close();
@@ -83,6 +85,22 @@ describe('engine builds', () => {
     assert.ok(threaded && single, 'both runs happened');
     assert.ok(cosine(threaded.vector, single.vector) > 0.99999, 'threaded vs single');
     assert.deepEqual(threaded.ids, single.ids);
+  });
+
+  test("a thread pool that does not start: the one-thread build, saying why (the engine made beside it is dropped)", async () => {
+    // The pool's workers are started from a blob of wasm-bindgen-rayon's helper script,
+    // which it fetches (the engine worker's own import of it is a script request).
+    let helperFetches = 0;
+    const prepare = (context) => context.route('**/workerHelpers.no-bundler.js', (route) => {
+      if (route.request().resourceType() !== 'fetch') return route.continue();
+      helperFetches++;
+      return route.abort('failed');
+    });
+    const run = await runDemo(isolated, '?threads=2', { prepare, expectedErrors: /workerHelpers|ERR_FAILED|Failed to fetch/ });
+    assert.ok(helperFetches > 0, 'the pool fetched its helper');
+    assert.deepEqual([run.info.runtime.build, run.info.runtime.threads], ['simd+relaxed', 1]);
+    assert.match(run.info.runtime.fallback, /threaded engine did not start/);
+    assertNativeParity(run);
   });
 
   test('threads=1 runs the one-thread build even when isolated', async () => {

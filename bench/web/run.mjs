@@ -26,6 +26,16 @@ import { CHROMIUM, REPO, newPage, start } from '../../tests/e2e/harness.mjs';
 import { median, provenance, ratio, round, stats } from './measure.mjs';
 
 const LOAD_TIMEOUT = 300_000;
+/** The WebGPU rows run on SwiftShader without a GPU (seconds per tile): one that takes
+ *  longer than this is recorded as skipped, not waited for. */
+const WEBGPU_TIMEOUT = 240_000;
+
+/** `promise`, or an error saying `what` took longer than `ms`. */
+function within(ms, what, promise) {
+  let timer;
+  const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms / 1000} s`)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 /** The shipped 6-block ViT-S/14 at 112 px (models/vit-s14-int8.json; bench/report.py). */
 const GFLOP_PER_VIEW = 1.45;
 const THREADS = [1, 2];
@@ -200,7 +210,7 @@ try {
     await page.goto(`${env.url}bench/page.html`);
     await page.waitForSelector('body[data-ready="true"]');
     try {
-      const t = await page.evaluate(() => window.bench.tessera({ n: 2, passes: 1, searches: 1, threads: 1, backend: 'webgpu' }));
+      const t = await within(WEBGPU_TIMEOUT, "Tessera's WebGPU run", page.evaluate(() => window.bench.tessera({ n: 2, passes: 1, searches: 1, threads: 1, backend: 'webgpu' })));
       const embed = stats(t.embedPasses.flat());
       results.webgpu = {
         runtime: t.runtime,
@@ -213,7 +223,7 @@ try {
       };
       // onnxruntime-web's WebGPU backend on the same adapter and tiles, per ViT run.
       try {
-        const o = await page.evaluate(() => window.bench.ort({ backend: 'webgpu', passes: 1 }));
+        const o = await within(WEBGPU_TIMEOUT, "onnxruntime-web's WebGPU run", page.evaluate(() => window.bench.ort({ backend: 'webgpu', passes: 1 })));
         const run = stats(o.passes.flat());
         results.webgpu.onnxruntime_web = { backend: o.backend, session_load_ms: round(o.loadMs), run_ms: run, cosine_to_tessera: null };
         // > 1: Tessera's WebGPU path is faster per ViT run than onnxruntime-web's.

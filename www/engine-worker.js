@@ -143,7 +143,7 @@ const handlers = {
       wasmReady = null;
       throw e;
     });
-    const { pkg, fallback, pool, fallBack } = await wasm;
+    const { pkg, fallback, pool, oneThreadBuild } = await wasm;
     const noGpu = await noGpuFor;
     // The adapter opens while the model loads (useGpu checks and uses it below).
     const gpuOpening = backend !== 'wasm' && self.navigator.gpu && !noGpu ? pkg.openGpu() : null;
@@ -207,7 +207,7 @@ const handlers = {
         (await gpuOpening)?.free();
         engine.free();
         engine = null;
-        wasmReady = fallBack(`the threaded engine did not start: ${failed.message ?? failed}`);
+        wasmReady = oneThreadBuild(`the threaded engine did not start: ${failed.message ?? failed}`);
         return handlers.load(options);
       }
     }
@@ -462,7 +462,7 @@ async function initWasm(threads, relaxedSimd, sha256) {
   const relaxed = relaxedSimd && relaxedSimdValid();
   const [single, threaded] = relaxed ? ['relaxed', 'relaxedThreads'] : ['single', 'threads'];
   /** The one-thread build, and why it runs instead of the threaded one. */
-  const fallBack = async (why) => ({ pkg: await instantiate(BUILDS[single], sha256[single]), fallback: why, pool: null });
+  const oneThreadBuild = async (why) => ({ pkg: await instantiate(BUILDS[single], sha256[single]), fallback: why, pool: null });
   let fallback = null;
   if (wanted > 1 && !self.crossOriginIsolated) {
     fallback = 'the page is not cross-origin isolated (no COOP/COEP headers), so there is no shared memory';
@@ -478,12 +478,12 @@ async function initWasm(threads, relaxedSimd, sha256) {
       const pool = withTimeout(pkg.initThreadPool(wanted), POOL_TIMEOUT_MS, `the thread pool did not start within ${POOL_TIMEOUT_MS / 1000} s`)
         .then(() => pkg.useThreadPool());
       pool.catch(() => {});
-      return { pkg, fallback: null, pool, fallBack };
+      return { pkg, fallback: null, pool, oneThreadBuild };
     } catch (e) {
       fallback = `the threaded engine did not start: ${e.message ?? e}`;
     }
   }
-  return fallBack(fallback);
+  return oneThreadBuild(fallback);
 }
 
 /** Whether this browser has relaxed SIMD (false when it cannot even say). */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The browser tests, in headless Debian chromium (installed here if missing):
-#   1. wasm-bindgen-test (tests/wasm.rs): the bindings — embedding parity with native,
-#      search equal to native search, bad input → JS Error;
+#   1. wasm-bindgen-test: the bindings (tests/wasm.rs) — embedding parity with native,
+#      search equal to native search, bad input → JS Error; the GEMM kernel tract runs in the
+#      browser (tests/wasm_gemm.rs);
 #   2. Playwright end to end (tests/e2e/*.test.mjs): the demo page, the widget, the
 #      widget package (target/package/tessera-widget/: its .d.ts checked, tsc, CSP, CORS),
 #      and a partitioned index read by HTTP Range (target/e2e/demo.tsp, made here).
@@ -13,7 +14,7 @@ source scripts/lib.sh
 apt_install chromium chromium-driver
 scripts/build-web.sh
 
-step "wasm-bindgen-test in headless Chromium (tests/wasm.rs)"
+step "wasm-bindgen-test in headless Chromium (tests/wasm.rs, tests/wasm_gemm.rs)"
 # The runner adds headless/no-sandbox; tests/wasm-webdriver.json names Debian's chromium.
 # The library's features are the one-thread build's (`gpu`): its unit is reused, not
 # rebuilt (a cdylib's output has no hash in its name, so a build with other features would
@@ -24,7 +25,7 @@ step "wasm-bindgen-test in headless Chromium (tests/wasm.rs)"
 wasm_tests() {
     CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_WEBDRIVER_JSON=tests/wasm-webdriver.json \
         WASM_BINDGEN_TEST_TIMEOUT=900 \
-        cargo test --release --target wasm32-unknown-unknown --no-default-features --features gpu --test wasm
+        cargo test --release --target wasm32-unknown-unknown --no-default-features --features gpu --test wasm --test wasm_gemm
 }
 mkdir -p target
 for attempt in 1 2 3; do

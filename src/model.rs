@@ -114,5 +114,7 @@ pub mod decluttered;
 mod embedder;
 #[cfg(feature = "model")]
 pub use decluttered::Decluttered;
+#[cfg(all(feature = "model", target_arch = "wasm32", target_feature = "simd128"))]
+pub mod wasm_gemm;
 #[cfg(feature = "model")]
 pub use embedder::{Embedder, LoadTimes, ModelSource};

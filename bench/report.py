@@ -402,7 +402,7 @@ def web_section(d, plots: Path, md: list, peak):
     md.append(f"The second thread: Tessera ×{sc.get('tessera')}, onnxruntime-web ×{sc.get('onnxruntime_web')}.")
     relaxed = [e for e in d["embedding"] if e.get("relaxed_over_plain_time")]
     if relaxed:
-        md.append("Relaxed SIMD (fused multiply-add in tract's matrix kernel): " + "; ".join(
+        md.append("Relaxed SIMD (fused multiply-add in the matrix kernel, src/model/wasm_gemm.rs): " + "; ".join(
             f"at {e['threads']} thread{'s' if e['threads'] > 1 else ''} {e['tessera']['embed_ms_per_view']:.1f} ms per view against "
             f"{e['tessera_plain_simd']['embed_ms_per_view']:.1f} for the plain SIMD build ({e['tessera_plain_simd']['runtime']['build']}), "
             f"×{e['relaxed_over_plain_time']:.2f} the time; the plain build is {e['tessera_plain_simd']['speedup_over_onnxruntime_web']:.2f}× onnxruntime-web"

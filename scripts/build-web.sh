@@ -60,8 +60,9 @@ THREADS_RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+simd128 \
 RUSTC_BOOTSTRAP=1 RUSTFLAGS="$THREADS_RUSTFLAGS" \
     wasm_build www/pkg-threads "$target_dir/wasm-threads" --features threads,gpu -Z build-std=panic_abort,std
 
-# Relaxed SIMD: tract's 8x8 GEMM kernel fuses its multiply-adds (f32x4.relaxed_madd) when
-# built with +relaxed-simd, ×0.83 the time per view in Chromium (bench/wasm-variants.sh).
+# Relaxed SIMD: the GEMM kernel (src/model/wasm_gemm.rs) fuses its multiply-adds
+# (f32x4.relaxed_madd) when built with +relaxed-simd, ×0.87 the time per view in Chromium on a
+# 2-core AMD EPYC (bench/web.sh, bench/REPORT.md).
 # Not every browser has relaxed SIMD, so both builds are made again with it, and the worker
 # picks these where the browser validates a relaxed-SIMD module. Own target dirs again.
 step "one-thread engine with relaxed SIMD → www/pkg-relaxed/"

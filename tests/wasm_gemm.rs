@@ -1,11 +1,11 @@
 //! The browser's GEMM kernel (src/model/wasm_gemm.rs) in headless Chromium
-//! (`scripts/test-web.sh` runs it): every step of tract's fused kernel program against a
-//! scalar reference, and tract's dispatch choosing the kernel for f32 GEMM only. The whole
-//! model through it is `tests/wasm.rs`'s `embed_matches_native`.
+//! (`scripts/test-web.sh` runs it): every kind of step of tract's fused kernel programs
+//! (`FusedKerSpec`) against a scalar reference, and tract's dispatch choosing the kernel for
+//! f32 GEMM only. The whole model through it is `tests/wasm.rs`'s `embed_matches_native`.
 #![cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 
 use tessera::model::wasm_gemm::{KERNEL, KERNEL_NAME};
-use tract_linalg::mmm::{FusedKerSpec, OutputStoreKer, Query};
+use tract_linalg::mmm::{FusedKerSpec, OutputStoreKer, Query, RoundingPolicy};
 use tract_linalg::MmmDispatch;
 use tract_onnx::prelude::DatumType;
 use wasm_bindgen_test::*;
@@ -116,6 +116,40 @@ fn loaded_tile_with_rank_one_update_and_remaining_steps_matches_scalar_reference
         for c in 0..NR {
             let x = ((tile[r * NR + c] + rows[r] * cols[c]) - row_sub[r]) * 1.5;
             let expected = (if x > 0.0 { x } else { 0.1 * x } + 0.5) * 2.0;
+            assert_close(out.at(r, c), expected, &format!("row {r} column {c}"));
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+fn the_other_row_column_scalar_and_quantization_steps_match_scalar_reference() {
+    let tile = values(MR * NR, 11);
+    let [row_min, row_max, row_mul, row_sub] = [12, 13, 14, 15].map(|seed| values(MR, seed));
+    let [col_max, col_add, col_sub, col_sub_f] = [16, 17, 18, 19].map(|seed| values(NR, seed));
+    let mut out = Tile::new(vec![0.0; NR * COLUMN_STRIDE]);
+    run(&[
+        FusedKerSpec::LoadTile(std::ptr::null(), tile.as_ptr()),
+        FusedKerSpec::PerRowMin(row_min.as_ptr()),
+        FusedKerSpec::PerRowMax(row_max.as_ptr()),
+        FusedKerSpec::PerRowMul(row_mul.as_ptr()),
+        FusedKerSpec::PerRowSub(row_sub.as_ptr()),
+        FusedKerSpec::PerColMax(col_max.as_ptr()),
+        FusedKerSpec::PerColAdd(col_add.as_ptr()),
+        FusedKerSpec::PerColSub(col_sub.as_ptr()),
+        FusedKerSpec::PerColSubF(col_sub_f.as_ptr()),
+        FusedKerSpec::ScalarMin(0.8),
+        FusedKerSpec::ScalarSub(0.3),
+        FusedKerSpec::QScale(2, RoundingPolicy::Even, 1 << 30),
+        FusedKerSpec::RoundingShiftRight(1, RoundingPolicy::Even),
+        FusedKerSpec::Store(out.ker()),
+        FusedKerSpec::Done,
+    ]);
+    // QScale(2, _, 2^30) scales by 2^30 · 2^-(31 + 2) = 1/8 on an f32 accumulator.
+    for r in 0..MR {
+        for c in 0..NR {
+            let x = row_sub[r] - tile[r * NR + c].min(row_min[r]).max(row_max[r]) * row_mul[r];
+            let x = (col_sub[c] - (x.max(col_max[c]) + col_add[c])) - col_sub_f[c];
+            let expected = (0.3 - x.min(0.8)) / 8.0 / 2.0;
             assert_close(out.at(r, c), expected, &format!("row {r} column {c}"));
         }
     }

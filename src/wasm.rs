@@ -55,7 +55,7 @@ struct Runtime {
 
 impl Runtime {
     fn of(engine: &Engine) -> Runtime {
-        // Relaxed SIMD: tract's GEMM fuses its multiply-adds (scripts/build-web.sh).
+        // Relaxed SIMD: the GEMM kernel fuses its multiply-adds (src/model/wasm_gemm.rs).
         let relaxed = cfg!(target_feature = "relaxed-simd");
         #[cfg(feature = "threads")]
         // Asked only once the pool is up (the worker awaits it before `info`): asking
